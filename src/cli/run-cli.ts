@@ -1,0 +1,77 @@
+import { parseArgs } from 'node:util'
+import { circlesError } from '../errors/index.js'
+import { generateKeyPair, writeKeyFile } from '../identity/index.js'
+
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream
+  readonly stderr: NodeJS.WritableStream
+}
+
+export const USAGE_TEXT = `Usage: circles <command> [options]
+
+Commands:
+  launch  [--config circles.json] [--db-path DIR] [--redis-url URL]
+          Serve every circle of the config file in this process.
+  keygen  [--out FILE]
+          Print a new secp256k1 key pair as JSON (or write it to FILE, mode 0600).
+  play    --url WS_URL --key KEY_OR_FILE (FILE | -e SCRIPT) [--timeout-ms N]
+          Authenticate and run a script; print its output.
+  help    Show this text.
+`
+
+/** Parse options of one subcommand; unknown or malformed options are a USAGE error naming them. */
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>
+
+export interface ParsedOptions<T extends OptionSpec> {
+  readonly values: { [K in keyof T]?: T[K]['type'] extends 'string' ? string : boolean }
+  readonly positionals: string[]
+}
+
+export function parseOptions<T extends OptionSpec>(
+  command: string,
+  argv: readonly string[],
+  options: T,
+  allowPositionals = false,
+): ParsedOptions<T> {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals }) as ParsedOptions<T>
+  } catch (error) {
+    throw circlesError('USAGE', `${command}: ${(error as Error).message}`)
+  }
+}
+
+async function keygen(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseOptions('keygen', argv, { out: { type: 'string' } })
+  const pair = generateKeyPair()
+  if (values.out !== undefined) {
+    await writeKeyFile(values.out, pair)
+    io.stdout.write(`${JSON.stringify({ public_key: pair.publicKey, key_file: values.out })}\n`)
+  } else {
+    io.stdout.write(`${JSON.stringify({ public_key: pair.publicKey, secret_key: pair.secretKey }, null, 2)}\n`)
+  }
+  return 0
+}
+
+/**
+ * Run the `circles` command line. Resolves to the exit code (`undefined` for long-running
+ * commands that end by signal); throws coded errors for bad usage.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number | undefined> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'keygen':
+      return keygen(rest, io)
+    case 'launch': {
+      const { launchCommand } = await import('./launch-command.js')
+      return launchCommand(rest, io)
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.stdout.write(USAGE_TEXT)
+      return 0
+    default:
+      throw circlesError('USAGE', `unknown command "${command}"; run "circles help"`)
+  }
+}

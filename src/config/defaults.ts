@@ -1,0 +1,44 @@
+/**
+ * Every default limit and timing, in one place. Units are in the names.
+ * The README's "Limits" table documents each of these.
+ */
+export const DEFAULTS = {
+  /** How long a nonce from `fetch_nonce` may be used. */
+  NONCE_TTL_MS: 300_000,
+  /** Largest WebSocket text frame accepted. */
+  MAX_FRAME_BYTES: 1_048_576,
+  /** Largest JSON-RPC batch accepted. */
+  MAX_BATCH_ENTRIES: 100,
+  /** Requests a single socket may have awaiting an answer. */
+  MAX_IN_FLIGHT_PER_SOCKET: 256,
+  /** A socket with no frames for this long is closed. */
+  IDLE_TIMEOUT_MS: 300_000,
+  /** Wall-clock bound of one script run. */
+  SCRIPT_TIMEOUT_MS: 1_000,
+  /** CPU-time bound of one script run. */
+  SCRIPT_CPU_MS: 1_000,
+  /** Heap bound of the isolate a run executes in. */
+  SCRIPT_MEMORY_MB: 64,
+  /** Largest script source accepted by `play`. */
+  MAX_SCRIPT_BYTES: 262_144,
+  /** Largest serialised result of a run. */
+  MAX_OUTPUT_BYTES: 1_048_576,
+  /** Largest total of `print` output kept per run (the rest is cut and flagged). */
+  MAX_LOG_BYTES: 65_536,
+  /** Tasks a peer context may have waiting before callers get OVERLOADED. */
+  MAILBOX_CAPACITY: 1_024,
+  /** Runs of one context handed to a worker together. */
+  MAX_BATCH_RUNS: 64,
+  /** A peer context with no work for this long is passivated (rebuilt on the next message). */
+  PASSIVATE_AFTER_MS: 60_000,
+  /** Largest single stored document (serialised JSON). */
+  MAX_DOCUMENT_BYTES: 1_048_576,
+  /** Largest total of a context's stored documents. */
+  MAX_NAMESPACE_BYTES: 67_108_864,
+  /** Longest document name (UTF-8 bytes). */
+  MAX_NAME_BYTES: 200,
+  /** Signature checks waiting for the verifier before authenticate answers OVERLOADED. */
+  MAX_PENDING_VERIFICATIONS: 1_024,
+  /** Time SIGTERM/SIGINT allow in-flight work to finish before it is answered SHUTTING_DOWN. */
+  DRAIN_TIMEOUT_MS: 10_000,
+} as const

@@ -1,0 +1,91 @@
+/**
+ * Every error Circles can report, in one table.
+ *
+ * Each entry carries the stable `data.code` string clients match on, the JSON-RPC error code
+ * sent on the wire (`null` for errors that never reach a socket: configuration and command
+ * line), the base class the thrown error extends (`TypeError` for bad arguments, `RangeError`
+ * for limits), a default message, and — for protocol errors that end the connection — the
+ * WebSocket close code.
+ *
+ * The README's error table is checked against this registry by a test: adding a code here
+ * without documenting it fails the suite.
+ */
+export type ErrorBase = 'Error' | 'TypeError' | 'RangeError'
+
+export interface ErrorSpec {
+  /** JSON-RPC `error.code`; `null` when the error never travels over JSON-RPC. */
+  readonly rpc: number | null
+  readonly base: ErrorBase
+  readonly message: string
+  /** WebSocket close code sent after the error answer, when the error ends the connection. */
+  readonly close?: number
+}
+
+export const ERROR_REGISTRY = {
+  // JSON-RPC 2.0 standard errors.
+  PARSE_ERROR: { rpc: -32700, base: 'TypeError', message: 'Parse error: the frame is not valid JSON' },
+  INVALID_REQUEST: { rpc: -32600, base: 'TypeError', message: 'Invalid Request: not a JSON-RPC 2.0 request object' },
+  METHOD_NOT_FOUND: { rpc: -32601, base: 'TypeError', message: 'Method not found' },
+  INVALID_PARAMS: { rpc: -32602, base: 'TypeError', message: 'Invalid params' },
+  INTERNAL_ERROR: { rpc: -32603, base: 'Error', message: 'Internal error' },
+  BATCH_TOO_LARGE: { rpc: -32600, base: 'RangeError', message: 'Batch has more entries than the node accepts' },
+  INVALID_PUBLIC_KEY: {
+    rpc: -32602,
+    base: 'TypeError',
+    message: 'Public key must be secp256k1 hex: 66 chars compressed (02/03) or 130 chars uncompressed (04)',
+  },
+
+  // Authentication.
+  AUTH_REQUIRED: { rpc: -32001, base: 'Error', message: 'Authenticate before calling this method' },
+  INVALID_CREDENTIALS: {
+    rpc: -32002,
+    base: 'Error',
+    message: 'Signature does not match the public key and nonce',
+    close: 1008,
+  },
+  NONCE_EXPIRED: { rpc: -32003, base: 'Error', message: 'Nonce expired: fetch a new one', close: 1008 },
+  NONCE_UNKNOWN: {
+    rpc: -32004,
+    base: 'Error',
+    message: 'No nonce was issued to this connection for this public key',
+    close: 1008,
+  },
+  ALREADY_AUTHENTICATED: { rpc: -32005, base: 'Error', message: 'This connection is already authenticated' },
+  FORBIDDEN: { rpc: -32006, base: 'Error', message: "The circle's policy does not allow this caller to do that" },
+
+  // Script execution.
+  SCRIPT_ERROR: { rpc: -32010, base: 'Error', message: 'The script threw an error' },
+  SCRIPT_TIMEOUT: { rpc: -32011, base: 'RangeError', message: 'The script ran past its time limit' },
+  SCRIPT_MEMORY: { rpc: -32012, base: 'RangeError', message: 'The script ran past its memory limit' },
+  OUTPUT_TOO_LARGE: { rpc: -32013, base: 'RangeError', message: 'The script result or its logs are over the size limit' },
+  SCRIPT_TOO_LARGE: { rpc: -32014, base: 'RangeError', message: 'The script is over the size limit' },
+  WORKER_CRASHED: { rpc: -32015, base: 'Error', message: 'The worker running this task crashed; the task was not completed' },
+
+  // Storage.
+  INVALID_NAME: {
+    rpc: -32020,
+    base: 'TypeError',
+    message: 'Document name must be 1-200 bytes, relative, with no "..", "\\", NUL or control characters',
+  },
+  INVALID_DOCUMENT: { rpc: -32021, base: 'TypeError', message: 'Document value must be JSON-serialisable' },
+  QUOTA_EXCEEDED: { rpc: -32022, base: 'RangeError', message: 'Storage quota exceeded' },
+  STORAGE_ERROR: { rpc: -32023, base: 'Error', message: 'Storage failed (disk full or unreadable)' },
+
+  // Capacity and lifecycle.
+  OVERLOADED: { rpc: -32030, base: 'RangeError', message: 'The node is over capacity for this context: retry later' },
+  PAYLOAD_TOO_LARGE: { rpc: -32031, base: 'RangeError', message: 'Frame is over the size limit', close: 1009 },
+  TOO_MANY_IN_FLIGHT: { rpc: -32032, base: 'RangeError', message: 'Too many requests in flight on this connection' },
+  IDLE_TIMEOUT: { rpc: -32033, base: 'Error', message: 'Connection idle for too long', close: 1001 },
+  SHUTTING_DOWN: { rpc: -32034, base: 'Error', message: 'The node is shutting down', close: 1001 },
+  UNKNOWN_CIRCLE: { rpc: -32040, base: 'Error', message: 'No circle with that public key is served here' },
+
+  // Local configuration and command line (never sent over JSON-RPC).
+  CONFIG_INVALID: { rpc: null, base: 'TypeError', message: 'Configuration is invalid' },
+  INVALID_OPTION: { rpc: null, base: 'TypeError', message: 'Invalid option' },
+  KEY_FILE_INVALID: { rpc: null, base: 'TypeError', message: 'Key file is invalid' },
+  USAGE: { rpc: null, base: 'TypeError', message: 'Invalid command line' },
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof ERROR_REGISTRY
+
+export const ERROR_CODES = Object.keys(ERROR_REGISTRY) as ErrorCode[]

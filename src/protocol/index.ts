@@ -1,0 +1,16 @@
+export type {
+  JsonRpcId,
+  MethodParams,
+  MethodResults,
+  MethodName,
+  Call,
+  FrameEntry,
+  ParsedFrame,
+  PlayResult,
+  Response,
+  SuccessResponse,
+  ErrorResponse,
+} from './messages.js'
+export { parseFrame, type FrameLimits } from './parse-frame.js'
+export { parseParams, isMethodName, METHOD_NAMES, type MethodLimits } from './methods.js'
+export { successResponse, errorResponse } from './responses.js'

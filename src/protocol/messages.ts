@@ -1,0 +1,68 @@
+import type { PublicKeyHex } from '../identity/index.js'
+import type { CirclesError, RpcErrorObject } from '../errors/index.js'
+
+/** A JSON-RPC id: string, number, or null (DESIGN §4: echoed exactly). */
+export type JsonRpcId = string | number | null
+
+/** Params of each method, after validation. */
+export interface MethodParams {
+  fetch_nonce: { readonly pubkey: PublicKeyHex }
+  authenticate: { readonly pubkey: PublicKeyHex; readonly signature: string }
+  play: { readonly script: string; readonly timeout_ms?: number }
+}
+
+/** What a run reports besides its output. */
+export interface PlayResult {
+  /** The completion value: a string as is, anything else as JSON (`""` for `undefined`). */
+  readonly output: string
+  /** The completion value as JSON (`null` for `undefined` and other non-JSON values). */
+  readonly result: unknown
+  /** Lines written by `print(...)`, in order. */
+  readonly logs: readonly string[]
+  /** True when `print` output went over the log limit and was cut. */
+  readonly logs_truncated?: boolean
+  readonly task_id: string
+  /** Time spent waiting in the context's mailbox and running, in milliseconds. */
+  readonly timings: { readonly queued_ms: number; readonly run_ms: number; readonly cpu_ms: number }
+}
+
+export interface MethodResults {
+  fetch_nonce: { readonly nonce: string; readonly expires_at: number }
+  authenticate: { readonly authenticated: true }
+  play: PlayResult
+}
+
+export type MethodName = keyof MethodParams
+
+/** A validated method call: a discriminated union on `method`. */
+export type Call = { [M in MethodName]: { readonly method: M; readonly params: MethodParams[M] } }[MethodName]
+
+/** One entry of a parsed frame. */
+export type FrameEntry =
+  /** A request that expects an answer with `id`. */
+  | { readonly type: 'call'; readonly id: JsonRpcId; readonly call: Call }
+  /** A valid notification: execute it, answer nothing. */
+  | { readonly type: 'notify'; readonly call: Call }
+  /** Something to answer with an error. */
+  | { readonly type: 'reject'; readonly id: JsonRpcId; readonly error: CirclesError }
+  /** An invalid notification: JSON-RPC says it gets no answer at all. */
+  | { readonly type: 'drop'; readonly error: CirclesError }
+
+/** A parsed text frame: one request or a batch. */
+export type ParsedFrame =
+  | { readonly type: 'single'; readonly entry: FrameEntry }
+  | { readonly type: 'batch'; readonly entries: readonly FrameEntry[] }
+
+export interface SuccessResponse<R = unknown> {
+  readonly jsonrpc: '2.0'
+  readonly id: JsonRpcId
+  readonly result: R
+}
+
+export interface ErrorResponse {
+  readonly jsonrpc: '2.0'
+  readonly id: JsonRpcId
+  readonly error: RpcErrorObject
+}
+
+export type Response<R = unknown> = SuccessResponse<R> | ErrorResponse

@@ -1,0 +1,83 @@
+import t from 'tap'
+import { readFile } from 'node:fs/promises'
+import {
+  ERROR_CODES,
+  ERROR_REGISTRY,
+  asCirclesError,
+  circlesError,
+  isCirclesError,
+  isErrorCode,
+  toRpcError,
+} from '../../src/errors/index.js'
+
+const STANDARD = new Set([-32700, -32600, -32601, -32602, -32603])
+
+t.test('ERROR_REGISTRY', async (t) => {
+  t.test('gives every wire error a standard code or one in -32000…-32099', async (t) => {
+    for (const code of ERROR_CODES) {
+      const { rpc } = ERROR_REGISTRY[code]
+      if (rpc === null) continue
+      t.ok(STANDARD.has(rpc) || (rpc <= -32000 && rpc >= -32099), `${code}: ${rpc}`)
+    }
+  })
+
+  t.test('uses distinct application codes', async (t) => {
+    const app = ERROR_CODES.map((c) => ERROR_REGISTRY[c].rpc).filter((rpc): rpc is number => rpc !== null && !STANDARD.has(rpc))
+    t.equal(new Set(app).size, app.length)
+  })
+
+  t.test('uses valid WebSocket close codes', async (t) => {
+    for (const code of ERROR_CODES) {
+      const spec = ERROR_REGISTRY[code] as { close?: number }
+      if (spec.close !== undefined) t.ok([1001, 1008, 1009].includes(spec.close), `${code}: ${spec.close}`)
+    }
+  })
+
+  t.test('is documented row by row in the README error table', async (t) => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+    const rows = new Map<string, string>()
+    for (const line of readme.split('\n')) {
+      const m = /^\| `([A-Z_]+)` \| (`-?\d+`|—) \|/.exec(line)
+      if (m) rows.set(m[1]!, m[2]!)
+    }
+    for (const code of ERROR_CODES) {
+      const row = rows.get(code)
+      t.ok(row !== undefined, `README documents ${code}`)
+      const rpc = ERROR_REGISTRY[code].rpc
+      t.equal(row, rpc === null ? '—' : `\`${rpc}\``, `README gives ${code} its JSON-RPC code`)
+    }
+    for (const code of rows.keys()) t.ok(isErrorCode(code), `README row ${code} exists in the registry`)
+  })
+})
+
+t.test('circlesError(code, message?, details?)', async (t) => {
+  t.test('extends the base class the registry names', async (t) => {
+    t.type(circlesError('INVALID_PARAMS'), TypeError)
+    t.type(circlesError('OVERLOADED'), RangeError)
+    t.type(circlesError('FORBIDDEN'), Error)
+    t.notOk(circlesError('FORBIDDEN') instanceof TypeError)
+  })
+
+  t.test('carries code, rpc code, close code and details', async (t) => {
+    const e = circlesError('INVALID_CREDENTIALS', undefined, { reason: 'mismatch' })
+    t.match(e, { code: 'INVALID_CREDENTIALS', rpcCode: -32002, closeCode: 1008, message: ERROR_REGISTRY.INVALID_CREDENTIALS.message })
+    t.same(toRpcError(e), {
+      code: -32002,
+      message: ERROR_REGISTRY.INVALID_CREDENTIALS.message,
+      data: { code: 'INVALID_CREDENTIALS', reason: 'mismatch' },
+    })
+  })
+
+  t.test('keeps data.code authoritative over details', async (t) => {
+    t.equal(toRpcError(circlesError('FORBIDDEN', 'x', { code: 'OTHER' })).data.code, 'FORBIDDEN')
+  })
+})
+
+t.test('asCirclesError(value)', async (t) => {
+  const known = circlesError('OVERLOADED')
+  t.equal(asCirclesError(known), known)
+  const unknown = asCirclesError(new Error('secret host path /etc/x'))
+  t.ok(isCirclesError(unknown))
+  t.equal(unknown.code, 'INTERNAL_ERROR')
+  t.notMatch(unknown.message, /etc/, 'does not leak the original message')
+})
