@@ -22,7 +22,7 @@ t.test('ERROR_REGISTRY', async (t) => {
   })
 
   t.test('uses distinct application codes', async (t) => {
-    const app = ERROR_CODES.map((c) => ERROR_REGISTRY[c].rpc).filter((rpc): rpc is number => rpc !== null && !STANDARD.has(rpc))
+    const app = ERROR_CODES.map((c): number | null => ERROR_REGISTRY[c].rpc).filter((rpc): rpc is number => rpc !== null && !STANDARD.has(rpc))
     t.equal(new Set(app).size, app.length)
   })
 

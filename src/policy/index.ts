@@ -1,0 +1,11 @@
+export {
+  DEFAULT_POLICY,
+  parsePolicy,
+  canRun,
+  canWrite,
+  admitsAnonymous,
+  type Policy,
+  type RunRule,
+  type WriteRule,
+} from './policy.js'
+export { readPolicy, writePolicy, policyPath } from './policy-file.js'

@@ -1,0 +1,93 @@
+import { circlesError, isCirclesError } from '../errors/index.js'
+import { parsePublicKey, type PublicKeyHex } from '../identity/index.js'
+
+/**
+ * Who may run scripts in a context: anyone (anonymous callers included), any authenticated
+ * caller, only the owner, or the owner plus listed keys.
+ */
+export type RunRule = 'anonymous' | 'authenticated' | 'owner' | readonly PublicKeyHex[]
+/** Who may write (save_data / delete_data): the owner, any authenticated caller, or the owner plus listed keys. */
+export type WriteRule = 'authenticated' | 'owner' | readonly PublicKeyHex[]
+
+/** A context's policy. The owner (caller key = context key) may always run and write. */
+export interface Policy {
+  readonly run: RunRule
+  readonly write: WriteRule
+}
+
+/** DESIGN §6 defaults: any authenticated caller may run scripts; only the owner writes. */
+export const DEFAULT_POLICY: Policy = Object.freeze({ run: 'authenticated', write: 'owner' })
+
+function keyList(value: unknown[], field: string): PublicKeyHex[] {
+  return value.map((item, i) => {
+    try {
+      return parsePublicKey(item)
+    } catch (error) {
+      if (isCirclesError(error)) throw circlesError('CONFIG_INVALID', `${field}[${i}]: ${error.message}`, { field: `${field}[${i}]` })
+      throw error
+    }
+  })
+}
+
+/**
+ * Validate a policy given as JSON (`circles.json` or a stored `config/policy.json`). Missing
+ * members take the defaults; anything unknown or malformed is CONFIG_INVALID naming the field.
+ *
+ * @example
+ * parsePolicy({ run: 'anonymous' }, 'circles[0].policy') // → { run: 'anonymous', write: 'owner' }
+ */
+export function parsePolicy(value: unknown, field = 'policy'): Policy {
+  if (value === undefined) return DEFAULT_POLICY
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw circlesError('CONFIG_INVALID', `${field} must be an object`, { field })
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'run' && key !== 'write') {
+      throw circlesError('CONFIG_INVALID', `${field}.${key} is not a policy setting (run, write)`, { field: `${field}.${key}` })
+    }
+  }
+  const { run = DEFAULT_POLICY.run, write = DEFAULT_POLICY.write } = value as { run?: unknown; write?: unknown }
+  let parsedRun: RunRule
+  if (Array.isArray(run)) parsedRun = keyList(run, `${field}.run`)
+  else if (run === 'anonymous' || run === 'authenticated' || run === 'owner') parsedRun = run
+  else {
+    throw circlesError('CONFIG_INVALID', `${field}.run must be "anonymous", "authenticated", "owner" or an array of public keys`, {
+      field: `${field}.run`,
+    })
+  }
+  let parsedWrite: WriteRule
+  if (Array.isArray(write)) parsedWrite = keyList(write, `${field}.write`)
+  else if (write === 'authenticated' || write === 'owner') parsedWrite = write
+  else {
+    throw circlesError('CONFIG_INVALID', `${field}.write must be "owner", "authenticated" or an array of public keys`, {
+      field: `${field}.write`,
+    })
+  }
+  return Object.freeze({ run: parsedRun, write: parsedWrite })
+}
+
+/** May `caller` ('' for an anonymous caller) run scripts in the context owned by `owner`? */
+export function canRun(policy: Policy, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
+  if (caller === owner) return true
+  const rule = policy.run
+  if (rule === 'anonymous') return true
+  if (caller === '') return false
+  if (rule === 'authenticated') return true
+  if (rule === 'owner') return false
+  return rule.includes(caller)
+}
+
+/** May `caller` write documents in the context owned by `owner`? Anonymous callers never write. */
+export function canWrite(policy: Policy, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
+  if (caller === owner) return true
+  if (caller === '') return false
+  const rule = policy.write
+  if (rule === 'authenticated') return true
+  if (rule === 'owner') return false
+  return rule.includes(caller)
+}
+
+/** Whether a caller that has not authenticated may run scripts at all under this policy. */
+export function admitsAnonymous(policy: Policy): boolean {
+  return policy.run === 'anonymous'
+}

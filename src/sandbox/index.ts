@@ -1,0 +1,9 @@
+export { SandboxPool, type SandboxPoolOptions } from './sandbox-pool.js'
+export type {
+  ContextBatch,
+  ContextBatchResult,
+  RunLimits,
+  RunOutcome,
+  RunRequest,
+} from './messages.js'
+export { workerUrl } from './worker-url.js'

@@ -1,0 +1,19 @@
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { isCanonicalPublicKey, type PublicKeyHex } from '../identity/index.js'
+
+/** `DB_PATH/<pubkey>`: the root of a peer's namespace. */
+export function namespacePath(dbPath: string, pubkey: PublicKeyHex): string {
+  return join(dbPath, pubkey)
+}
+
+/** Public keys of the namespaces present under `dbPath` (directories named by a canonical key). */
+export async function listNamespaces(dbPath: string): Promise<PublicKeyHex[]> {
+  try {
+    const entries = await readdir(dbPath, { withFileTypes: true })
+    return entries.filter((e) => e.isDirectory() && isCanonicalPublicKey(e.name)).map((e) => e.name)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw error
+  }
+}

@@ -1,0 +1,70 @@
+import { join } from 'node:path'
+import { DEFAULTS } from '../../src/config/index.js'
+import { generateKeyPair } from '../../src/identity/index.js'
+import type { ContextBatch, RunLimits, RunOutcome, SandboxPool } from '../../src/sandbox/index.js'
+
+export const LIMITS: RunLimits = {
+  timeoutMs: 500,
+  cpuMs: 500,
+  memoryMb: 32,
+  maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
+  maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
+}
+
+export const QUOTA = {
+  maxDocumentBytes: 4096,
+  maxNamespaceBytes: 16_384,
+  maxNameBytes: DEFAULTS.MAX_NAME_BYTES,
+}
+
+export interface Ctx {
+  readonly circle: string
+  readonly dbPath: string
+  usedBytes: number
+  limits?: Partial<RunLimits>
+}
+
+export function context(dbPath: string, circle = generateKeyPair().publicKey): Ctx {
+  return { circle, dbPath, usedBytes: 0 }
+}
+
+let seq = 0
+
+/** Run scripts in order in one context, as one batch. */
+export async function runAll(
+  pool: SandboxPool,
+  ctx: Ctx,
+  scripts: readonly (string | { script: string; caller?: string; canWrite?: boolean; timeoutMs?: number })[],
+): Promise<RunOutcome[]> {
+  const limits = { ...LIMITS, ...ctx.limits }
+  const batch: ContextBatch = {
+    circle: ctx.circle,
+    dbPath: ctx.dbPath,
+    root: join(ctx.dbPath, ctx.circle),
+    quota: QUOTA,
+    limits,
+    usedBytes: ctx.usedBytes,
+    runs: scripts.map((s) => {
+      const spec = typeof s === 'string' ? { script: s } : s
+      return {
+        taskId: `t${++seq}`,
+        script: spec.script,
+        caller: spec.caller ?? ctx.circle,
+        canWrite: spec.canWrite ?? true,
+        timeoutMs: spec.timeoutMs ?? limits.timeoutMs,
+      }
+    }),
+  }
+  const result = await pool.run(batch)
+  if (result.usedBytes >= 0) ctx.usedBytes = result.usedBytes
+  return [...result.outcomes]
+}
+
+export async function run(
+  pool: SandboxPool,
+  ctx: Ctx,
+  script: string | { script: string; caller?: string; canWrite?: boolean; timeoutMs?: number },
+): Promise<RunOutcome> {
+  const [outcome] = await runAll(pool, ctx, [script])
+  return outcome!
+}
