@@ -6,4 +6,3 @@ export type {
   RunOutcome,
   RunRequest,
 } from './messages.js'
-export { workerUrl } from './worker-url.js'

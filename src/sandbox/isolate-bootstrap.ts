@@ -8,8 +8,11 @@
  *    (generator, async and iterator prototypes, %TypedArray%, …) — is deep-frozen. No run can
  *    add a global, patch a built-in or a prototype; the attempt throws (scripts run in strict
  *    mode). Capabilities that could let a run outlive itself or block the thread are removed
- *    first: SharedArrayBuffer, Atomics, WebAssembly, WeakRef, FinalizationRegistry. There are no
- *    timers in a bare V8 context, and microtasks drain before a run returns.
+ *    first: SharedArrayBuffer, Atomics, WebAssembly, WeakRef, FinalizationRegistry (and V8's inert
+ *    `console`, so that a script calling it fails loudly instead of printing nowhere), and so are
+ *    RegExp's legacy statics (`RegExp.$1`, `RegExp.input`, …), which would show one run the last
+ *    match of another. There are no timers in a bare V8 context, and microtasks drain before a
+ *    run returns.
  * 2. Each script is a strict-mode direct `eval` inside a function created by the Function
  *    constructor, so its scope chain is only its parameters — the per-run globals
  *    (`CALLER_PUBLIC_KEY`, `print`, …) — and the frozen global object. Its `var`, `let`,
@@ -29,11 +32,18 @@
 export const ISOLATE_BOOTSTRAP = String.raw`(function bootstrap(hostCall, maxLogBytes, maxOutputBytes) {
   'use strict';
   const g = globalThis;
-  for (const name of ['SharedArrayBuffer', 'Atomics', 'WebAssembly', 'WeakRef', 'FinalizationRegistry']) {
+  for (const name of ['SharedArrayBuffer', 'Atomics', 'WebAssembly', 'WeakRef', 'FinalizationRegistry', 'console']) {
     delete g[name];
   }
   const { freeze, getPrototypeOf, getOwnPropertyDescriptor, defineProperty } = Object;
   const ownKeys = Reflect.ownKeys;
+  // RegExp's legacy statics (RegExp.$1, RegExp.input, …) expose the last match of whatever ran
+  // before: freezing does not stop the engine from updating them, so they go.
+  for (const key of ownKeys(RegExp)) {
+    if (typeof key === 'string' && /^(\$.*|input|lastMatch|lastParen|leftContext|rightContext)$/.test(key)) {
+      delete RegExp[key];
+    }
+  }
   const apply = Reflect.apply;
   const stringify = JSON.stringify;
   const parse = JSON.parse;

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os'
 import type { Worker } from 'node:worker_threads'
 import { circlesError } from '../errors/index.js'
 import type { ContextBatch, ContextBatchResult, RunOutcome, WorkerReply, WorkerTask } from './messages.js'
-import { workerUrl } from './worker-url.js'
+import { workerUrl } from '../threads/index.js'
 
 export interface SandboxPoolOptions {
   /** Worker threads running scripts; default: the machine's available parallelism. */

@@ -1,0 +1,1 @@
+export { workerUrl } from './worker-url.js'

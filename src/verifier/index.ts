@@ -1,0 +1,1 @@
+export { Verifier, type VerifierOptions } from './verifier-pool.js'

@@ -1,0 +1,65 @@
+import { Piscina } from 'piscina'
+import { circlesError } from '../errors/index.js'
+import type { PublicKeyHex, SignatureCheck } from '../identity/index.js'
+import { workerUrl } from '../threads/index.js'
+import { DEFAULTS } from '../config/index.js'
+import type { VerifyTask } from './messages.js'
+
+export interface VerifierOptions {
+  /** Verification threads (default 1). */
+  readonly threads?: number
+  /** Checks allowed to wait; past this, verify() rejects with OVERLOADED. */
+  readonly maxPending?: number
+}
+
+/**
+ * EIP-191 signature checks off the event loop. ECDSA recovery costs milliseconds; done inline, a
+ * flood of bad `authenticate` calls would stall every socket. Here it runs on a low-priority
+ * thread with a bounded queue.
+ *
+ * @example
+ * const check = await verifier.verify(nonce, signature, pubkey)
+ * if (!check.ok) // answer INVALID_CREDENTIALS
+ */
+export class Verifier {
+  private readonly piscina: Piscina<VerifyTask, SignatureCheck>
+  private readonly maxPending: number
+  private pending = 0
+
+  constructor(options: VerifierOptions = {}) {
+    const threads = options.threads ?? 1
+    const maxPending = options.maxPending ?? DEFAULTS.MAX_PENDING_VERIFICATIONS
+    if (!Number.isInteger(threads) || threads < 1) throw circlesError('INVALID_OPTION', 'options.threads must be a positive integer')
+    if (!Number.isInteger(maxPending) || maxPending < 1) {
+      throw circlesError('INVALID_OPTION', 'options.maxPending must be a positive integer')
+    }
+    this.maxPending = maxPending
+    this.piscina = new Piscina<VerifyTask, SignatureCheck>({
+      filename: workerUrl(import.meta.url, 'worker'),
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      recordTiming: false,
+    })
+  }
+
+  /** Checks waiting or running. */
+  get queued(): number {
+    return this.pending
+  }
+
+  /** Verify `signature` over `message` for `pubkey`. Rejects with OVERLOADED when the queue is full. */
+  async verify(message: string, signature: string, pubkey: PublicKeyHex): Promise<SignatureCheck> {
+    if (this.pending >= this.maxPending) throw circlesError('OVERLOADED', 'Too many signature checks are waiting; retry later')
+    this.pending++
+    try {
+      return await this.piscina.run({ type: 'verify', message, signature, pubkey })
+    } finally {
+      this.pending--
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.piscina.close()
+  }
+}

@@ -1,0 +1,111 @@
+import t from 'tap'
+import { SandboxPool } from '../../src/sandbox/index.js'
+import { generateKeyPair } from '../../src/identity/index.js'
+import { context, run, runAll } from '../helpers/sandbox.js'
+
+const pool = new SandboxPool({ threads: 1 })
+t.teardown(() => pool.close())
+
+t.test('run({ script }) completion value', async (t) => {
+  const ctx = context(t.testdir())
+  const cases: [string, string, string][] = [
+    ['"a"; 1 + 2', '3', '3'],
+    ['"hello"', 'hello', '"hello"'],
+    ['({ a: [1, "x", null] })', '{"a":[1,"x",null]}', '{"a":[1,"x",null]}'],
+    ['[1, 2]', '[1,2]', '[1,2]'],
+    ['true', 'true', 'true'],
+    ['null', 'null', 'null'],
+    ['undefined', '', 'null'],
+    ['', '', 'null'],
+    ['var x = 5', '', 'null'],
+    ['function f() {}', '', 'null'],
+    ['(() => 1)', '', 'null'],
+    ['2n ** 70n', '1180591620717411303424', '"1180591620717411303424"'],
+    ['if (true) { "then" } else { "else" }', 'then', '"then"'],
+    ['let s = 0; for (let i = 0; i < 10; i++) s += i; s', '45', '45'],
+    ['NaN', 'null', 'null'],
+  ]
+  for (const [script, output, json] of cases) {
+    const r = await run(pool, ctx, script)
+    t.match(r, { type: 'ok', output, json }, script)
+  }
+})
+
+t.test('run({ script }) async completion values', async (t) => {
+  const ctx = context(t.testdir())
+  t.match(await run(pool, ctx, 'Promise.resolve(5)'), { type: 'ok', output: '5' })
+  t.match(await run(pool, ctx, '(async () => { await null; await null; return "late" })()'), { type: 'ok', output: 'late' })
+  t.match(await run(pool, ctx, 'Promise.reject(new RangeError("no"))'), { type: 'error', code: 'SCRIPT_ERROR', message: 'RangeError: no' })
+  t.match(await run(pool, ctx, 'new Promise(() => {})'), { type: 'error', code: 'SCRIPT_ERROR', message: /never settled/ })
+  t.match(await run(pool, ctx, '({ then(r) { r(1) } })'), { type: 'ok', output: '{}' }, 'a thenable is a plain value')
+  t.match(await run(pool, ctx, 'Object.create(Promise.prototype)'), { type: 'error', code: 'SCRIPT_ERROR' }, 'a fake promise is refused')
+})
+
+t.test('run({ script }) globals', async (t) => {
+  const ctx = context(t.testdir())
+  const caller = generateKeyPair().publicKey
+  t.match(await run(pool, ctx, { script: 'CALLER_PUBLIC_KEY', caller }), { output: caller })
+  t.match(await run(pool, ctx, 'CIRCLE_PUBLIC_KEY'), { output: ctx.circle })
+  t.match(await run(pool, ctx, 'DB_PATH'), { output: ctx.dbPath })
+  t.match(await run(pool, ctx, { script: 'CALLER_PUBLIC_KEY', caller: '' }), { output: '' }, 'anonymous caller is ""')
+  t.match(
+    await run(pool, ctx, '[typeof require, typeof process, typeof module, typeof setTimeout, typeof fetch, typeof console]'),
+    { output: '["undefined","undefined","undefined","undefined","undefined","undefined"]' },
+    'no host objects, no timers, no network',
+  )
+  t.match(
+    await run(pool, ctx, '[typeof SharedArrayBuffer, typeof Atomics, typeof WebAssembly, typeof WeakRef, typeof FinalizationRegistry]'),
+    { output: '["undefined","undefined","undefined","undefined","undefined"]' },
+  )
+})
+
+t.test('print(...args)', async (t) => {
+  const ctx = context(t.testdir())
+  const r = await run(pool, ctx, 'print("a", 1, { b: 2 }, [3], null, undefined); print(); print(Symbol("s")); "done"')
+  t.match(r, { type: 'ok', output: 'done', logs: ['a 1 {"b":2} [3] null undefined', '', 'Symbol(s)'], logsTruncated: false })
+  const errored = await run(pool, ctx, 'print("before"); throw new Error("after")')
+  t.match(errored, { type: 'error', code: 'SCRIPT_ERROR', logs: ['before'] }, 'logs survive a thrown error')
+})
+
+t.test('load_data / save_data / list_data / delete_data', async (t) => {
+  const ctx = context(t.testdir())
+  const [save, load, list, missing, del, delAgain, after] = await runAll(pool, ctx, [
+    'save_data("profile", { name: "Ada", langs: ["en"] }); save_data("posts/1", "hi"); save_data("posts/2", 2)',
+    'load_data("profile")',
+    '[list_data(), list_data("posts/"), list_data("nope")]',
+    'load_data("nothing")',
+    'delete_data("posts/1")',
+    'delete_data("posts/1")',
+    'list_data()',
+  ])
+  t.match(save, { type: 'ok', output: '' })
+  t.match(load, { type: 'ok', output: '{"name":"Ada","langs":["en"]}' })
+  t.match(list, { output: '[["posts/1","posts/2","profile"],["posts/1","posts/2"],[]]' })
+  t.match(missing, { output: 'null' }, 'a missing document loads as null')
+  t.match(del, { output: 'true' })
+  t.match(delAgain, { output: 'false' })
+  t.match(after, { output: '["posts/2","profile"]' })
+  t.ok(ctx.usedBytes > 0, 'the namespace size is tracked')
+})
+
+t.test('save_data(name, value) refuses non-JSON values', async (t) => {
+  const ctx = context(t.testdir())
+  t.match(await run(pool, ctx, 'save_data("x", undefined)'), { type: 'error', code: 'INVALID_DOCUMENT' })
+  t.match(await run(pool, ctx, 'save_data("x", 1n)'), { type: 'error', code: 'INVALID_DOCUMENT' })
+  t.match(await run(pool, ctx, 'const a = {}; a.a = a; save_data("x", a)'), { type: 'error', code: 'INVALID_DOCUMENT' })
+  t.match(await run(pool, ctx, 'save_data(5, 1)'), { type: 'error', code: 'INVALID_NAME' })
+  t.match(
+    await run(pool, ctx, 'try { save_data("../x", 1) } catch (e) { [e.code, e instanceof Error] }'),
+    { output: '["INVALID_NAME",true]' },
+    'storage errors can be caught and carry their code',
+  )
+})
+
+t.test('write policy: canWrite=false', async (t) => {
+  const ctx = context(t.testdir())
+  await run(pool, ctx, 'save_data("doc", 1)')
+  const other = generateKeyPair().publicKey
+  t.match(await run(pool, ctx, { script: 'save_data("doc", 2)', caller: other, canWrite: false }), { type: 'error', code: 'FORBIDDEN' })
+  t.match(await run(pool, ctx, { script: 'delete_data("doc")', caller: other, canWrite: false }), { type: 'error', code: 'FORBIDDEN' })
+  t.match(await run(pool, ctx, { script: 'load_data("doc")', caller: other, canWrite: false }), { type: 'ok', output: '1' }, 'reads are allowed')
+})
