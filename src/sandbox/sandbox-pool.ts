@@ -1,13 +1,16 @@
-import { Piscina } from 'piscina'
+import { fork, type ChildProcess } from 'node:child_process'
 import { availableParallelism } from 'node:os'
-import type { Worker } from 'node:worker_threads'
+import { fileURLToPath } from 'node:url'
 import { circlesError } from '../errors/index.js'
-import type { ContextBatch, ContextBatchResult, RunOutcome, WorkerReply, WorkerTask } from './messages.js'
 import { workerUrl } from '../threads/index.js'
+import type { HostReply, HostRequest } from './host-messages.js'
+import type { ContextBatch, ContextBatchResult, RunOutcome } from './messages.js'
 
 export interface SandboxPoolOptions {
-  /** Worker threads running scripts; default: the machine's available parallelism. */
-  readonly threads?: number
+  /** Sandbox host processes; default: the machine's available parallelism. */
+  readonly processes?: number
+  /** piscina worker threads in each host process; default 1. */
+  readonly threadsPerProcess?: number
 }
 
 interface Pending {
@@ -15,116 +18,222 @@ interface Pending {
   readonly resolve: (result: ContextBatchResult) => void
 }
 
+interface Host {
+  readonly index: number
+  child: ChildProcess
+  ready: boolean
+  /** Tasks sent to this host and not answered yet, by task id. */
+  readonly inFlight: Map<number, Pending[]>
+  /** Tail of the host's stderr, to tell why it died. */
+  stderr: string
+  /** Consecutive deaths since the host last came up; sets the restart back-off. */
+  restarts: number
+  restartTimer: NodeJS.Timeout | undefined
+}
+
+const STDERR_TAIL_CHARS = 4096
+const RESTART_DELAY_MS = [0, 100, 250, 500, 1000, 2000, 5000] as const
+const CLOSE_GRACE_MS = 5000
+
 function crashed(batch: ContextBatch, message: string): ContextBatchResult {
-  const outcome: RunOutcome = {
-    type: 'error',
-    code: 'WORKER_CRASHED',
-    message,
-    logs: [],
-    logsTruncated: false,
-    runMs: 0,
-    cpuMs: 0,
-  }
+  const outcome: RunOutcome = { type: 'error', code: 'WORKER_CRASHED', message, logs: [], logsTruncated: false, runMs: 0, cpuMs: 0 }
   return { outcomes: batch.runs.map(() => outcome), usedBytes: -1 }
 }
 
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  const n = value ?? fallback
+  if (!Number.isInteger(n) || n < 1) throw circlesError('INVALID_OPTION', `options.${name} must be a positive integer`)
+  return n
+}
+
 /**
- * A piscina pool of sandbox worker threads.
+ * The sandbox: host processes, each running a piscina pool of isolated-vm worker threads.
  *
- * Batches submitted in the same event-loop turn are coalesced into as few thread hand-offs as
- * there are threads (a hand-off costs tens of microseconds; a warm run a few). A worker that
- * dies is replaced by piscina; every run of the task it held is answered WORKER_CRASHED.
+ * Batches submitted in one event-loop turn are coalesced into one hand-off per host (a hand-off
+ * costs tens of microseconds; a warm run a few). A host that dies — a worker thread crash, or
+ * V8 aborting on an allocation it cannot survive — is started again; every run it held is
+ * answered WORKER_CRASHED. Nothing is left hanging and the node itself is never at risk.
  *
  * @example
- * const pool = new SandboxPool({ threads: 2 })
+ * const pool = new SandboxPool()
+ * await pool.ready()
  * const { outcomes } = await pool.run(batch)
  */
 export class SandboxPool {
-  private readonly piscina: Piscina<WorkerTask, WorkerReply>
-  private readonly threadCount: number
+  private readonly hosts: Host[] = []
+  private readonly threadsPerProcess: number
   private pending: Pending[] = []
   private scheduled = false
-  private inFlight = 0
   private closed = false
-  /** Thread hand-offs so far, and the batches they carried (for metrics). */
+  private nextTaskId = 1
+  private nextHost = 0
+  private readyWaiters: (() => void)[] = []
+  /** Hand-offs, batches and runs dispatched, and host restarts (for metrics). */
   readonly counters = { tasks: 0, batches: 0, runs: 0, crashes: 0 }
 
   constructor(options: SandboxPoolOptions = {}) {
-    const threads = options.threads ?? availableParallelism()
-    if (!Number.isInteger(threads) || threads < 1) {
-      throw circlesError('INVALID_OPTION', 'options.threads must be a positive integer')
+    const processes = positiveInteger(options.processes, availableParallelism(), 'processes')
+    this.threadsPerProcess = positiveInteger(options.threadsPerProcess, 1, 'threadsPerProcess')
+    for (let i = 0; i < processes; i++) {
+      const host: Host = { index: i, child: undefined as unknown as ChildProcess, ready: false, inFlight: new Map(), stderr: '', restarts: 0, restartTimer: undefined }
+      this.hosts.push(host)
+      this.spawn(host)
     }
-    this.threadCount = threads
-    this.piscina = new Piscina<WorkerTask, WorkerReply>({
-      filename: workerUrl(import.meta.url, 'worker'),
-      minThreads: threads,
-      maxThreads: threads,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: 1,
-      recordTiming: false,
-    })
-    // A worker that exits is replaced by piscina; its task is rejected and answered below.
-    this.piscina.on('error', () => {
-      this.counters.crashes++
-    })
   }
 
-  /** Worker threads currently in the pool (for operators and for tests that kill one). */
-  get threads(): readonly Worker[] {
-    return this.piscina.threads
+  /** Process ids of the host processes (for operators, and for tests that kill one). */
+  get pids(): readonly number[] {
+    return this.hosts.map((h) => h.child.pid ?? -1)
   }
 
   /** Batches submitted and not yet answered. */
   get queued(): number {
-    return this.pending.length + this.inFlight
+    let n = this.pending.length
+    for (const host of this.hosts) for (const group of host.inFlight.values()) n += group.length
+    return n
+  }
+
+  /** Resolves once every host has started (module loaded, threads up). */
+  ready(): Promise<void> {
+    if (this.hosts.every((h) => h.ready)) return Promise.resolve()
+    return new Promise((resolve) => this.readyWaiters.push(resolve))
+  }
+
+  private spawn(host: Host): void {
+    const child = fork(fileURLToPath(workerUrl(import.meta.url, 'sandbox-host')), [], {
+      execArgv: process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, '--no-node-snapshot'],
+      env: { ...process.env, CIRCLES_SANDBOX_THREADS: String(this.threadsPerProcess) },
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    })
+    host.child = child
+    host.ready = false
+    host.stderr = ''
+    child.stderr?.setEncoding('utf8')
+    child.stderr?.on('data', (chunk: string) => {
+      host.stderr = (host.stderr + chunk).slice(-STDERR_TAIL_CHARS)
+    })
+    child.on('message', (reply: HostReply) => this.onReply(host, reply))
+    child.on('exit', () => this.onExit(host, child))
+    child.on('error', () => {
+      // 'exit' follows (or the spawn failed and 'exit' reports it); nothing to do twice.
+    })
+  }
+
+  private onReply(host: Host, reply: HostReply): void {
+    switch (reply.type) {
+      case 'ready':
+        host.ready = true
+        host.restarts = 0
+        if (this.hosts.every((h) => h.ready)) for (const resolve of this.readyWaiters.splice(0)) resolve()
+        if (this.pending.length > 0) this.schedule()
+        break
+      case 'result': {
+        const group = host.inFlight.get(reply.id)
+        if (group === undefined) return
+        host.inFlight.delete(reply.id)
+        group.forEach((p, i) => p.resolve(reply.results[i] ?? crashed(p.batch, 'The sandbox returned no result')))
+        break
+      }
+      case 'failed': {
+        const group = host.inFlight.get(reply.id)
+        if (group === undefined) return
+        host.inFlight.delete(reply.id)
+        this.counters.crashes++
+        for (const p of group) p.resolve(crashed(p.batch, `The worker thread running this task stopped: ${reply.message}`))
+        break
+      }
+    }
+  }
+
+  private onExit(host: Host, child: ChildProcess): void {
+    if (host.child !== child) return
+    host.ready = false
+    const oom = /is_heap_oom|out of memory/i.test(host.stderr)
+    const why = oom
+      ? 'The sandbox process running this task was killed by a script that exhausted memory'
+      : 'The sandbox process running this task stopped'
+    if (host.inFlight.size > 0) this.counters.crashes++
+    for (const group of host.inFlight.values()) for (const p of group) p.resolve(crashed(p.batch, why))
+    host.inFlight.clear()
+    if (this.closed) return
+    host.restarts++
+    const delay = RESTART_DELAY_MS[Math.min(host.restarts - 1, RESTART_DELAY_MS.length - 1)]!
+    host.restartTimer = setTimeout(() => {
+      host.restartTimer = undefined
+      if (!this.closed) this.spawn(host)
+    }, delay)
   }
 
   /** Run a context's batch; resolves with one outcome per run, in order. Never rejects. */
   run(batch: ContextBatch): Promise<ContextBatchResult> {
-    if (this.closed) return Promise.resolve(crashed(batch, 'The sandbox pool is closed'))
+    if (this.closed) return Promise.resolve(crashed(batch, 'The sandbox is closed'))
     return new Promise((resolve) => {
       this.pending.push({ batch, resolve })
-      if (!this.scheduled) {
-        this.scheduled = true
-        setImmediate(this.flush)
-      }
+      this.schedule()
     })
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    setImmediate(this.flush)
   }
 
   private readonly flush = (): void => {
     this.scheduled = false
+    const ready = this.hosts.filter((h) => h.ready)
+    if (ready.length === 0 || this.pending.length === 0) return
     const pending = this.pending
     this.pending = []
-    const chunks = Math.min(this.threadCount, pending.length)
-    for (let c = 0; c < chunks; c++) {
-      const group = pending.filter((_, i) => i % chunks === c)
-      this.dispatch(group)
+    // Least-loaded hosts first (rotating among equals); spread this turn's batches across them.
+    const start = this.nextHost++ % ready.length
+    const order = [...ready.slice(start), ...ready.slice(0, start)].sort((a, b) => a.inFlight.size - b.inFlight.size)
+    const groups = Math.min(ready.length, pending.length)
+    for (let g = 0; g < groups; g++) {
+      this.dispatch(order[g]!, pending.filter((_, i) => i % groups === g))
     }
   }
 
-  private dispatch(group: Pending[]): void {
-    const batches = group.map((p) => p.batch)
-    this.inFlight += group.length
+  private dispatch(host: Host, group: Pending[]): void {
+    const id = this.nextTaskId++
+    host.inFlight.set(id, group)
     this.counters.tasks++
     this.counters.batches += group.length
-    for (const b of batches) this.counters.runs += b.runs.length
-    this.piscina.run({ type: 'run', batches }).then(
-      (reply) => {
-        this.inFlight -= group.length
-        group.forEach((p, i) => p.resolve(reply.results[i] ?? crashed(p.batch, 'The worker returned no result')))
-      },
-      (error: unknown) => {
-        this.inFlight -= group.length
-        const message = `The worker running this task stopped: ${(error as Error).message}`
-        for (const p of group) p.resolve(crashed(p.batch, message))
-      },
-    )
+    for (const p of group) this.counters.runs += p.batch.runs.length
+    const request: HostRequest = { type: 'run', id, batches: group.map((p) => p.batch) }
+    try {
+      host.child.send(request)
+    } catch {
+      // The channel closed under us: 'exit' answers this group.
+    }
   }
 
-  /** Stop taking work, let running tasks finish, then stop the threads. */
+  /** Stop taking work, let running tasks finish, then stop the host processes. */
   async close(): Promise<void> {
+    if (this.closed) return
     this.closed = true
-    for (const p of this.pending.splice(0)) p.resolve(crashed(p.batch, 'The sandbox pool is closed'))
-    await this.piscina.close()
+    for (const p of this.pending.splice(0)) p.resolve(crashed(p.batch, 'The sandbox is closed'))
+    for (const host of this.hosts) clearTimeout(host.restartTimer)
+    await Promise.all(
+      this.hosts.map(
+        (host) =>
+          new Promise<void>((resolve) => {
+            const child = host.child
+            if (child.exitCode !== null || child.signalCode !== null) return resolve()
+            const timer = setTimeout(() => child.kill('SIGKILL'), CLOSE_GRACE_MS)
+            child.once('exit', () => {
+              clearTimeout(timer)
+              resolve()
+            })
+            const request: HostRequest = { type: 'close' }
+            try {
+              child.send(request)
+            } catch {
+              child.kill('SIGKILL')
+            }
+          }),
+      ),
+    )
   }
 }

@@ -3,7 +3,7 @@ import { SandboxPool } from '../../src/sandbox/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { context, run, runAll } from '../helpers/sandbox.js'
 
-const pool = new SandboxPool({ threads: 1 })
+const pool = new SandboxPool({ processes: 1 })
 t.teardown(() => pool.close())
 
 t.test('run({ script }) completion value', async (t) => {

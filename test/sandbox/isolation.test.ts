@@ -4,7 +4,7 @@ import { generateKeyPair } from '../../src/identity/index.js'
 import { context, run, runAll } from '../helpers/sandbox.js'
 
 // One thread, so every run below shares the same warm isolate and context: the strongest case.
-const pool = new SandboxPool({ threads: 1 })
+const pool = new SandboxPool({ processes: 1 })
 t.teardown(() => pool.close())
 
 const attacker = generateKeyPair().publicKey

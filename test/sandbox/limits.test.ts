@@ -2,7 +2,7 @@ import t from 'tap'
 import { SandboxPool } from '../../src/sandbox/index.js'
 import { context, run } from '../helpers/sandbox.js'
 
-const pool = new SandboxPool({ threads: 1 })
+const pool = new SandboxPool({ processes: 1 })
 t.teardown(() => pool.close())
 
 t.test('run() limits', async (t) => {
