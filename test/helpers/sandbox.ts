@@ -22,6 +22,7 @@ export interface Ctx {
   readonly dbPath: string
   usedBytes: number
   limits?: Partial<RunLimits>
+  quota?: Partial<typeof QUOTA>
 }
 
 export function context(dbPath: string, circle = generateKeyPair().publicKey): Ctx {
@@ -41,7 +42,7 @@ export async function runAll(
     circle: ctx.circle,
     dbPath: ctx.dbPath,
     root: join(ctx.dbPath, ctx.circle),
-    quota: QUOTA,
+    quota: { ...QUOTA, ...ctx.quota },
     limits,
     usedBytes: ctx.usedBytes,
     runs: scripts.map((s) => {

@@ -1,0 +1,99 @@
+/**
+ * Sandbox throughput: runs/s straight into the pool (no network), per-run isolation on, for a
+ * trivial and a ~1 KB script, with one and two host processes.
+ *
+ *   npm run bench:sandbox [-- --quick]
+ */
+import { join } from 'node:path'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { DEFAULTS } from '../src/config/index.js'
+import { generateKeyPair } from '../src/identity/index.js'
+import { SandboxPool, type ContextBatch } from '../src/sandbox/index.js'
+import { machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
+import { SCRIPTS } from './lib/scripts.js'
+
+export interface SandboxFigure {
+  readonly processes: number
+  readonly script: string
+  readonly runs: number
+  readonly seconds: number
+  readonly runs_per_second: number
+}
+
+/** Measure runs/s with `processes` hosts for `seconds`, keeping every host busy. */
+export async function measureSandbox(processes: number, scriptName: keyof typeof SCRIPTS, seconds: number): Promise<SandboxFigure> {
+  const dbPath = mkdtempSync(join(tmpdir(), 'circles-bench-'))
+  const pool = new SandboxPool({ processes })
+  await pool.ready()
+  const script = SCRIPTS[scriptName]
+  const contexts = Array.from({ length: processes * 4 }, () => generateKeyPair().publicKey)
+  const batchOf = (circle: string): ContextBatch => ({
+    circle,
+    dbPath,
+    root: join(dbPath, circle),
+    quota: { maxDocumentBytes: DEFAULTS.MAX_DOCUMENT_BYTES, maxNamespaceBytes: DEFAULTS.MAX_NAMESPACE_BYTES, maxNameBytes: DEFAULTS.MAX_NAME_BYTES },
+    limits: {
+      timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS,
+      cpuMs: DEFAULTS.SCRIPT_CPU_MS,
+      memoryMb: DEFAULTS.SCRIPT_MEMORY_MB,
+      maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
+      maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
+    },
+    usedBytes: 0,
+    runs: Array.from({ length: DEFAULTS.MAX_BATCH_RUNS }, (_, i) => ({
+      taskId: String(i),
+      script,
+      caller: circle,
+      canWrite: true,
+      timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS,
+    })),
+  })
+  let runs = 0
+  let failures = 0
+  let stop = false
+  const loop = async (circle: string) => {
+    const batch = batchOf(circle)
+    while (!stop) {
+      const { outcomes } = await pool.run(batch)
+      for (const o of outcomes) if (o.type === 'ok') runs++
+      else failures++
+    }
+  }
+  // Warm up (first isolate, JIT), then measure.
+  stop = false
+  const warm = contexts.map(loop)
+  await new Promise((r) => setTimeout(r, 500))
+  stop = true
+  await Promise.all(warm)
+  runs = 0
+  stop = false
+  const started = performance.now()
+  const loops = contexts.map(loop)
+  await new Promise((r) => setTimeout(r, seconds * 1000))
+  stop = true
+  await Promise.all(loops)
+  const elapsed = (performance.now() - started) / 1000
+  await pool.close()
+  rmSync(dbPath, { recursive: true, force: true })
+  if (failures > 0) throw new Error(`${failures} runs failed during the sandbox benchmark`)
+  return { processes, script: scriptName, runs, seconds: elapsed, runs_per_second: runs / elapsed }
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick')
+  const seconds = quick ? 1 : 4
+  const figures: SandboxFigure[] = []
+  for (const processes of [1, 2]) {
+    for (const script of ['trivial', 'small'] as const) {
+      progress(`sandbox: ${processes} process(es), ${script} script…`)
+      figures.push(await measureSandbox(processes, script, seconds))
+    }
+  }
+  progressDone()
+  console.log(table(['script', 'processes', 'runs', 'runs/s'], figures.map((f) => [f.script, f.processes, f.runs, f.runs_per_second])))
+  const path = writeResult('sandbox', { kind: 'sandbox', quick, machine: machineInfo(), seconds, figures })
+  console.log(`\nresults: ${path}`)
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main()

@@ -1,0 +1,56 @@
+import t from 'tap'
+import { generateKeyPair } from '../../src/identity/index.js'
+import { DEFAULT_POLICY, admitsAnonymous, canRun, canWrite, parsePolicy, readPolicy, writePolicy } from '../../src/policy/index.js'
+
+const owner = generateKeyPair().publicKey
+const friend = generateKeyPair().publicKey
+const stranger = generateKeyPair().publicKey
+
+t.test('parsePolicy(value)', async (t) => {
+  t.same(parsePolicy(undefined), DEFAULT_POLICY)
+  t.same(parsePolicy({}), { run: 'authenticated', write: 'owner' })
+  t.same(parsePolicy({ run: 'anonymous' }), { run: 'anonymous', write: 'owner' })
+  t.same(parsePolicy({ run: [friend.toUpperCase()], write: [friend] }), { run: [friend], write: [friend] }, 'keys are normalised')
+  t.throws(() => parsePolicy({ run: 'everyone' }, 'circles[1].policy'), { code: 'CONFIG_INVALID', message: /circles\[1\]\.policy\.run/ })
+  t.throws(() => parsePolicy({ write: 'anonymous' }), { code: 'CONFIG_INVALID', message: /policy\.write/ })
+  t.throws(() => parsePolicy({ read: 'x' }), { code: 'CONFIG_INVALID', message: /policy\.read/ })
+  t.throws(() => parsePolicy({ run: ['nope'] }), { code: 'CONFIG_INVALID', message: /policy\.run\[0\]/ })
+  t.throws(() => parsePolicy([]), { code: 'CONFIG_INVALID' })
+})
+
+t.test('canRun(policy, caller, owner)', async (t) => {
+  const table: [unknown, string, boolean][] = [
+    [{ run: 'anonymous' }, '', true],
+    [{ run: 'anonymous' }, stranger, true],
+    [{ run: 'authenticated' }, '', false],
+    [{ run: 'authenticated' }, stranger, true],
+    [{ run: 'owner' }, stranger, false],
+    [{ run: 'owner' }, owner, true],
+    [{ run: [friend] }, friend, true],
+    [{ run: [friend] }, stranger, false],
+    [{ run: [friend] }, owner, true],
+    [{ run: [friend] }, '', false],
+  ]
+  for (const [raw, caller, expected] of table) {
+    t.equal(canRun(parsePolicy(raw), caller, owner), expected, `${JSON.stringify(raw)} caller=${caller === owner ? 'owner' : caller === friend ? 'friend' : caller === '' ? 'anonymous' : 'stranger'}`)
+  }
+  t.ok(admitsAnonymous(parsePolicy({ run: 'anonymous' })))
+  t.notOk(admitsAnonymous(DEFAULT_POLICY))
+})
+
+t.test('canWrite(policy, caller, owner)', async (t) => {
+  t.ok(canWrite(DEFAULT_POLICY, owner, owner), 'the owner writes by default')
+  t.notOk(canWrite(DEFAULT_POLICY, stranger, owner), 'nobody else does')
+  t.notOk(canWrite(parsePolicy({ run: 'anonymous', write: 'authenticated' }), '', owner), 'anonymous callers never write')
+  t.ok(canWrite(parsePolicy({ write: 'authenticated' }), stranger, owner))
+  t.ok(canWrite(parsePolicy({ write: [friend] }), friend, owner))
+  t.notOk(canWrite(parsePolicy({ write: [friend] }), stranger, owner))
+})
+
+t.test('readPolicy / writePolicy', async (t) => {
+  const root = t.testdir()
+  t.same(await readPolicy(root), DEFAULT_POLICY, 'default when none is stored')
+  const policy = parsePolicy({ run: 'anonymous', write: [friend] })
+  await writePolicy(root, policy)
+  t.same(await readPolicy(root), policy)
+})
