@@ -1,0 +1,276 @@
+import { circlesError } from '../errors/index.js'
+import {
+  DEFAULT_FLAGS,
+  type ChildHandle,
+  type ChildSpec,
+  type ExitReason,
+  type SupervisorFlags,
+} from './child-spec.js'
+import { RestartIntensity } from './restart-intensity.js'
+
+export type ChildStatus = 'starting' | 'running' | 'restarting' | 'stopped'
+
+interface Entry {
+  readonly spec: ChildSpec
+  handle: ChildHandle | undefined
+  status: ChildStatus
+  restarts: number
+  /** Incremented on every start: exits reported by an older incarnation are ignored. */
+  generation: number
+  /** Set while the supervisor itself stops the child, so its exit is not taken as a failure. */
+  stopping: boolean
+}
+
+export type StartChildResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: 'already_present' | 'start_failed' | 'stopped'; readonly error?: Error }
+
+export type TerminateChildResult = { readonly ok: true } | { readonly ok: false; readonly reason: 'not_found' }
+
+export interface ChildInfo {
+  readonly id: string
+  readonly status: ChildStatus
+  readonly restarts: number
+}
+
+export interface SupervisorOptions {
+  readonly flags?: Partial<SupervisorFlags>
+  readonly children?: readonly ChildSpec[]
+  /** Called on every restart and escalation (for logs and metrics). */
+  readonly onEvent?: (event: SupervisorEvent) => void
+}
+
+export type SupervisorEvent =
+  | { readonly type: 'child_restarted'; readonly id: string; readonly reason: ExitReason }
+  | { readonly type: 'escalated'; readonly id: string; readonly reason: ExitReason }
+
+function checkFlags(flags: SupervisorFlags): SupervisorFlags {
+  if (!['one_for_one', 'one_for_all', 'rest_for_one'].includes(flags.strategy)) {
+    throw circlesError('INVALID_OPTION', 'flags.strategy must be one_for_one, one_for_all or rest_for_one')
+  }
+  if (!Number.isInteger(flags.intensity) || flags.intensity < 0) {
+    throw circlesError('INVALID_OPTION', 'flags.intensity must be a non-negative integer')
+  }
+  if (!(flags.periodMs > 0)) throw circlesError('INVALID_OPTION', 'flags.periodMs must be a positive number')
+  return flags
+}
+
+function checkSpec(spec: ChildSpec): void {
+  if (typeof spec.id !== 'string' || spec.id === '') throw circlesError('INVALID_OPTION', 'spec.id must be a non-empty string')
+  if (!['permanent', 'transient', 'temporary'].includes(spec.restart)) {
+    throw circlesError('INVALID_OPTION', `spec.restart of "${spec.id}" must be permanent, transient or temporary`)
+  }
+  if (spec.shutdown !== 'brutal_kill' && !(Number.isInteger(spec.shutdown) && spec.shutdown >= 0)) {
+    throw circlesError('INVALID_OPTION', `spec.shutdown of "${spec.id}" must be "brutal_kill" or a non-negative integer (ms)`)
+  }
+}
+
+/**
+ * An OTP-style supervisor. Children are specs (data); the supervisor starts them in order,
+ * restarts them by their restart type and its strategy, stops them in reverse order honouring
+ * each child's shutdown, and gives up — stopping everything and exiting with an error, which its
+ * own supervisor sees — when restarts exceed its intensity within its period.
+ *
+ * A supervisor is itself a {@link ChildHandle}, so supervisors nest into a tree.
+ *
+ * @example
+ * const root = new Supervisor({ flags: { strategy: 'rest_for_one' }, children: [sandboxSpec, gatewaySpec] })
+ * await root.start()
+ */
+export class Supervisor implements ChildHandle {
+  private readonly flags: SupervisorFlags
+  private readonly entries = new Map<string, Entry>()
+  private readonly intensity: RestartIntensity
+  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly onEvent: ((event: SupervisorEvent) => void) | undefined
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle'
+  /** Serialises restarts so that strategies see a consistent set of children. */
+  private work: Promise<void> = Promise.resolve()
+
+  constructor(options: SupervisorOptions = {}) {
+    this.flags = checkFlags({ ...DEFAULT_FLAGS, ...options.flags })
+    this.intensity = new RestartIntensity(this.flags.intensity, this.flags.periodMs)
+    this.onEvent = options.onEvent
+    for (const spec of options.children ?? []) {
+      checkSpec(spec)
+      if (this.entries.has(spec.id)) throw circlesError('INVALID_OPTION', `duplicate child id "${spec.id}"`)
+      this.entries.set(spec.id, { spec, handle: undefined, status: 'stopped', restarts: 0, generation: 0, stopping: false })
+    }
+  }
+
+  /** Start every child in order. If one fails to start, the ones already started are stopped and the error is thrown. */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw circlesError('INVALID_OPTION', 'a supervisor can be started once')
+    this.state = 'running'
+    const started: Entry[] = []
+    for (const entry of this.entries.values()) {
+      try {
+        await this.startEntry(entry)
+        started.push(entry)
+      } catch (error) {
+        for (const e of started.reverse()) await this.stopEntry(e)
+        this.state = 'stopped'
+        throw error
+      }
+    }
+  }
+
+  /** Add and start a child. */
+  async startChild(spec: ChildSpec): Promise<StartChildResult> {
+    checkSpec(spec)
+    if (this.state !== 'running') return { ok: false, reason: 'stopped' }
+    if (this.entries.has(spec.id)) return { ok: false, reason: 'already_present' }
+    const entry: Entry = { spec, handle: undefined, status: 'stopped', restarts: 0, generation: 0, stopping: false }
+    this.entries.set(spec.id, entry)
+    try {
+      await this.startEntry(entry)
+      return { ok: true }
+    } catch (error) {
+      this.entries.delete(spec.id)
+      return { ok: false, reason: 'start_failed', error: error as Error }
+    }
+  }
+
+  /** Stop a child (honouring its shutdown) and forget it. */
+  async removeChild(id: string): Promise<TerminateChildResult> {
+    const entry = this.entries.get(id)
+    if (entry === undefined) return { ok: false, reason: 'not_found' }
+    this.entries.delete(id)
+    await this.stopEntry(entry)
+    return { ok: true }
+  }
+
+  /** Stop a child (honouring its shutdown) but keep its spec; `restartChild` starts it again. */
+  async terminateChild(id: string): Promise<TerminateChildResult> {
+    const entry = this.entries.get(id)
+    if (entry === undefined) return { ok: false, reason: 'not_found' }
+    await this.stopEntry(entry)
+    return { ok: true }
+  }
+
+  async restartChild(id: string): Promise<StartChildResult> {
+    const entry = this.entries.get(id)
+    if (entry === undefined || this.state !== 'running') return { ok: false, reason: 'stopped' }
+    if (entry.status !== 'stopped') return { ok: false, reason: 'already_present' }
+    try {
+      await this.startEntry(entry)
+      return { ok: true }
+    } catch (error) {
+      return { ok: false, reason: 'start_failed', error: error as Error }
+    }
+  }
+
+  whichChildren(): ChildInfo[] {
+    return [...this.entries.values()].map((e) => ({ id: e.spec.id, status: e.status, restarts: e.restarts }))
+  }
+
+  /** The running handle of a child, if any. */
+  child(id: string): ChildHandle | undefined {
+    const entry = this.entries.get(id)
+    return entry?.status === 'running' ? entry.handle : undefined
+  }
+
+  /** Stop every child in reverse start order, then exit normally. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return
+    this.state = 'stopping'
+    await this.work
+    for (const entry of [...this.entries.values()].reverse()) await this.stopEntry(entry)
+    this.exit({ type: 'normal' })
+  }
+
+  kill(): void {
+    if (this.state === 'stopped') return
+    this.state = 'stopping'
+    for (const entry of [...this.entries.values()].reverse()) {
+      entry.stopping = true
+      entry.status = 'stopped'
+      entry.handle?.kill()
+      entry.handle = undefined
+    }
+    this.exit({ type: 'error', error: new Error('supervisor killed') })
+  }
+
+  onExit(listener: (reason: ExitReason) => void): void {
+    this.exitListeners.push(listener)
+  }
+
+  private exit(reason: ExitReason): void {
+    this.state = 'stopped'
+    for (const listener of this.exitListeners.splice(0)) listener(reason)
+  }
+
+  private async startEntry(entry: Entry): Promise<void> {
+    entry.status = 'starting'
+    entry.stopping = false
+    const generation = ++entry.generation
+    const handle = await entry.spec.start()
+    entry.handle = handle
+    entry.status = 'running'
+    handle.onExit((reason) => {
+      if (entry.generation !== generation || entry.stopping) return
+      this.work = this.work.then(() => this.onChildExit(entry, reason))
+    })
+  }
+
+  private async stopEntry(entry: Entry): Promise<void> {
+    const handle = entry.handle
+    entry.stopping = true
+    entry.status = 'stopped'
+    entry.handle = undefined
+    if (handle === undefined) return
+    const { shutdown } = entry.spec
+    if (shutdown === 'brutal_kill') {
+      handle.kill()
+      return
+    }
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), shutdown)
+    })
+    const outcome = await Promise.race([handle.stop().then(() => 'stopped' as const, () => 'stopped' as const), timedOut])
+    clearTimeout(timer)
+    if (outcome === 'timeout') handle.kill()
+  }
+
+  private async onChildExit(entry: Entry, reason: ExitReason): Promise<void> {
+    if (this.state !== 'running' || this.entries.get(entry.spec.id) !== entry) return
+    entry.handle = undefined
+    entry.status = 'stopped'
+    const { restart } = entry.spec
+    const wanted = restart === 'permanent' || (restart === 'transient' && reason.type === 'error')
+    if (!wanted) {
+      if (restart === 'temporary') this.entries.delete(entry.spec.id)
+      return
+    }
+    if (!this.intensity.record()) {
+      this.onEvent?.({ type: 'escalated', id: entry.spec.id, reason })
+      this.state = 'stopping'
+      for (const e of [...this.entries.values()].reverse()) await this.stopEntry(e)
+      const cause = reason.type === 'error' ? reason.error.message : 'normal exit'
+      this.exit({
+        type: 'error',
+        error: new Error(`restart intensity exceeded (${this.flags.intensity} in ${this.flags.periodMs} ms); last: ${entry.spec.id}: ${cause}`),
+      })
+      return
+    }
+    const all = [...this.entries.values()]
+    const index = all.indexOf(entry)
+    const affected =
+      this.flags.strategy === 'one_for_one' ? [entry] : this.flags.strategy === 'one_for_all' ? all : all.slice(index)
+    for (const e of [...affected].reverse()) if (e !== entry) await this.stopEntry(e)
+    for (const e of affected) {
+      e.status = 'restarting'
+      e.restarts++
+    }
+    this.onEvent?.({ type: 'child_restarted', id: entry.spec.id, reason })
+    for (const e of affected) {
+      try {
+        await this.startEntry(e)
+      } catch (error) {
+        // A child that cannot start counts as one more failure: the same path decides.
+        this.work = this.work.then(() => this.onChildExit(e, { type: 'error', error: error as Error }))
+      }
+    }
+  }
+}
