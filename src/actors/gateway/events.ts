@@ -1,0 +1,48 @@
+import type { ErrorCode } from '../../errors/index.js'
+import type { PublicKeyHex, SignatureCheck } from '../../identity/index.js'
+import type { JsonRpcId } from '../../protocol/index.js'
+
+/** Events of a gateway connection's auth lifecycle. */
+export type GatewayEvent =
+  /** `fetch_nonce` was answered with this nonce for this key. */
+  | { readonly type: 'NONCE_ISSUED'; readonly pubkey: PublicKeyHex; readonly nonce: string }
+  /** `authenticate` arrived (answered when verification ends). */
+  | { readonly type: 'AUTHENTICATE'; readonly requestId: JsonRpcId; readonly pubkey: PublicKeyHex; readonly signature: string }
+  /** No frame for the idle timeout. */
+  | { readonly type: 'IDLE' }
+  /** The node is draining. */
+  | { readonly type: 'SHUTDOWN' }
+  /** The socket closed (either side). */
+  | { readonly type: 'SOCKET_CLOSED' }
+
+export interface GatewayInput {
+  readonly nonceTtlMs: number
+}
+
+/** Why the connection is closing, and the request to answer with the error, if any. */
+export interface CloseIntent {
+  readonly code: ErrorCode
+  readonly wsCode: number
+  readonly requestId?: JsonRpcId
+}
+
+export interface GatewayContext {
+  readonly nonceTtlMs: number
+  /** The outstanding nonce: single use, for one key. */
+  readonly nonce: { readonly value: string; readonly pubkey: PublicKeyHex } | null
+  /** The authenticate request being verified. */
+  readonly pending: { readonly requestId: JsonRpcId; readonly pubkey: PublicKeyHex; readonly signature: string; readonly nonce: string } | null
+  /** The authenticated caller. */
+  readonly caller: PublicKeyHex | null
+  /** Set on success: the authenticate request to answer `{ authenticated: true }`. */
+  readonly answered: JsonRpcId | undefined
+  readonly close: CloseIntent | null
+}
+
+/** What the verifier actor receives and returns. */
+export interface VerifyInput {
+  readonly nonce: string
+  readonly pubkey: PublicKeyHex
+  readonly signature: string
+}
+export type VerifyOutput = SignatureCheck

@@ -1,0 +1,152 @@
+import { assign, fromPromise, setup } from 'xstate'
+import { isCirclesError, type ErrorCode } from '../../errors/index.js'
+import type { GatewayContext, GatewayEvent, GatewayInput, VerifyInput, VerifyOutput } from './events.js'
+
+const WS_POLICY_VIOLATION = 1008
+const WS_GOING_AWAY = 1001
+const WS_TRY_AGAIN_LATER = 1013
+
+/**
+ * A connection's auth lifecycle (DESIGN §3):
+ *
+ *   open.connected ──NONCE_ISSUED──▶ open.nonceIssued ──(nonce TTL)──▶ open.nonceExpired
+ *        │                               │ AUTHENTICATE (same key)
+ *        │                               ▼
+ *        │                          open.verifying ──valid──▶ open.authenticated
+ *        └── AUTHENTICATE / invalid / expired ──▶ closing ──SOCKET_CLOSED──▶ closed
+ *
+ * Every authenticate attempt consumes the nonce; every failed one closes the connection (1008).
+ * The machine is pure: signature checks run in the `verifySignature` actor the wiring provides.
+ */
+export const gatewayMachine = setup({
+  types: {
+    context: {} as GatewayContext,
+    events: {} as GatewayEvent,
+    input: {} as GatewayInput,
+  },
+  actors: {
+    // Replaced by the wiring (actor.ts) with the real verifier; refusing keeps a bare machine safe.
+    verifySignature: fromPromise<VerifyOutput, VerifyInput>(async () => ({ ok: false, reason: 'mismatch' })),
+  },
+  delays: {
+    nonceTtl: ({ context }) => context.nonceTtlMs,
+  },
+  guards: {
+    isNonceForKey: ({ context, event }) => event.type === 'AUTHENTICATE' && context.nonce?.pubkey === event.pubkey,
+    isSignatureValid: (_, output: VerifyOutput) => output.ok,
+  },
+  actions: {
+    rememberNonce: assign({
+      nonce: ({ event }) => (event.type === 'NONCE_ISSUED' ? { value: event.nonce, pubkey: event.pubkey } : null),
+    }),
+    startVerifying: assign({
+      pending: ({ context, event }) =>
+        event.type === 'AUTHENTICATE' && context.nonce !== null
+          ? { requestId: event.requestId, pubkey: event.pubkey, signature: event.signature, nonce: context.nonce.value }
+          : null,
+      nonce: null,
+    }),
+    authenticate: assign({
+      caller: ({ context }) => context.pending?.pubkey ?? null,
+      answered: ({ context }) => context.pending?.requestId,
+      pending: null,
+    }),
+    failWith: assign({
+      close: ({ context, event }, params: { code: ErrorCode }) => ({
+        code: params.code,
+        wsCode: WS_POLICY_VIOLATION,
+        requestId: event.type === 'AUTHENTICATE' ? event.requestId : context.pending?.requestId,
+      }),
+      nonce: null,
+      pending: null,
+    }),
+    failVerification: assign({
+      close: ({ context }, params: { error: unknown }) => {
+        const overloaded = isCirclesError(params.error) && params.error.code === 'OVERLOADED'
+        return {
+          code: overloaded ? ('OVERLOADED' as const) : ('INTERNAL_ERROR' as const),
+          wsCode: overloaded ? WS_TRY_AGAIN_LATER : WS_POLICY_VIOLATION,
+          requestId: context.pending?.requestId,
+        }
+      },
+      pending: null,
+    }),
+    goAway: assign({
+      close: (_, params: { code: ErrorCode }) => ({ code: params.code, wsCode: WS_GOING_AWAY }),
+    }),
+  },
+}).createMachine({
+  id: 'gateway',
+  context: ({ input }) => ({
+    nonceTtlMs: input.nonceTtlMs,
+    nonce: null,
+    pending: null,
+    caller: null,
+    answered: undefined,
+    close: null,
+  }),
+  initial: 'open',
+  states: {
+    open: {
+      initial: 'connected',
+      on: {
+        IDLE: { target: 'closing', actions: { type: 'goAway', params: { code: 'IDLE_TIMEOUT' } } },
+        SHUTDOWN: { target: 'closing', actions: { type: 'goAway', params: { code: 'SHUTTING_DOWN' } } },
+        SOCKET_CLOSED: 'closed',
+      },
+      states: {
+        connected: {
+          on: {
+            NONCE_ISSUED: { target: 'nonceIssued', actions: 'rememberNonce' },
+            AUTHENTICATE: { target: '#gateway.closing', actions: { type: 'failWith', params: { code: 'NONCE_UNKNOWN' } } },
+          },
+        },
+        nonceIssued: {
+          after: { nonceTtl: 'nonceExpired' },
+          on: {
+            NONCE_ISSUED: { target: 'nonceIssued', reenter: true, actions: 'rememberNonce' },
+            AUTHENTICATE: [
+              { guard: 'isNonceForKey', target: 'verifying', actions: 'startVerifying' },
+              { target: '#gateway.closing', actions: { type: 'failWith', params: { code: 'NONCE_UNKNOWN' } } },
+            ],
+          },
+        },
+        nonceExpired: {
+          on: {
+            NONCE_ISSUED: { target: 'nonceIssued', actions: 'rememberNonce' },
+            AUTHENTICATE: [
+              {
+                guard: 'isNonceForKey',
+                target: '#gateway.closing',
+                actions: { type: 'failWith', params: { code: 'NONCE_EXPIRED' } },
+              },
+              { target: '#gateway.closing', actions: { type: 'failWith', params: { code: 'NONCE_UNKNOWN' } } },
+            ],
+          },
+        },
+        verifying: {
+          invoke: {
+            src: 'verifySignature',
+            input: ({ context }) => ({
+              nonce: context.pending?.nonce ?? '',
+              pubkey: context.pending?.pubkey ?? '',
+              signature: context.pending?.signature ?? '',
+            }),
+            onDone: [
+              { guard: { type: 'isSignatureValid', params: ({ event }) => event.output }, target: 'authenticated', actions: 'authenticate' },
+              { target: '#gateway.closing', actions: { type: 'failWith', params: { code: 'INVALID_CREDENTIALS' } } },
+            ],
+            onError: { target: '#gateway.closing', actions: { type: 'failVerification', params: ({ event }) => ({ error: event.error }) } },
+          },
+        },
+        authenticated: {},
+      },
+    },
+    closing: {
+      on: { SOCKET_CLOSED: 'closed' },
+    },
+    closed: { type: 'final' },
+  },
+})
+
+export type GatewayMachine = typeof gatewayMachine

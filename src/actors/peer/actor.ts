@@ -1,0 +1,259 @@
+import { createActor, fromPromise, type Actor } from 'xstate'
+import { randomUUID } from 'node:crypto'
+import { circlesError, type CirclesError } from '../../errors/index.js'
+import type { PublicKeyHex } from '../../identity/index.js'
+import { canRun, canWrite, type Policy } from '../../policy/index.js'
+import type { ContextBatch, RunLimits, RunOutcome, SandboxPool } from '../../sandbox/index.js'
+import type { StorageQuota } from '../../storage/index.js'
+import type { BatchOutput } from './events.js'
+import { peerMachine, type PeerMachine } from './machine.js'
+
+/** Everything a peer context needs to run. */
+export interface PeerSettings {
+  readonly pubkey: PublicKeyHex
+  readonly dbPath: string
+  readonly root: string
+  readonly policy: Policy
+  readonly limits: RunLimits
+  readonly quota: StorageQuota
+  readonly mailboxCapacity: number
+  readonly maxBatchRuns: number
+  readonly passivateAfterMs: number
+}
+
+export interface PlayRequest {
+  /** Canonical key of the caller; '' for an anonymous caller. */
+  readonly caller: PublicKeyHex | ''
+  readonly script: string
+  /** Lowers the context's wall-clock limit for this run. */
+  readonly timeoutMs?: number
+}
+
+/** A completed run. `json` is the completion value as JSON text (ready to splice into a response). */
+export interface PlayOutcome {
+  readonly taskId: string
+  readonly output: string
+  readonly json: string
+  readonly logs: readonly string[]
+  readonly logsTruncated: boolean
+  readonly queuedMs: number
+  readonly runMs: number
+  readonly cpuMs: number
+}
+
+/** A task's lifecycle: pending (in the mailbox) → processing (in a batch) → completed | error. */
+export type TaskStatus = 'pending' | 'processing' | 'completed' | 'error'
+
+interface Task {
+  readonly taskId: string
+  readonly script: string
+  readonly caller: PublicKeyHex | ''
+  readonly canWrite: boolean
+  readonly timeoutMs: number
+  readonly enqueuedAt: number
+  status: TaskStatus
+  startedAt: number
+  readonly resolve: (outcome: PlayOutcome) => void
+  readonly reject: (error: CirclesError) => void
+}
+
+export type PeerTermination = 'passivated' | 'stopped' | 'crashed'
+
+export interface PeerHooks {
+  /** The namespace size changed (or -1: unknown, measure on the next batch). */
+  readonly onUsage: (usedBytes: number) => void
+  /** The actor ended; the host drops it (a later message builds a new one). */
+  readonly onTerminated: (reason: PeerTermination) => void
+}
+
+function settle(task: Task, outcome: RunOutcome, now: number): void {
+  if (task.status === 'completed' || task.status === 'error') return
+  if (outcome.type === 'ok') {
+    task.status = 'completed'
+    task.resolve({
+      taskId: task.taskId,
+      output: outcome.output,
+      json: outcome.json,
+      logs: outcome.logs,
+      logsTruncated: outcome.logsTruncated,
+      queuedMs: task.startedAt - task.enqueuedAt,
+      runMs: outcome.runMs,
+      cpuMs: outcome.cpuMs,
+    })
+  } else {
+    task.status = 'error'
+    task.reject(
+      circlesError(outcome.code, outcome.message, {
+        task_id: task.taskId,
+        logs: outcome.logs,
+        ...(outcome.logsTruncated ? { logs_truncated: true } : {}),
+        timings: { queued_ms: task.startedAt - task.enqueuedAt, run_ms: outcome.runMs, cpu_ms: outcome.cpuMs, total_ms: now - task.enqueuedAt },
+      }),
+    )
+  }
+}
+
+function fail(task: Task, error: CirclesError): void {
+  if (task.status === 'completed' || task.status === 'error') return
+  task.status = 'error'
+  task.reject(error)
+}
+
+/**
+ * A peer context: an ordered, bounded mailbox of script runs drained one batch at a time into
+ * the sandbox, under the lifecycle of {@link peerMachine}. Different peers run in parallel; one
+ * peer never runs two scripts at once, so its documents see its runs in mailbox order.
+ */
+export class PeerActor {
+  readonly settings: PeerSettings
+  private readonly pool: SandboxPool
+  private readonly hooks: PeerHooks
+  private readonly actor: Actor<PeerMachine>
+  private queue: Task[] = []
+  private head = 0
+  private inFlight: Task[] = []
+  private usedBytes: number
+  private ended = false
+  private readonly done: Promise<void>
+  private markDone: () => void = () => {}
+
+  constructor(settings: PeerSettings, pool: SandboxPool, usedBytes: number, hooks: PeerHooks) {
+    this.settings = settings
+    this.pool = pool
+    this.hooks = hooks
+    this.usedBytes = usedBytes
+    const machine = peerMachine.provide({
+      actors: { runBatch: fromPromise<BatchOutput>(() => this.runBatch()) },
+    })
+    this.actor = createActor(machine, { input: { passivateAfterMs: settings.passivateAfterMs } })
+    this.done = new Promise<void>((resolve) => {
+      this.markDone = resolve
+    })
+    this.actor.subscribe({
+      next: (snapshot) => {
+        if (snapshot.status !== 'done') return
+        const reason = snapshot.value === 'passivated' ? 'passivated' : 'stopped'
+        this.end(reason, circlesError('SHUTTING_DOWN', 'The peer context stopped before running this task'))
+      },
+      error: () => this.end('crashed', circlesError('WORKER_CRASHED', 'The peer context running this task crashed')),
+    })
+    this.actor.start()
+  }
+
+  /** Tasks waiting in the mailbox. */
+  get pending(): number {
+    return this.queue.length - this.head
+  }
+
+  /** Tasks waiting or running. */
+  get load(): number {
+    return this.pending + this.inFlight.length
+  }
+
+  /** The machine state, for tests and metrics. */
+  get state(): string {
+    return String(this.actor.getSnapshot().value)
+  }
+
+  /**
+   * Queue a script run. Rejects with AUTH_REQUIRED / FORBIDDEN when the policy refuses the
+   * caller, OVERLOADED when the mailbox is full, SHUTTING_DOWN when the context is stopping.
+   */
+  play(request: PlayRequest): Promise<PlayOutcome> {
+    const { policy, pubkey, limits } = this.settings
+    if (!canRun(policy, request.caller, pubkey)) {
+      return Promise.reject(
+        request.caller === ''
+          ? circlesError('AUTH_REQUIRED', 'This circle does not admit anonymous callers: authenticate first')
+          : circlesError('FORBIDDEN', "The circle's policy does not let this caller run scripts"),
+      )
+    }
+    if (this.ended) return Promise.reject(circlesError('SHUTTING_DOWN', 'The peer context is stopping'))
+    if (this.load >= this.settings.mailboxCapacity) {
+      return Promise.reject(
+        circlesError('OVERLOADED', `The mailbox of this context is full (${this.settings.mailboxCapacity} tasks)`, {
+          limit: this.settings.mailboxCapacity,
+        }),
+      )
+    }
+    return new Promise<PlayOutcome>((resolve, reject) => {
+      const now = performance.now()
+      this.queue.push({
+        taskId: randomUUID(),
+        script: request.script,
+        caller: request.caller,
+        canWrite: canWrite(policy, request.caller, pubkey),
+        timeoutMs: request.timeoutMs === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, request.timeoutMs),
+        enqueuedAt: now,
+        status: 'pending',
+        startedAt: now,
+        resolve,
+        reject,
+      })
+      if (this.pending === 1) this.actor.send({ type: 'WORK' })
+    })
+  }
+
+  private async runBatch(): Promise<BatchOutput> {
+    const count = Math.min(this.pending, this.settings.maxBatchRuns)
+    const tasks = this.queue.slice(this.head, this.head + count)
+    this.head += count
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.head = 0
+    }
+    if (tasks.length === 0) return { more: false }
+    const now = performance.now()
+    for (const task of tasks) {
+      task.status = 'processing'
+      task.startedAt = now
+    }
+    this.inFlight = tasks
+    const { settings } = this
+    const batch: ContextBatch = {
+      circle: settings.pubkey,
+      dbPath: settings.dbPath,
+      root: settings.root,
+      quota: settings.quota,
+      limits: settings.limits,
+      usedBytes: this.usedBytes,
+      runs: tasks.map((t) => ({ taskId: t.taskId, script: t.script, caller: t.caller, canWrite: t.canWrite, timeoutMs: t.timeoutMs })),
+    }
+    const result = await this.pool.run(batch)
+    this.usedBytes = result.usedBytes
+    this.hooks.onUsage(result.usedBytes)
+    const finished = performance.now()
+    tasks.forEach((task, i) => {
+      const outcome = result.outcomes[i]
+      if (outcome === undefined) fail(task, circlesError('INTERNAL_ERROR'))
+      else settle(task, outcome, finished)
+    })
+    this.inFlight = []
+    return { more: this.pending > 0 }
+  }
+
+  /** Finish the running batch, answer queued tasks SHUTTING_DOWN, and stop. */
+  async stop(): Promise<void> {
+    this.actor.send({ type: 'STOP' })
+    await this.done
+  }
+
+  /** Stop at once: every task held (queued or running) is answered with an error. */
+  kill(): void {
+    if (this.ended) return
+    this.end('crashed', circlesError('WORKER_CRASHED', 'The peer context running this task was killed'))
+    this.actor.stop()
+  }
+
+  private end(reason: PeerTermination, error: CirclesError): void {
+    if (this.ended) return
+    this.ended = true
+    for (const task of this.inFlight) fail(task, error)
+    for (let i = this.head; i < this.queue.length; i++) fail(this.queue[i]!, error)
+    this.queue = []
+    this.head = 0
+    this.inFlight = []
+    this.hooks.onTerminated(reason)
+    this.markDone()
+  }
+}

@@ -1,0 +1,12 @@
+export { peerMachine, type PeerMachine } from './machine.js'
+export type { PeerEvent, PeerContext, PeerInput, BatchOutput } from './events.js'
+export { PeerActor, type PeerSettings, type PlayRequest, type PlayOutcome, type TaskStatus, type PeerHooks, type PeerTermination } from './actor.js'
+export {
+  PeerHost,
+  DEFAULT_LIMITS,
+  DEFAULT_QUOTA,
+  type PeerHostOptions,
+  type SpawnPeerOptions,
+  type PeerOverrides,
+  type PeerRef,
+} from './peer-host.js'

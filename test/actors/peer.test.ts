@@ -1,0 +1,139 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createActor, getInitialSnapshot, getNextSnapshot, fromPromise } from 'xstate'
+import { PeerHost, peerMachine } from '../../src/actors/peer/index.js'
+import { SandboxPool } from '../../src/sandbox/index.js'
+import { generateKeyPair } from '../../src/identity/index.js'
+
+t.test('peerMachine', async (t) => {
+  t.test('starts idle and takes WORK into processing', async (t) => {
+    const s0 = getInitialSnapshot(peerMachine, { passivateAfterMs: 1000 })
+    t.equal(s0.value, 'idle')
+    t.equal(getNextSnapshot(peerMachine, s0, { type: 'WORK' }).value, 'processing')
+    t.equal(getNextSnapshot(peerMachine, s0, { type: 'STOP' }).value, 'stopped')
+    t.equal(getNextSnapshot(peerMachine, s0, { type: 'STOP' }).status, 'done')
+  })
+
+  t.test('loops while the mailbox has work, then idles, then passivates', async (t) => {
+    let more = 2
+    const machine = peerMachine.provide({
+      actors: { runBatch: fromPromise(async () => ({ more: --more > 0 })) },
+    })
+    const actor = createActor(machine, { input: { passivateAfterMs: 30 } })
+    const states: string[] = []
+    actor.subscribe((s) => states.push(String(s.value)))
+    actor.start()
+    actor.send({ type: 'WORK' })
+    await sleep(10)
+    t.equal(actor.getSnapshot().context.batches, 2, 'ran two batches back to back')
+    t.equal(actor.getSnapshot().value, 'idle')
+    await sleep(60)
+    t.equal(actor.getSnapshot().value, 'passivated')
+    t.equal(actor.getSnapshot().status, 'done')
+  })
+
+  t.test('STOP during processing waits for the running batch', async (t) => {
+    let release: () => void = () => {}
+    const machine = peerMachine.provide({
+      actors: { runBatch: fromPromise(() => new Promise<{ more: boolean }>((r) => (release = () => r({ more: true })))) },
+    })
+    const actor = createActor(machine, { input: { passivateAfterMs: 1000 } })
+    actor.start()
+    actor.send({ type: 'WORK' })
+    actor.send({ type: 'STOP' })
+    t.equal(actor.getSnapshot().value, 'processing', 'still processing')
+    release()
+    await sleep(5)
+    t.equal(actor.getSnapshot().value, 'stopped', 'stopped once the batch ended, despite more work')
+    t.equal(actor.getSnapshot().context.batches, 1)
+  })
+})
+
+t.test('PeerHost', async (t) => {
+  const pool = new SandboxPool({ processes: 2 })
+  t.teardown(() => pool.close())
+  await pool.ready()
+
+  t.test('runs 100 scripts sent in sequence to one context in their order', async (t) => {
+    const peers = new PeerHost({ dbPath: t.testdir(), pool })
+    const owner = generateKeyPair().publicKey
+    const peer = await peers.spawnPeer({ pubkey: owner })
+    const runs = Array.from({ length: 100 }, (_, i) =>
+      peer.play({ caller: owner, script: `const log = load_data("log") || []; log.push(${i}); save_data("log", log); log.length` }),
+    )
+    const outcomes = await Promise.all(runs)
+    t.same(outcomes.map((o) => o.output), Array.from({ length: 100 }, (_, i) => String(i + 1)), 'each run saw the ones before it')
+    const final = await peer.play({ caller: owner, script: 'load_data("log")' })
+    t.same(JSON.parse(final.output), Array.from({ length: 100 }, (_, i) => i), 'the document holds them in order')
+  })
+
+  t.test('runs 10 contexts in parallel', async (t) => {
+    const peers = new PeerHost({ dbPath: t.testdir(), pool })
+    const keys = Array.from({ length: 10 }, () => generateKeyPair().publicKey)
+    for (const pubkey of keys) await peers.spawnPeer({ pubkey, limits: { timeoutMs: 5000, cpuMs: 5000 } })
+    const started = performance.now()
+    // Each run busy-waits 150 ms; ten of them serially would take 1.5 s, two hosts in parallel ~0.75 s.
+    const outcomes = await Promise.all(
+      keys.map((pubkey) => peers.play(pubkey, { caller: pubkey, script: 'const end = Date.now() + 150; while (Date.now() < end) {} CIRCLE_PUBLIC_KEY' })),
+    )
+    const elapsed = performance.now() - started
+    t.same(outcomes.map((o) => o.output), keys, 'each ran in its own context')
+    t.ok(elapsed < 1400, `ran in parallel across contexts (${elapsed.toFixed(0)} ms for 10 × 150 ms)`)
+    t.same(peers.size, { registered: 10, active: 10 })
+  })
+
+  t.test('enforces the run policy and answers OVERLOADED past the mailbox bound', async (t) => {
+    const peers = new PeerHost({ dbPath: t.testdir(), pool })
+    const owner = generateKeyPair().publicKey
+    const stranger = generateKeyPair().publicKey
+    await peers.spawnPeer({ pubkey: owner, policy: { run: 'owner' }, mailboxCapacity: 3 })
+    await t.rejects(peers.play(owner, { caller: stranger, script: '1' }), { code: 'FORBIDDEN' })
+    await t.rejects(peers.play(owner, { caller: '', script: '1' }), { code: 'AUTH_REQUIRED' })
+    const accepted = [1, 2, 3].map(() => peers.play(owner, { caller: owner, script: '1' }))
+    await t.rejects(peers.play(owner, { caller: owner, script: '1' }), { code: 'OVERLOADED' })
+    t.equal((await Promise.all(accepted)).length, 3)
+    await t.rejects(peers.play(generateKeyPair().publicKey, { caller: owner, script: '1' }), { code: 'UNKNOWN_CIRCLE' })
+  })
+
+  t.test('passivates an idle context and rebuilds it from disk on the next message', async (t) => {
+    const peers = new PeerHost({ dbPath: t.testdir(), pool })
+    const owner = generateKeyPair().publicKey
+    await peers.spawnPeer({ pubkey: owner, passivateAfterMs: 50 })
+    await peers.play(owner, { caller: owner, script: 'save_data("kept", "on disk")' })
+    await sleep(5)
+    t.equal(peers.stateOf(owner), 'idle', 'idle once the batch is done')
+    await sleep(120)
+    t.equal(peers.stateOf(owner), 'passivated')
+    t.same(peers.size, { registered: 1, active: 0 })
+    t.match(await peers.play(owner, { caller: owner, script: 'load_data("kept")' }), { output: 'on disk' })
+    t.equal(peers.counters.passivations, 1)
+    t.equal(peers.counters.activations, 2)
+  })
+
+  t.test('a killed context answers every task it held with an error and is rebuilt', async (t) => {
+    const peers = new PeerHost({ dbPath: t.testdir(), pool })
+    const owner = generateKeyPair().publicKey
+    await peers.spawnPeer({ pubkey: owner, limits: { timeoutMs: 3000, cpuMs: 3000 } })
+    const running = peers.play(owner, { caller: owner, script: 'const end = Date.now() + 300; while (Date.now() < end) {} 1' })
+    const queued = peers.play(owner, { caller: owner, script: '2' })
+    await sleep(50)
+    t.ok(peers.kill(owner))
+    await t.rejects(running, { code: 'WORKER_CRASHED' })
+    await t.rejects(queued, { code: 'WORKER_CRASHED' })
+    t.match(await peers.play(owner, { caller: owner, script: '"back"' }), { output: 'back' })
+    t.equal(peers.counters.crashes, 1)
+  })
+
+  t.test('stop() drains: the running batch finishes, queued work is answered SHUTTING_DOWN', async (t) => {
+    const peers = new PeerHost({ dbPath: t.testdir(), pool })
+    const owner = generateKeyPair().publicKey
+    await peers.spawnPeer({ pubkey: owner, maxBatchRuns: 1 })
+    const first = peers.play(owner, { caller: owner, script: 'const end = Date.now() + 100; while (Date.now() < end) {} "first"' })
+    const second = peers.play(owner, { caller: owner, script: '"second"' })
+    await sleep(20)
+    await peers.stop()
+    t.match(await first, { output: 'first' })
+    await t.rejects(second, { code: 'SHUTTING_DOWN' })
+    await t.rejects(peers.play(owner, { caller: owner, script: '1' }), { code: 'SHUTTING_DOWN' })
+  })
+})
