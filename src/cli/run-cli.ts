@@ -14,8 +14,8 @@ Commands:
           Serve every circle of the config file in this process.
   keygen  [--out FILE]
           Print a new secp256k1 key pair as JSON (or write it to FILE, mode 0600).
-  play    --url WS_URL --key KEY_OR_FILE (FILE | -e SCRIPT) [--timeout-ms N]
-          Authenticate and run a script; print its output.
+  play    --url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [--timeout-ms N] [--json]
+          Authenticate (with a key) and run a script; print its output, logs to stderr.
   help    Show this text.
 `
 
@@ -64,6 +64,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     case 'launch': {
       const { launchCommand } = await import('./launch-command.js')
       return launchCommand(rest, io)
+    }
+    case 'play': {
+      const { playCommand } = await import('./play-command.js')
+      return playCommand(rest, io)
     }
     case undefined:
     case 'help':

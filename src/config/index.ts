@@ -1,1 +1,2 @@
 export { DEFAULTS } from './defaults.js'
+export { VERSION } from './version.js'

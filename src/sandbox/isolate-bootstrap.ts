@@ -163,7 +163,11 @@ export const ISOLATE_BOOTSTRAP = String.raw`(function bootstrap(hostCall, maxLog
 
   function failure(error, state) {
     const code = (error !== null && typeof error === 'object') ? apply(weakMapGet, hostCodes, [error]) : undefined;
-    return errorResult(code === undefined ? 'SCRIPT_ERROR' : code, describe(error), state);
+    if (code === undefined) return errorResult('SCRIPT_ERROR', describe(error), state);
+    // An uncaught storage error keeps its own code and message (no "Error: " prefix).
+    let message;
+    try { message = error.message; } catch (_) { message = undefined; }
+    return errorResult(code, typeof message === 'string' ? message : describe(error), state);
   }
 
   function success(value, state) {

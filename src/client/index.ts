@@ -1,0 +1,1 @@
+export { CirclesClient, RpcError, ConnectionClosedError, type WebSocketLike, type WebSocketConstructor } from './circles-client.js'

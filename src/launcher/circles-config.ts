@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { circlesError, isCirclesError } from '../errors/index.js'
+import { parsePolicy, type Policy } from '../policy/index.js'
+import type { PeerOverrides } from '../actors/peer/index.js'
+
+/** One circle of `circles.json`, validated. */
+export interface CircleConfig {
+  readonly name: string
+  readonly port: number
+  readonly host: string
+  /** Absolute path of the init script, resolved against the config file's directory. */
+  readonly scriptPath?: string
+  readonly policy: Policy
+  readonly overrides: PeerOverrides
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+const CIRCLE_KEYS = new Set(['name', 'port', 'host', 'script_path', 'policy', 'limits'])
+
+/** `limits` keys in circles.json and where each goes. */
+const LIMIT_KEYS = {
+  timeout_ms: ['limits', 'timeoutMs'],
+  cpu_ms: ['limits', 'cpuMs'],
+  memory_mb: ['limits', 'memoryMb'],
+  max_output_bytes: ['limits', 'maxOutputBytes'],
+  max_log_bytes: ['limits', 'maxLogBytes'],
+  max_document_bytes: ['quota', 'maxDocumentBytes'],
+  max_namespace_bytes: ['quota', 'maxNamespaceBytes'],
+  mailbox_capacity: ['top', 'mailboxCapacity'],
+  passivate_after_ms: ['top', 'passivateAfterMs'],
+} as const
+
+function invalid(field: string, rule: string): never {
+  throw circlesError('CONFIG_INVALID', `${field} ${rule}`, { field })
+}
+
+function parseLimits(value: unknown, field: string): PeerOverrides {
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) invalid(field, 'must be an object')
+  const limits: Record<string, number> = {}
+  const quota: Record<string, number> = {}
+  const top: Record<string, number> = {}
+  for (const [key, raw] of Object.entries(value)) {
+    const target = LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]
+    if (target === undefined) invalid(`${field}.${key}`, `is not a limit (${Object.keys(LIMIT_KEYS).join(', ')})`)
+    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1) invalid(`${field}.${key}`, 'must be a positive integer')
+    const [group, name] = target
+    ;(group === 'limits' ? limits : group === 'quota' ? quota : top)[name] = raw
+  }
+  if (limits['memoryMb'] !== undefined && limits['memoryMb'] < 8) invalid(`${field}.memory_mb`, 'must be at least 8')
+  return {
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(Object.keys(quota).length > 0 ? { quota } : {}),
+    ...top,
+  }
+}
+
+/**
+ * Validate the contents of a `circles.json`: an array of circles. Every problem is a
+ * CONFIG_INVALID error whose message names the field (`circles[1].port …`).
+ */
+export function parseCirclesConfig(value: unknown, baseDir: string): CircleConfig[] {
+  if (!Array.isArray(value)) invalid('circles', 'must be an array of circles')
+  if (value.length === 0) invalid('circles', 'must list at least one circle')
+  const names = new Set<string>()
+  const ports = new Set<number>()
+  return value.map((item, i): CircleConfig => {
+    const field = `circles[${i}]`
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) invalid(field, 'must be an object')
+    const circle = item as Record<string, unknown>
+    for (const key of Object.keys(circle)) {
+      if (!CIRCLE_KEYS.has(key)) invalid(`${field}.${key}`, `is not a circle setting (${[...CIRCLE_KEYS].join(', ')})`)
+    }
+    const { name, port, host = '127.0.0.1', script_path: scriptPath } = circle
+    if (typeof name !== 'string' || !NAME_RE.test(name)) {
+      invalid(`${field}.name`, 'must be 1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit')
+    }
+    if (names.has(name)) invalid(`${field}.name`, `"${name}" is used twice`)
+    names.add(name)
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+      invalid(`${field}.port`, 'must be an integer from 0 to 65535 (0: any free port)')
+    }
+    if (port !== 0 && ports.has(port)) invalid(`${field}.port`, `${port} is used twice`)
+    ports.add(port)
+    if (typeof host !== 'string' || host === '') invalid(`${field}.host`, 'must be a non-empty string')
+    if (scriptPath !== undefined && (typeof scriptPath !== 'string' || scriptPath === '')) {
+      invalid(`${field}.script_path`, 'must be a non-empty string')
+    }
+    const policy = parsePolicy(circle['policy'], `${field}.policy`)
+    return {
+      name,
+      port,
+      host,
+      ...(scriptPath === undefined ? {} : { scriptPath: resolve(baseDir, scriptPath as string) }),
+      policy,
+      overrides: parseLimits(circle['limits'], `${field}.limits`),
+    }
+  })
+}
+
+/** Read and validate a `circles.json` file. */
+export async function readCirclesConfig(path: string): Promise<CircleConfig[]> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    throw circlesError('CONFIG_INVALID', `${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    throw circlesError('CONFIG_INVALID', `${path}: not valid JSON (${(error as Error).message})`)
+  }
+  try {
+    return parseCirclesConfig(value, dirname(resolve(path)))
+  } catch (error) {
+    if (isCirclesError(error)) throw circlesError(error.code, `${path}: ${error.message}`, error.details)
+    throw error
+  }
+}

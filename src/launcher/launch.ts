@@ -1,0 +1,75 @@
+import { readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { circlesError, isCirclesError } from '../errors/index.js'
+import { loadOrCreateKeyFile } from '../identity/index.js'
+import { CircleNode, type CircleNodeOptions, type ServedCircle } from '../node/index.js'
+import { readCirclesConfig } from './circles-config.js'
+
+export interface LaunchOptions {
+  readonly configPath: string
+  readonly dbPath: string
+  /** Further node options (limits, sandbox size, logging). */
+  readonly node?: Partial<Omit<CircleNodeOptions, 'dbPath' | 'circles'>>
+}
+
+export interface Launched {
+  readonly node: CircleNode
+  readonly circles: readonly (ServedCircle & { readonly keyCreated: boolean })[]
+}
+
+/** Where a circle's key pair lives: `DB_PATH/keys/<name>.key` (mode 0600). */
+export function keyPathFor(dbPath: string, name: string): string {
+  return join(dbPath, 'keys', `${name}.key`)
+}
+
+/**
+ * Launch every circle of a `circles.json` in this process (DESIGN §9): validate the file, load or
+ * create each circle's key pair, start the node, then run each circle's `script_path` once in
+ * its own context. A failing init script stops the launch with CONFIG_INVALID naming it.
+ *
+ * @example
+ * const { node, circles } = await launch({ configPath: 'circles.json', dbPath: './data' })
+ */
+export async function launch(options: LaunchOptions): Promise<Launched> {
+  const dbPath = resolve(options.dbPath)
+  const config = await readCirclesConfig(options.configPath)
+  const keys = await Promise.all(config.map((c) => loadOrCreateKeyFile(keyPathFor(dbPath, c.name))))
+  const node = await CircleNode.start({
+    ...options.node,
+    dbPath,
+    circles: config.map((c, i) => ({
+      name: c.name,
+      keyPair: keys[i]!.keyPair,
+      host: c.host,
+      port: c.port,
+      policy: c.policy,
+      overrides: c.overrides,
+    })),
+  })
+  try {
+    for (const [i, circle] of config.entries()) {
+      if (circle.scriptPath === undefined) continue
+      const field = `circles[${i}].script_path`
+      let script: string
+      try {
+        script = await readFile(circle.scriptPath, 'utf8')
+      } catch (error) {
+        throw circlesError('CONFIG_INVALID', `${field}: cannot read ${circle.scriptPath} (${(error as NodeJS.ErrnoException).code})`, { field })
+      }
+      const pubkey = keys[i]!.keyPair.publicKey
+      try {
+        await node.peers.play(pubkey, { caller: pubkey, script })
+      } catch (error) {
+        const code = isCirclesError(error) ? error.code : 'INTERNAL_ERROR'
+        throw circlesError('CONFIG_INVALID', `${field}: the init script of "${circle.name}" failed: ${code}: ${(error as Error).message}`, { field })
+      }
+    }
+  } catch (error) {
+    await node.close()
+    throw error
+  }
+  return {
+    node,
+    circles: node.served.map((s, i) => ({ ...s, keyCreated: keys[i]!.created })),
+  }
+}

@@ -1,0 +1,1 @@
+export { Metrics, Counter, Gauge, Histogram } from './metrics.js'

@@ -1,0 +1,1 @@
+export { CircleNode, type CircleNodeOptions, type NodeCircle, type ServedCircle } from './circle-node.js'

@@ -1,0 +1,1 @@
+export { CircleServer, type CircleServerOptions } from './circle-server.js'
