@@ -1,0 +1,66 @@
+import { WebSocket } from 'ws'
+import { signPersonalMessage, type KeyPair } from '../../src/identity/index.js'
+
+/** A raw WebSocket with a message queue: tests see exactly what the node sends. */
+export interface RawSocket {
+  readonly ws: WebSocket
+  /** The next text message, parsed. */
+  next(timeoutMs?: number): Promise<any>
+  /** Send text (or a value, JSON-encoded). */
+  send(value: unknown): void
+  /** Send a request and wait for the next message. */
+  call(method: string, params: unknown, id?: number | string): Promise<any>
+  /** Resolves with the close code and reason. */
+  readonly closed: Promise<{ code: number; reason: string }>
+  close(): void
+}
+
+export async function openSocket(url: string): Promise<RawSocket> {
+  const ws = new WebSocket(url)
+  const queue: string[] = []
+  const waiting: ((text: string) => void)[] = []
+  ws.on('message', (data) => {
+    const text = data.toString()
+    const w = waiting.shift()
+    if (w) w(text)
+    else queue.push(text)
+  })
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+  })
+  let nextId = 1
+  const socket: RawSocket = {
+    ws,
+    closed,
+    next(timeoutMs = 5000) {
+      const text = queue.shift()
+      if (text !== undefined) return Promise.resolve(JSON.parse(text))
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no message within timeout')), timeoutMs)
+        waiting.push((t) => {
+          clearTimeout(timer)
+          resolve(JSON.parse(t))
+        })
+      })
+    },
+    send(value) {
+      ws.send(typeof value === 'string' ? value : JSON.stringify(value))
+    },
+    call(method, params, id = nextId++) {
+      socket.send({ jsonrpc: '2.0', id, method, params })
+      return socket.next()
+    },
+    close() {
+      ws.close()
+    },
+  }
+  return socket
+}
+
+/** fetch_nonce + personal_sign + authenticate on a raw socket; returns the authenticate answer. */
+export async function authenticate(socket: RawSocket, pair: KeyPair): Promise<any> {
+  const nonce = await socket.call('fetch_nonce', { pubkey: pair.publicKey })
+  return socket.call('authenticate', { pubkey: pair.publicKey, signature: signPersonalMessage(nonce.result.nonce, pair.secretKey) })
+}
