@@ -13,4 +13,4 @@ export type {
 } from './messages.js'
 export { parseFrame, type FrameLimits } from './parse-frame.js'
 export { parseParams, isMethodName, METHOD_NAMES, type MethodLimits } from './methods.js'
-export { successResponse, errorResponse } from './responses.js'
+export { errorResponse } from './responses.js'

@@ -230,6 +230,7 @@ export class GatewayConnection {
         return id === undefined ? undefined : encodeSuccess(id, `{"nonce":${JSON.stringify(nonce)},"expires_at":${expiresAt}}`)
       }
       case 'authenticate': {
+        if (this.target.type === 'unknown') throw this.unknownCircle()
         if (state.matches({ open: 'authenticated' })) throw circlesError('ALREADY_AUTHENTICATED')
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')
         const token = this.nextToken++
