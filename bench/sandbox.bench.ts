@@ -40,7 +40,6 @@ export async function measureSandbox(processes: number, scriptName: keyof typeof
       maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
       maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
     },
-    usedBytes: 0,
     runs: Array.from({ length: DEFAULTS.MAX_BATCH_RUNS }, (_, i) => ({
       taskId: String(i),
       script,

@@ -29,6 +29,8 @@ export const DEFAULTS = {
   MAILBOX_CAPACITY: 1_024,
   /** Runs of one context handed to a worker together. */
   MAX_BATCH_RUNS: 64,
+  /** Batches of one context in flight to the sandbox at once (they run in order). */
+  MAX_BATCHES_IN_FLIGHT: 4,
   /** A peer context with no work for this long is passivated (rebuilt on the next message). */
   PASSIVATE_AFTER_MS: 60_000,
   /** Largest single stored document (serialised JSON). */

@@ -87,6 +87,11 @@ export class Metrics {
     this.gauges.push(new Gauge(name, help, read))
   }
 
+  constructor() {
+    this.gauge('process_resident_memory_bytes', 'Resident memory of the node process', () => process.memoryUsage().rss)
+    this.gauge('nodejs_heap_used_bytes', 'V8 heap used by the node process', () => process.memoryUsage().heapUsed)
+  }
+
   render(): string {
     const all = [this.connections, this.requests, this.errors, this.authentications, this.playSeconds, ...this.gauges]
     return `${all.map((m) => m.render()).join('\n')}\n`

@@ -27,7 +27,7 @@ export interface CircleNodeOptions {
   readonly gateway?: Partial<GatewayLimits>
   /** Defaults for every peer context (limits, quota, mailbox, passivation). */
   readonly peers?: PeerOverrides
-  readonly sandbox?: { readonly processes?: number; readonly threadsPerProcess?: number }
+  readonly sandbox?: { readonly processes?: number }
   /** Register every namespace already under `dbPath` (default true). */
   readonly adoptExisting?: boolean
   readonly drainTimeoutMs?: number

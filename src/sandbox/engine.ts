@@ -10,7 +10,7 @@ export interface RunContext {
   readonly circle: string
   readonly dbPath: string
   readonly store: NamespaceStore
-  readonly quota: StorageQuota
+  quota: StorageQuota
   /** Bytes used by the namespace; updated by writes and deletes during the run. */
   usedBytes: number
 }

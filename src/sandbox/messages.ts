@@ -30,8 +30,6 @@ export interface ContextBatch {
   readonly root: string
   readonly quota: StorageQuota
   readonly limits: RunLimits
-  /** Bytes the namespace holds before this batch (the worker returns the new figure). */
-  readonly usedBytes: number
   readonly runs: readonly RunRequest[]
 }
 
@@ -59,8 +57,6 @@ export type RunOutcome =
 
 export interface ContextBatchResult {
   readonly outcomes: readonly RunOutcome[]
-  /** The namespace's size after the batch, or -1 when it must be measured again. */
-  readonly usedBytes: number
 }
 
 /** Messages to a sandbox worker thread (a discriminated union, as every thread message). */

@@ -1,5 +1,5 @@
 /**
- * Entry point of a sandbox host process: a piscina pool of isolated-vm worker threads, driven
+ * Entry point of a sandbox host process: a piscina pool of one isolated-vm worker thread, driven
  * by its parent over the IPC channel.
  *
  * Why a process of its own: some allocations inside an isolate (a Map or an array growing past
@@ -12,12 +12,11 @@ import { workerUrl } from '../threads/index.js'
 import type { HostReply, HostRequest } from './host-messages.js'
 import type { WorkerReply, WorkerTask } from './messages.js'
 
-const threads = Number(process.env['CIRCLES_SANDBOX_THREADS'] ?? '1')
-
+// One thread: the contexts pinned to this host run in the order their batches arrive.
 const pool = new Piscina<WorkerTask, WorkerReply>({
   filename: workerUrl(import.meta.url, 'worker'),
-  minThreads: threads,
-  maxThreads: threads,
+  minThreads: 1,
+  maxThreads: 1,
   idleTimeout: Number.POSITIVE_INFINITY,
   concurrentTasksPerWorker: 1,
   recordTiming: false,
@@ -48,7 +47,5 @@ process.on('message', (message: HostRequest) => {
 process.on('disconnect', () => process.exit(0))
 
 // Warm the threads (module load, first isolate) before declaring readiness.
-await Promise.all(
-  Array.from({ length: threads }, () => pool.run({ type: 'run', batches: [] })),
-)
+await pool.run({ type: 'run', batches: [] })
 send({ type: 'ready' })

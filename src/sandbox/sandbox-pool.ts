@@ -7,10 +7,8 @@ import type { HostReply, HostRequest } from './host-messages.js'
 import type { ContextBatch, ContextBatchResult, RunOutcome } from './messages.js'
 
 export interface SandboxPoolOptions {
-  /** Sandbox host processes; default: the machine's available parallelism. */
+  /** Sandbox host processes (each a piscina pool of one isolated-vm thread); default: the machine's available parallelism. */
   readonly processes?: number
-  /** piscina worker threads in each host process; default 1. */
-  readonly threadsPerProcess?: number
 }
 
 interface Pending {
@@ -22,6 +20,8 @@ interface Host {
   readonly index: number
   child: ChildProcess
   ready: boolean
+  /** Batches waiting for this host (submitted this turn, or while it restarts). */
+  pending: Pending[]
   /** Tasks sent to this host and not answered yet, by task id. */
   readonly inFlight: Map<number, Pending[]>
   /** Tail of the host's stderr, to tell why it died. */
@@ -37,7 +37,7 @@ const CLOSE_GRACE_MS = 5000
 
 function crashed(batch: ContextBatch, message: string): ContextBatchResult {
   const outcome: RunOutcome = { type: 'error', code: 'WORKER_CRASHED', message, logs: [], logsTruncated: false, runMs: 0, cpuMs: 0 }
-  return { outcomes: batch.runs.map(() => outcome), usedBytes: -1 }
+  return { outcomes: batch.runs.map(() => outcome) }
 }
 
 function positiveInteger(value: number | undefined, fallback: number, name: string): number {
@@ -47,7 +47,12 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
 }
 
 /**
- * The sandbox: host processes, each running a piscina pool of isolated-vm worker threads.
+ * The sandbox: host processes, each running a piscina pool of one isolated-vm worker thread.
+ *
+ * Every context is pinned to one host (by a hash of its key), and a host runs what it is given
+ * in order on its one thread. So a context may have several batches in flight and they still
+ * run one script at a time, in order; and that thread is the only writer of the context's
+ * namespace, which lets it keep the namespace's size for quotas.
  *
  * Batches submitted in one event-loop turn are coalesced into one hand-off per host (a hand-off
  * costs tens of microseconds; a warm run a few). A host that dies — a worker thread crash, or
@@ -61,21 +66,26 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
  */
 export class SandboxPool {
   private readonly hosts: Host[] = []
-  private readonly threadsPerProcess: number
-  private pending: Pending[] = []
   private scheduled = false
   private closed = false
   private nextTaskId = 1
-  private nextHost = 0
   private readyWaiters: (() => void)[] = []
   /** Hand-offs, batches and runs dispatched, and host restarts (for metrics). */
   readonly counters = { tasks: 0, batches: 0, runs: 0, crashes: 0 }
 
   constructor(options: SandboxPoolOptions = {}) {
     const processes = positiveInteger(options.processes, availableParallelism(), 'processes')
-    this.threadsPerProcess = positiveInteger(options.threadsPerProcess, 1, 'threadsPerProcess')
     for (let i = 0; i < processes; i++) {
-      const host: Host = { index: i, child: undefined as unknown as ChildProcess, ready: false, inFlight: new Map(), stderr: '', restarts: 0, restartTimer: undefined }
+      const host: Host = {
+        index: i,
+        child: undefined as unknown as ChildProcess,
+        ready: false,
+        pending: [],
+        inFlight: new Map(),
+        stderr: '',
+        restarts: 0,
+        restartTimer: undefined,
+      }
       this.hosts.push(host)
       this.spawn(host)
     }
@@ -88,8 +98,11 @@ export class SandboxPool {
 
   /** Batches submitted and not yet answered. */
   get queued(): number {
-    let n = this.pending.length
-    for (const host of this.hosts) for (const group of host.inFlight.values()) n += group.length
+    let n = 0
+    for (const host of this.hosts) {
+      n += host.pending.length
+      for (const group of host.inFlight.values()) n += group.length
+    }
     return n
   }
 
@@ -102,7 +115,6 @@ export class SandboxPool {
   private spawn(host: Host): void {
     const child = fork(fileURLToPath(workerUrl(import.meta.url, 'sandbox-host')), [], {
       execArgv: process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, '--no-node-snapshot'],
-      env: { ...process.env, CIRCLES_SANDBOX_THREADS: String(this.threadsPerProcess) },
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     })
@@ -126,7 +138,7 @@ export class SandboxPool {
         host.ready = true
         host.restarts = 0
         if (this.hosts.every((h) => h.ready)) for (const resolve of this.readyWaiters.splice(0)) resolve()
-        if (this.pending.length > 0) this.schedule()
+        if (host.pending.length > 0) this.schedule()
         break
       case 'result': {
         const group = host.inFlight.get(reply.id)
@@ -169,9 +181,16 @@ export class SandboxPool {
   run(batch: ContextBatch): Promise<ContextBatchResult> {
     if (this.closed) return Promise.resolve(crashed(batch, 'The sandbox is closed'))
     return new Promise((resolve) => {
-      this.pending.push({ batch, resolve })
+      this.hosts[this.hostIndex(batch.circle)]!.pending.push({ batch, resolve })
       this.schedule()
     })
+  }
+
+  /** The host a context is pinned to: FNV-1a of its key. */
+  private hostIndex(circle: string): number {
+    let hash = 0x811c9dc5
+    for (let i = 0; i < circle.length; i++) hash = Math.imul(hash ^ circle.charCodeAt(i), 0x01000193)
+    return (hash >>> 0) % this.hosts.length
   }
 
   private schedule(): void {
@@ -182,16 +201,12 @@ export class SandboxPool {
 
   private readonly flush = (): void => {
     this.scheduled = false
-    const ready = this.hosts.filter((h) => h.ready)
-    if (ready.length === 0 || this.pending.length === 0) return
-    const pending = this.pending
-    this.pending = []
-    // Least-loaded hosts first (rotating among equals); spread this turn's batches across them.
-    const start = this.nextHost++ % ready.length
-    const order = [...ready.slice(start), ...ready.slice(0, start)].sort((a, b) => a.inFlight.size - b.inFlight.size)
-    const groups = Math.min(ready.length, pending.length)
-    for (let g = 0; g < groups; g++) {
-      this.dispatch(order[g]!, pending.filter((_, i) => i % groups === g))
+    for (const host of this.hosts) {
+      // A restarting host keeps its batches: the context is pinned to it, and order matters.
+      if (!host.ready || host.pending.length === 0) continue
+      const group = host.pending
+      host.pending = []
+      this.dispatch(host, group)
     }
   }
 
@@ -213,8 +228,10 @@ export class SandboxPool {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const p of this.pending.splice(0)) p.resolve(crashed(p.batch, 'The sandbox is closed'))
-    for (const host of this.hosts) clearTimeout(host.restartTimer)
+    for (const host of this.hosts) {
+      for (const p of host.pending.splice(0)) p.resolve(crashed(p.batch, 'The sandbox is closed'))
+      clearTimeout(host.restartTimer)
+    }
     await Promise.all(
       this.hosts.map(
         (host) =>

@@ -7,8 +7,13 @@ import { Engine, type RunContext } from './engine.js'
 import type { ContextBatch, ContextBatchResult, WorkerReply, WorkerTask } from './messages.js'
 
 const engines = new Map<string, Engine>()
-/** Namespaces this thread has opened (created, temporary files swept). */
-const opened = new Map<string, NamespaceStore>()
+/**
+ * Namespaces this thread has opened (created, temporary files swept, size measured). Every
+ * batch of a context goes to the same host process and its single worker thread, so this
+ * thread is the namespace's only writer while it lives and its size figure stays exact; a new
+ * thread measures again.
+ */
+const opened = new Map<string, RunContext>()
 const MAX_OPENED = 4096
 
 function engineFor(batch: ContextBatch): Engine {
@@ -22,26 +27,28 @@ function engineFor(batch: ContextBatch): Engine {
   return engine
 }
 
-function storeFor(root: string): NamespaceStore {
-  let store = opened.get(root)
-  if (store === undefined) {
-    store = new NamespaceStore(root)
+function contextFor(batch: ContextBatch): RunContext {
+  let ctx = opened.get(batch.root)
+  if (ctx === undefined) {
+    const store = new NamespaceStore(batch.root)
     store.open()
+    ctx = { circle: batch.circle, dbPath: batch.dbPath, store, quota: batch.quota, usedBytes: store.usage() }
     if (opened.size >= MAX_OPENED) opened.delete(opened.keys().next().value as string)
-    opened.set(root, store)
+    opened.set(batch.root, ctx)
+  } else {
+    ctx.quota = batch.quota
   }
-  return store
+  return ctx
 }
 
 function runBatch(batch: ContextBatch): ContextBatchResult {
   const engine = engineFor(batch)
-  let store: NamespaceStore
+  let ctx: RunContext
   try {
-    store = storeFor(batch.root)
+    ctx = contextFor(batch)
   } catch (error) {
     const message = (error as Error).message
     return {
-      usedBytes: batch.usedBytes,
       outcomes: batch.runs.map(() => ({
         type: 'error' as const,
         code: 'STORAGE_ERROR' as const,
@@ -53,14 +60,13 @@ function runBatch(batch: ContextBatch): ContextBatchResult {
       })),
     }
   }
-  const ctx: RunContext = { circle: batch.circle, dbPath: batch.dbPath, store, quota: batch.quota, usedBytes: batch.usedBytes }
   const outcomes = batch.runs.map((run) =>
     engine.run(
       { script: run.script, caller: run.caller, canWrite: run.canWrite, timeoutMs: run.timeoutMs, cpuMs: batch.limits.cpuMs },
       ctx,
     ),
   )
-  return { outcomes, usedBytes: ctx.usedBytes }
+  return { outcomes }
 }
 
 export default function handle(task: WorkerTask): WorkerReply {

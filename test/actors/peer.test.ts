@@ -14,38 +14,50 @@ t.test('peerMachine', async (t) => {
     t.equal(getNextSnapshot(peerMachine, s0, { type: 'STOP' }).status, 'done')
   })
 
-  t.test('loops while the mailbox has work, then idles, then passivates', async (t) => {
-    let more = 2
+  t.test('drains, idles, then passivates after the idle timeout', async (t) => {
+    let drains = 0
     const machine = peerMachine.provide({
-      actors: { runBatch: fromPromise(async () => ({ more: --more > 0 })) },
+      actors: { drainMailbox: fromPromise<void>(async () => { drains++ }) },
     })
     const actor = createActor(machine, { input: { passivateAfterMs: 30 } })
-    const states: string[] = []
-    actor.subscribe((s) => states.push(String(s.value)))
     actor.start()
     actor.send({ type: 'WORK' })
+    t.equal(actor.getSnapshot().value, 'processing')
     await sleep(10)
-    t.equal(actor.getSnapshot().context.batches, 2, 'ran two batches back to back')
+    t.equal(drains, 1)
     t.equal(actor.getSnapshot().value, 'idle')
+    t.equal(actor.getSnapshot().context.drains, 1)
     await sleep(60)
     t.equal(actor.getSnapshot().value, 'passivated')
     t.equal(actor.getSnapshot().status, 'done')
   })
 
-  t.test('STOP during processing waits for the running batch', async (t) => {
+  t.test('WORK while idle restarts the passivation timer', async (t) => {
+    const machine = peerMachine.provide({ actors: { drainMailbox: fromPromise<void>(async () => {}) } })
+    const actor = createActor(machine, { input: { passivateAfterMs: 60 } })
+    actor.start()
+    await sleep(40)
+    actor.send({ type: 'WORK' })
+    await sleep(40)
+    t.equal(actor.getSnapshot().value, 'idle', 'not passivated 80 ms after start: the timer restarted')
+    await sleep(60)
+    t.equal(actor.getSnapshot().value, 'passivated')
+  })
+
+  t.test('STOP during processing waits for the running drain', async (t) => {
     let release: () => void = () => {}
     const machine = peerMachine.provide({
-      actors: { runBatch: fromPromise(() => new Promise<{ more: boolean }>((r) => (release = () => r({ more: true })))) },
+      actors: { drainMailbox: fromPromise(() => new Promise<void>((r) => (release = r))) },
     })
     const actor = createActor(machine, { input: { passivateAfterMs: 1000 } })
     actor.start()
     actor.send({ type: 'WORK' })
     actor.send({ type: 'STOP' })
     t.equal(actor.getSnapshot().value, 'processing', 'still processing')
+    t.equal(actor.getSnapshot().context.stopRequested, true)
     release()
     await sleep(5)
-    t.equal(actor.getSnapshot().value, 'stopped', 'stopped once the batch ended, despite more work')
-    t.equal(actor.getSnapshot().context.batches, 1)
+    t.equal(actor.getSnapshot().value, 'stopped', 'stopped once the drain ended')
   })
 })
 
@@ -127,7 +139,7 @@ t.test('PeerHost', async (t) => {
   t.test('stop() drains: the running batch finishes, queued work is answered SHUTTING_DOWN', async (t) => {
     const peers = new PeerHost({ dbPath: t.testdir(), pool })
     const owner = generateKeyPair().publicKey
-    await peers.spawnPeer({ pubkey: owner, maxBatchRuns: 1 })
+    await peers.spawnPeer({ pubkey: owner, maxBatchRuns: 1, maxBatchesInFlight: 1 })
     const first = peers.play(owner, { caller: owner, script: 'const end = Date.now() + 100; while (Date.now() < end) {} "first"' })
     const second = peers.play(owner, { caller: owner, script: '"second"' })
     await sleep(20)

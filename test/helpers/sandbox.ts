@@ -20,13 +20,12 @@ export const QUOTA = {
 export interface Ctx {
   readonly circle: string
   readonly dbPath: string
-  usedBytes: number
   limits?: Partial<RunLimits>
   quota?: Partial<typeof QUOTA>
 }
 
 export function context(dbPath: string, circle = generateKeyPair().publicKey): Ctx {
-  return { circle, dbPath, usedBytes: 0 }
+  return { circle, dbPath }
 }
 
 let seq = 0
@@ -44,7 +43,6 @@ export async function runAll(
     root: join(ctx.dbPath, ctx.circle),
     quota: { ...QUOTA, ...ctx.quota },
     limits,
-    usedBytes: ctx.usedBytes,
     runs: scripts.map((s) => {
       const spec = typeof s === 'string' ? { script: s } : s
       return {
@@ -57,7 +55,6 @@ export async function runAll(
     }),
   }
   const result = await pool.run(batch)
-  if (result.usedBytes >= 0) ctx.usedBytes = result.usedBytes
   return [...result.outcomes]
 }
 

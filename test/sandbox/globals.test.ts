@@ -85,7 +85,18 @@ t.test('load_data / save_data / list_data / delete_data', async (t) => {
   t.match(del, { output: 'true' })
   t.match(delAgain, { output: 'false' })
   t.match(after, { output: '["posts/2","profile"]' })
-  t.ok(ctx.usedBytes > 0, 'the namespace size is tracked')
+})
+
+t.test('namespace quota across runs', async (t) => {
+  const ctx = context(t.testdir())
+  // Namespace quota 16,384 bytes, document quota 4,096 (test/helpers/sandbox.ts).
+  const doc = (n: number) => `save_data("d${n}", "${'x'.repeat(3900)}")`
+  for (let n = 0; n < 4; n++) t.match(await run(pool, ctx, doc(n)), { type: 'ok' }, `document ${n} fits`)
+  t.match(await run(pool, ctx, doc(4)), { type: 'error', code: 'QUOTA_EXCEEDED', message: /Namespace/ })
+  t.match(await run(pool, ctx, doc(0)), { type: 'ok' }, 'replacing a document of the same size fits')
+  t.match(await run(pool, ctx, 'delete_data("d1")'), { type: 'ok', output: 'true' })
+  t.match(await run(pool, ctx, doc(4)), { type: 'ok' }, 'deleting freed room')
+  t.match(await run(pool, ctx, `save_data("big", "${'x'.repeat(5000)}")`), { type: 'error', code: 'QUOTA_EXCEEDED', message: /Document/ })
 })
 
 t.test('save_data(name, value) refuses non-JSON values', async (t) => {

@@ -5,7 +5,6 @@ import type { PublicKeyHex } from '../../identity/index.js'
 import { canRun, canWrite, type Policy } from '../../policy/index.js'
 import type { ContextBatch, RunLimits, RunOutcome, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
-import type { BatchOutput } from './events.js'
 import { peerMachine, type PeerMachine } from './machine.js'
 
 /** Everything a peer context needs to run. */
@@ -18,6 +17,8 @@ export interface PeerSettings {
   readonly quota: StorageQuota
   readonly mailboxCapacity: number
   readonly maxBatchRuns: number
+  /** Batches of this context handed to the sandbox and not answered yet, at most. */
+  readonly maxBatchesInFlight: number
   readonly passivateAfterMs: number
 }
 
@@ -60,8 +61,6 @@ interface Task {
 export type PeerTermination = 'passivated' | 'stopped' | 'crashed'
 
 export interface PeerHooks {
-  /** The namespace size changed (or -1: unknown, measure on the next batch). */
-  readonly onUsage: (usedBytes: number) => void
   /** The actor ended; the host drops it (a later message builds a new one). */
   readonly onTerminated: (reason: PeerTermination) => void
 }
@@ -111,19 +110,22 @@ export class PeerActor {
   private readonly actor: Actor<PeerMachine>
   private queue: Task[] = []
   private head = 0
-  private inFlight: Task[] = []
-  private usedBytes: number
+  /** Tasks handed to the sandbox and not answered yet. */
+  private readonly inFlight = new Set<Task>()
+  private batchesInFlight = 0
+  /** Wakes the drain loop (once per event-loop turn, so that a turn's arrivals share a batch). */
+  private wake: (() => void) | undefined
+  private wakeScheduled = false
   private ended = false
   private readonly done: Promise<void>
   private markDone: () => void = () => {}
 
-  constructor(settings: PeerSettings, pool: SandboxPool, usedBytes: number, hooks: PeerHooks) {
+  constructor(settings: PeerSettings, pool: SandboxPool, hooks: PeerHooks) {
     this.settings = settings
     this.pool = pool
     this.hooks = hooks
-    this.usedBytes = usedBytes
     const machine = peerMachine.provide({
-      actors: { runBatch: fromPromise<BatchOutput>(() => this.runBatch()) },
+      actors: { drainMailbox: fromPromise<void>(() => this.drainMailbox()) },
     })
     this.actor = createActor(machine, { input: { passivateAfterMs: settings.passivateAfterMs } })
     this.done = new Promise<void>((resolve) => {
@@ -147,7 +149,7 @@ export class PeerActor {
 
   /** Tasks waiting or running. */
   get load(): number {
-    return this.pending + this.inFlight.length
+    return this.pending + this.inFlight.size
   }
 
   /** The machine state, for tests and metrics. */
@@ -191,10 +193,39 @@ export class PeerActor {
         reject,
       })
       if (this.pending === 1) this.actor.send({ type: 'WORK' })
+      this.scheduleWake()
     })
   }
 
-  private async runBatch(): Promise<BatchOutput> {
+  private scheduleWake(): void {
+    if (this.wakeScheduled || this.wake === undefined) return
+    this.wakeScheduled = true
+    setImmediate(() => {
+      this.wakeScheduled = false
+      const wake = this.wake
+      this.wake = undefined
+      wake?.()
+    })
+  }
+
+  /**
+   * Hand the mailbox to the sandbox in ordered batches — up to `maxBatchesInFlight` at once, which
+   * the sandbox runs in order on the one thread this context is pinned to — until the mailbox is
+   * empty and every batch has answered. A STOP lets the running batches finish and dispatches no more.
+   */
+  private async drainMailbox(): Promise<void> {
+    const { maxBatchesInFlight } = this.settings
+    for (;;) {
+      const stopping = this.actor.getSnapshot().context.stopRequested || this.ended
+      while (!stopping && this.pending > 0 && this.batchesInFlight < maxBatchesInFlight) this.dispatchBatch()
+      if (this.batchesInFlight === 0 && (this.pending === 0 || stopping)) return
+      await new Promise<void>((resolve) => {
+        this.wake = resolve
+      })
+    }
+  }
+
+  private dispatchBatch(): void {
     const count = Math.min(this.pending, this.settings.maxBatchRuns)
     const tasks = this.queue.slice(this.head, this.head + count)
     this.head += count
@@ -202,13 +233,13 @@ export class PeerActor {
       this.queue = this.queue.slice(this.head)
       this.head = 0
     }
-    if (tasks.length === 0) return { more: false }
     const now = performance.now()
     for (const task of tasks) {
       task.status = 'processing'
       task.startedAt = now
+      this.inFlight.add(task)
     }
-    this.inFlight = tasks
+    this.batchesInFlight++
     const { settings } = this
     const batch: ContextBatch = {
       circle: settings.pubkey,
@@ -216,23 +247,24 @@ export class PeerActor {
       root: settings.root,
       quota: settings.quota,
       limits: settings.limits,
-      usedBytes: this.usedBytes,
       runs: tasks.map((t) => ({ taskId: t.taskId, script: t.script, caller: t.caller, canWrite: t.canWrite, timeoutMs: t.timeoutMs })),
     }
-    const result = await this.pool.run(batch)
-    this.usedBytes = result.usedBytes
-    this.hooks.onUsage(result.usedBytes)
-    const finished = performance.now()
-    tasks.forEach((task, i) => {
-      const outcome = result.outcomes[i]
-      if (outcome === undefined) fail(task, circlesError('INTERNAL_ERROR'))
-      else settle(task, outcome, finished)
+    void this.pool.run(batch).then((result) => {
+      const finished = performance.now()
+      tasks.forEach((task, i) => {
+        const outcome = result.outcomes[i]
+        if (outcome === undefined) fail(task, circlesError('INTERNAL_ERROR'))
+        else settle(task, outcome, finished)
+        this.inFlight.delete(task)
+      })
+      this.batchesInFlight--
+      const wake = this.wake
+      this.wake = undefined
+      wake?.()
     })
-    this.inFlight = []
-    return { more: this.pending > 0 }
   }
 
-  /** Finish the running batch, answer queued tasks SHUTTING_DOWN, and stop. */
+  /** Finish the running batches, answer queued tasks SHUTTING_DOWN, and stop. */
   async stop(): Promise<void> {
     this.actor.send({ type: 'STOP' })
     await this.done
@@ -252,7 +284,10 @@ export class PeerActor {
     for (let i = this.head; i < this.queue.length; i++) fail(this.queue[i]!, error)
     this.queue = []
     this.head = 0
-    this.inFlight = []
+    this.inFlight.clear()
+    const wake = this.wake
+    this.wake = undefined
+    wake?.()
     this.hooks.onTerminated(reason)
     this.markDone()
   }

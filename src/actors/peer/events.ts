@@ -2,7 +2,7 @@
 export type PeerEvent =
   /** The mailbox went from empty to non-empty. */
   | { readonly type: 'WORK' }
-  /** Stop: finish the batch being run, then stop. */
+  /** Stop: finish the batches being run, then stop. */
   | { readonly type: 'STOP' }
 
 export interface PeerInput {
@@ -11,13 +11,8 @@ export interface PeerInput {
 
 export interface PeerContext {
   readonly passivateAfterMs: number
-  /** Batches completed by this incarnation. */
-  readonly batches: number
-  /** STOP arrived while a batch was running: stop when it ends. */
+  /** Times this incarnation drained its mailbox. */
+  readonly drains: number
+  /** STOP arrived while work was running: stop when it ends. */
   readonly stopRequested: boolean
-}
-
-/** What the `runBatch` actor reports: whether the mailbox still holds tasks. */
-export interface BatchOutput {
-  readonly more: boolean
 }

@@ -1,5 +1,5 @@
 export { peerMachine, type PeerMachine } from './machine.js'
-export type { PeerEvent, PeerContext, PeerInput, BatchOutput } from './events.js'
+export type { PeerEvent, PeerContext, PeerInput } from './events.js'
 export { PeerActor, type PeerSettings, type PlayRequest, type PlayOutcome, type TaskStatus, type PeerHooks, type PeerTermination } from './actor.js'
 export {
   PeerHost,

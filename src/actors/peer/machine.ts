@@ -1,18 +1,17 @@
 import { assign, fromPromise, setup } from 'xstate'
-import type { BatchOutput, PeerContext, PeerEvent, PeerInput } from './events.js'
+import type { PeerContext, PeerEvent, PeerInput } from './events.js'
 
 /**
- * A peer context's lifecycle (DESIGN §6). One batch of tasks runs at a time, in mailbox order:
+ * A peer context's lifecycle (DESIGN §6):
  *
- *   idle ──WORK──▶ processing ──done, mailbox empty──▶ idle ──(idle timeout)──▶ passivated
- *                   ▲      │ done, more queued
- *                   └──────┘
- *   STOP: idle → stopped; in processing the running batch finishes first, then → stopped
+ *   idle ──WORK──▶ processing ──mailbox drained──▶ idle ──(idle timeout)──▶ passivated
+ *   STOP: idle → stopped; in processing, what is running finishes first, then → stopped
  *
- * Each task in a batch goes pending → processing → completed | error (tracked on the task; the
- * machine works at batch granularity so that its cost is paid once per batch, not per task).
- * The machine is pure: the `runBatch` actor the wiring provides takes the batch from the mailbox
- * and runs it in the sandbox.
+ * In `processing` the `drainMailbox` actor (provided by the wiring) hands the mailbox to the
+ * sandbox in ordered batches — several may be in flight; the sandbox runs them in order, one
+ * script at a time — until the mailbox is empty and every batch has answered. Each task goes
+ * pending → processing → completed | error (tracked on the task: the machine works per drain,
+ * not per task, so its cost is not paid on every request).
  */
 export const peerMachine = setup({
   types: {
@@ -22,22 +21,21 @@ export const peerMachine = setup({
   },
   actors: {
     // Replaced by the wiring (actor.ts).
-    runBatch: fromPromise<BatchOutput>(async () => ({ more: false })),
+    drainMailbox: fromPromise<void>(async () => {}),
   },
   delays: {
     passivateAfter: ({ context }) => context.passivateAfterMs,
   },
   guards: {
-    hasMoreWork: (_, output: BatchOutput) => output.more,
     isStopRequested: ({ context }) => context.stopRequested,
   },
   actions: {
-    countBatch: assign({ batches: ({ context }) => context.batches + 1 }),
+    countDrain: assign({ drains: ({ context }) => context.drains + 1 }),
     requestStop: assign({ stopRequested: true }),
   },
 }).createMachine({
   id: 'peer',
-  context: ({ input }) => ({ passivateAfterMs: input.passivateAfterMs, batches: 0, stopRequested: false }),
+  context: ({ input }) => ({ passivateAfterMs: input.passivateAfterMs, drains: 0, stopRequested: false }),
   initial: 'idle',
   states: {
     idle: {
@@ -49,20 +47,14 @@ export const peerMachine = setup({
     },
     processing: {
       invoke: {
-        src: 'runBatch',
+        src: 'drainMailbox',
         onDone: [
-          { guard: 'isStopRequested', target: 'stopped', actions: 'countBatch' },
-          {
-            guard: { type: 'hasMoreWork', params: ({ event }) => event.output },
-            target: 'processing',
-            reenter: true,
-            actions: 'countBatch',
-          },
-          { target: 'idle', actions: 'countBatch' },
+          { guard: 'isStopRequested', target: 'stopped', actions: 'countDrain' },
+          { target: 'idle', actions: 'countDrain' },
         ],
         onError: [{ guard: 'isStopRequested', target: 'stopped' }, { target: 'idle' }],
       },
-      // The running batch is never abandoned: stopping waits for it.
+      // Running batches are never abandoned: stopping waits for them.
       on: { STOP: { actions: 'requestStop' } },
     },
     passivated: { type: 'final' },

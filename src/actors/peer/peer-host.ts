@@ -14,6 +14,7 @@ export interface PeerOverrides {
   readonly quota?: Partial<StorageQuota>
   readonly mailboxCapacity?: number
   readonly maxBatchRuns?: number
+  readonly maxBatchesInFlight?: number
   readonly passivateAfterMs?: number
 }
 
@@ -34,8 +35,6 @@ export interface SpawnPeerOptions extends PeerOverrides {
 interface Entry {
   settings: PeerSettings
   actor: PeerActor | undefined
-  /** Namespace size; -1 when unknown (the worker measures it on the next batch). */
-  usedBytes: number
   restarts: number
 }
 
@@ -114,7 +113,7 @@ export class PeerHost {
     const settings = this.settingsFor(pubkey, root, policy, options)
     const existing = this.entries.get(pubkey)
     if (existing !== undefined) existing.settings = settings
-    else this.entries.set(pubkey, { settings, actor: undefined, usedBytes: -1, restarts: 0 })
+    else this.entries.set(pubkey, { settings, actor: undefined, restarts: 0 })
     return this.ref(pubkey)!
   }
 
@@ -189,18 +188,13 @@ export class PeerHost {
   private activate(entry: Entry): PeerActor {
     if (entry.actor !== undefined) return entry.actor
     this.counters.activations++
-    const actor: PeerActor = new PeerActor(entry.settings, this.pool, entry.usedBytes, {
-      onUsage: (usedBytes) => {
-        entry.usedBytes = usedBytes
-      },
+    const actor: PeerActor = new PeerActor(entry.settings, this.pool, {
       onTerminated: (reason: PeerTermination) => {
         if (entry.actor === actor) entry.actor = undefined
         if (reason === 'passivated') this.counters.passivations++
         if (reason === 'crashed') {
           this.counters.crashes++
           entry.restarts++
-          // What the crash left on disk is measured again by the next incarnation.
-          entry.usedBytes = -1
         }
       },
     })
@@ -228,6 +222,7 @@ export class PeerHost {
       quota,
       mailboxCapacity: positive(overrides.mailboxCapacity ?? d.mailboxCapacity, DEFAULTS.MAILBOX_CAPACITY, 'mailboxCapacity'),
       maxBatchRuns: positive(overrides.maxBatchRuns ?? d.maxBatchRuns, DEFAULTS.MAX_BATCH_RUNS, 'maxBatchRuns'),
+      maxBatchesInFlight: positive(overrides.maxBatchesInFlight ?? d.maxBatchesInFlight, DEFAULTS.MAX_BATCHES_IN_FLIGHT, 'maxBatchesInFlight'),
       passivateAfterMs: positive(overrides.passivateAfterMs ?? d.passivateAfterMs, DEFAULTS.PASSIVATE_AFTER_MS, 'passivateAfterMs'),
     }
   }

@@ -1,0 +1,67 @@
+/**
+ * A Circles node for the benchmark, in its own process. Prints `{"url", "http", "circle"}` once
+ * listening, then takes JSON-line commands on stdin (answered on stdout) for the footprint
+ * measurements:
+ *   {"cmd":"memory"}                 → {"rss","heapUsed"}
+ *   {"cmd":"spawn","count":N}        → registers N passivated peer contexts
+ *   {"cmd":"activate","count":N}     → runs one trivial script in each of the first N of them
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { CircleNode } from '../../src/node/index.js'
+import { generateKeyPair } from '../../src/identity/index.js'
+
+const processes = Number(process.env['BENCH_SANDBOX_PROCESSES'] ?? '1')
+const dbPath = mkdtempSync(join(tmpdir(), 'circles-bench-node-'))
+const circle = generateKeyPair()
+const node = await CircleNode.start({
+  dbPath,
+  circles: [{ name: 'bench', keyPair: circle, host: '127.0.0.1', port: 0 }],
+  sandbox: { processes },
+  gateway: { maxInFlight: 1024, idleTimeoutMs: 600_000 },
+  log: (line) => process.stderr.write(`${line}\n`),
+})
+const served = node.served[0]!
+const reply = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`)
+reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey })
+
+const spawned: string[] = []
+const memory = () => {
+  global.gc?.()
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed }
+}
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  void (async () => {
+    const command = JSON.parse(line) as { cmd: string; count?: number }
+    switch (command.cmd) {
+      case 'memory':
+        return reply(memory())
+      case 'spawn': {
+        for (let i = 0; i < (command.count ?? 0); i++) {
+          const { publicKey } = generateKeyPair()
+          await node.peers.spawnPeer({ pubkey: publicKey })
+          spawned.push(publicKey)
+        }
+        return reply({ spawned: spawned.length, ...memory() })
+      }
+      case 'activate': {
+        const keys = spawned.slice(0, command.count ?? 0)
+        for (let i = 0; i < keys.length; i += 500) {
+          await Promise.all(keys.slice(i, i + 500).map((k) => node.peers.play(k, { caller: k, script: '1' })))
+        }
+        return reply({ active: node.peers.size.active, ...memory() })
+      }
+    }
+  })()
+})
+
+const stop = async () => {
+  await node.close()
+  rmSync(dbPath, { recursive: true, force: true })
+  process.exit(0)
+}
+process.on('SIGTERM', () => void stop())
