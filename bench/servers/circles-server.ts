@@ -2,7 +2,7 @@
  * A Circles node for the benchmark, in its own process. Prints `{"url", "http", "circle"}` once
  * listening, then takes JSON-line commands on stdin (answered on stdout) for the footprint
  * measurements:
- *   {"cmd":"memory"}                 → {"rss","heapUsed"}
+ *   {"cmd":"memory"}                 → {"rss","held"} (held: V8 heap used + external, after GC)
  *   {"cmd":"spawn","count":N}        → registers N passivated peer contexts
  *   {"cmd":"activate","count":N}     → runs one trivial script in each of the first N of them
  */
@@ -14,12 +14,13 @@ import { CircleNode } from '../../src/node/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 
 const processes = Number(process.env['BENCH_SANDBOX_PROCESSES'] ?? '1')
+const isolation = process.env['BENCH_SANDBOX_ISOLATION'] === 'thread' ? 'thread' : 'process'
 const dbPath = mkdtempSync(join(tmpdir(), 'circles-bench-node-'))
 const circle = generateKeyPair()
 const node = await CircleNode.start({
   dbPath,
   circles: [{ name: 'bench', keyPair: circle, host: '127.0.0.1', port: 0 }],
-  sandbox: { processes },
+  sandbox: { processes, isolation },
   gateway: { maxInFlight: 1024, idleTimeoutMs: 600_000 },
   log: (line) => process.stderr.write(`${line}\n`),
 })
@@ -28,10 +29,12 @@ const reply = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}
 reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey })
 
 const spawned: string[] = []
+/** Memory after a full collection: RSS, and what the node holds (V8 heap + off-heap buffers). */
 const memory = () => {
   global.gc?.()
+  global.gc?.()
   const m = process.memoryUsage()
-  return { rss: m.rss, heapUsed: m.heapUsed }
+  return { rss: m.rss, held: m.heapUsed + m.external }
 }
 
 createInterface({ input: process.stdin }).on('line', (line) => {

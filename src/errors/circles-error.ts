@@ -52,7 +52,15 @@ const CLASSES = {
  */
 export function circlesError(code: ErrorCode, message?: string, details?: ErrorDetails): CirclesError {
   const Cls = CLASSES[ERROR_REGISTRY[code].base]
-  return new Cls(code, message, details) as CirclesError
+  // Coded errors are expected outcomes answered to clients, often on hot paths (a flood of bad
+  // requests): capturing a stack trace for each would cost more than the rest of the answer.
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new Cls(code, message, details) as CirclesError
+  } finally {
+    Error.stackTraceLimit = limit
+  }
 }
 
 export function isCirclesError(value: unknown): value is CirclesError {

@@ -1,4 +1,4 @@
-export { parsePublicKey, isCanonicalPublicKey, type PublicKeyHex } from './public-key.js'
+export { parsePublicKey, normalizePublicKey, isCanonicalPublicKey, type PublicKeyHex } from './public-key.js'
 export { generateKeyPair, keyPairFromSecret, type KeyPair } from './keypair.js'
 export {
   personalMessageHash,

@@ -30,6 +30,33 @@ export function parsePublicKey(input: unknown): PublicKeyHex {
   }
 }
 
+const P = secp256k1.Point.CURVE().p
+
+/**
+ * The boundary's cheap form of {@link parsePublicKey}, for untrusted input on hot paths (every
+ * `fetch_nonce`, every URL): the same syntax rules and normalisation, and x below the field
+ * prime; an uncompressed key must satisfy y² = x³ + 7 (a few multiplications). What it skips is
+ * the square root that decides whether a compressed x is on the curve — hundreds of microseconds
+ * an attacker could make the gateway pay per request. Such a key is caught where the curve math
+ * runs anyway, off the event loop: no signature can recover it, so `authenticate` fails with
+ * INVALID_CREDENTIALS.
+ */
+export function normalizePublicKey(input: unknown): PublicKeyHex {
+  if (typeof input !== 'string') throw circlesError('INVALID_PUBLIC_KEY', 'Public key must be a hex string')
+  const hex = (input.startsWith('0x') || input.startsWith('0X') ? input.slice(2) : input).toLowerCase()
+  if (COMPRESSED_RE.test(hex)) {
+    if (BigInt(`0x${hex.slice(2)}`) >= P) throw circlesError('INVALID_PUBLIC_KEY', 'Public key is not a point on secp256k1')
+    return hex
+  }
+  if (!UNCOMPRESSED_RE.test(hex)) throw circlesError('INVALID_PUBLIC_KEY')
+  const x = BigInt(`0x${hex.slice(2, 66)}`)
+  const y = BigInt(`0x${hex.slice(66)}`)
+  if (x >= P || y >= P || (y * y - (x * x * x + 7n)) % P !== 0n) {
+    throw circlesError('INVALID_PUBLIC_KEY', 'Public key is not a point on secp256k1')
+  }
+  return `${y & 1n ? '03' : '02'}${hex.slice(2, 66)}`
+}
+
 /** True when `value` is already a canonical public key (cheap syntactic check, no curve math). */
 export function isCanonicalPublicKey(value: unknown): value is PublicKeyHex {
   return typeof value === 'string' && value.length === 66 && /^0[23][0-9a-f]{64}$/.test(value)

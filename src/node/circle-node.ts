@@ -5,7 +5,7 @@ import { Metrics } from '../metrics/index.js'
 import { PeerHost, type PeerOverrides } from '../actors/peer/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
-import { SandboxPool } from '../sandbox/index.js'
+import { SandboxPool, type SandboxPoolOptions } from '../sandbox/index.js'
 import { CircleServer } from '../server/index.js'
 import { Supervisor, handleFor, type ChildSpec, type SupervisorEvent } from '../supervisor/index.js'
 import { Verifier } from '../verifier/index.js'
@@ -27,7 +27,7 @@ export interface CircleNodeOptions {
   readonly gateway?: Partial<GatewayLimits>
   /** Defaults for every peer context (limits, quota, mailbox, passivation). */
   readonly peers?: PeerOverrides
-  readonly sandbox?: { readonly processes?: number }
+  readonly sandbox?: SandboxPoolOptions
   /** Register every namespace already under `dbPath` (default true). */
   readonly adoptExisting?: boolean
   readonly drainTimeoutMs?: number
@@ -164,6 +164,8 @@ export class CircleNode {
     this.metrics.gauge('circles_peers_active', 'Peer contexts with a live actor (not passivated)', () => this.peerHost?.size.active ?? 0)
     this.metrics.gauge('circles_tasks_queued', 'Script runs queued or running across contexts', () => this.peerHost?.load ?? 0)
     this.metrics.gauge('circles_sandbox_runs_total', 'Script runs handed to the sandbox', () => this.pool?.counters.runs ?? 0)
+    this.metrics.gauge('circles_sandbox_handoffs_total', 'Messages to sandbox hosts (each carries the batches of one event-loop turn)', () => this.pool?.counters.tasks ?? 0)
+    this.metrics.gauge('circles_sandbox_batches_total', 'Context batches handed to the sandbox', () => this.pool?.counters.batches ?? 0)
     this.metrics.gauge('circles_sandbox_crashes_total', 'Sandbox hosts or threads that died with work in flight', () => this.pool?.counters.crashes ?? 0)
     this.metrics.gauge('circles_verifier_queued', 'Signature checks waiting or running', () => this.verifier?.queued ?? 0)
   }

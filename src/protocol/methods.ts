@@ -1,5 +1,5 @@
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
-import { parsePublicKey } from '../identity/index.js'
+import { normalizePublicKey } from '../identity/index.js'
 import type { Call, MethodName } from './messages.js'
 
 export interface MethodLimits {
@@ -40,7 +40,7 @@ function checkObject(
 function pubkeyParam(method: MethodName, value: unknown): string | Failure {
   if (typeof value !== 'string') return invalid(`${method}: "pubkey" must be a string`, 'pubkey')
   try {
-    return parsePublicKey(value)
+    return normalizePublicKey(value)
   } catch (error) {
     if (isCirclesError(error)) return { ok: false, error: circlesError(error.code, error.message, { field: 'pubkey' }) }
     throw error

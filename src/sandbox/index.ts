@@ -1,4 +1,5 @@
 export { SandboxPool, type SandboxPoolOptions } from './sandbox-pool.js'
+export type { SandboxIsolation } from './host-channel.js'
 export type {
   ContextBatch,
   ContextBatchResult,

@@ -1,14 +1,18 @@
-import { fork, type ChildProcess } from 'node:child_process'
 import { availableParallelism } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { circlesError } from '../errors/index.js'
-import { workerUrl } from '../threads/index.js'
+import { openHost, type HostChannel, type SandboxIsolation } from './host-channel.js'
 import type { HostReply, HostRequest } from './host-messages.js'
 import type { ContextBatch, ContextBatchResult, RunOutcome } from './messages.js'
 
 export interface SandboxPoolOptions {
-  /** Sandbox host processes (each a piscina pool of one isolated-vm thread); default: the machine's available parallelism. */
+  /** Sandbox hosts (each a piscina pool of one isolated-vm thread); default: the machine's available parallelism. */
   readonly processes?: number
+  /**
+   * `process` (default): each host is a child process, so a V8 abort inside an isolate costs
+   * only that host. `thread`: hosts are piscina pools in this process — fewer hops and lower
+   * latency, for trusted scripts only: such an abort would take the node down.
+   */
+  readonly isolation?: SandboxIsolation
 }
 
 interface Pending {
@@ -18,20 +22,17 @@ interface Pending {
 
 interface Host {
   readonly index: number
-  child: ChildProcess
+  channel: HostChannel
   ready: boolean
   /** Batches waiting for this host (submitted this turn, or while it restarts). */
   pending: Pending[]
   /** Tasks sent to this host and not answered yet, by task id. */
   readonly inFlight: Map<number, Pending[]>
-  /** Tail of the host's stderr, to tell why it died. */
-  stderr: string
   /** Consecutive deaths since the host last came up; sets the restart back-off. */
   restarts: number
   restartTimer: NodeJS.Timeout | undefined
 }
 
-const STDERR_TAIL_CHARS = 4096
 const RESTART_DELAY_MS = [0, 100, 250, 500, 1000, 2000, 5000] as const
 const CLOSE_GRACE_MS = 5000
 
@@ -66,6 +67,7 @@ function positiveInteger(value: number | undefined, fallback: number, name: stri
  */
 export class SandboxPool {
   private readonly hosts: Host[] = []
+  private readonly isolation: SandboxIsolation
   private scheduled = false
   private closed = false
   private nextTaskId = 1
@@ -75,14 +77,17 @@ export class SandboxPool {
 
   constructor(options: SandboxPoolOptions = {}) {
     const processes = positiveInteger(options.processes, availableParallelism(), 'processes')
+    this.isolation = options.isolation ?? 'process'
+    if (this.isolation !== 'process' && this.isolation !== 'thread') {
+      throw circlesError('INVALID_OPTION', 'options.isolation must be "process" or "thread"')
+    }
     for (let i = 0; i < processes; i++) {
       const host: Host = {
         index: i,
-        child: undefined as unknown as ChildProcess,
+        channel: undefined as unknown as HostChannel,
         ready: false,
         pending: [],
         inFlight: new Map(),
-        stderr: '',
         restarts: 0,
         restartTimer: undefined,
       }
@@ -91,9 +96,9 @@ export class SandboxPool {
     }
   }
 
-  /** Process ids of the host processes (for operators, and for tests that kill one). */
+  /** Process ids of the hosts (for operators, and for tests that kill one); this process's own in thread isolation. */
   get pids(): readonly number[] {
-    return this.hosts.map((h) => h.child.pid ?? -1)
+    return this.hosts.map((h) => h.channel.pid)
   }
 
   /** Batches submitted and not yet answered. */
@@ -113,23 +118,16 @@ export class SandboxPool {
   }
 
   private spawn(host: Host): void {
-    const child = fork(fileURLToPath(workerUrl(import.meta.url, 'sandbox-host')), [], {
-      execArgv: process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, '--no-node-snapshot'],
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-    })
-    host.child = child
     host.ready = false
-    host.stderr = ''
-    child.stderr?.setEncoding('utf8')
-    child.stderr?.on('data', (chunk: string) => {
-      host.stderr = (host.stderr + chunk).slice(-STDERR_TAIL_CHARS)
+    const channel: HostChannel = openHost(this.isolation, {
+      onReply: (reply) => {
+        if (host.channel === channel) this.onReply(host, reply)
+      },
+      onExit: (lastWords) => {
+        if (host.channel === channel) this.onExit(host, lastWords)
+      },
     })
-    child.on('message', (reply: HostReply) => this.onReply(host, reply))
-    child.on('exit', () => this.onExit(host, child))
-    child.on('error', () => {
-      // 'exit' follows (or the spawn failed and 'exit' reports it); nothing to do twice.
-    })
+    host.channel = channel
   }
 
   private onReply(host: Host, reply: HostReply): void {
@@ -158,10 +156,9 @@ export class SandboxPool {
     }
   }
 
-  private onExit(host: Host, child: ChildProcess): void {
-    if (host.child !== child) return
+  private onExit(host: Host, lastWords: string): void {
     host.ready = false
-    const oom = /is_heap_oom|out of memory/i.test(host.stderr)
+    const oom = /is_heap_oom|out of memory/i.test(lastWords)
     const why = oom
       ? 'The sandbox process running this task was killed by a script that exhausted memory'
       : 'The sandbox process running this task stopped'
@@ -217,11 +214,7 @@ export class SandboxPool {
     this.counters.batches += group.length
     for (const p of group) this.counters.runs += p.batch.runs.length
     const request: HostRequest = { type: 'run', id, batches: group.map((p) => p.batch) }
-    try {
-      host.child.send(request)
-    } catch {
-      // The channel closed under us: 'exit' answers this group.
-    }
+    host.channel.send(request)
   }
 
   /** Stop taking work, let running tasks finish, then stop the host processes. */
@@ -232,25 +225,6 @@ export class SandboxPool {
       for (const p of host.pending.splice(0)) p.resolve(crashed(p.batch, 'The sandbox is closed'))
       clearTimeout(host.restartTimer)
     }
-    await Promise.all(
-      this.hosts.map(
-        (host) =>
-          new Promise<void>((resolve) => {
-            const child = host.child
-            if (child.exitCode !== null || child.signalCode !== null) return resolve()
-            const timer = setTimeout(() => child.kill('SIGKILL'), CLOSE_GRACE_MS)
-            child.once('exit', () => {
-              clearTimeout(timer)
-              resolve()
-            })
-            const request: HostRequest = { type: 'close' }
-            try {
-              child.send(request)
-            } catch {
-              child.kill('SIGKILL')
-            }
-          }),
-      ),
-    )
+    await Promise.all(this.hosts.map((host) => host.channel.close(CLOSE_GRACE_MS)))
   }
 }

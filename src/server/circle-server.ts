@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
-import { isCanonicalPublicKey, parsePublicKey, type PublicKeyHex } from '../identity/index.js'
+import { normalizePublicKey, type PublicKeyHex } from '../identity/index.js'
 
 export interface CircleServerOptions {
   /** The circle this port serves at `/`. */
@@ -94,7 +94,7 @@ export class CircleServer {
     if (trimmed === '') return { type: 'circle', pubkey: this.options.circle }
     let pubkey: PublicKeyHex
     try {
-      pubkey = isCanonicalPublicKey(trimmed) ? trimmed : parsePublicKey(trimmed)
+      pubkey = normalizePublicKey(trimmed)
     } catch {
       return { type: 'unknown', path: trimmed }
     }

@@ -1,8 +1,9 @@
 /**
- * Signature-verification worker thread. It lowers its own scheduling priority (Linux: per-thread
- * nice 19) so that a flood of authenticate attempts only uses CPU nothing else wants: script runs
- * and socket I/O keep their latency.
+ * Signature-verification worker thread. It gives up its claim on the CPU so that a flood of
+ * authenticate attempts only uses CPU nothing else wants, and script runs and socket I/O keep
+ * their latency: on Linux the thread moves to SCHED_IDLE (with `chrt`), or failing that to nice 19.
  */
+import { spawnSync } from 'node:child_process'
 import { readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { verifyPersonalSignature, type SignatureCheck } from '../identity/index.js'
@@ -10,7 +11,10 @@ import type { VerifyTask } from './messages.js'
 
 try {
   const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
-  if (Number.isInteger(tid) && tid > 0) setPriority(tid, 19)
+  if (Number.isInteger(tid) && tid > 0) {
+    setPriority(tid, 19)
+    spawnSync('chrt', ['--idle', '-p', '0', String(tid)], { stdio: 'ignore', timeout: 2_000 })
+  }
 } catch {
   // Not Linux, or not permitted: verification simply runs at normal priority.
 }

@@ -1,11 +1,11 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createActor, fromPromise, getInitialSnapshot, getNextSnapshot } from 'xstate'
+import { createActor, getInitialSnapshot, getNextSnapshot } from 'xstate'
 import { gatewayMachine, type VerifyInput, type VerifyOutput } from '../../src/actors/gateway/index.js'
 
 const A = '02' + 'a'.repeat(64)
 const B = '03' + 'b'.repeat(64)
-const input = { nonceTtlMs: 1000 }
+const input = { nonceTtlMs: 1000, verify: async (): Promise<VerifyOutput> => ({ ok: false, reason: 'mismatch' }) }
 
 t.test('gatewayMachine transitions', async (t) => {
   const s0 = getInitialSnapshot(gatewayMachine, input)
@@ -55,9 +55,7 @@ t.test('gatewayMachine transitions', async (t) => {
 
 t.test('gatewayMachine as an actor', async (t) => {
   const run = (verify: (input: VerifyInput) => Promise<VerifyOutput>, nonceTtlMs = 1000) => {
-    const actor = createActor(gatewayMachine.provide({ actors: { verifySignature: fromPromise<VerifyOutput, VerifyInput>(({ input }) => verify(input)) } }), {
-      input: { nonceTtlMs },
-    })
+    const actor = createActor(gatewayMachine, { input: { nonceTtlMs, verify } })
     actor.start()
     return actor
   }

@@ -1,13 +1,13 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createActor, getInitialSnapshot, getNextSnapshot, fromPromise } from 'xstate'
+import { createActor, getInitialSnapshot, getNextSnapshot } from 'xstate'
 import { PeerHost, peerMachine } from '../../src/actors/peer/index.js'
 import { SandboxPool } from '../../src/sandbox/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 
 t.test('peerMachine', async (t) => {
   t.test('starts idle and takes WORK into processing', async (t) => {
-    const s0 = getInitialSnapshot(peerMachine, { passivateAfterMs: 1000 })
+    const s0 = getInitialSnapshot(peerMachine, { passivateAfterMs: 1000, drain: async () => {} })
     t.equal(s0.value, 'idle')
     t.equal(getNextSnapshot(peerMachine, s0, { type: 'WORK' }).value, 'processing')
     t.equal(getNextSnapshot(peerMachine, s0, { type: 'STOP' }).value, 'stopped')
@@ -16,10 +16,7 @@ t.test('peerMachine', async (t) => {
 
   t.test('drains, idles, then passivates after the idle timeout', async (t) => {
     let drains = 0
-    const machine = peerMachine.provide({
-      actors: { drainMailbox: fromPromise<void>(async () => { drains++ }) },
-    })
-    const actor = createActor(machine, { input: { passivateAfterMs: 30 } })
+    const actor = createActor(peerMachine, { input: { passivateAfterMs: 30, drain: async () => void drains++ } })
     actor.start()
     actor.send({ type: 'WORK' })
     t.equal(actor.getSnapshot().value, 'processing')
@@ -33,8 +30,7 @@ t.test('peerMachine', async (t) => {
   })
 
   t.test('WORK while idle restarts the passivation timer', async (t) => {
-    const machine = peerMachine.provide({ actors: { drainMailbox: fromPromise<void>(async () => {}) } })
-    const actor = createActor(machine, { input: { passivateAfterMs: 60 } })
+    const actor = createActor(peerMachine, { input: { passivateAfterMs: 60, drain: async () => {} } })
     actor.start()
     await sleep(40)
     actor.send({ type: 'WORK' })
@@ -46,10 +42,7 @@ t.test('peerMachine', async (t) => {
 
   t.test('STOP during processing waits for the running drain', async (t) => {
     let release: () => void = () => {}
-    const machine = peerMachine.provide({
-      actors: { drainMailbox: fromPromise(() => new Promise<void>((r) => (release = r))) },
-    })
-    const actor = createActor(machine, { input: { passivateAfterMs: 1000 } })
+    const actor = createActor(peerMachine, { input: { passivateAfterMs: 1000, drain: () => new Promise<void>((r) => (release = r)) } })
     actor.start()
     actor.send({ type: 'WORK' })
     actor.send({ type: 'STOP' })

@@ -107,6 +107,25 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     t.equal((await socket.closed).code, 1008)
   })
 
+  t.test('a compressed key that is not on the curve can fetch a nonce but never authenticate', async (t) => {
+    const { parsePublicKey } = await import('../../src/identity/index.js')
+    let offCurve = ''
+    for (let x = 5n; offCurve === ''; x++) {
+      const hex = `02${x.toString(16).padStart(64, '0')}`
+      try {
+        parsePublicKey(hex)
+      } catch {
+        offCurve = hex
+      }
+    }
+    const socket = await openSocket(url)
+    const nonce = await socket.call('fetch_nonce', { pubkey: offCurve })
+    t.ok(nonce.result.nonce)
+    const answer = await socket.call('authenticate', { pubkey: offCurve, signature: signPersonalMessage(nonce.result.nonce, alice.secretKey) })
+    t.equal(answer.error.data.code, 'INVALID_CREDENTIALS')
+    t.equal((await socket.closed).code, 1008)
+  })
+
   t.test('malformed params to authenticate also close the socket', async (t) => {
     const socket = await openSocket(url)
     const answer = await socket.call('authenticate', { pubkey: alice.publicKey, signature: 'nope' })

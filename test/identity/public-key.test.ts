@@ -1,6 +1,6 @@
 import t from 'tap'
 import { CirclesTypeError } from '../../src/errors/index.js'
-import { createNonce, generateKeyPair, isCanonicalPublicKey, keyPairFromSecret, parsePublicKey } from '../../src/identity/index.js'
+import { createNonce, generateKeyPair, isCanonicalPublicKey, keyPairFromSecret, normalizePublicKey, parsePublicKey } from '../../src/identity/index.js'
 
 const G_COMPRESSED = '0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798'
 const G_UNCOMPRESSED =
@@ -64,4 +64,36 @@ t.test('createNonce()', async (t) => {
     seen.add(nonce)
   }
   t.equal(seen.size, 100, 'nonces do not repeat')
+})
+
+/** An x below the field prime with no point on the curve (x³ + 7 is not a square). */
+function offCurveX(): string {
+  for (let x = 5n; ; x++) {
+    const hex = `02${x.toString(16).padStart(64, '0')}`
+    try {
+      parsePublicKey(hex)
+    } catch {
+      return hex
+    }
+  }
+}
+
+t.test('normalizePublicKey(input) — the boundary fast path', async (t) => {
+  t.test('normalises exactly as parsePublicKey does for valid keys', async (t) => {
+    for (const input of [G_COMPRESSED, G_UNCOMPRESSED, `0x${G_COMPRESSED}`, G_UNCOMPRESSED.toUpperCase(), generateKeyPair().publicKey]) {
+      t.equal(normalizePublicKey(input), parsePublicKey(input), input.slice(0, 12))
+    }
+  })
+
+  t.test('refuses bad syntax, x beyond the field, and uncompressed points off the curve', async (t) => {
+    for (const input of [7, '', G_COMPRESSED.slice(2), `02${'ff'.repeat(32)}`, `04${G_UNCOMPRESSED.slice(2, 66)}${'00'.repeat(32)}`]) {
+      t.throws(() => normalizePublicKey(input), { code: 'INVALID_PUBLIC_KEY' }, String(input).slice(0, 12))
+    }
+  })
+
+  t.test('leaves the square root of a compressed key to authentication', async (t) => {
+    const bad = offCurveX()
+    t.throws(() => parsePublicKey(bad), { code: 'INVALID_PUBLIC_KEY' })
+    t.equal(normalizePublicKey(bad), bad, 'accepted at the boundary; no signature can ever recover it')
+  })
 })

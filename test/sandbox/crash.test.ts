@@ -40,3 +40,15 @@ t.test('SandboxPool crash recovery', async (t) => {
     }
   })
 })
+
+t.test('SandboxPool({ isolation: "thread" })', async (t) => {
+  const threads = new SandboxPool({ processes: 2, isolation: 'thread' })
+  t.teardown(() => threads.close())
+  await threads.ready()
+  t.same(threads.pids, [process.pid, process.pid], 'the hosts live in this process')
+  const ctx = context(t.testdir())
+  t.match(await run(threads, ctx, '[CIRCLE_PUBLIC_KEY === CALLER_PUBLIC_KEY, 6 * 7]'), { type: 'ok', output: '[true,42]' })
+  t.match(await run(threads, ctx, 'while (true) {}'), { type: 'error', code: 'SCRIPT_TIMEOUT' })
+  t.match(await run(threads, ctx, '"still serving"'), { type: 'ok', output: 'still serving' })
+  t.throws(() => new SandboxPool({ isolation: 'vm' as never }), { code: 'INVALID_OPTION', message: /options.isolation/ })
+})

@@ -1,4 +1,4 @@
-import { createActor, fromPromise, type Actor } from 'xstate'
+import { createActor, type Actor } from 'xstate'
 import type { WebSocket } from 'ws'
 import { asCirclesError, circlesError, type CirclesError } from '../../errors/index.js'
 import { createNonce, type PublicKeyHex } from '../../identity/index.js'
@@ -6,7 +6,6 @@ import { errorResponse, parseFrame, type Call, type FrameEntry, type FrameLimits
 import type { Metrics } from '../../metrics/index.js'
 import type { PeerHost, PlayOutcome } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
-import type { VerifyInput, VerifyOutput } from './events.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
 
 export interface GatewayLimits extends FrameLimits {
@@ -56,6 +55,8 @@ export class GatewayConnection {
   private readonly actor: Actor<GatewayMachine>
   private readonly idleTimer: NodeJS.Timeout
   private caller: PublicKeyHex | '' = ''
+  /** Mirrors the machine being in `open` (read on every frame). */
+  private open = true
   private inFlight = 0
   private draining = false
   private drained: (() => void) | undefined
@@ -68,12 +69,12 @@ export class GatewayConnection {
     this.target = target
     this.services = services
     const verifier = services.verifier
-    const machine = gatewayMachine.provide({
-      actors: {
-        verifySignature: fromPromise<VerifyOutput, VerifyInput>(({ input }) => verifier.verify(input.nonce, input.signature, input.pubkey)),
+    this.actor = createActor(gatewayMachine, {
+      input: {
+        nonceTtlMs: services.limits.nonceTtlMs,
+        verify: ({ nonce, signature, pubkey }) => verifier.verify(nonce, signature, pubkey),
       },
     })
-    this.actor = createActor(machine, { input: { nonceTtlMs: services.limits.nonceTtlMs } })
     this.actor.subscribe((snapshot) => this.onTransition(snapshot))
     this.actor.start()
     this.idleTimer = setTimeout(() => this.actor.send({ type: 'IDLE' }), services.limits.idleTimeoutMs)
@@ -113,6 +114,7 @@ export class GatewayConnection {
 
   private onTransition(snapshot: ReturnType<Actor<GatewayMachine>['getSnapshot']>): void {
     const { context } = snapshot
+    this.open = snapshot.matches('open')
     if (snapshot.matches({ open: 'authenticated' }) && this.caller === '' && context.caller !== null) {
       this.caller = context.caller
       this.services.metrics.authentications.inc({ result: 'ok' })
@@ -141,14 +143,13 @@ export class GatewayConnection {
   }
 
   private fail(id: JsonRpcId, error: CirclesError): string {
-    this.services.metrics.errors.inc({ code: error.code })
+    this.services.metrics.errors.incLabel('code', error.code)
     return JSON.stringify(errorResponse(id, error))
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     this.idleTimer.refresh()
-    const snapshot = this.actor.getSnapshot()
-    if (!snapshot.matches('open')) return
+    if (!this.open) return
     if (isBinary) {
       this.send(this.fail(null, BINARY_REFUSED))
       return
@@ -177,7 +178,7 @@ export class GatewayConnection {
       case 'call':
       case 'notify': {
         const id = entry.type === 'call' ? entry.id : undefined
-        this.services.metrics.requests.inc({ method: entry.call.method })
+        this.services.metrics.requests.incLabel('method', entry.call.method)
         if (this.draining) return id === undefined ? undefined : this.fail(id, circlesError('SHUTTING_DOWN'))
         if (this.inFlight >= this.services.limits.maxInFlight) {
           return id === undefined
@@ -218,9 +219,9 @@ export class GatewayConnection {
   }
 
   private call(call: Call, id: JsonRpcId | undefined): string | undefined | Promise<string | undefined> {
-    const state = this.actor.getSnapshot()
     switch (call.method) {
       case 'fetch_nonce': {
+        const state = this.actor.getSnapshot()
         if (this.target.type === 'unknown') throw this.unknownCircle()
         if (state.matches({ open: 'authenticated' })) throw circlesError('ALREADY_AUTHENTICATED')
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')
@@ -230,6 +231,7 @@ export class GatewayConnection {
         return id === undefined ? undefined : encodeSuccess(id, `{"nonce":${JSON.stringify(nonce)},"expires_at":${expiresAt}}`)
       }
       case 'authenticate': {
+        const state = this.actor.getSnapshot()
         if (this.target.type === 'unknown') throw this.unknownCircle()
         if (state.matches({ open: 'authenticated' })) throw circlesError('ALREADY_AUTHENTICATED')
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')

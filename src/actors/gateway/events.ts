@@ -17,6 +17,8 @@ export type GatewayEvent =
 
 export interface GatewayInput {
   readonly nonceTtlMs: number
+  /** Checks a signature (off the event loop); injected so that the machine is built once, not per connection. */
+  readonly verify: (input: VerifyInput) => Promise<VerifyOutput>
 }
 
 /** Why the connection is closing, and the request to answer with the error, if any. */
@@ -28,6 +30,7 @@ export interface CloseIntent {
 
 export interface GatewayContext {
   readonly nonceTtlMs: number
+  readonly verify: (input: VerifyInput) => Promise<VerifyOutput>
   /** The outstanding nonce: single use, for one key. */
   readonly nonce: { readonly value: string; readonly pubkey: PublicKeyHex } | null
   /** The authenticate request being verified. */
@@ -44,5 +47,10 @@ export interface VerifyInput {
   readonly nonce: string
   readonly pubkey: PublicKeyHex
   readonly signature: string
+}
+
+/** The `verifySignature` actor's input: the request and the function that checks it. */
+export interface VerifyRequest extends VerifyInput {
+  readonly verify: (input: VerifyInput) => Promise<VerifyOutput>
 }
 export type VerifyOutput = SignatureCheck

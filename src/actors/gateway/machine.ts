@@ -1,6 +1,6 @@
 import { assign, fromPromise, setup } from 'xstate'
 import { isCirclesError, type ErrorCode } from '../../errors/index.js'
-import type { GatewayContext, GatewayEvent, GatewayInput, VerifyInput, VerifyOutput } from './events.js'
+import type { GatewayContext, GatewayEvent, GatewayInput, VerifyOutput, VerifyRequest } from './events.js'
 
 const WS_POLICY_VIOLATION = 1008
 const WS_GOING_AWAY = 1001
@@ -16,7 +16,8 @@ const WS_TRY_AGAIN_LATER = 1013
  *        └── AUTHENTICATE / invalid / expired ──▶ closing ──SOCKET_CLOSED──▶ closed
  *
  * Every authenticate attempt consumes the nonce; every failed one closes the connection (1008).
- * The machine is pure: signature checks run in the `verifySignature` actor the wiring provides.
+ * The machine is pure: signature checks run in the `verifySignature` actor, through the `verify`
+ * function its input carries (the verifier thread, in the wiring).
  */
 export const gatewayMachine = setup({
   types: {
@@ -25,8 +26,9 @@ export const gatewayMachine = setup({
     input: {} as GatewayInput,
   },
   actors: {
-    // Replaced by the wiring (actor.ts) with the real verifier; refusing keeps a bare machine safe.
-    verifySignature: fromPromise<VerifyOutput, VerifyInput>(async () => ({ ok: false, reason: 'mismatch' })),
+    verifySignature: fromPromise<VerifyOutput, VerifyRequest>(({ input }) =>
+      input.verify({ nonce: input.nonce, pubkey: input.pubkey, signature: input.signature }),
+    ),
   },
   delays: {
     nonceTtl: ({ context }) => context.nonceTtlMs,
@@ -79,6 +81,7 @@ export const gatewayMachine = setup({
   id: 'gateway',
   context: ({ input }) => ({
     nonceTtlMs: input.nonceTtlMs,
+    verify: input.verify,
     nonce: null,
     pending: null,
     caller: null,
@@ -128,6 +131,7 @@ export const gatewayMachine = setup({
           invoke: {
             src: 'verifySignature',
             input: ({ context }) => ({
+              verify: context.verify,
               nonce: context.pending?.nonce ?? '',
               pubkey: context.pending?.pubkey ?? '',
               signature: context.pending?.signature ?? '',

@@ -1,4 +1,4 @@
-import { createActor, fromPromise, type Actor } from 'xstate'
+import { createActor, type Actor } from 'xstate'
 import { randomUUID } from 'node:crypto'
 import { circlesError, type CirclesError } from '../../errors/index.js'
 import type { PublicKeyHex } from '../../identity/index.js'
@@ -116,6 +116,8 @@ export class PeerActor {
   /** Wakes the drain loop (once per event-loop turn, so that a turn's arrivals share a batch). */
   private wake: (() => void) | undefined
   private wakeScheduled = false
+  /** stop() was called: dispatch nothing more. */
+  private stopping = false
   private ended = false
   private readonly done: Promise<void>
   private markDone: () => void = () => {}
@@ -124,10 +126,9 @@ export class PeerActor {
     this.settings = settings
     this.pool = pool
     this.hooks = hooks
-    const machine = peerMachine.provide({
-      actors: { drainMailbox: fromPromise<void>(() => this.drainMailbox()) },
+    this.actor = createActor(peerMachine, {
+      input: { passivateAfterMs: settings.passivateAfterMs, drain: () => this.drainMailbox() },
     })
-    this.actor = createActor(machine, { input: { passivateAfterMs: settings.passivateAfterMs } })
     this.done = new Promise<void>((resolve) => {
       this.markDone = resolve
     })
@@ -216,7 +217,7 @@ export class PeerActor {
   private async drainMailbox(): Promise<void> {
     const { maxBatchesInFlight } = this.settings
     for (;;) {
-      const stopping = this.actor.getSnapshot().context.stopRequested || this.ended
+      const stopping = this.stopping || this.ended
       while (!stopping && this.pending > 0 && this.batchesInFlight < maxBatchesInFlight) this.dispatchBatch()
       if (this.batchesInFlight === 0 && (this.pending === 0 || stopping)) return
       await new Promise<void>((resolve) => {
@@ -266,6 +267,7 @@ export class PeerActor {
 
   /** Finish the running batches, answer queued tasks SHUTTING_DOWN, and stop. */
   async stop(): Promise<void> {
+    this.stopping = true
     this.actor.send({ type: 'STOP' })
     await this.done
   }

@@ -7,10 +7,13 @@ export type PeerEvent =
 
 export interface PeerInput {
   readonly passivateAfterMs: number
+  /** Hands the mailbox to the sandbox until it is empty; injected so that the machine is built once. */
+  readonly drain: () => Promise<void>
 }
 
 export interface PeerContext {
   readonly passivateAfterMs: number
+  readonly drain: () => Promise<void>
   /** Times this incarnation drained its mailbox. */
   readonly drains: number
   /** STOP arrived while work was running: stop when it ends. */

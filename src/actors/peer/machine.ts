@@ -7,7 +7,7 @@ import type { PeerContext, PeerEvent, PeerInput } from './events.js'
  *   idle ──WORK──▶ processing ──mailbox drained──▶ idle ──(idle timeout)──▶ passivated
  *   STOP: idle → stopped; in processing, what is running finishes first, then → stopped
  *
- * In `processing` the `drainMailbox` actor (provided by the wiring) hands the mailbox to the
+ * In `processing` the `drainMailbox` actor (the `drain` function of the input) hands the mailbox to the
  * sandbox in ordered batches — several may be in flight; the sandbox runs them in order, one
  * script at a time — until the mailbox is empty and every batch has answered. Each task goes
  * pending → processing → completed | error (tracked on the task: the machine works per drain,
@@ -20,8 +20,7 @@ export const peerMachine = setup({
     input: {} as PeerInput,
   },
   actors: {
-    // Replaced by the wiring (actor.ts).
-    drainMailbox: fromPromise<void>(async () => {}),
+    drainMailbox: fromPromise<void, { readonly drain: () => Promise<void> }>(({ input }) => input.drain()),
   },
   delays: {
     passivateAfter: ({ context }) => context.passivateAfterMs,
@@ -35,7 +34,7 @@ export const peerMachine = setup({
   },
 }).createMachine({
   id: 'peer',
-  context: ({ input }) => ({ passivateAfterMs: input.passivateAfterMs, drains: 0, stopRequested: false }),
+  context: ({ input }) => ({ passivateAfterMs: input.passivateAfterMs, drain: input.drain, drains: 0, stopRequested: false }),
   initial: 'idle',
   states: {
     idle: {
@@ -48,6 +47,7 @@ export const peerMachine = setup({
     processing: {
       invoke: {
         src: 'drainMailbox',
+        input: ({ context }) => ({ drain: context.drain }),
         onDone: [
           { guard: 'isStopRequested', target: 'stopped', actions: 'countDrain' },
           { target: 'idle', actions: 'countDrain' },
