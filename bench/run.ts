@@ -112,7 +112,7 @@ function row(label: string, r: LoadResult, ceiling?: number): (string | number)[
 async function main(): Promise<void> {
   const started = performance.now()
   const results: Record<string, unknown> = {}
-  const steps = PLAN.connections.length * 3 + 6
+  const steps = PLAN.connections.length * 3 + 7
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
 
@@ -166,6 +166,12 @@ async function main(): Promise<void> {
   const spawned = await node.command({ cmd: 'spawn', count: PLAN.contexts })
   const activated = await node.command({ cmd: 'activate', count: PLAN.contexts })
   await node.stop()
+
+  // The same node with in-process sandbox hosts ('thread' isolation): what process isolation costs.
+  say('Circles local, thread isolation, trivial script, 50 connections')
+  const threadNode = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_SANDBOX_ISOLATION: 'thread' })
+  const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial })
+  await threadNode.stop()
   progressDone()
 
   const per = (after: Record<string, number>, before: Record<string, number>, n: number, key: 'held' | 'rss') => (after[key]! - before[key]!) / n
@@ -202,6 +208,7 @@ async function main(): Promise<void> {
     ceiling_a: ceilingA,
     ceiling_b: ceilingB,
     local,
+    local_thread_isolation: threadIsolation,
     cross_node: { available: false, reason: 'cross-node queueing over Redis is not implemented in this version' },
     auth: { handshakes, quiet, flooded, flood },
     footprint,
@@ -215,6 +222,7 @@ async function main(): Promise<void> {
   for (const script of ['trivial', 'small'] as const) {
     for (const r of local[script]) rows.push(row(`Circles local, ${script}`, r, at(ceilingA, r.connections)?.per_second))
   }
+  rows.push(row('Circles, thread isolation, trivial', threadIsolation, a50.per_second))
   rows.push(row('play, quiet', quiet, a50.per_second))
   rows.push(row('play, bad-auth flood', flooded, a50.per_second))
   console.log(table(headers, rows))
