@@ -142,3 +142,24 @@ t.test('PeerHost', async (t) => {
     await t.rejects(peers.play(owner, { caller: owner, script: '1' }), { code: 'SHUTTING_DOWN' })
   })
 })
+
+t.test('PeerActor: a task arriving as a drain ends is not stranded', async (t) => {
+  const pool = new SandboxPool({ processes: 1 })
+  t.teardown(() => pool.close())
+  await pool.ready()
+  const peers = new PeerHost({ dbPath: t.testdir(), pool })
+  const owner = generateKeyPair().publicKey
+  await peers.spawnPeer({ pubkey: owner, passivateAfterMs: 60_000 })
+  // Each answer queues the next request a few microtask hops later: some of those land after
+  // the drain has returned but before the machine has settled in idle. None may be stranded.
+  for (const hops of [0, 1, 2, 3, 4]) {
+    const delay = (value: string) => {
+      let p = Promise.resolve(value)
+      for (let h = 0; h < hops; h++) p = p.then((v) => v)
+      return p
+    }
+    const next = (i: number): Promise<string> =>
+      peers.play(owner, { caller: owner, script: String(i) }).then((o) => (i < 60 ? delay(o.output).then(() => next(i + 1)) : o.output))
+    t.equal(await next(0), '60', `next request ${hops} extra hops after each answer`)
+  }
+})

@@ -134,6 +134,12 @@ export class PeerActor {
     })
     this.actor.subscribe({
       next: (snapshot) => {
+        // A task that arrived between the drain's end and the machine settling in idle sent its
+        // WORK to `processing`, where it is ignored: pick it up here.
+        if (snapshot.value === 'idle' && this.pending > 0) {
+          this.actor.send({ type: 'WORK' })
+          return
+        }
         if (snapshot.status !== 'done') return
         const reason = snapshot.value === 'passivated' ? 'passivated' : 'stopped'
         this.end(reason, circlesError('SHUTTING_DOWN', 'The peer context stopped before running this task'))
