@@ -33,6 +33,13 @@ interface Host {
   restartTimer: NodeJS.Timeout | undefined
 }
 
+/**
+ * Hand-offs a host may hold at once. Its one thread runs them in order anyway, so a second one
+ * in flight buys little overlap, while waiting for the first lets the next carry everything
+ * queued meanwhile: fewer, fuller hand-offs (each costs a fixed ~0.2 ms of process and thread
+ * wake-ups). Measured on 2 cores: 1 is as fast as 2 or unbounded, with less CPU.
+ */
+const MAX_HANDOFFS_IN_FLIGHT = 1
 const RESTART_DELAY_MS = [0, 100, 250, 500, 1000, 2000, 5000] as const
 const CLOSE_GRACE_MS = 5000
 
@@ -143,6 +150,7 @@ export class SandboxPool {
         if (group === undefined) return
         host.inFlight.delete(reply.id)
         group.forEach((p, i) => p.resolve(reply.results[i] ?? crashed(p.batch, 'The sandbox returned no result')))
+        if (host.pending.length > 0) this.schedule()
         break
       }
       case 'failed': {
@@ -151,6 +159,7 @@ export class SandboxPool {
         host.inFlight.delete(reply.id)
         this.counters.crashes++
         for (const p of group) p.resolve(crashed(p.batch, `The worker thread running this task stopped: ${reply.message}`))
+        if (host.pending.length > 0) this.schedule()
         break
       }
     }
@@ -201,6 +210,8 @@ export class SandboxPool {
     for (const host of this.hosts) {
       // A restarting host keeps its batches: the context is pinned to it, and order matters.
       if (!host.ready || host.pending.length === 0) continue
+      // A busy host gets everything queued meanwhile in one hand-off when it answers.
+      if (host.inFlight.size >= MAX_HANDOFFS_IN_FLIGHT) continue
       const group = host.pending
       host.pending = []
       this.dispatch(host, group)
