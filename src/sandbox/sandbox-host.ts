@@ -26,5 +26,9 @@ process.on('message', (message: HostRequest) => {
   }
 })
 
+// The parent decides when this host stops (it drains first). A Ctrl-C in a terminal, or a
+// service manager signalling the whole process group, reaches this process too: ignore it.
+process.on('SIGINT', () => {})
+process.on('SIGTERM', () => {})
 // The parent going away (crash, SIGKILL) must not leave this process behind.
 process.on('disconnect', () => process.exit(0))
