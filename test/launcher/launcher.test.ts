@@ -93,9 +93,11 @@ t.test('launch({ configPath, dbPath })', async (t) => {
 
 t.test('circles launch (the built command) as a new user runs it', async (t) => {
   const dir = t.testdir()
+  // Its own process group, like a terminal session: Ctrl-C signals every process in it.
   const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'dist/src/cli/main.js'), 'launch', '--db-path', join(dir, 'db')], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   })
   let stdout = ''
   let stderr = ''
@@ -130,7 +132,14 @@ t.test('circles launch (the built command) as a new user runs it', async (t) => 
     t.same(JSON.parse(out), ['posts/0000-welcome'])
   })
 
-  child.kill('SIGTERM')
-  t.equal(await exited, 0, 'SIGTERM drains and exits 0')
-  t.match(stderr, /SIGTERM: draining…\ncircles: stopped/)
+  await t.test('Ctrl-C (SIGINT to the process group) drains: a run in flight is answered, then exit 0', async (t) => {
+    const client = await CirclesClient.connect('ws://127.0.0.1:8090/')
+    await client.authenticate(generateKeyPair())
+    const slow = client.play('const end = Date.now() + 400; while (Date.now() < end) {} "finished while draining"')
+    await new Promise((r) => setTimeout(r, 100))
+    process.kill(-child.pid!, 'SIGINT')
+    t.match(await slow, { output: 'finished while draining' })
+    t.equal(await exited, 0)
+    t.match(stderr, /SIGINT: draining…\ncircles: stopped/)
+  })
 })
