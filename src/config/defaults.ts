@@ -11,6 +11,8 @@ export const DEFAULTS = {
   MAX_BATCH_ENTRIES: 100,
   /** Requests a single socket may have awaiting an answer. */
   MAX_IN_FLIGHT_PER_SOCKET: 256,
+  /** Answers waiting to be sent to one socket before it is cut as a slow consumer. */
+  MAX_BUFFERED_BYTES: 16_777_216,
   /** A socket with no frames for this long is closed. */
   IDLE_TIMEOUT_MS: 300_000,
   /** Wall-clock bound of one script run. */

@@ -77,6 +77,12 @@ export const ERROR_REGISTRY = {
   TOO_MANY_IN_FLIGHT: { rpc: -32032, base: 'RangeError', message: 'Too many requests in flight on this connection' },
   IDLE_TIMEOUT: { rpc: -32033, base: 'Error', message: 'Connection idle for too long', close: 1001 },
   SHUTTING_DOWN: { rpc: -32034, base: 'Error', message: 'The node is shutting down', close: 1001 },
+  SLOW_CONSUMER: {
+    rpc: -32035,
+    base: 'RangeError',
+    message: 'The client does not read its answers: too much is waiting to be sent',
+    close: 1008,
+  },
   UNKNOWN_CIRCLE: { rpc: -32040, base: 'Error', message: 'No circle with that public key is served here' },
 
   // Local configuration and command line (never sent over JSON-RPC).

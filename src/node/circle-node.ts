@@ -71,6 +71,7 @@ export class CircleNode {
       maxBatchEntries: DEFAULTS.MAX_BATCH_ENTRIES,
       maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
       maxInFlight: DEFAULTS.MAX_IN_FLIGHT_PER_SOCKET,
+      maxBufferedBytes: DEFAULTS.MAX_BUFFERED_BYTES,
       nonceTtlMs: DEFAULTS.NONCE_TTL_MS,
       idleTimeoutMs: DEFAULTS.IDLE_TIMEOUT_MS,
       ...options.gateway,
@@ -203,6 +204,7 @@ export class CircleNode {
       max_batch_entries: this.limits.maxBatchEntries,
       max_script_bytes: this.limits.maxScriptBytes,
       max_in_flight_per_connection: this.limits.maxInFlight,
+      max_buffered_bytes_per_connection: this.limits.maxBufferedBytes,
       nonce_ttl_ms: this.limits.nonceTtlMs,
       idle_timeout_ms: this.limits.idleTimeoutMs,
       ...(limits === undefined

@@ -121,6 +121,42 @@ t.test('JSON-RPC 2.0 over the socket', async (t) => {
   })
 })
 
+t.test('hostile frames', async (t) => {
+  const { circle, url } = await startNode(t)
+
+  t.test('a deeply nested frame is a parse or request error, and the node serves on', async (t) => {
+    const socket = await openSocket(url)
+    socket.send('['.repeat(500_000) + ']'.repeat(500_000))
+    const answer = await socket.next()
+    t.ok([-32700, -32600].includes(answer.error?.code ?? (answer[0]?.error?.code as number)), JSON.stringify(answer).slice(0, 80))
+    t.match(await socket.call('fetch_nonce', { pubkey: circle.publicKey }, 'after'), { id: 'after', result: { nonce: String } })
+    socket.close()
+  })
+
+  t.test('a client that never reads its answers is cut (SLOW_CONSUMER), others are served', async (t) => {
+    const { circle: owner, url: u } = await startNode(t, { gateway: { maxBufferedBytes: 1_048_576 } })
+    const socket = await openSocket(u)
+    await authenticate(socket, owner)
+    const raw = (socket.ws as unknown as { _socket: { pause(): void } })._socket
+    raw.pause()
+    for (let i = 0; i < 80; i++) {
+      socket.send({ jsonrpc: '2.0', id: i, method: 'play', params: { script: '"x".repeat(300000)' } })
+    }
+    const bystander = await openSocket(u)
+    await authenticate(bystander, owner)
+    const started = performance.now()
+    let cut = false
+    while (!cut && performance.now() - started < 10_000) {
+      const text = await fetch(u.replace('ws', 'http') + 'metrics').then((r) => r.text())
+      cut = /circles_errors_total\{code="SLOW_CONSUMER"\} 1/.test(text)
+      if (!cut) await new Promise((r) => setTimeout(r, 50))
+    }
+    t.ok(cut, 'the slow consumer was cut')
+    t.match(await bystander.call('play', { script: '"fine"' }), { result: { output: 'fine' } })
+    bystander.close()
+  })
+})
+
 t.test('idle connections are closed (1001, IDLE_TIMEOUT)', async (t) => {
   const { url } = await startNode(t, { gateway: { idleTimeoutMs: 150 } })
   const socket = await openSocket(url)

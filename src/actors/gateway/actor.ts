@@ -10,6 +10,8 @@ import { gatewayMachine, type GatewayMachine } from './machine.js'
 
 export interface GatewayLimits extends FrameLimits {
   readonly maxInFlight: number
+  /** Bytes queued for a socket that does not read, past which it is cut (SLOW_CONSUMER). */
+  readonly maxBufferedBytes: number
   readonly nonceTtlMs: number
   readonly idleTimeoutMs: number
 }
@@ -139,7 +141,14 @@ export class GatewayConnection {
   }
 
   private send(text: string | undefined): void {
-    if (text !== undefined && this.socket.readyState === this.socket.OPEN) this.socket.send(text)
+    if (text === undefined || this.socket.readyState !== this.socket.OPEN) return
+    this.socket.send(text)
+    // A client that sends requests but never reads the answers would have the node hold them
+    // all. Past the bound the socket is cut: a close frame could not get through anyway.
+    if (this.socket.bufferedAmount > this.services.limits.maxBufferedBytes) {
+      this.services.metrics.errors.incLabel('code', 'SLOW_CONSUMER')
+      this.socket.terminate()
+    }
   }
 
   private fail(id: JsonRpcId, error: CirclesError): string {
