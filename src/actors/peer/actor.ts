@@ -99,9 +99,10 @@ function fail(task: Task, error: CirclesError): void {
 }
 
 /**
- * A peer context: an ordered, bounded mailbox of script runs drained one batch at a time into
- * the sandbox, under the lifecycle of {@link peerMachine}. Different peers run in parallel; one
- * peer never runs two scripts at once, so its documents see its runs in mailbox order.
+ * A peer context: an ordered, bounded mailbox of script runs drained in batches into the
+ * sandbox, under the lifecycle of {@link peerMachine}. Its batches go to the one sandbox thread
+ * the context is pinned to, which runs them in order: one peer never runs two scripts at once,
+ * so its documents see its runs in mailbox order, while different peers run in parallel.
  */
 export class PeerActor {
   readonly settings: PeerSettings
@@ -177,7 +178,7 @@ export class PeerActor {
           : circlesError('FORBIDDEN', "The circle's policy does not let this caller run scripts"),
       )
     }
-    if (this.ended) return Promise.reject(circlesError('SHUTTING_DOWN', 'The peer context is stopping'))
+    if (this.ended || this.stopping) return Promise.reject(circlesError('SHUTTING_DOWN', 'The peer context is stopping'))
     if (this.load >= this.settings.mailboxCapacity) {
       return Promise.reject(
         circlesError('OVERLOADED', `The mailbox of this context is full (${this.settings.mailboxCapacity} tasks)`, {
