@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
+import type { Worker } from 'node:worker_threads'
 import { workerUrl } from '../threads/index.js'
 import type { HostReply, HostRequest } from './host-messages.js'
 import type { WorkerReply, WorkerTask } from './messages.js'
@@ -21,6 +22,8 @@ export interface HostEvents {
 /** One sandbox host as the pool sees it. */
 export interface HostChannel {
   readonly pid: number
+  /** The host's worker threads when they live in this process (`thread` isolation); none otherwise. */
+  readonly threads: () => readonly Worker[]
   send(request: HostRequest): void
   /** Stop after the work in hand; resolves once stopped. */
   close(graceMs: number): Promise<void>
@@ -50,6 +53,7 @@ function processHost(events: HostEvents): HostChannel {
   })
   return {
     pid: child.pid ?? -1,
+    threads: () => [],
     send(request) {
       try {
         child.send(request)
@@ -93,6 +97,7 @@ function threadHost(events: HostEvents): HostChannel {
   )
   return {
     pid: process.pid,
+    threads: () => pool.threads,
     send(request) {
       if (request.type !== 'run') return
       pool.run({ type: 'run', batches: request.batches }).then(

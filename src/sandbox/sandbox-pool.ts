@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os'
+import type { Worker } from 'node:worker_threads'
 import { circlesError } from '../errors/index.js'
 import { openHost, type HostChannel, type SandboxIsolation } from './host-channel.js'
 import type { HostReply, HostRequest } from './host-messages.js'
@@ -106,6 +107,11 @@ export class SandboxPool {
   /** Process ids of the hosts (for operators, and for tests that kill one); this process's own in thread isolation. */
   get pids(): readonly number[] {
     return this.hosts.map((h) => h.channel.pid)
+  }
+
+  /** Worker threads of hosts living in this process (`thread` isolation), for operators and tests. */
+  get threads(): readonly Worker[] {
+    return this.hosts.flatMap((h) => h.channel.threads())
   }
 
   /** Batches submitted and not yet answered. */

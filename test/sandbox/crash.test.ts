@@ -51,4 +51,15 @@ t.test('SandboxPool({ isolation: "thread" })', async (t) => {
   t.match(await run(threads, ctx, 'while (true) {}'), { type: 'error', code: 'SCRIPT_TIMEOUT' })
   t.match(await run(threads, ctx, '"still serving"'), { type: 'ok', output: 'still serving' })
   t.throws(() => new SandboxPool({ isolation: 'vm' as never }), { code: 'INVALID_OPTION', message: /options.isolation/ })
+
+  t.test('a worker thread that dies mid-run is replaced; its runs are answered WORKER_CRASHED', async (t) => {
+    const busy = { ...context(t.testdir()), limits: { timeoutMs: 10_000, cpuMs: 10_000 } }
+    t.equal(threads.threads.length, 2)
+    const pending = runAll(threads, busy, ['while (true) {}', '"behind it"'])
+    await sleep(200)
+    for (const worker of threads.threads) await worker.terminate()
+    const outcomes = await pending
+    t.same(outcomes.map((o) => o.type === 'error' && o.code), ['WORKER_CRASHED', 'WORKER_CRASHED'])
+    t.match(await run(threads, busy, '"replaced"'), { type: 'ok', output: 'replaced' })
+  })
 })
