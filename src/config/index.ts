@@ -1,2 +1,3 @@
 export { DEFAULTS } from './defaults.js'
 export { VERSION } from './version.js'
+export { positiveIntegerOption } from './options.js'

@@ -1,5 +1,4 @@
-import { DEFAULTS, VERSION } from '../config/index.js'
-import { circlesError } from '../errors/index.js'
+import { DEFAULTS, VERSION, positiveIntegerOption } from '../config/index.js'
 import type { KeyPair, PublicKeyHex } from '../identity/index.js'
 import { Metrics } from '../metrics/index.js'
 import { PeerHost, type PeerOverrides } from '../actors/peer/index.js'
@@ -55,7 +54,6 @@ export interface ServedCircle {
 export class CircleNode {
   readonly metrics = new Metrics()
   readonly served: ServedCircle[] = []
-  private readonly options: CircleNodeOptions
   private readonly root: Supervisor
   private readonly limits: GatewayLimits
   private pool!: SandboxPool
@@ -65,7 +63,6 @@ export class CircleNode {
   private closing: Promise<void> | undefined
 
   private constructor(options: CircleNodeOptions) {
-    this.options = options
     this.limits = {
       maxFrameBytes: DEFAULTS.MAX_FRAME_BYTES,
       maxBatchEntries: DEFAULTS.MAX_BATCH_ENTRIES,
@@ -76,9 +73,7 @@ export class CircleNode {
       idleTimeoutMs: DEFAULTS.IDLE_TIMEOUT_MS,
       ...options.gateway,
     }
-    for (const [key, value] of Object.entries(this.limits)) {
-      if (!Number.isInteger(value) || value < 1) throw circlesError('INVALID_OPTION', `options.gateway.${key} must be a positive integer`)
-    }
+    for (const [key, value] of Object.entries(this.limits)) positiveIntegerOption(value, 1, `gateway.${key}`)
     const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
     // The listeners read the current services: a restarted child replaces its instance.
     // eslint-disable-next-line @typescript-eslint/no-this-alias

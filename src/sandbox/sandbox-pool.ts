@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import type { Worker } from 'node:worker_threads'
+import { positiveIntegerOption } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { openHost, type HostChannel, type SandboxIsolation } from './host-channel.js'
 import type { HostReply, HostRequest } from './host-messages.js'
@@ -49,12 +50,6 @@ function crashed(batch: ContextBatch, message: string): ContextBatchResult {
   return { outcomes: batch.runs.map(() => outcome) }
 }
 
-function positiveInteger(value: number | undefined, fallback: number, name: string): number {
-  const n = value ?? fallback
-  if (!Number.isInteger(n) || n < 1) throw circlesError('INVALID_OPTION', `options.${name} must be a positive integer`)
-  return n
-}
-
 /**
  * The sandbox: host processes, each running a piscina pool of one isolated-vm worker thread.
  *
@@ -84,7 +79,7 @@ export class SandboxPool {
   readonly counters = { tasks: 0, batches: 0, runs: 0, crashes: 0 }
 
   constructor(options: SandboxPoolOptions = {}) {
-    const processes = positiveInteger(options.processes, availableParallelism(), 'processes')
+    const processes = positiveIntegerOption(options.processes, availableParallelism(), 'processes')
     this.isolation = options.isolation ?? 'process'
     if (this.isolation !== 'process' && this.isolation !== 'thread') {
       throw circlesError('INVALID_OPTION', 'options.isolation must be "process" or "thread"')

@@ -2,7 +2,7 @@ import { Piscina } from 'piscina'
 import { circlesError } from '../errors/index.js'
 import type { PublicKeyHex, SignatureCheck } from '../identity/index.js'
 import { workerUrl } from '../threads/index.js'
-import { DEFAULTS } from '../config/index.js'
+import { DEFAULTS, positiveIntegerOption } from '../config/index.js'
 import type { VerifyTask } from './messages.js'
 
 export interface VerifierOptions {
@@ -27,13 +27,8 @@ export class Verifier {
   private pending = 0
 
   constructor(options: VerifierOptions = {}) {
-    const threads = options.threads ?? 1
-    const maxPending = options.maxPending ?? DEFAULTS.MAX_PENDING_VERIFICATIONS
-    if (!Number.isInteger(threads) || threads < 1) throw circlesError('INVALID_OPTION', 'options.threads must be a positive integer')
-    if (!Number.isInteger(maxPending) || maxPending < 1) {
-      throw circlesError('INVALID_OPTION', 'options.maxPending must be a positive integer')
-    }
-    this.maxPending = maxPending
+    const threads = positiveIntegerOption(options.threads, 1, 'threads')
+    this.maxPending = positiveIntegerOption(options.maxPending, DEFAULTS.MAX_PENDING_VERIFICATIONS, 'maxPending')
     this.piscina = new Piscina<VerifyTask, SignatureCheck>({
       filename: workerUrl(import.meta.url, 'worker'),
       minThreads: threads,

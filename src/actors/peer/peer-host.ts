@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { DEFAULTS } from '../../config/index.js'
+import { DEFAULTS, positiveIntegerOption } from '../../config/index.js'
 import { circlesError } from '../../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../../identity/index.js'
 import { parsePolicy, readPolicy, writePolicy, type Policy } from '../../policy/index.js'
@@ -204,11 +204,7 @@ export class PeerHost {
 
   private settingsFor(pubkey: PublicKeyHex, root: string, policy: Policy, overrides: PeerOverrides): PeerSettings {
     const d = this.defaults
-    const positive = (value: number | undefined, fallback: number, name: string) => {
-      const n = value ?? fallback
-      if (!Number.isInteger(n) || n < 1) throw circlesError('INVALID_OPTION', `options.${name} must be a positive integer`)
-      return n
-    }
+    const positive = positiveIntegerOption
     const limits = { ...DEFAULT_LIMITS, ...d.limits, ...overrides.limits }
     for (const [key, value] of Object.entries(limits)) positive(value, 1, `limits.${key}`)
     const quota = { ...DEFAULT_QUOTA, ...d.quota, ...overrides.quota }

@@ -1,0 +1,11 @@
+import { circlesError } from '../errors/index.js'
+
+/**
+ * An option that must be a positive integer: `value`, or `fallback` when it is undefined.
+ * Anything else throws INVALID_OPTION naming the option (`options.threads must be …`).
+ */
+export function positiveIntegerOption(value: number | undefined, fallback: number, name: string): number {
+  const n = value ?? fallback
+  if (!Number.isInteger(n) || n < 1) throw circlesError('INVALID_OPTION', `options.${name} must be a positive integer`)
+  return n
+}
