@@ -146,20 +146,19 @@ export class SandboxPool {
         if (this.hosts.every((h) => h.ready)) for (const resolve of this.readyWaiters.splice(0)) resolve()
         if (host.pending.length > 0) this.schedule()
         break
-      case 'result': {
-        const group = host.inFlight.get(reply.id)
-        if (group === undefined) return
-        host.inFlight.delete(reply.id)
-        group.forEach((p, i) => p.resolve(reply.results[i] ?? crashed(p.batch, 'The sandbox returned no result')))
-        if (host.pending.length > 0) this.schedule()
-        break
-      }
+      case 'result':
       case 'failed': {
         const group = host.inFlight.get(reply.id)
         if (group === undefined) return
         host.inFlight.delete(reply.id)
-        this.counters.crashes++
-        for (const p of group) p.resolve(crashed(p.batch, `The worker thread running this task stopped: ${reply.message}`))
+        if (reply.type === 'failed') this.counters.crashes++
+        group.forEach((p, i) =>
+          p.resolve(
+            reply.type === 'result'
+              ? (reply.results[i] ?? crashed(p.batch, 'The sandbox returned no result'))
+              : crashed(p.batch, `The worker thread running this task stopped: ${reply.message}`),
+          ),
+        )
         if (host.pending.length > 0) this.schedule()
         break
       }
