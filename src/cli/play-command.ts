@@ -49,7 +49,13 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
     }
   }
   const key = values.key === undefined ? undefined : await resolveKeyArgument(values.key)
-  const client = await CirclesClient.connect(values.url)
+  let client: CirclesClient
+  try {
+    client = await CirclesClient.connect(values.url)
+  } catch (error) {
+    io.stderr.write(`circles: cannot connect to ${values.url}: ${(error as Error).message}\n`)
+    return 1
+  }
   try {
     if (key !== undefined) await client.authenticate(key)
     const result = await client.play(script, timeoutMs === undefined ? {} : { timeoutMs })

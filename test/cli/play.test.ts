@@ -1,0 +1,69 @@
+import t from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { runCli } from '../../src/cli/run-cli.js'
+import { generateKeyPair, writeKeyFile } from '../../src/identity/index.js'
+import { startNode } from '../helpers/node.js'
+
+function io() {
+  const stdout = new PassThrough()
+  const stderr = new PassThrough()
+  const out = { stdout: '', stderr: '' }
+  stdout.on('data', (c: Buffer) => (out.stdout += c.toString()))
+  stderr.on('data', (c: Buffer) => (out.stderr += c.toString()))
+  return { io: { stdout, stderr }, out }
+}
+
+t.test('circles play', async (t) => {
+  const { url, circle } = await startNode(t)
+  const dir = t.testdir()
+  const keyFile = join(dir, 'me.key')
+  const me = generateKeyPair()
+  await writeKeyFile(keyFile, me)
+
+  t.test('authenticates with a key file and prints the output, logs on stderr', async (t) => {
+    const cap = io()
+    t.equal(await runCli(['play', '--url', url, '--key', keyFile, '-e', 'print("a log"); CALLER_PUBLIC_KEY'], cap.io), 0)
+    t.equal(cap.out.stdout, `${me.publicKey}\n`)
+    t.equal(cap.out.stderr, 'a log\n')
+  })
+
+  t.test('reads the script from a file, and --json prints the whole result', async (t) => {
+    const script = join(dir, 'script.js')
+    writeFileSync(script, '"from a file"')
+    const cap = io()
+    t.equal(await runCli(['play', '--url', url, '--key', circle.secretKey, '--json', script], cap.io), 0)
+    t.match(JSON.parse(cap.out.stdout), { output: 'from a file', result: 'from a file', logs: [], task_id: String })
+  })
+
+  t.test('an error answer prints its data.code and exits 1', async (t) => {
+    const cap = io()
+    t.equal(await runCli(['play', '--url', url, '--key', keyFile, '-e', 'save_data("x", 1)'], cap.io), 1)
+    t.match(cap.out.stderr, /^circles: FORBIDDEN: save_data: /)
+    const anon = io()
+    t.equal(await runCli(['play', '--url', url, '-e', '1'], anon.io), 1, 'no key: anonymous, refused by the default policy')
+    t.match(anon.out.stderr, /AUTH_REQUIRED/)
+  })
+
+  t.test('a server that is not there exits 1 with a clear message', async (t) => {
+    const cap = io()
+    t.equal(await runCli(['play', '--url', 'ws://127.0.0.1:1/', '-e', '1'], cap.io), 1)
+    t.match(cap.out.stderr, /^circles: cannot connect to ws:\/\/127\.0\.0\.1:1\//)
+  })
+
+  t.test('bad usage is a USAGE error naming the problem', async (t) => {
+    const cases: [string[], RegExp][] = [
+      [['play', '-e', '1'], /--url WS_URL is required/],
+      [['play', '--url', 'http://x', '-e', '1'], /must start with ws:\/\//],
+      [['play', '--url', url], /exactly one script/],
+      [['play', '--url', url, '-e', '1', 'file.js'], /exactly one script/],
+      [['play', '--url', url, '--timeout-ms', 'soon', '-e', '1'], /--timeout-ms must be a positive integer/],
+      [['play', '--url', url, join(dir, 'missing.js')], /cannot read/],
+      [['play', '--url', url, '--key', join(dir, 'nokey'), '-e', '1'], /cannot read key file/],
+    ]
+    for (const [argv, message] of cases) {
+      await t.rejects(runCli(argv, io().io), { code: message.source.includes('key file') ? 'KEY_FILE_INVALID' : 'USAGE', message }, argv.join(' '))
+    }
+  })
+})
