@@ -7,7 +7,7 @@ import type { HostReply, HostRequest } from './host-messages.js'
 import type { ContextBatch, ContextBatchResult, RunOutcome } from './messages.js'
 
 export interface SandboxPoolOptions {
-  /** Sandbox hosts (each a piscina pool of one isolated-vm thread); default: the machine's available parallelism. */
+  /** Sandbox hosts (each a piscina pool of one isolated-vm thread); default: one per core, at most 8. */
   readonly processes?: number
   /**
    * `process` (default): each host is a child process, so a V8 abort inside an isolate costs
@@ -34,6 +34,9 @@ interface Host {
   restarts: number
   restartTimer: NodeJS.Timeout | undefined
 }
+
+/** Default number of hosts: one per core, up to this many (each host is a Node process of ~50 MB). */
+const DEFAULT_MAX_HOSTS = 8
 
 /**
  * Hand-offs a host may hold at once. Its one thread runs them in order anyway, so a second one
@@ -79,7 +82,7 @@ export class SandboxPool {
   readonly counters = { tasks: 0, batches: 0, runs: 0, crashes: 0 }
 
   constructor(options: SandboxPoolOptions = {}) {
-    const processes = positiveIntegerOption(options.processes, availableParallelism(), 'processes')
+    const processes = positiveIntegerOption(options.processes, Math.min(availableParallelism(), DEFAULT_MAX_HOSTS), 'processes')
     this.isolation = options.isolation ?? 'process'
     if (this.isolation !== 'process' && this.isolation !== 'thread') {
       throw circlesError('INVALID_OPTION', 'options.isolation must be "process" or "thread"')
