@@ -1,5 +1,6 @@
 import { circlesError } from '../errors/index.js'
 import { launch } from '../launcher/index.js'
+import type { SandboxPoolOptions } from '../sandbox/index.js'
 import { parseOptions, type CliIo } from './run-cli.js'
 
 /** Default database path: $CIRCLES_DB_PATH, else ./data. */
@@ -16,13 +17,28 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
     config: { type: 'string' },
     'db-path': { type: 'string' },
     'redis-url': { type: 'string' },
+    'sandbox-processes': { type: 'string' },
+    'sandbox-isolation': { type: 'string' },
   })
   if (values['redis-url'] !== undefined) {
     throw circlesError('USAGE', 'launch: --redis-url: cross-node queueing is not available in this version; launch without it')
   }
+  const sandbox: SandboxPoolOptions = {}
+  if (values['sandbox-processes'] !== undefined) {
+    const n = Number(values['sandbox-processes'])
+    if (!Number.isInteger(n) || n < 1) throw circlesError('USAGE', 'launch: --sandbox-processes must be a positive integer')
+    Object.assign(sandbox, { processes: n })
+  }
+  const isolation = values['sandbox-isolation']
+  if (isolation !== undefined) {
+    if (isolation !== 'process' && isolation !== 'thread') {
+      throw circlesError('USAGE', 'launch: --sandbox-isolation must be "process" or "thread"')
+    }
+    Object.assign(sandbox, { isolation })
+  }
   const configPath = values.config ?? 'circles.json'
   const dbPath = values['db-path'] ?? defaultDbPath()
-  const { node, circles } = await launch({ configPath, dbPath, node: { log: (line) => io.stderr.write(`${line}\n`) } })
+  const { node, circles } = await launch({ configPath, dbPath, node: { sandbox, log: (line) => io.stderr.write(`${line}\n`) } })
   for (const c of circles) {
     io.stdout.write(`circle ${c.name}\n  public key  ${c.publicKey}${c.keyCreated ? '  (new key)' : ''}\n  ws url      ${c.url}\n  info        ${c.url.replace(/^ws/, 'http')}info\n`)
   }

@@ -10,7 +10,8 @@ export interface CliIo {
 export const USAGE_TEXT = `Usage: circles <command> [options]
 
 Commands:
-  launch  [--config circles.json] [--db-path DIR] [--redis-url URL]
+  launch  [--config circles.json] [--db-path DIR] [--sandbox-processes N]
+          [--sandbox-isolation process|thread]
           Serve every circle of the config file in this process.
   keygen  [--out FILE]
           Print a new secp256k1 key pair as JSON (or write it to FILE, mode 0600).
