@@ -66,3 +66,13 @@ export async function run(
   const [outcome] = await runAll(pool, ctx, [script])
   return outcome!
 }
+
+/** A script that busy-waits `ms` and returns its context and the wall-clock interval it ran in. */
+export function busyScript(ms: number): string {
+  return `const start = Date.now(); while (Date.now() < start + ${ms}) {} [CIRCLE_PUBLIC_KEY, start, Date.now()]`
+}
+
+/** Whether any two [_, start, end] intervals overlap in time: runs that ran in parallel. */
+export function someOverlap(intervals: readonly (readonly [string, number, number])[]): boolean {
+  return intervals.some(([, s1, e1], i) => intervals.some(([, s2, e2], j) => i !== j && s1 < e2 && s2 < e1))
+}
