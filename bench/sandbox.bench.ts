@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { DEFAULTS } from '../src/config/index.js'
 import { generateKeyPair } from '../src/identity/index.js'
 import { SandboxPool, type ContextBatch } from '../src/sandbox/index.js'
+import { DEFAULT_LIMITS, DEFAULT_QUOTA } from '../src/actors/peer/index.js'
 import { machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
 import { SCRIPTS } from './lib/scripts.js'
 
@@ -32,14 +33,8 @@ export async function measureSandbox(processes: number, scriptName: keyof typeof
     circle,
     dbPath,
     root: join(dbPath, circle),
-    quota: { maxDocumentBytes: DEFAULTS.MAX_DOCUMENT_BYTES, maxNamespaceBytes: DEFAULTS.MAX_NAMESPACE_BYTES, maxNameBytes: DEFAULTS.MAX_NAME_BYTES },
-    limits: {
-      timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS,
-      cpuMs: DEFAULTS.SCRIPT_CPU_MS,
-      memoryMb: DEFAULTS.SCRIPT_MEMORY_MB,
-      maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
-      maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
-    },
+    quota: DEFAULT_QUOTA,
+    limits: DEFAULT_LIMITS,
     runs: Array.from({ length: DEFAULTS.MAX_BATCH_RUNS }, (_, i) => ({
       taskId: String(i),
       script,

@@ -16,18 +16,13 @@ const UNCOMPRESSED_RE = /^04[0-9a-fA-F]{128}$/
  * parsePublicKey('0x04' + x + y) // → '02…' or '03…'
  */
 export function parsePublicKey(input: unknown): PublicKeyHex {
-  if (typeof input !== 'string') {
-    throw circlesError('INVALID_PUBLIC_KEY', 'Public key must be a hex string')
-  }
-  const hex = input.startsWith('0x') || input.startsWith('0X') ? input.slice(2) : input
-  if (!COMPRESSED_RE.test(hex) && !UNCOMPRESSED_RE.test(hex)) {
-    throw circlesError('INVALID_PUBLIC_KEY')
-  }
+  const key = normalizePublicKey(input)
   try {
-    return secp256k1.Point.fromHex(hex.toLowerCase()).toHex(true)
+    secp256k1.Point.fromHex(key)
   } catch {
     throw circlesError('INVALID_PUBLIC_KEY', 'Public key is not a point on secp256k1')
   }
+  return key
 }
 
 const P = secp256k1.Point.CURVE().p

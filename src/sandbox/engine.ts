@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { isCirclesError, isErrorCode, type ErrorCode } from '../errors/index.js'
 import { NamespaceStore, type StorageQuota } from '../storage/index.js'
 import { ISOLATE_BOOTSTRAP } from './isolate-bootstrap.js'
-import type { RunOutcome } from './messages.js'
+import { failedOutcome, type RunOutcome } from './messages.js'
 
 /** What one run needs from its context, beyond the script. */
 export interface RunContext {
@@ -41,7 +41,6 @@ interface ActiveRun {
 }
 
 const TIMED_OUT = 'Script execution timed out.'
-const NS_PER_MS = 1_000_000n
 
 /**
  * One isolate with one prepared context, reused by every run on this thread (see
@@ -145,22 +144,22 @@ export class Engine {
     } catch (error) {
       const runMs = performance.now() - started
       const memory = this.isolate.isDisposed
-      const cpuMs = memory ? runMs : Number((this.isolate.cpuTime - cpuBefore) / NS_PER_MS)
+      const cpuMs = memory ? runMs : Number(this.isolate.cpuTime - cpuBefore) / 1e6
       this.active = undefined
       this.resetAfterAbort()
       if (memory) {
-        return abort('SCRIPT_MEMORY', `The script ran past its memory limit (${this.options.memoryMb} MB)`, runMs, cpuMs)
+        return failedOutcome('SCRIPT_MEMORY', `The script ran past its memory limit (${this.options.memoryMb} MB)`, runMs, cpuMs)
       }
       if ((error as Error).message === TIMED_OUT) {
-        return abort('SCRIPT_TIMEOUT', `The script ran past its time limit (${spec.timeoutMs} ms)`, runMs, cpuMs)
+        return failedOutcome('SCRIPT_TIMEOUT', `The script ran past its time limit (${spec.timeoutMs} ms)`, runMs, cpuMs)
       }
-      return abort('SCRIPT_ERROR', 'The script could not be run', runMs, cpuMs)
+      return failedOutcome('SCRIPT_ERROR', 'The script could not be run', runMs, cpuMs)
     }
     this.active = undefined
     const runMs = performance.now() - started
     const cpuMs = Number(this.isolate.cpuTime - cpuBefore) / 1e6
     if (cpuMs > spec.cpuMs) {
-      return abort('SCRIPT_TIMEOUT', `The script ran past its CPU time limit (${spec.cpuMs} ms)`, runMs, cpuMs)
+      return failedOutcome('SCRIPT_TIMEOUT', `The script ran past its CPU time limit (${spec.cpuMs} ms)`, runMs, cpuMs)
     }
     if (raw[0] === 'O') {
       return { type: 'ok', json: raw[1], output: raw[2] ?? raw[1], logs: raw[3], logsTruncated: raw[4], runMs, cpuMs }
@@ -169,14 +168,10 @@ export class Engine {
       const code: ErrorCode = isErrorCode(raw[1]) ? raw[1] : 'SCRIPT_ERROR'
       return { type: 'error', code, message: raw[2], logs: raw[3], logsTruncated: raw[4], runMs, cpuMs }
     }
-    return abort('SCRIPT_ERROR', 'The script could not be run', runMs, cpuMs)
+    return failedOutcome('SCRIPT_ERROR', 'The script could not be run', runMs, cpuMs)
   }
 
   dispose(): void {
     if (!this.isolate.isDisposed) this.isolate.dispose()
   }
-}
-
-function abort(code: ErrorCode, message: string, runMs: number, cpuMs: number): RunOutcome {
-  return { type: 'error', code, message, logs: [], logsTruncated: false, runMs, cpuMs }
 }

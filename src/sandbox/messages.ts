@@ -55,6 +55,11 @@ export type RunOutcome =
       readonly cpuMs: number
     }
 
+/** A run that ended in an error with nothing to report but the error (no logs). */
+export function failedOutcome(code: ErrorCode, message: string, runMs = 0, cpuMs = 0): RunOutcome {
+  return { type: 'error', code, message, logs: [], logsTruncated: false, runMs, cpuMs }
+}
+
 export interface ContextBatchResult {
   readonly outcomes: readonly RunOutcome[]
 }

@@ -4,7 +4,7 @@ import { positiveIntegerOption } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { openHost, type HostChannel, type SandboxIsolation } from './host-channel.js'
 import type { HostReply, HostRequest } from './host-messages.js'
-import type { ContextBatch, ContextBatchResult, RunOutcome } from './messages.js'
+import { failedOutcome, type ContextBatch, type ContextBatchResult } from './messages.js'
 
 export interface SandboxPoolOptions {
   /** Sandbox hosts (each a piscina pool of one isolated-vm thread); default: one per core, at most 8. */
@@ -49,7 +49,7 @@ const RESTART_DELAY_MS = [0, 100, 250, 500, 1000, 2000, 5000] as const
 const CLOSE_GRACE_MS = 5000
 
 function crashed(batch: ContextBatch, message: string): ContextBatchResult {
-  const outcome: RunOutcome = { type: 'error', code: 'WORKER_CRASHED', message, logs: [], logsTruncated: false, runMs: 0, cpuMs: 0 }
+  const outcome = failedOutcome('WORKER_CRASHED', message)
   return { outcomes: batch.runs.map(() => outcome) }
 }
 

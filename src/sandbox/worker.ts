@@ -4,7 +4,7 @@
  */
 import { NamespaceStore } from '../storage/index.js'
 import { Engine, type RunContext } from './engine.js'
-import type { ContextBatch, ContextBatchResult, WorkerReply, WorkerTask } from './messages.js'
+import { failedOutcome, type ContextBatch, type ContextBatchResult, type WorkerReply, type WorkerTask } from './messages.js'
 
 const engines = new Map<string, Engine>()
 /**
@@ -47,18 +47,8 @@ function runBatch(batch: ContextBatch): ContextBatchResult {
   try {
     ctx = contextFor(batch)
   } catch (error) {
-    const message = (error as Error).message
-    return {
-      outcomes: batch.runs.map(() => ({
-        type: 'error' as const,
-        code: 'STORAGE_ERROR' as const,
-        message,
-        logs: [],
-        logsTruncated: false,
-        runMs: 0,
-        cpuMs: 0,
-      })),
-    }
+    const outcome = failedOutcome('STORAGE_ERROR', (error as Error).message)
+    return { outcomes: batch.runs.map(() => outcome) }
   }
   const outcomes = batch.runs.map((run) =>
     engine.run(

@@ -1,3 +1,3 @@
 export { NamespaceStore, type StorageQuota } from './namespace-store.js'
 export { validateDocumentName, encodeDocumentName, decodeDocumentName } from './document-name.js'
-export { namespacePath, listNamespaces } from './layout.js'
+export { namespacePath, listNamespaces, NAMESPACE_DIRS } from './layout.js'

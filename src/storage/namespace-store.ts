@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { circlesError, isCirclesError } from '../errors/index.js'
 import { decodeDocumentName, encodeDocumentName, validateDocumentName } from './document-name.js'
+import { NAMESPACE_DIRS } from './layout.js'
 
 export interface StorageQuota {
   /** Largest single document, in bytes of serialised JSON. */
@@ -58,7 +59,7 @@ export class NamespaceStore {
 
   /** Create the namespace directories (mode 0700) and sweep temporary files a crash left behind. */
   open(): void {
-    for (const dir of [this.root, this.dataDir, join(this.root, 'config'), join(this.root, 'logs')]) {
+    for (const dir of [this.root, ...NAMESPACE_DIRS.map((d) => join(this.root, d))]) {
       try {
         mkdirSync(dir, { recursive: true, mode: 0o700 })
         if (!lstatSync(dir).isDirectory()) throw circlesError('STORAGE_ERROR', `${dir} is not a directory`)

@@ -5,7 +5,7 @@ import { circlesError } from '../../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../../identity/index.js'
 import { parsePolicy, readPolicy, writePolicy, type Policy } from '../../policy/index.js'
 import type { RunLimits, SandboxPool } from '../../sandbox/index.js'
-import { listNamespaces, namespacePath, type StorageQuota } from '../../storage/index.js'
+import { listNamespaces, namespacePath, NAMESPACE_DIRS, type StorageQuota } from '../../storage/index.js'
 import { PeerActor, type PeerSettings, type PeerTermination, type PlayOutcome, type PlayRequest } from './actor.js'
 
 /** Settings a peer can override; the rest come from the host's defaults. */
@@ -102,7 +102,7 @@ export class PeerHost {
   async spawnPeer(options: SpawnPeerOptions): Promise<PeerRef> {
     const pubkey = parsePublicKey(options.pubkey)
     const root = namespacePath(this.dbPath, pubkey)
-    for (const dir of ['data', 'config', 'logs']) await mkdir(join(root, dir), { recursive: true, mode: 0o700 })
+    for (const dir of NAMESPACE_DIRS) await mkdir(join(root, dir), { recursive: true, mode: 0o700 })
     let policy: Policy
     if (options.policy !== undefined) {
       policy = parsePolicy(options.policy)
