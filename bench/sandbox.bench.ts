@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { DEFAULTS } from '../src/config/index.js'
 import { generateKeyPair } from '../src/identity/index.js'
-import { SandboxPool, type ContextBatch } from '../src/sandbox/index.js'
+import { SandboxPool } from '../src/sandbox/index.js'
 import { DEFAULT_LIMITS, DEFAULT_QUOTA } from '../src/actors/peer/index.js'
 import { machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
 import { SCRIPTS } from './lib/scripts.js'
@@ -26,33 +26,24 @@ export interface SandboxFigure {
 export async function measureSandbox(processes: number, scriptName: keyof typeof SCRIPTS, seconds: number): Promise<SandboxFigure> {
   const dbPath = mkdtempSync(join(tmpdir(), 'circles-bench-'))
   const pool = new SandboxPool({ processes })
-  await pool.ready()
+  await pool.start()
   const script = SCRIPTS[scriptName]
   const contexts = Array.from({ length: processes * 4 }, () => generateKeyPair().publicKey)
-  const batchOf = (circle: string): ContextBatch => ({
-    circle,
-    dbPath,
-    root: join(dbPath, circle),
-    quota: DEFAULT_QUOTA,
-    limits: DEFAULT_LIMITS,
-    runs: Array.from({ length: DEFAULTS.MAX_BATCH_RUNS }, (_, i) => ({
-      taskId: String(i),
-      script,
-      caller: circle,
-      canWrite: true,
-      timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS,
-    })),
-  })
   let runs = 0
   let failures = 0
   let stop = false
+  // Each context keeps a window of runs in flight, as a busy peer actor does.
   const loop = async (circle: string) => {
-    const batch = batchOf(circle)
-    while (!stop) {
-      const { outcomes } = await pool.run(batch)
-      for (const o of outcomes) if (o.type === 'ok') runs++
-      else failures++
+    const ref = pool.register({ circle, root: join(dbPath, circle), dbPathLabel: circle, quota: DEFAULT_QUOTA, limits: DEFAULT_LIMITS })
+    const request = { script, caller: circle, canWrite: true, timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS }
+    const one = async (): Promise<void> => {
+      while (!stop) {
+        const outcome = await pool.run(ref, request)
+        if (outcome.code === null) runs++
+        else failures++
+      }
     }
+    await Promise.all(Array.from({ length: DEFAULTS.MAX_RUNS_IN_FLIGHT_PER_CONTEXT }, one))
   }
   // Warm up (first isolate, JIT), then measure.
   stop = false

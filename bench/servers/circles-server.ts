@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { CircleNode } from '../../src/node/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
+import { createLogger } from '../../src/log/index.js'
 
 const processes = Number(process.env['BENCH_SANDBOX_PROCESSES'] ?? '1')
 const isolation = process.env['BENCH_SANDBOX_ISOLATION'] === 'thread' ? 'thread' : 'process'
@@ -22,7 +23,7 @@ const node = await CircleNode.start({
   circles: [{ name: 'bench', keyPair: circle, host: '127.0.0.1', port: 0 }],
   sandbox: { processes, isolation },
   gateway: { maxInFlight: 1024, idleTimeoutMs: 600_000 },
-  log: (line) => process.stderr.write(`${line}\n`),
+  logger: createLogger({ level: 'warn', destination: process.stderr }),
 })
 const served = node.served[0]!
 const reply = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`)

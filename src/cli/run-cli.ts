@@ -11,8 +11,11 @@ export const USAGE_TEXT = `Usage: circles <command> [options]
 
 Commands:
   launch  [--config circles.json] [--db-path DIR] [--sandbox-processes N]
-          [--sandbox-isolation process|thread]
-          Serve every circle of the config file in this process.
+          [--sandbox-isolation process|thread] [--log-level LEVEL]
+          [--admin-port N] [--admin-host HOST] [--no-admin]
+          Serve every circle of the config file in this process. Logs go to
+          stdout (JSON when piped); /metrics and /healthz on the admin port
+          (default 127.0.0.1:9464).
   keygen  [--out FILE]
           Print a new secp256k1 key pair as JSON (or write it to FILE, mode 0600).
   play    --url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [--timeout-ms N] [--json]

@@ -23,16 +23,16 @@ export const DEFAULTS = {
   SCRIPT_MEMORY_MB: 64,
   /** Largest script source accepted by `play`. */
   MAX_SCRIPT_BYTES: 262_144,
-  /** Largest serialised result of a run. */
+  /** Largest completion value of a run: UTF-8 bytes of `output` and `result` as sent. */
   MAX_OUTPUT_BYTES: 1_048_576,
-  /** Largest total of `print` output kept per run (the rest is cut and flagged). */
+  /** Largest `logs` member of an answer, in UTF-8 bytes as sent (the rest of `print` output is cut and flagged). */
   MAX_LOG_BYTES: 65_536,
+  /** Most `print` lines kept per run. */
+  MAX_LOG_LINES: 1_000,
   /** Tasks a peer context may have waiting before callers get OVERLOADED. */
   MAILBOX_CAPACITY: 1_024,
-  /** Runs of one context handed to a worker together. */
-  MAX_BATCH_RUNS: 64,
-  /** Batches of one context in flight to the sandbox at once (they run in order). */
-  MAX_BATCHES_IN_FLIGHT: 4,
+  /** Runs of one context handed to the sandbox and not answered yet, at most (the rest wait in its mailbox). */
+  MAX_RUNS_IN_FLIGHT_PER_CONTEXT: 64,
   /** A peer context with no work for this long is passivated (rebuilt on the next message). */
   PASSIVATE_AFTER_MS: 60_000,
   /** Largest single stored document (serialised JSON). */
@@ -43,6 +43,18 @@ export const DEFAULTS = {
   MAX_NAME_BYTES: 200,
   /** Signature checks waiting for the verifier before authenticate answers OVERLOADED. */
   MAX_PENDING_VERIFICATIONS: 1_024,
+  /** Total UTF-8 bytes of the answers of one batch; entries past it are answered OUTPUT_TOO_LARGE. */
+  MAX_BATCH_ANSWER_BYTES: 8_388_608,
+  /** Open WebSocket connections per remote address (load limits; loopback exempt by default). */
+  CONNECTIONS_PER_ADDRESS: 256,
+  /** `fetch_nonce` requests per remote address per minute. */
+  NONCES_PER_MINUTE_PER_ADDRESS: 600,
+  /** Failed `authenticate` attempts per remote address per minute. */
+  FAILED_AUTH_PER_MINUTE_PER_ADDRESS: 30,
+  /** `play` requests per second per caller (key, or address when anonymous); also the burst. */
+  PLAYS_PER_SECOND_PER_CALLER: 2_000,
+  /** How often each sandbox host answers a probe run (read by `/healthz`, never triggered by it). */
+  PROBE_INTERVAL_MS: 10_000,
   /** Time SIGTERM/SIGINT allow in-flight work to finish before it is answered SHUTTING_DOWN. */
   DRAIN_TIMEOUT_MS: 10_000,
 } as const

@@ -83,6 +83,11 @@ export const ERROR_REGISTRY = {
     message: 'The client does not read its answers: too much is waiting to be sent',
     close: 1008,
   },
+  RATE_LIMITED: {
+    rpc: -32036,
+    base: 'RangeError',
+    message: 'Over a load limit (or quarantined for crashing the sandbox): retry after data.retry_after_ms',
+  },
   UNKNOWN_CIRCLE: { rpc: -32040, base: 'Error', message: 'No circle with that public key is served here' },
 
   // Local configuration and command line (never sent over JSON-RPC).

@@ -1,1 +1,1 @@
-export { Metrics, Counter, Gauge, Histogram } from './metrics.js'
+export { NodeMetrics, type MetricSources } from './node-metrics.js'

@@ -1,13 +1,19 @@
+import { join } from 'node:path'
 import { DEFAULTS, VERSION, positiveIntegerOption } from '../config/index.js'
+import { circlesError } from '../errors/index.js'
+import { Faults, type FaultName } from '../faults/index.js'
 import type { KeyPair, PublicKeyHex } from '../identity/index.js'
-import { Metrics } from '../metrics/index.js'
-import { PeerHost, type PeerOverrides } from '../actors/peer/index.js'
+import { LoadLimits, type LoadLimitOptions } from '../limits/index.js'
+import { createLogger, type Logger } from '../log/index.js'
+import { NodeMetrics } from '../metrics/index.js'
+import { PeerHost, DEFAULT_LIMITS, type PeerOverrides } from '../actors/peer/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
-import { SandboxPool, type SandboxPoolOptions } from '../sandbox/index.js'
-import { CircleServer } from '../server/index.js'
-import { Supervisor, handleFor, type ChildSpec, type SupervisorEvent } from '../supervisor/index.js'
+import { SandboxPool, type SandboxContextRef, type SandboxPoolOptions } from '../sandbox/index.js'
+import { AdminServer, CircleServer, type PublicHealth } from '../server/index.js'
+import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
 import { Verifier } from '../verifier/index.js'
+import { installLastResort } from './last-resort.js'
 
 /** A circle served on a port of this node. */
 export interface NodeCircle {
@@ -23,15 +29,25 @@ export interface CircleNodeOptions {
   readonly dbPath: string
   readonly circles: readonly NodeCircle[]
   /** Gateway limits; defaults from DEFAULTS. */
-  readonly gateway?: Partial<GatewayLimits>
+  readonly gateway?: Partial<Omit<GatewayLimits, 'drainTimeoutMs'>>
   /** Defaults for every peer context (limits, quota, mailbox, passivation). */
   readonly peers?: PeerOverrides
-  readonly sandbox?: SandboxPoolOptions
+  readonly sandbox?: Omit<SandboxPoolOptions, 'hooks' | 'faults'>
+  /** Load limits (rate limits per address and caller; on by default except for loopback). */
+  readonly limits?: LoadLimitOptions
   /** Register every namespace already under `dbPath` (default true). */
   readonly adoptExisting?: boolean
   readonly drainTimeoutMs?: number
-  /** Where supervisor events and warnings go (default: stderr). */
-  readonly log?: (line: string) => void
+  /** The node's root logger (default: stderr, at `$CIRCLES_LOG_LEVEL` or warn). */
+  readonly logger?: Logger
+  /** An admin listener for `/metrics` and the detailed `/healthz` (none when absent). */
+  readonly admin?: { readonly host?: string; readonly port: number }
+  /** How often the sandbox hosts answer a probe run (for `/healthz`). */
+  readonly probeIntervalMs?: number
+  /** Install the process-wide last-resort handlers for unhandled errors (default true). */
+  readonly lastResort?: boolean
+  /** Faults to inject (tests only; default: `$CIRCLES_TEST_FAULTS`). */
+  readonly faults?: readonly FaultName[]
 }
 
 export interface ServedCircle {
@@ -41,10 +57,26 @@ export interface ServedCircle {
   readonly port: number
 }
 
+/** What ended a node that stopped on its own: its root supervisor gave up. */
+export interface NodeFailure {
+  readonly error: Error
+}
+
+const PROBE_SCRIPT = '1 + 1'
+
 /**
- * A Circle node: one process hosting many peer contexts. Its root supervisor (rest_for_one)
- * owns, in start order, the sandbox pool, the signature verifier, the peer host and one gateway
- * listener per circle port; stopping it drains them in reverse order.
+ * A Circle node: one process hosting many peer contexts, under one supervision tree.
+ *
+ *   root (one_for_one)
+ *   ├── sandbox (one_for_one)      host-0 … host-N-1: sandbox host processes (permanent)
+ *   ├── verifier                   the signature-check thread pool (permanent)
+ *   ├── peers (one_for_one)        one peer actor per active context (temporary, added on demand)
+ *   ├── gateway:<name> (rest_for_one)  listener (permanent), then one connection per socket (temporary)
+ *   └── admin                      the admin listener, when configured (permanent)
+ *
+ * Parts find each other through the node (late-bound): a restarted verifier or sandbox serves
+ * the connections already open. When the root gives up, the node logs why and reports it through
+ * {@link onFailure}; the command line then exits non-zero.
  *
  * @example
  * const node = await CircleNode.start({ dbPath: './data', circles: [{ name: 'demo', keyPair, host: '127.0.0.1', port: 8090 }] })
@@ -52,128 +84,215 @@ export interface ServedCircle {
  * await node.close()
  */
 export class CircleNode {
-  readonly metrics = new Metrics()
+  readonly metrics: NodeMetrics
   readonly served: ServedCircle[] = []
+  readonly log: Logger
+  readonly load: LoadLimits
   private readonly root: Supervisor
-  private readonly limits: GatewayLimits
-  private pool!: SandboxPool
-  private verifier!: Verifier
+  private limits: GatewayLimits
+  private readonly pool: SandboxPool
+  private readonly faults: Faults
+  private verifierInstance!: Verifier
   private peerHost!: PeerHost
-  private readonly servers = new Map<string, CircleServer>()
+  private readonly servers = new Map<string, () => CircleServer>()
+  private admin: AdminServer | undefined
   private closing: Promise<void> | undefined
+  private failure: NodeFailure | undefined
+  private readonly failureListeners: ((failure: NodeFailure) => void)[] = []
+  private readonly probes: { ref: SandboxContextRef; lastOk: number; started: number }[] = []
+  private probeTimer: NodeJS.Timeout | undefined
+  private readonly probeIntervalMs: number
+  private releaseLastResort: (() => void) | undefined
+  private readonly authLog = { logged: 0, suppressed: 0, windowStart: 0 }
 
   private constructor(options: CircleNodeOptions) {
+    const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULTS.DRAIN_TIMEOUT_MS
     this.limits = {
       maxFrameBytes: DEFAULTS.MAX_FRAME_BYTES,
       maxBatchEntries: DEFAULTS.MAX_BATCH_ENTRIES,
       maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
       maxInFlight: DEFAULTS.MAX_IN_FLIGHT_PER_SOCKET,
       maxBufferedBytes: DEFAULTS.MAX_BUFFERED_BYTES,
+      maxBatchAnswerBytes: DEFAULTS.MAX_BATCH_ANSWER_BYTES,
       nonceTtlMs: DEFAULTS.NONCE_TTL_MS,
       idleTimeoutMs: DEFAULTS.IDLE_TIMEOUT_MS,
       ...options.gateway,
+      drainTimeoutMs,
+    }
+    if (options.gateway?.maxBatchAnswerBytes === undefined) {
+      // A batch's answers must fit the socket's buffer with room to spare, or a client that reads
+      // would still be cut.
+      this.limits = { ...this.limits, maxBatchAnswerBytes: Math.min(DEFAULTS.MAX_BATCH_ANSWER_BYTES, Math.floor(this.limits.maxBufferedBytes / 2)) }
     }
     for (const [key, value] of Object.entries(this.limits)) positiveIntegerOption(value, 1, `gateway.${key}`)
-    const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
+    if (this.limits.maxBatchAnswerBytes >= this.limits.maxBufferedBytes) {
+      throw circlesError('INVALID_OPTION', 'options.gateway.maxBatchAnswerBytes must be below options.gateway.maxBufferedBytes')
+    }
+    this.probeIntervalMs = positiveIntegerOption(options.probeIntervalMs, DEFAULTS.PROBE_INTERVAL_MS, 'probeIntervalMs')
+    // Embedded without a logger, a node says only what needs attention, and on stderr.
+    this.log = options.logger ?? createLogger({ level: process.env['CIRCLES_LOG_LEVEL'] ?? 'warn', destination: process.stderr })
+    this.faults = new Faults(options.faults)
+    this.load = new LoadLimits(options.limits)
+    const log = this.log
+    const onSupervisorEvent = (event: SupervisorEvent) => this.onSupervisorEvent(event)
+    this.pool = new SandboxPool({
+      ...options.sandbox,
+      faults: this.faults.names,
+      hooks: {
+        onCrash: (run) => {
+          this.load.crashed(run.circle, run.origin)
+          log.warn({ circle: run.circle, remote: run.origin }, 'a script crashed its sandbox host: circle (and address) quarantined')
+        },
+        refuse: (run) => {
+          const refusal = this.load.refusal(run.circle, run.origin)
+          return refusal === undefined ? undefined : { code: 'RATE_LIMITED', message: refusal.message, body: '"logs":[]', runMs: 0, cpuMs: 0 }
+        },
+        onHostExit: (host, exit, blame) => {
+          if (blame === 'none') return
+          log.warn({ host, code: exit.code, signal: exit.signal, blame, stderr: exit.stderrTail.slice(-2000) }, 'sandbox host exited')
+        },
+        onHostStderr: (host, line) => log.warn({ host, line: line.slice(0, 1000) }, 'sandbox host stderr'),
+        onSupervisorEvent,
+      },
+    })
+    this.metrics = new NodeMetrics({
+      connectionsOpen: () => {
+        let n = 0
+        for (const current of this.servers.values()) n += current().openConnections
+        return n
+      },
+      peers: () => this.peerHost?.size ?? { registered: 0, active: 0 },
+      tasksQueued: () => this.peerHost?.load ?? 0,
+      verifierQueued: () => this.verifierInstance?.queued ?? 0,
+      hosts: () => this.pool.stats,
+      quarantined: () => this.load.quarantined,
+    })
     // The listeners read the current services: a restarted child replaces its instance.
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const node = this
     const services: GatewayServices = {
       limits: this.limits,
       metrics: this.metrics,
+      load: this.load,
+      log: log.child({ part: 'gateway' }),
+      faults: this.faults,
+      logAuthFailure: (address, code) => this.logAuthFailure(address, code),
       get peers() {
         return node.peerHost
       },
       get verifier() {
-        return node.verifier
+        return node.verifierInstance
       },
     }
     const children: ChildSpec[] = [
       {
         id: 'sandbox',
+        type: 'supervisor',
         restart: 'permanent',
-        shutdown: 10_000,
+        shutdown: drainTimeoutMs + 6_000,
         start: async () => {
-          this.pool = new SandboxPool(options.sandbox ?? {})
-          await this.pool.ready()
-          return handleFor(() => this.pool.close())
+          const supervisor = this.pool.supervisor()
+          await supervisor.start()
+          return supervisor
         },
       },
       {
         id: 'verifier',
         restart: 'permanent',
         shutdown: 5_000,
-        start: async () => {
-          this.verifier = new Verifier()
-          return handleFor(() => this.verifier.close())
+        start: () => {
+          this.verifierInstance = new Verifier()
+          return this.verifierInstance
         },
       },
       {
         id: 'peers',
+        type: 'supervisor',
         restart: 'permanent',
-        shutdown: options.drainTimeoutMs ?? DEFAULTS.DRAIN_TIMEOUT_MS,
+        shutdown: drainTimeoutMs + 1_000,
         start: async () => {
-          this.peerHost = new PeerHost({ dbPath: options.dbPath, pool: this.pool, ...(options.peers ? { defaults: options.peers } : {}) })
+          this.peerHost = new PeerHost({
+            dbPath: options.dbPath,
+            pool: this.pool,
+            shutdownMs: drainTimeoutMs,
+            onSupervisorEvent,
+            ...(options.peers ? { defaults: options.peers } : {}),
+          })
           for (const circle of options.circles) {
             await this.peerHost.spawnPeer({ pubkey: circle.keyPair.publicKey, policy: circle.policy, ...circle.overrides })
           }
           if (options.adoptExisting !== false) await this.peerHost.adoptExisting()
-          return handleFor(() => this.peerHost.stop())
+          return this.peerHost.supervisor
         },
       },
       ...options.circles.map(
         (circle): ChildSpec => ({
           id: `gateway:${circle.name}`,
+          type: 'supervisor',
           restart: 'permanent',
-          shutdown: (options.drainTimeoutMs ?? DEFAULTS.DRAIN_TIMEOUT_MS) + 2_000,
+          shutdown: drainTimeoutMs + 4_000,
           start: async () => {
-            const server = new CircleServer({
+            const { supervisor, current } = await CircleServer.start({
               name: circle.name,
               circle: circle.keyPair.publicKey,
               host: circle.host,
-              port: this.servers.get(circle.name)?.port ?? circle.port,
+              port: this.servers.get(circle.name)?.().port ?? circle.port,
               services,
               version: VERSION,
               describeLimits: () => this.describeLimits(circle.keyPair.publicKey),
+              health: () => this.publicHealth(),
+              onSupervisorEvent,
             })
-            await server.listen()
-            this.servers.set(circle.name, server)
-            return handleFor(() => server.drain(options.drainTimeoutMs ?? DEFAULTS.DRAIN_TIMEOUT_MS))
+            this.servers.set(circle.name, current)
+            return supervisor
           },
         }),
       ),
     ]
-    this.root = new Supervisor({
-      flags: { strategy: 'rest_for_one', intensity: 5, periodMs: 60_000 },
-      children,
-      onEvent: (event: SupervisorEvent) => log(`circles: supervisor: ${event.type} ${event.id}`),
-    })
+    const admin = options.admin
+    if (admin !== undefined) {
+      children.push({
+        id: 'admin',
+        restart: 'permanent',
+        shutdown: 2_000,
+        start: async () => {
+          const server = new AdminServer({
+            host: admin.host ?? '127.0.0.1',
+            port: this.admin?.port ?? admin.port,
+            metrics: async () => ({ text: await this.metrics.render(), contentType: this.metrics.contentType }),
+            health: () => this.detailedHealth(),
+          })
+          await server.listen()
+          this.admin = server
+          return server
+        },
+      })
+    }
+    this.root = new Supervisor({ id: 'root', flags: { strategy: 'one_for_one', intensity: 3, periodMs: 60_000 }, children, onEvent: onSupervisorEvent })
     this.root.onExit((reason) => {
-      if (reason.type === 'error') log(`circles: root supervisor gave up: ${reason.error.message}`)
+      if (reason.type !== 'error' || this.closing !== undefined) return
+      this.failure = { error: reason.error }
+      this.log.fatal({ err: reason.error }, 'the root supervisor gave up: the node stops')
+      this.stopProbes()
+      for (const listener of this.failureListeners.splice(0)) listener(this.failure)
     })
-    this.metrics.gauge('circles_connections_open', 'Open WebSocket connections', () => {
-      let n = 0
-      for (const s of this.servers.values()) n += s.openConnections
-      return n
-    })
-    this.metrics.gauge('circles_peers_registered', 'Peer contexts hosted by this node', () => this.peerHost?.size.registered ?? 0)
-    this.metrics.gauge('circles_peers_active', 'Peer contexts with a live actor (not passivated)', () => this.peerHost?.size.active ?? 0)
-    this.metrics.gauge('circles_tasks_queued', 'Script runs queued or running across contexts', () => this.peerHost?.load ?? 0)
-    this.metrics.gauge('circles_sandbox_runs_total', 'Script runs handed to the sandbox', () => this.pool?.counters.runs ?? 0)
-    this.metrics.gauge('circles_sandbox_handoffs_total', 'Messages to sandbox hosts (each carries the batches of one event-loop turn)', () => this.pool?.counters.tasks ?? 0)
-    this.metrics.gauge('circles_sandbox_batches_total', 'Context batches handed to the sandbox', () => this.pool?.counters.batches ?? 0)
-    this.metrics.gauge('circles_sandbox_crashes_total', 'Sandbox hosts or threads that died with work in flight', () => this.pool?.counters.crashes ?? 0)
-    this.metrics.gauge('circles_verifier_queued', 'Signature checks waiting or running', () => this.verifier?.queued ?? 0)
+    if (options.lastResort !== false) this.releaseLastResort = installLastResort(this.log)
   }
 
-  /** Start a node: sandbox, verifier, peers, then one listener per circle. */
+  /** Start a node: sandbox, verifier, peers, then one listener per circle (and the admin listener). */
   static async start(options: CircleNodeOptions): Promise<CircleNode> {
     const node = new CircleNode(options)
-    await node.root.start()
+    try {
+      await node.root.start()
+    } catch (error) {
+      node.releaseLastResort?.()
+      throw error
+    }
     for (const circle of options.circles) {
-      const server = node.servers.get(circle.name)!
+      const server = node.servers.get(circle.name)!()
       node.served.push({ name: circle.name, publicKey: circle.keyPair.publicKey, url: server.url, port: server.port })
     }
+    node.startProbes(options.dbPath)
     return node
   }
 
@@ -186,10 +305,157 @@ export class CircleNode {
     return this.pool
   }
 
+  get verifier(): Verifier {
+    return this.verifierInstance
+  }
+
+  /** The admin listener's URL, when the node has one. */
+  get adminUrl(): string | undefined {
+    return this.admin?.url
+  }
+
+  /** The supervision tree as it runs now. */
+  tree(): SupervisorTree {
+    return this.root.tree()
+  }
+
+  /** Called once if the node stops on its own (its root supervisor gave up). */
+  onFailure(listener: (failure: NodeFailure) => void): void {
+    if (this.failure !== undefined) listener(this.failure)
+    else this.failureListeners.push(listener)
+  }
+
   /** Drain and stop: listeners stop accepting and finish in-flight work, then peers, verifier, sandbox. */
   close(): Promise<void> {
-    this.closing ??= this.root.stop()
+    this.closing ??= this.shutdown()
     return this.closing
+  }
+
+  private async shutdown(): Promise<void> {
+    this.log.info({ connections: this.metricsConnections() }, 'draining: no new connections; finishing requests in flight')
+    for (const current of this.servers.values()) current().stopAccepting()
+    this.stopProbes()
+    await this.root.stop()
+    this.pool.shutDown()
+    this.releaseLastResort?.()
+    this.log.info('stopped')
+  }
+
+  private metricsConnections(): number {
+    let n = 0
+    for (const current of this.servers.values()) n += current().openConnections
+    return n
+  }
+
+  private onSupervisorEvent(event: SupervisorEvent): void {
+    const where = { supervisor: event.supervisor, child: event.id }
+    switch (event.type) {
+      case 'child_started':
+        if (event.supervisor === 'sandbox') {
+          const index = Number(event.id.slice('host-'.length))
+          this.log.info({ ...where, host_pid: this.pool.pids[index], restarts: event.restarts }, 'sandbox host started')
+        } else if (event.supervisor !== 'peers' && !event.id.startsWith('conn-')) {
+          this.log.debug(where, 'started')
+        }
+        return
+      case 'child_exited':
+        if (event.reason.type === 'error') {
+          this.log.warn({ ...where, reason: event.reason.error.message, blame: event.reason.blame ?? 'infrastructure' }, 'child exited')
+        }
+        return
+      case 'child_restarted':
+        this.metrics.supervisorRestart(event.supervisor, event.id)
+        this.log.warn({ ...where, counted: event.counted }, 'restarting child')
+        return
+      case 'escalated':
+        this.metrics.supervisorEscalation(event.supervisor)
+        this.log.error(
+          { ...where, reason: event.reason.type === 'error' ? event.reason.error.message : 'normal exit' },
+          'restart intensity exceeded: the supervisor gives up',
+        )
+        return
+    }
+  }
+
+  /** Authentication failures are logged with the address, at most 10 a second (the rest counted). */
+  private logAuthFailure(address: string, code: string): void {
+    const now = performance.now()
+    if (now - this.authLog.windowStart > 1_000) {
+      if (this.authLog.suppressed > 0) this.log.warn({ suppressed: this.authLog.suppressed }, 'authentication failures not logged (over 10 a second)')
+      this.authLog.windowStart = now
+      this.authLog.logged = 0
+      this.authLog.suppressed = 0
+    }
+    if (this.authLog.logged++ < 10) this.log.warn({ remote: address, code }, 'authentication failed')
+    else this.authLog.suppressed++
+  }
+
+  /** Probe every sandbox host with a trivial run now and then: `/healthz` reads the result, never triggers a run. */
+  private startProbes(dbPath: string): void {
+    const probeKey = `probe-${process.pid}`
+    const limits = { ...DEFAULT_LIMITS, timeoutMs: 5_000, cpuMs: 5_000 }
+    const now = performance.now()
+    for (let host = 0; host < this.pool.size; host++) {
+      const ref = this.pool.register(
+        { circle: `${probeKey}-${host}`, root: join(dbPath, '.probe'), dbPathLabel: '', limits, quota: { maxDocumentBytes: 1, maxNamespaceBytes: 1, maxNameBytes: 1 } },
+        undefined,
+        host,
+      )
+      this.probes.push({ ref, lastOk: now, started: now })
+    }
+    const probe = () => {
+      for (const p of this.probes) {
+        void this.pool.run(p.ref, { script: PROBE_SCRIPT, caller: '', canWrite: false, timeoutMs: 5_000 }).then((outcome) => {
+          if (outcome.code === null) p.lastOk = performance.now()
+        })
+      }
+    }
+    probe()
+    this.probeTimer = setInterval(probe, this.probeIntervalMs)
+    this.probeTimer.unref()
+  }
+
+  private stopProbes(): void {
+    clearInterval(this.probeTimer)
+  }
+
+  /** Parts failing now: a supervisor not running, a host down, a probe not answered lately. */
+  private failing(): string[] {
+    const failing: string[] = []
+    const tree = this.root.tree()
+    const walk = (node: SupervisorTree) => {
+      if (node.state !== 'running') failing.push(node.id)
+      for (const child of node.children) {
+        if (child.type === 'supervisor') walk(child)
+        else if (child.status !== 'running') failing.push(`${node.id}/${child.id}`)
+      }
+    }
+    walk(tree)
+    const now = performance.now()
+    for (const [i, p] of this.probes.entries()) {
+      if (now - p.lastOk > 3 * this.probeIntervalMs) failing.push(`sandbox/host-${i} (probe)`)
+    }
+    return failing
+  }
+
+  private publicHealth(): PublicHealth {
+    if (this.closing !== undefined) return { status: 'draining' }
+    const failing = this.failing()
+    return failing.length === 0 ? { status: 'ok' } : { status: 'unavailable', failing }
+  }
+
+  private detailedHealth(): { status: string } & Record<string, unknown> {
+    const publicHealth = this.publicHealth()
+    const now = performance.now()
+    return {
+      ...publicHealth,
+      version: VERSION,
+      pid: process.pid,
+      tree: this.root.tree(),
+      hosts: this.pool.stats.map((h, i) => ({ ...h, last_probe_ok_ms_ago: Math.round(now - (this.probes[i]?.lastOk ?? now)) })),
+      peers: this.peerHost?.size,
+      quarantined: this.load.quarantined,
+    }
   }
 
   private describeLimits(pubkey: PublicKeyHex): Record<string, number> {
@@ -197,6 +463,7 @@ export class CircleNode {
     return {
       max_frame_bytes: this.limits.maxFrameBytes,
       max_batch_entries: this.limits.maxBatchEntries,
+      max_batch_answer_bytes: this.limits.maxBatchAnswerBytes,
       max_script_bytes: this.limits.maxScriptBytes,
       max_in_flight_per_connection: this.limits.maxInFlight,
       max_buffered_bytes_per_connection: this.limits.maxBufferedBytes,
@@ -210,6 +477,7 @@ export class CircleNode {
             script_memory_mb: limits.memoryMb,
             max_output_bytes: limits.maxOutputBytes,
             max_log_bytes: limits.maxLogBytes,
+            max_log_lines: limits.maxLogLines,
           }),
     }
   }

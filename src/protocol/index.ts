@@ -14,3 +14,4 @@ export type {
 export { parseFrame, type FrameLimits } from './parse-frame.js'
 export { parseParams, isMethodName, METHOD_NAMES, type MethodLimits } from './methods.js'
 export { errorResponse } from './responses.js'
+export { encodePlayAnswer, playResultOf, failedRun, type RunOutcome, type RunReceipt } from './play-answer.js'

@@ -15,8 +15,12 @@ export interface MethodParams {
 export interface PlayResult {
   /** The completion value: a string as is, anything else as JSON (`""` for `undefined`). */
   readonly output: string
-  /** The completion value as JSON (`null` for `undefined` and other non-JSON values). */
-  readonly result: unknown
+  /**
+   * The completion value as JSON (`null` for `undefined` and other non-JSON values). Absent when
+   * the value is a string or a BigInt: `output` is then the value itself, and sending it twice
+   * would double the answer.
+   */
+  readonly result?: unknown
   /** Lines written by `print(...)`, in order. */
   readonly logs: readonly string[]
   /** True when `print` output went over the log limit and was cut. */

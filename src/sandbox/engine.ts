@@ -1,38 +1,31 @@
 import ivm from 'isolated-vm'
+import { randomFillSync } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { isCirclesError, isErrorCode, type ErrorCode } from '../errors/index.js'
-import { NamespaceStore, type StorageQuota } from '../storage/index.js'
-import { ISOLATE_BOOTSTRAP } from './isolate-bootstrap.js'
-import { failedOutcome, type RunOutcome } from './messages.js'
+import { isCirclesError, isErrorCode } from '../errors/index.js'
+import { failedRun, type RunOutcome } from '../protocol/index.js'
+import { REALM_RUN_PARAMS, realmBootstrap, type HostAnswer, type RealmApi, type RealmLimits, type RealmResult } from './realm-bootstrap.js'
+import type { RunRequest } from './run.js'
 
-/** What one run needs from its context, beyond the script. */
-export interface RunContext {
-  readonly circle: string
-  readonly dbPath: string
-  readonly store: NamespaceStore
-  quota: StorageQuota
-  /** Bytes used by the namespace; updated by writes and deletes during the run. */
-  usedBytes: number
+/** A namespace as a run sees it: the storage functions' host side. */
+export interface RunStore {
+  /** The document's JSON text, or null. */
+  read(name: unknown): string | null
+  write(name: unknown, text: string): void
+  /** True when the document existed. */
+  remove(name: unknown): boolean
+  list(prefix: unknown, options: { limit?: unknown; after?: unknown }): string[]
 }
 
-export interface RunSpec {
-  readonly script: string
-  readonly caller: string
-  readonly canWrite: boolean
-  readonly timeoutMs: number
+/** What one run needs from its context, besides the request. */
+export interface RunContext {
+  readonly circle: string
+  /** `DB_PATH` as the script sees it: the namespace's path relative to the database root. */
+  readonly dbPathLabel: string
+  readonly store: RunStore
   readonly cpuMs: number
 }
 
-export interface EngineOptions {
-  readonly memoryMb: number
-  readonly maxLogBytes: number
-  readonly maxOutputBytes: number
-}
-
-type IsolateResult =
-  | readonly ['O', string, string | null, string[], boolean]
-  | readonly ['E', string, string, string[], boolean]
-  | readonly ['P']
+export type EngineOptions = RealmLimits & { readonly memoryMb: number }
 
 interface ActiveRun {
   readonly id: number
@@ -41,21 +34,27 @@ interface ActiveRun {
 }
 
 const TIMED_OUT = 'Script execution timed out.'
+const BOOTSTRAP_SOURCE = `(${realmBootstrap.toString()})`
+const SEED_POOL_BYTES = 4096
+const FORBIDDEN = (fn: string): HostAnswer => [false, 'FORBIDDEN', `${fn}: the circle's policy does not let this caller write`]
 
 /**
  * One isolate with one prepared context, reused by every run on this thread (see
- * isolate-bootstrap.ts for why that is safe). A run that times out or exhausts memory gets a
- * fresh context (or isolate) before the next run, so nothing it left half-done can leak.
+ * realm-bootstrap.ts for why that is safe). A run that times out or exhausts memory gets a fresh
+ * context (or isolate) before the next run, so nothing it left half-done can leak.
  */
 export class Engine {
   private readonly options: EngineOptions
   private isolate!: ivm.Isolate
   private context!: ivm.Context
-  private runRef!: ivm.Reference<(...args: unknown[]) => IsolateResult>
-  private settleRef!: ivm.Reference<(runId: number) => IsolateResult>
+  private runRef!: ivm.Reference<RealmApi['run']>
+  private settleRef!: ivm.Reference<RealmApi['settle']>
   private active: ActiveRun | undefined
   private nextRunId = 1
-  /** Contexts and isolates built so far (for tests and metrics). */
+  /** CSPRNG bytes handed out 16 at a time as per-run `Math.random` seeds. */
+  private readonly seeds = new Uint32Array(SEED_POOL_BYTES / 4)
+  private seedAt = this.seeds.length
+  /** Contexts and isolates built so far. */
   rebuilds = 0
 
   constructor(options: EngineOptions) {
@@ -71,14 +70,16 @@ export class Engine {
   private buildContext(): void {
     this.rebuilds++
     this.context = this.isolate.createContextSync()
-    const boot = this.context.evalSync(ISOLATE_BOOTSTRAP, { reference: true }) as ivm.Reference<
-      (...args: unknown[]) => unknown
-    >
-    const api = boot.applySync(
-      undefined,
-      [new ivm.Callback(this.hostCall), this.options.maxLogBytes, this.options.maxOutputBytes],
-      { result: { reference: true } },
-    ) as unknown as ivm.Reference<Record<string, unknown>>
+    const boot = this.context.evalSync(BOOTSTRAP_SOURCE, { reference: true }) as ivm.Reference<typeof realmBootstrap>
+    const limits: RealmLimits = {
+      maxOutputBytes: this.options.maxOutputBytes,
+      maxLogBytes: this.options.maxLogBytes,
+      maxLogLines: this.options.maxLogLines,
+    }
+    const args = [new ivm.Callback(this.hostCall), new ivm.ExternalCopy(limits).copyInto(), new ivm.ExternalCopy(REALM_RUN_PARAMS).copyInto()]
+    const api = boot.applySync(undefined, args as never, {
+      result: { reference: true },
+    }) as unknown as ivm.Reference<RealmApi>
     this.runRef = api.getSync('run', { reference: true }) as unknown as typeof this.runRef
     this.settleRef = api.getSync('settle', { reference: true }) as unknown as typeof this.settleRef
     boot.release()
@@ -94,52 +95,62 @@ export class Engine {
   }
 
   /** Called synchronously from inside the isolate by the storage functions of a run. */
-  private readonly hostCall = (op: string, runId: number, a: unknown, b: unknown): string => {
+  private readonly hostCall = (op: string, runId: number, a: unknown, b: unknown): HostAnswer => {
     const run = this.active
-    if (run === undefined || run.id !== runId) {
-      return '1SCRIPT_ERROR\u0000storage functions of a finished run cannot be called'
-    }
-    const { ctx } = run
+    if (run === undefined || run.id !== runId) return [false, 'SCRIPT_ERROR', 'storage functions of a finished run cannot be called']
+    const { store } = run.ctx
     try {
       switch (op) {
         case 'load':
-          return `0${ctx.store.read(a, ctx.quota) ?? ''}`
+          return [true, store.read(a)]
         case 'list':
-          return `0${JSON.stringify(ctx.store.list(a))}`
+          return [true, store.list(a, (b ?? {}) as { limit?: unknown; after?: unknown })]
         case 'save':
-          if (!run.canWrite) return "1FORBIDDEN\u0000save_data: the circle's policy does not let this caller write"
-          if (typeof b !== 'string') return '1INVALID_DOCUMENT\u0000save_data: value is not JSON-serialisable'
-          ctx.usedBytes = ctx.store.write(a, b, ctx.usedBytes, ctx.quota)
-          return '0'
-        case 'delete': {
-          if (!run.canWrite) return "1FORBIDDEN\u0000delete_data: the circle's policy does not let this caller write"
-          const freed = ctx.store.remove(a, ctx.quota)
-          ctx.usedBytes -= freed
-          return freed > 0 ? '0true' : '0false'
+          if (!run.canWrite) return FORBIDDEN('save_data')
+          if (typeof b !== 'string') return [false, 'INVALID_DOCUMENT', 'save_data: value is not JSON-serialisable']
+          store.write(a, b)
+          return [true, null]
+        case 'delete':
+          if (!run.canWrite) return FORBIDDEN('delete_data')
+          return [true, store.remove(a)]
+        case 'random': {
+          const bytes = new Uint8Array(Math.max(0, Math.min(65536, Number(a) | 0)))
+          randomFillSync(bytes)
+          return [true, new ivm.ExternalCopy(bytes.buffer).copyInto()]
         }
         default:
-          return `1SCRIPT_ERROR\u0000unknown storage operation`
+          return [false, 'SCRIPT_ERROR', 'unknown storage operation']
       }
     } catch (error) {
-      if (isCirclesError(error)) return `1${error.code}\u0000${error.message}`
-      return '1STORAGE_ERROR\u0000storage failed'
+      if (isCirclesError(error)) return [false, error.code, error.message]
+      return [false, 'STORAGE_ERROR', 'storage failed']
     }
   }
 
+  private seed(): number {
+    if (this.seedAt >= this.seeds.length) {
+      randomFillSync(this.seeds)
+      this.seedAt = 0
+    }
+    return this.seeds[this.seedAt++]!
+  }
+
   /** Run one script to completion (or to its limit). Never throws. */
-  run(spec: RunSpec, ctx: RunContext): RunOutcome {
+  run(request: RunRequest, ctx: RunContext): RunOutcome {
     const id = this.nextRunId++
-    this.active = { id, ctx, canWrite: spec.canWrite }
+    this.active = { id, ctx, canWrite: request.canWrite }
     const cpuBefore = this.isolate.cpuTime
     const started = performance.now()
-    let raw: IsolateResult
+    const timeout = request.timeoutMs
+    let raw: RealmResult
     try {
-      raw = this.runRef.applySync(undefined, [id, spec.script, spec.caller, ctx.circle, ctx.dbPath], {
-        timeout: spec.timeoutMs,
-        result: { copy: true },
-      }) as unknown as IsolateResult
-      if (raw[0] === 'P') {
-        raw = this.settleRef.applySync(undefined, [id], { timeout: spec.timeoutMs, result: { copy: true } }) as unknown as IsolateResult
+      raw = this.runRef.applySync(
+        undefined,
+        [id, request.script, request.caller, ctx.circle, ctx.dbPathLabel, this.seed(), this.seed(), this.seed(), this.seed()],
+        { timeout, result: { copy: true } },
+      ) as unknown as RealmResult
+      if (raw[0] === 'pending') {
+        raw = this.settleRef.applySync(undefined, [id], { timeout, result: { copy: true } }) as unknown as RealmResult
       }
     } catch (error) {
       const runMs = performance.now() - started
@@ -147,28 +158,24 @@ export class Engine {
       const cpuMs = memory ? runMs : Number(this.isolate.cpuTime - cpuBefore) / 1e6
       this.active = undefined
       this.resetAfterAbort()
-      if (memory) {
-        return failedOutcome('SCRIPT_MEMORY', `The script ran past its memory limit (${this.options.memoryMb} MB)`, runMs, cpuMs)
-      }
+      if (memory) return failedRun('SCRIPT_MEMORY', `The script ran past its memory limit (${this.options.memoryMb} MB)`, runMs, cpuMs)
       if ((error as Error).message === TIMED_OUT) {
-        return failedOutcome('SCRIPT_TIMEOUT', `The script ran past its time limit (${spec.timeoutMs} ms)`, runMs, cpuMs)
+        return failedRun('SCRIPT_TIMEOUT', `The script ran past its time limit (${timeout} ms)`, runMs, cpuMs)
       }
-      return failedOutcome('SCRIPT_ERROR', 'The script could not be run', runMs, cpuMs)
+      return failedRun('SCRIPT_ERROR', 'The script could not be run', runMs, cpuMs)
     }
     this.active = undefined
     const runMs = performance.now() - started
     const cpuMs = Number(this.isolate.cpuTime - cpuBefore) / 1e6
-    if (cpuMs > spec.cpuMs) {
-      return failedOutcome('SCRIPT_TIMEOUT', `The script ran past its CPU time limit (${spec.cpuMs} ms)`, runMs, cpuMs)
+    if (cpuMs > ctx.cpuMs) return failedRun('SCRIPT_TIMEOUT', `The script ran past its CPU time limit (${ctx.cpuMs} ms)`, runMs, cpuMs)
+    switch (raw[0]) {
+      case 'ok':
+        return { code: null, message: '', body: raw[1], runMs, cpuMs }
+      case 'error':
+        return { code: isErrorCode(raw[1]) ? raw[1] : 'SCRIPT_ERROR', message: raw[2], body: raw[3], runMs, cpuMs }
+      default:
+        return failedRun('SCRIPT_ERROR', 'The script could not be run', runMs, cpuMs)
     }
-    if (raw[0] === 'O') {
-      return { type: 'ok', json: raw[1], output: raw[2] ?? raw[1], logs: raw[3], logsTruncated: raw[4], runMs, cpuMs }
-    }
-    if (raw[0] === 'E') {
-      const code: ErrorCode = isErrorCode(raw[1]) ? raw[1] : 'SCRIPT_ERROR'
-      return { type: 'error', code, message: raw[2], logs: raw[3], logsTruncated: raw[4], runMs, cpuMs }
-    }
-    return failedOutcome('SCRIPT_ERROR', 'The script could not be run', runMs, cpuMs)
   }
 
   dispose(): void {

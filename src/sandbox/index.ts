@@ -1,9 +1,10 @@
-export { SandboxPool, type SandboxPoolOptions } from './sandbox-pool.js'
-export type { SandboxIsolation } from './host-channel.js'
-export type {
-  ContextBatch,
-  ContextBatchResult,
-  RunLimits,
-  RunOutcome,
-  RunRequest,
-} from './messages.js'
+export {
+  SandboxPool,
+  type SandboxPoolOptions,
+  type SandboxHooks,
+  type SandboxContextRef,
+  type HostStats,
+  type RunSource,
+} from './sandbox-pool.js'
+export type { SandboxIsolation, HostExit } from './host-link.js'
+export type { RunLimits, RunRequest, SandboxContext } from './run.js'

@@ -2,84 +2,163 @@ import { availableParallelism } from 'node:os'
 import type { Worker } from 'node:worker_threads'
 import { positiveIntegerOption } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
-import { openHost, type HostChannel, type SandboxIsolation } from './host-channel.js'
-import type { HostReply, HostRequest } from './host-messages.js'
-import { failedOutcome, type ContextBatch, type ContextBatchResult } from './messages.js'
+import { failedRun, type RunOutcome } from '../protocol/index.js'
+import { Supervisor, type ChildHandle, type ChildSpec, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { openHost, type HostExit, type HostLink, type SandboxIsolation } from './host-link.js'
+import type { RunRequest, SandboxContext } from './run.js'
+import { encodeContextMessage, encodeFrame, encodeRunMessage, FLAG_REBUILT, type HostReply } from './wire.js'
+
+/** What the pool reports about a run it could not complete, and asks before sending one again. */
+export interface RunSource {
+  readonly circle: string
+  /** Who sent it (a remote address), when known: crash quarantine is by circle and by origin. */
+  readonly origin: string | undefined
+}
+
+export interface SandboxHooks {
+  /** A run was executing when its host died: the likely cause (crash quarantine). */
+  readonly onCrash?: (run: RunSource) => void
+  /**
+   * Asked for each run that had not started when its host died, before it is sent to the host
+   * that replaces it; an outcome answers the run instead (e.g. RATE_LIMITED for a quarantined
+   * circle, so that its other bombs are not run one after the other).
+   */
+  readonly refuse?: (run: RunSource) => RunOutcome | undefined
+  /** A host process exited (expected or not), with the tail of its stderr. */
+  readonly onHostExit?: (host: number, exit: HostExit, blame: 'none' | 'workload' | 'infrastructure') => void
+  /** A line a host wrote on stderr. */
+  readonly onHostStderr?: (host: number, line: string) => void
+  /** Events of the sandbox supervisor. */
+  readonly onSupervisorEvent?: (event: SupervisorEvent) => void
+}
 
 export interface SandboxPoolOptions {
   /** Sandbox hosts (each a piscina pool of one isolated-vm thread); default: one per core, at most 8. */
   readonly processes?: number
   /**
    * `process` (default): each host is a child process, so a V8 abort inside an isolate costs
-   * only that host. `thread`: hosts are piscina pools in this process — fewer hops and lower
-   * latency, for trusted scripts only: such an abort would take the node down.
+   * only that host. `thread`: hosts are piscina pools in this process — for trusted scripts
+   * only: such an abort would take the node down.
    */
   readonly isolation?: SandboxIsolation
+  /** Restarts of infrastructure failures allowed in `periodMs` before the sandbox supervisor gives up. */
+  readonly intensity?: number
+  readonly periodMs?: number
+  readonly hooks?: SandboxHooks
+  /** Faults injected into the host processes (tests only; see src/faults). */
+  readonly faults?: readonly string[]
 }
 
-interface Pending {
-  readonly batch: ContextBatch
-  readonly resolve: (result: ContextBatchResult) => void
+/** A context registered with the pool: pinned to one host, its facts sent there once. */
+export interface SandboxContextRef {
+  readonly id: number
+  readonly host: number
+  readonly circle: string
 }
 
-interface Host {
+interface ContextEntry {
+  readonly ref: SandboxContextRef
+  facts: SandboxContext
+  /** Bumped when the facts change: a host that has an older version is sent them again. */
+  version: number
+}
+
+interface PendingRun {
+  readonly ctx: ContextEntry
+  readonly request: RunRequest
+  readonly origin: string | undefined
+  readonly resolve: (outcome: RunOutcome) => void
+  seq: number
+}
+
+/** Figures of one host, for metrics and `/info`. */
+export interface HostStats {
   readonly index: number
-  channel: HostChannel
-  ready: boolean
-  /** Batches waiting for this host (submitted this turn, or while it restarts). */
-  pending: Pending[]
-  /** Tasks sent to this host and not answered yet, by task id. */
-  readonly inFlight: Map<number, Pending[]>
-  /** Consecutive deaths since the host last came up; sets the restart back-off. */
-  restarts: number
-  restartTimer: NodeJS.Timeout | undefined
+  readonly pid: number
+  readonly up: boolean
+  /** Runs waiting for the host or sent and not answered. */
+  readonly queued: number
+  readonly runs: number
+  readonly crashes: number
+  readonly rebuilds: number
+  readonly restarts: number
 }
 
 /** Default number of hosts: one per core, up to this many (each host is a Node process of ~50 MB). */
 const DEFAULT_MAX_HOSTS = 8
-
 /**
- * Hand-offs a host may hold at once. Its one thread runs them in order anyway, so a second one
- * in flight buys little overlap, while waiting for the first lets the next carry everything
- * queued meanwhile: fewer, fuller hand-offs (each costs a fixed ~0.2 ms of process and thread
- * wake-ups). Measured on 2 cores: 1 is as fast as 2 or unbounded, with less CPU.
+ * Frames a host may hold at once. Two keep its thread busy while the next frame is on its way;
+ * more would only lengthen what a crash has to send again. A thread host gets one: piscina
+ * would run a later frame before the rest of one whose thread died.
  */
-const MAX_HANDOFFS_IN_FLIGHT = 1
-const RESTART_DELAY_MS = [0, 100, 250, 500, 1000, 2000, 5000] as const
+const MAX_FRAMES_IN_FLIGHT: Record<SandboxIsolation, number> = { process: 2, thread: 1 }
+/** Runs in one frame, at most (bounds the frame's size and what one crash sends again). */
+const MAX_RUNS_PER_FRAME = 256
 const CLOSE_GRACE_MS = 5000
+const DEFAULT_INTENSITY = 5
+const DEFAULT_PERIOD_MS = 30_000
 
-function crashed(batch: ContextBatch, message: string): ContextBatchResult {
-  const outcome = failedOutcome('WORKER_CRASHED', message)
-  return { outcomes: batch.runs.map(() => outcome) }
+/** One host position: its queue outlives the host processes that serve it. */
+class HostSlot {
+  link: HostLink | undefined
+  ready = false
+  /** Runs not sent yet, in order. */
+  queue: PendingRun[] = []
+  /** Runs sent, in order; the host answers them in this order. */
+  sent: PendingRun[] = []
+  sentHead = 0
+  /** Runs of each frame in flight that are not answered yet. */
+  readonly frames: number[] = []
+  /** Context facts this incarnation has: id → version. */
+  known = new Map<number, number>()
+  seq = 0
+  runs = 0
+  crashes = 0
+  rebuilds = 0
+  restarts = 0
+  starts = 0
+  constructor(readonly index: number) {}
+
+  get inFlight(): number {
+    return this.sent.length - this.sentHead
+  }
 }
 
 /**
- * The sandbox: host processes, each running a piscina pool of one isolated-vm worker thread.
+ * The sandbox: host processes, each running a piscina pool of one isolated-vm worker thread, and
+ * the node-side queues that feed them.
  *
  * Every context is pinned to one host (by a hash of its key), and a host runs what it is given
- * in order on its one thread. So a context may have several batches in flight and they still
- * run one script at a time, in order; and that thread is the only writer of the context's
- * namespace, which lets it keep the namespace's size for quotas.
+ * in order on its one thread. So a context's runs run one at a time, in order, and that thread
+ * is the only writer of the context's namespace, which lets it keep the namespace's size for
+ * quotas. Runs submitted in one event-loop turn share one frame per host.
  *
- * Batches submitted in one event-loop turn are coalesced into one hand-off per host (a hand-off
- * costs tens of microseconds; a warm run a few). A host that dies — a worker thread crash, or
- * V8 aborting on an allocation it cannot survive — is started again; every run it held is
- * answered WORKER_CRASHED. Nothing is left hanging and the node itself is never at risk.
+ * Hosts are supervised: each is a `permanent` child of the pool's supervisor. When a host dies,
+ * the run it was executing is answered WORKER_CRASHED and reported to `hooks.onCrash`; the runs
+ * it had not started go, in order, to the host that replaces it. Such a death is blamed on the
+ * workload and does not count toward the supervisor's intensity; a host that dies at start-up or
+ * with nothing in flight does, and past the intensity the supervisor gives up — its parent sees
+ * it — rather than restarting forever.
  *
  * @example
- * const pool = new SandboxPool()
- * await pool.ready()
- * const { outcomes } = await pool.run(batch)
+ * const pool = new SandboxPool({ processes: 1 })
+ * await pool.start()
+ * const ctx = pool.register({ circle, root, dbPathLabel: circle, limits, quota })
+ * const outcome = await pool.run(ctx, { script: '1 + 1', caller: '', canWrite: false, timeoutMs: 1000 })
+ * await pool.close()
  */
 export class SandboxPool {
-  private readonly hosts: Host[] = []
-  private readonly isolation: SandboxIsolation
+  readonly isolation: SandboxIsolation
+  private readonly slots: HostSlot[] = []
+  private readonly contexts = new Map<number, ContextEntry>()
+  private readonly hooks: SandboxHooks
+  private readonly intensity: number
+  private readonly periodMs: number
+  private readonly faults: readonly string[]
+  private nextContextId = 1
   private scheduled = false
   private closed = false
-  private nextTaskId = 1
-  private readyWaiters: (() => void)[] = []
-  /** Hand-offs, batches and runs dispatched, and host restarts (for metrics). */
-  readonly counters = { tasks: 0, batches: 0, runs: 0, crashes: 0 }
+  private own: Supervisor | undefined
 
   constructor(options: SandboxPoolOptions = {}) {
     const processes = positiveIntegerOption(options.processes, Math.min(availableParallelism(), DEFAULT_MAX_HOSTS), 'processes')
@@ -87,119 +166,247 @@ export class SandboxPool {
     if (this.isolation !== 'process' && this.isolation !== 'thread') {
       throw circlesError('INVALID_OPTION', 'options.isolation must be "process" or "thread"')
     }
-    for (let i = 0; i < processes; i++) {
-      const host: Host = {
-        index: i,
-        channel: undefined as unknown as HostChannel,
-        ready: false,
-        pending: [],
-        inFlight: new Map(),
-        restarts: 0,
-        restartTimer: undefined,
-      }
-      this.hosts.push(host)
-      this.spawn(host)
-    }
+    this.intensity = options.intensity ?? DEFAULT_INTENSITY
+    this.periodMs = options.periodMs ?? DEFAULT_PERIOD_MS
+    this.hooks = options.hooks ?? {}
+    this.faults = options.faults ?? []
+    for (let i = 0; i < processes; i++) this.slots.push(new HostSlot(i))
   }
 
-  /** Process ids of the hosts (for operators, and for tests that kill one); this process's own in thread isolation. */
+  /**
+   * A supervisor for the hosts (one_for_one, each host `permanent`). The node makes it a child
+   * of its root; a restarted sandbox supervisor serves the same queues.
+   */
+  supervisor(): Supervisor {
+    return new Supervisor({
+      id: 'sandbox',
+      flags: { strategy: 'one_for_one', intensity: this.intensity, periodMs: this.periodMs },
+      children: this.slots.map((slot) => this.hostSpec(slot)),
+      ...(this.hooks.onSupervisorEvent === undefined ? {} : { onEvent: this.hooks.onSupervisorEvent }),
+    })
+  }
+
+  /** Start the hosts under a supervisor of the pool's own (for a pool used outside a node). */
+  async start(): Promise<void> {
+    this.own = this.supervisor()
+    await this.own.start()
+  }
+
+  /** Number of hosts. */
+  get size(): number {
+    return this.slots.length
+  }
+
+  /** Process ids of the hosts (this process's own in thread isolation; -1 while one restarts). */
   get pids(): readonly number[] {
-    return this.hosts.map((h) => h.channel.pid)
+    return this.slots.map((s) => s.link?.pid ?? -1)
   }
 
   /** Worker threads of hosts living in this process (`thread` isolation), for operators and tests. */
   get threads(): readonly Worker[] {
-    return this.hosts.flatMap((h) => h.channel.threads())
+    return this.slots.flatMap((s) => s.link?.threads() ?? [])
   }
 
-  /** Batches submitted and not yet answered. */
+  get stats(): readonly HostStats[] {
+    return this.slots.map((s) => ({
+      index: s.index,
+      pid: s.link?.pid ?? -1,
+      up: s.ready,
+      queued: s.queue.length + s.inFlight,
+      runs: s.runs,
+      crashes: s.crashes,
+      rebuilds: s.rebuilds,
+      restarts: s.restarts,
+    }))
+  }
+
+  /** Runs waiting or running, across hosts. */
   get queued(): number {
     let n = 0
-    for (const host of this.hosts) {
-      n += host.pending.length
-      for (const group of host.inFlight.values()) n += group.length
-    }
+    for (const s of this.slots) n += s.queue.length + s.inFlight
     return n
   }
 
-  /** Resolves once every host has started (module loaded, threads up). */
-  ready(): Promise<void> {
-    if (this.hosts.every((h) => h.ready)) return Promise.resolve()
-    return new Promise((resolve) => this.readyWaiters.push(resolve))
-  }
-
-  private spawn(host: Host): void {
-    host.ready = false
-    const channel: HostChannel = openHost(this.isolation, {
-      onReply: (reply) => {
-        if (host.channel === channel) this.onReply(host, reply)
-      },
-      onExit: (lastWords) => {
-        if (host.channel === channel) this.onExit(host, lastWords)
-      },
-    })
-    host.channel = channel
-  }
-
-  private onReply(host: Host, reply: HostReply): void {
-    switch (reply.type) {
-      case 'ready':
-        host.ready = true
-        host.restarts = 0
-        if (this.hosts.every((h) => h.ready)) for (const resolve of this.readyWaiters.splice(0)) resolve()
-        if (host.pending.length > 0) this.schedule()
-        break
-      case 'result':
-      case 'failed': {
-        const group = host.inFlight.get(reply.id)
-        if (group === undefined) return
-        host.inFlight.delete(reply.id)
-        if (reply.type === 'failed') this.counters.crashes++
-        group.forEach((p, i) =>
-          p.resolve(
-            reply.type === 'result'
-              ? (reply.results[i] ?? crashed(p.batch, 'The sandbox returned no result'))
-              : crashed(p.batch, `The worker thread running this task stopped: ${reply.message}`),
-          ),
-        )
-        if (host.pending.length > 0) this.schedule()
-        break
+  /**
+   * Register a context (pinned to its host by a hash of its key, or to `host` when given); call
+   * again with new facts and the previous reference when they change.
+   */
+  register(facts: SandboxContext, previous?: SandboxContextRef, host?: number): SandboxContextRef {
+    if (previous !== undefined) {
+      const entry = this.contexts.get(previous.id)
+      if (entry !== undefined) {
+        entry.facts = facts
+        entry.version++
+        return entry.ref
       }
     }
+    const index = host === undefined ? this.hostIndex(facts.circle) : host % this.slots.length
+    const ref: SandboxContextRef = { id: this.nextContextId++, host: index, circle: facts.circle }
+    this.contexts.set(ref.id, { ref, facts, version: 1 })
+    return ref
   }
 
-  private onExit(host: Host, lastWords: string): void {
-    host.ready = false
-    const oom = /is_heap_oom|out of memory/i.test(lastWords)
-    const why = oom
-      ? 'The sandbox process running this task was killed by a script that exhausted memory'
-      : 'The sandbox process running this task stopped'
-    if (host.inFlight.size > 0) this.counters.crashes++
-    for (const group of host.inFlight.values()) for (const p of group) p.resolve(crashed(p.batch, why))
-    host.inFlight.clear()
-    if (this.closed) return
-    host.restarts++
-    const delay = RESTART_DELAY_MS[Math.min(host.restarts - 1, RESTART_DELAY_MS.length - 1)]!
-    host.restartTimer = setTimeout(() => {
-      host.restartTimer = undefined
-      if (!this.closed) this.spawn(host)
-    }, delay)
+  /** Forget a context (its host forgets it with the host's own bound on open namespaces). */
+  unregister(ref: SandboxContextRef): void {
+    this.contexts.delete(ref.id)
   }
 
-  /** Run a context's batch; resolves with one outcome per run, in order. Never rejects. */
-  run(batch: ContextBatch): Promise<ContextBatchResult> {
-    if (this.closed) return Promise.resolve(crashed(batch, 'The sandbox is closed'))
+  /** Run a script in a registered context; resolves with its outcome. Never rejects. */
+  run(ref: SandboxContextRef, request: RunRequest, origin?: string): Promise<RunOutcome> {
+    const ctx = this.contexts.get(ref.id)
+    if (this.closed) return Promise.resolve(failedRun('SHUTTING_DOWN', 'The sandbox is closed'))
+    if (ctx === undefined) return Promise.resolve(failedRun('INTERNAL_ERROR', 'The context is not registered with the sandbox'))
     return new Promise((resolve) => {
-      this.hosts[this.hostIndex(batch.circle)]!.pending.push({ batch, resolve })
+      this.slots[ref.host]!.queue.push({ ctx, request, origin, resolve, seq: -1 })
       this.schedule()
     })
+  }
+
+  /** Stop the hosts (they finish what they were sent) and answer whatever is still queued. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    await this.own?.stop()
+    this.shutDown()
+  }
+
+  /** After the supervisor stopped the hosts: answer what is left. */
+  shutDown(): void {
+    this.closed = true
+    for (const slot of this.slots) {
+      for (const run of slot.queue.splice(0)) run.resolve(failedRun('SHUTTING_DOWN', 'The sandbox stopped before running this task'))
+      for (let i = slot.sentHead; i < slot.sent.length; i++) {
+        slot.sent[i]!.resolve(failedRun('WORKER_CRASHED', 'The sandbox stopped while running this task'))
+      }
+      slot.sent = []
+      slot.sentHead = 0
+    }
   }
 
   /** The host a context is pinned to: FNV-1a of its key. */
   private hostIndex(circle: string): number {
     let hash = 0x811c9dc5
     for (let i = 0; i < circle.length; i++) hash = Math.imul(hash ^ circle.charCodeAt(i), 0x01000193)
-    return (hash >>> 0) % this.hosts.length
+    return (hash >>> 0) % this.slots.length
+  }
+
+  private hostSpec(slot: HostSlot): ChildSpec {
+    return {
+      id: `host-${slot.index}`,
+      restart: 'permanent',
+      shutdown: CLOSE_GRACE_MS + 1000,
+      start: () => this.startHost(slot),
+    }
+  }
+
+  /** Start a host for the slot; resolves once its thread is up, rejects if it dies first. */
+  private startHost(slot: HostSlot): Promise<ChildHandle> {
+    const listeners: ((reason: ExitReason) => void)[] = []
+    let stopping = false
+    let settled = false
+    return new Promise<ChildHandle>((resolve, reject) => {
+      const handle: ChildHandle = {
+        stop: async () => {
+          stopping = true
+          await link.close(CLOSE_GRACE_MS)
+        },
+        kill: () => {
+          stopping = true
+          link.kill()
+        },
+        onExit: (listener) => listeners.push(listener),
+      }
+      const link: HostLink = openHost(this.isolation, {
+        onReply: (reply) => {
+          if (slot.link !== link) return
+          if (reply.type === 'ready') {
+            slot.ready = true
+            settled = true
+            if (slot.starts++ > 0) slot.restarts++
+            resolve(handle)
+            if (slot.queue.length > 0) this.schedule()
+            return
+          }
+          this.onOutcome(slot, link, reply)
+        },
+        onExit: (exit) => {
+          if (slot.link !== link) return
+          const blame = this.onHostExit(slot, stopping)
+          this.hooks.onHostExit?.(slot.index, exit, stopping ? 'none' : blame)
+          const why = describeExit(exit)
+          if (!settled) {
+            settled = true
+            reject(new Error(`sandbox host ${slot.index} did not start: ${why}`))
+            return
+          }
+          if (stopping) {
+            for (const l of listeners.splice(0)) l({ type: 'normal' })
+            return
+          }
+          const error = new Error(`sandbox host ${slot.index} (pid ${link.pid}) exited: ${why}`)
+          const reason: ExitReason = blame === 'workload' ? { type: 'error', error, blame } : { type: 'error', error }
+          for (const l of listeners.splice(0)) l(reason)
+        },
+        onStderr: (line) => this.hooks.onHostStderr?.(slot.index, line),
+      }, this.faults)
+      slot.link = link
+      slot.ready = false
+      slot.known = new Map()
+      slot.seq = 0
+    })
+  }
+
+  /**
+   * A host is gone: answer the run it was executing, and queue again, in order, the runs it had
+   * not started. Returns whom the death is blamed on.
+   */
+  private onHostExit(slot: HostSlot, expected: boolean): 'workload' | 'infrastructure' {
+    slot.link = undefined
+    slot.ready = false
+    slot.frames.length = 0
+    const sent = slot.sent.slice(slot.sentHead)
+    slot.sent = []
+    slot.sentHead = 0
+    if (sent.length === 0) return 'infrastructure'
+    const [culprit, ...notStarted] = sent
+    slot.crashes++
+    culprit!.resolve(
+      failedRun(
+        'WORKER_CRASHED',
+        expected
+          ? 'The sandbox stopped while running this task'
+          : 'The sandbox process running this task died (the script may have exhausted its memory); the task was not completed',
+      ),
+    )
+    if (!expected) this.hooks.onCrash?.({ circle: culprit!.ctx.ref.circle, origin: culprit!.origin })
+    const again: PendingRun[] = []
+    for (const run of notStarted) {
+      const refusal = this.hooks.refuse?.({ circle: run.ctx.ref.circle, origin: run.origin })
+      if (refusal !== undefined) run.resolve(refusal)
+      else again.push(run)
+    }
+    slot.queue = again.concat(slot.queue)
+    return 'workload'
+  }
+
+  private onOutcome(slot: HostSlot, link: HostLink, reply: Extract<HostReply, { type: 'outcome' }>): void {
+    const run = slot.sent[slot.sentHead]
+    if (run === undefined || run.seq !== reply.seq) {
+      // Only a broken host answers out of order: treat it as dead.
+      link.kill()
+      return
+    }
+    slot.sent[slot.sentHead++] = undefined as unknown as PendingRun
+    if (slot.sentHead > 1024 && slot.sentHead * 2 > slot.sent.length) {
+      slot.sent = slot.sent.slice(slot.sentHead)
+      slot.sentHead = 0
+    }
+    slot.runs++
+    if ((reply.flags & FLAG_REBUILT) !== 0) slot.rebuilds++
+    run.resolve(reply.outcome)
+    if (--slot.frames[0]! === 0) {
+      slot.frames.shift()
+      if (slot.queue.length > 0) this.schedule()
+    }
   }
 
   private schedule(): void {
@@ -210,35 +417,35 @@ export class SandboxPool {
 
   private readonly flush = (): void => {
     this.scheduled = false
-    for (const host of this.hosts) {
-      // A restarting host keeps its batches: the context is pinned to it, and order matters.
-      if (!host.ready || host.pending.length === 0) continue
-      // A busy host gets everything queued meanwhile in one hand-off when it answers.
-      if (host.inFlight.size >= MAX_HANDOFFS_IN_FLIGHT) continue
-      const group = host.pending
-      host.pending = []
-      this.dispatch(host, group)
+    const maxFrames = MAX_FRAMES_IN_FLIGHT[this.isolation]
+    for (const slot of this.slots) {
+      // A restarting host keeps its queue: its contexts are pinned to it, and order matters.
+      while (slot.ready && slot.queue.length > 0 && slot.frames.length < maxFrames) this.sendFrame(slot)
     }
   }
 
-  private dispatch(host: Host, group: Pending[]): void {
-    const id = this.nextTaskId++
-    host.inFlight.set(id, group)
-    this.counters.tasks++
-    this.counters.batches += group.length
-    for (const p of group) this.counters.runs += p.batch.runs.length
-    const request: HostRequest = { type: 'run', id, batches: group.map((p) => p.batch) }
-    host.channel.send(request)
-  }
-
-  /** Stop taking work, let running tasks finish, then stop the host processes. */
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    for (const host of this.hosts) {
-      for (const p of host.pending.splice(0)) p.resolve(crashed(p.batch, 'The sandbox is closed'))
-      clearTimeout(host.restartTimer)
+  private sendFrame(slot: HostSlot): void {
+    const count = Math.min(slot.queue.length, MAX_RUNS_PER_FRAME)
+    const runs = count === slot.queue.length ? slot.queue : slot.queue.slice(0, count)
+    slot.queue = count === slot.queue.length ? [] : slot.queue.slice(count)
+    const messages: string[] = []
+    for (const run of runs) {
+      const { ctx } = run
+      if (slot.known.get(ctx.ref.id) !== ctx.version) {
+        messages.push(encodeContextMessage(ctx.ref.id, ctx.facts))
+        slot.known.set(ctx.ref.id, ctx.version)
+      }
+      messages.push(encodeRunMessage(ctx.ref.id, run.request))
+      run.seq = slot.seq++
+      slot.sent.push(run)
     }
-    await Promise.all(this.hosts.map((host) => host.channel.close(CLOSE_GRACE_MS)))
+    slot.frames.push(runs.length)
+    slot.link!.send(encodeFrame(messages))
   }
+}
+
+function describeExit(exit: HostExit): string {
+  const how = exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`
+  const tail = exit.stderrTail.trim().split('\n').slice(-3).join(' | ')
+  return tail === '' ? how : `${how}: ${tail.slice(-500)}`
 }

@@ -4,6 +4,14 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, type PublicKeyHex } from '../identity/index.js'
+import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+
+/** What `GET /healthz` on a public port says: ok, degraded (cross-node work limited), or not serving. */
+export interface PublicHealth {
+  readonly status: 'ok' | 'degraded' | 'unavailable' | 'draining'
+  /** The parts that are failing (names only: details are on the admin listener). */
+  readonly failing?: readonly string[]
+}
 
 export interface CircleServerOptions {
   /** The circle this port serves at `/`. */
@@ -14,54 +22,105 @@ export interface CircleServerOptions {
   readonly services: GatewayServices
   /** The `limits` member of `GET /info`. */
   readonly describeLimits: () => Record<string, number>
+  readonly health: () => PublicHealth
   readonly version: string
+  /** Events of the port's supervisor (for logs and metrics). */
+  readonly onSupervisorEvent?: (event: SupervisorEvent) => void
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
-  res.end(text)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers })
+  res.end(req(res).method === 'HEAD' ? undefined : text)
 }
+
+function req(res: ServerResponse): IncomingMessage {
+  return (res as ServerResponse & { req: IncomingMessage }).req
+}
+
+const HEALTH_STATUS: Record<PublicHealth['status'], number> = { ok: 200, degraded: 200, unavailable: 503, draining: 503 }
+let connectionIds = 0
 
 /**
  * One listening port: WebSocket JSON-RPC at `/` (this port's circle) and `/<circle_pubkey>` (any
- * circle the node hosts), and plain HTTP `GET /info`, `/healthz`, `/metrics`.
+ * circle the node hosts), and plain HTTP `GET /info` and `/healthz`.
+ *
+ * Each port is a supervisor (`rest_for_one`): the listener is its first child (`permanent`), and
+ * every connection is a `temporary` child added when its socket is upgraded. Should the listener
+ * fail, its connections are stopped with it and a new listener binds the same port.
  */
-export class CircleServer {
+export class CircleServer implements ChildHandle {
   private readonly options: CircleServerOptions
+  private readonly supervisor: Supervisor
   private readonly http: Server
   private readonly wss: WebSocketServer
   private readonly connections = new Set<GatewayConnection>()
-  private draining = false
+  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private accepting = true
+  private boundPort: number | undefined
 
-  constructor(options: CircleServerOptions) {
+  private constructor(options: CircleServerOptions, supervisor: Supervisor) {
     this.options = options
-    this.http = createServer((req, res) => this.onRequest(req, res))
+    this.supervisor = supervisor
+    this.http = createServer((request, res) => this.onRequest(request, res))
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.services.limits.maxFrameBytes,
       perMessageDeflate: false,
     })
-    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
+    this.http.on('upgrade', (request, socket, head) => this.onUpgrade(request, socket, head))
     this.http.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
     })
   }
 
+  /**
+   * The port's supervisor, with its listener started: resolves once the port is bound. `port()`
+   * reads the bound port (the listener keeps it across restarts).
+   */
+  static async start(options: CircleServerOptions): Promise<{ supervisor: Supervisor; current: () => CircleServer }> {
+    let current: CircleServer | undefined
+    let port = options.port
+    const supervisor: Supervisor = new Supervisor({
+      id: `gateway:${options.name}`,
+      flags: { strategy: 'rest_for_one', intensity: 3, periodMs: 60_000 },
+      dynamic: { restart: 'temporary' },
+      children: [
+        {
+          id: 'listener',
+          restart: 'permanent',
+          shutdown: 5_000,
+          start: async () => {
+            const server = new CircleServer({ ...options, port }, supervisor)
+            port = await server.listen()
+            current = server
+            return server
+          },
+        },
+      ],
+      ...(options.onSupervisorEvent === undefined ? {} : { onEvent: options.onSupervisorEvent }),
+    })
+    await supervisor.start()
+    return { supervisor, current: () => current! }
+  }
+
   /** Start listening; resolves with the bound port. */
-  listen(): Promise<number> {
+  private listen(): Promise<number> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error) => reject(error)
       this.http.once('error', onError)
       this.http.listen(this.options.port, this.options.host, () => {
         this.http.off('error', onError)
-        resolve((this.http.address() as AddressInfo).port)
+        this.boundPort = (this.http.address() as AddressInfo).port
+        // A listener that fails after it started is a child that died: its supervisor decides.
+        this.http.on('error', (error: Error) => this.crash(error))
+        resolve(this.boundPort)
       })
     })
   }
 
   get port(): number {
-    return (this.http.address() as AddressInfo | null)?.port ?? this.options.port
+    return this.boundPort ?? this.options.port
   }
 
   /** WebSocket URL of this port's circle. */
@@ -74,19 +133,42 @@ export class CircleServer {
     return this.connections.size
   }
 
-  /** Stop accepting, let in-flight requests finish (up to `timeoutMs`), close sockets with 1001. */
-  async drain(timeoutMs: number): Promise<void> {
-    this.draining = true
+  /** Refuse new connections from now on (the first step of a drain). */
+  stopAccepting(): void {
+    this.accepting = false
+  }
+
+  /** ChildHandle: stop listening (connections are stopped by the supervisor before this). */
+  async stop(): Promise<void> {
+    this.accepting = false
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()))
-    await Promise.all([...this.connections].map((c) => c.shutdown(timeoutMs)))
-    // Sockets that ignore the close handshake are cut after a grace period.
-    const grace = setTimeout(() => {
-      for (const client of this.wss.clients) client.terminate()
-      this.http.closeAllConnections()
-    }, 1_000)
-    this.http.closeIdleConnections()
+    this.http.closeAllConnections()
     await closed
-    clearTimeout(grace)
+    this.exit({ type: 'normal' })
+  }
+
+  kill(): void {
+    this.accepting = false
+    this.http.close()
+    this.http.closeAllConnections()
+    for (const client of this.wss.clients) client.terminate()
+    this.exit({ type: 'error', error: new Error('listener killed') })
+  }
+
+  onExit(listener: (reason: ExitReason) => void): void {
+    this.exitListeners.push(listener)
+  }
+
+  private exit(reason: ExitReason): void {
+    for (const listener of this.exitListeners.splice(0)) listener(reason)
+  }
+
+  /** The listener failed: close it and report the exit (its supervisor restarts it). */
+  private crash(error: Error): void {
+    this.accepting = false
+    this.http.close()
+    this.http.closeAllConnections()
+    this.exit({ type: 'error', error })
   }
 
   private target(path: string): GatewayTarget {
@@ -101,12 +183,22 @@ export class CircleServer {
     return this.options.services.peers.has(pubkey) ? { type: 'circle', pubkey } : { type: 'unknown', path: trimmed }
   }
 
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.draining) {
+  private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!this.accepting) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n')
       return
     }
-    const raw = (req.url ?? '/').split('?')[0] ?? '/'
+    const address = request.socket.remoteAddress ?? ''
+    const refused = this.options.services.load.connect(address)
+    if (refused !== undefined) {
+      this.options.services.metrics.limited('connections')
+      const body = JSON.stringify({ code: 'RATE_LIMITED', message: refused.message, retry_after_ms: refused.details?.['retry_after_ms'] })
+      socket.end(
+        `HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      )
+      return
+    }
+    const raw = (request.url ?? '/').split('?')[0] ?? '/'
     let path = raw
     try {
       path = decodeURIComponent(raw)
@@ -114,41 +206,58 @@ export class CircleServer {
       // A malformed escape names no circle; the raw path is reported back as it came.
     }
     const target = this.target(path)
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const connection = new GatewayConnection(ws, target, this.options.services)
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      const connection = new GatewayConnection(ws, target, this.options.services, address)
+      const started = this.supervisor.startChildSync({ id: `conn-${++connectionIds}`, restart: 'temporary', shutdown: this.options.services.limits.drainTimeoutMs + 2_000, start: () => connection })
+      if (!started.ok) {
+        ws.close(1001, 'SHUTTING_DOWN')
+        this.options.services.load.disconnected(address)
+        return
+      }
       this.connections.add(connection)
-      ws.on('close', () => this.connections.delete(connection))
+      ws.on('close', () => {
+        this.connections.delete(connection)
+        this.options.services.load.disconnected(address)
+      })
     })
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0]
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+  private onRequest(request: IncomingMessage, res: ServerResponse): void {
+    const path = (request.url ?? '/').split('?')[0]
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD')
       return json(res, 405, { error: 'method not allowed' })
     }
     switch (path) {
       case '/info':
-        return json(res, 200, {
-          name: this.options.name,
-          public_key: this.options.circle,
-          version: this.options.version,
-          software: 'circles',
-          protocol: 'JSON-RPC 2.0 over WebSocket',
-          methods: ['fetch_nonce', 'authenticate', 'play'],
-          policy: this.options.services.peers.policyOf(this.options.circle),
-          limits: this.options.describeLimits(),
-        })
-      case '/healthz':
-        return json(res, this.draining ? 503 : 200, { status: this.draining ? 'draining' : 'ok' })
-      case '/metrics': {
-        const text = this.options.services.metrics.render()
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
-        res.end(text)
-        return
+        return json(
+          res,
+          200,
+          {
+            name: this.options.name,
+            public_key: this.options.circle,
+            version: this.options.version,
+            software: 'circles',
+            protocol: 'JSON-RPC 2.0 over WebSocket',
+            methods: ['fetch_nonce', 'authenticate', 'play'],
+            policy: this.options.services.peers.policyOf(this.options.circle),
+            limits: this.options.describeLimits(),
+          },
+          { 'access-control-allow-origin': '*' },
+        )
+      case '/healthz': {
+        const health: PublicHealth = this.accepting ? this.options.health() : { status: 'draining' }
+        return json(res, HEALTH_STATUS[health.status], health)
       }
+      case '/__fault/listener-crash':
+        if (this.options.services.faults.has('listener-crash')) {
+          json(res, 200, { crashing: true })
+          setImmediate(() => this.crash(new Error('fault injected: listener-crash')))
+          return
+        }
+        return json(res, 404, { error: 'not found' })
       default:
-        return json(res, 404, { error: 'not found', endpoints: ['/info', '/healthz', '/metrics', 'ws:///', 'ws:///<circle_pubkey>'] })
+        return json(res, 404, { error: 'not found', endpoints: ['/info', '/healthz', 'ws:///', 'ws:///<circle_pubkey>'] })
     }
   }
 }

@@ -1,1 +1,2 @@
-export { CircleServer, type CircleServerOptions } from './circle-server.js'
+export { CircleServer, type CircleServerOptions, type PublicHealth } from './circle-server.js'
+export { AdminServer, type AdminServerOptions } from './admin-server.js'

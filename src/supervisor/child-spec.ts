@@ -5,8 +5,17 @@ export type Shutdown = 'brutal_kill' | number
 /** What a supervisor does when a child has to be restarted. */
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one'
 
-/** Why a child exited: `normal` (it chose to, or was asked to) or an error. */
-export type ExitReason = { readonly type: 'normal' } | { readonly type: 'error'; readonly error: Error }
+/**
+ * Why a child exited: `normal` (it chose to, or was asked to) or an error.
+ *
+ * An error blamed on the `workload` — a sandbox host killed by the script it was running — is
+ * restarted like any other but does not count toward the supervisor's restart intensity: the
+ * intensity is there to stop a node whose infrastructure keeps failing, and must not let one
+ * caller's scripts stop the node.
+ */
+export type ExitReason =
+  | { readonly type: 'normal' }
+  | { readonly type: 'error'; readonly error: Error; readonly blame?: 'workload' }
 
 /**
  * A running child as its supervisor sees it: something that can be stopped, killed, and that
@@ -24,9 +33,12 @@ export interface ChildHandle {
 /** A child described as data. */
 export interface ChildSpec {
   readonly id: string
-  readonly start: () => Promise<ChildHandle>
+  /** Start the child; a synchronous start may be registered with `startChildSync`. */
+  readonly start: () => ChildHandle | Promise<ChildHandle>
   readonly restart: Restart
   readonly shutdown: Shutdown
+  /** `supervisor` for a child that is itself a supervisor (for the tree's description). */
+  readonly type?: 'worker' | 'supervisor'
 }
 
 export interface SupervisorFlags {

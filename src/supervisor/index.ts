@@ -15,6 +15,7 @@ export {
   type StartChildResult,
   type SupervisorEvent,
   type SupervisorOptions,
+  type SupervisorTree,
   type TerminateChildResult,
 } from './supervisor.js'
 export { RestartIntensity } from './restart-intensity.js'

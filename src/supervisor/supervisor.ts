@@ -4,6 +4,8 @@ import {
   type ChildHandle,
   type ChildSpec,
   type ExitReason,
+  type Restart,
+  type Strategy,
   type SupervisorFlags,
 } from './child-spec.js'
 import { RestartIntensity } from './restart-intensity.js'
@@ -19,6 +21,8 @@ interface Entry {
   generation: number
   /** Set while the supervisor itself stops the child, so its exit is not taken as a failure. */
   stopping: boolean
+  /** Added after construction (startChild): listed by count in the tree when the supervisor has `dynamic`. */
+  readonly added: boolean
 }
 
 export type StartChildResult =
@@ -33,16 +37,40 @@ export interface ChildInfo {
   readonly restarts: number
 }
 
+/** A supervisor and its children as they run now (for the README's tree, `/healthz` and tests). */
+export interface SupervisorTree {
+  readonly id: string
+  readonly strategy: Strategy
+  readonly intensity: number
+  readonly periodMs: number
+  readonly state: 'idle' | 'running' | 'stopping' | 'stopped'
+  readonly children: readonly (
+    | { readonly type: 'worker'; readonly id: string; readonly restart: Restart; readonly status: ChildStatus; readonly restarts: number }
+    | ({ readonly type: 'supervisor'; readonly restart: Restart; readonly status: ChildStatus; readonly restarts: number } & SupervisorTree)
+  )[]
+  /** Dynamic children of one kind are summarised by count when there are many. */
+  readonly dynamic?: { readonly count: number; readonly restart: Restart }
+}
+
 export interface SupervisorOptions {
+  /** The supervisor's own name (in events and the tree). */
+  readonly id?: string
   readonly flags?: Partial<SupervisorFlags>
   readonly children?: readonly ChildSpec[]
-  /** Called on every restart and escalation (for logs and metrics). */
+  /**
+   * Children added later with a restart type and id prefix known in advance (peer actors,
+   * connections): the tree lists them as a count instead of one by one.
+   */
+  readonly dynamic?: { readonly restart: Restart }
+  /** Called on every start, exit, restart and escalation (for logs and metrics). */
   readonly onEvent?: (event: SupervisorEvent) => void
 }
 
 export type SupervisorEvent =
-  | { readonly type: 'child_restarted'; readonly id: string; readonly reason: ExitReason }
-  | { readonly type: 'escalated'; readonly id: string; readonly reason: ExitReason }
+  | { readonly type: 'child_started'; readonly supervisor: string; readonly id: string; readonly restarts: number }
+  | { readonly type: 'child_exited'; readonly supervisor: string; readonly id: string; readonly reason: ExitReason }
+  | { readonly type: 'child_restarted'; readonly supervisor: string; readonly id: string; readonly reason: ExitReason; readonly counted: boolean }
+  | { readonly type: 'escalated'; readonly supervisor: string; readonly id: string; readonly reason: ExitReason }
 
 function checkFlags(flags: SupervisorFlags): SupervisorFlags {
   if (!['one_for_one', 'one_for_all', 'rest_for_one'].includes(flags.strategy)) {
@@ -65,6 +93,10 @@ function checkSpec(spec: ChildSpec): void {
   }
 }
 
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
+}
+
 /**
  * An OTP-style supervisor. Children are specs (data); the supervisor starts them in order,
  * restarts them by their restart type and its strategy, stops them in reverse order honouring
@@ -74,28 +106,37 @@ function checkSpec(spec: ChildSpec): void {
  * A supervisor is itself a {@link ChildHandle}, so supervisors nest into a tree.
  *
  * @example
- * const root = new Supervisor({ flags: { strategy: 'rest_for_one' }, children: [sandboxSpec, gatewaySpec] })
+ * const root = new Supervisor({ id: 'root', flags: { strategy: 'one_for_one' }, children: [sandboxSpec, gatewaySpec] })
  * await root.start()
  */
 export class Supervisor implements ChildHandle {
+  readonly id: string
   private readonly flags: SupervisorFlags
   private readonly entries = new Map<string, Entry>()
   private readonly intensity: RestartIntensity
   private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private readonly onEvent: ((event: SupervisorEvent) => void) | undefined
+  private readonly dynamic: { readonly restart: Restart } | undefined
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle'
   /** Serialises restarts so that strategies see a consistent set of children. */
   private work: Promise<void> = Promise.resolve()
 
   constructor(options: SupervisorOptions = {}) {
+    this.id = options.id ?? 'supervisor'
     this.flags = checkFlags({ ...DEFAULT_FLAGS, ...options.flags })
     this.intensity = new RestartIntensity(this.flags.intensity, this.flags.periodMs)
     this.onEvent = options.onEvent
+    this.dynamic = options.dynamic
     for (const spec of options.children ?? []) {
       checkSpec(spec)
       if (this.entries.has(spec.id)) throw circlesError('INVALID_OPTION', `duplicate child id "${spec.id}"`)
-      this.entries.set(spec.id, { spec, handle: undefined, status: 'stopped', restarts: 0, generation: 0, stopping: false })
+      this.entries.set(spec.id, { spec, handle: undefined, status: 'stopped', restarts: 0, generation: 0, stopping: false, added: false })
     }
+  }
+
+  /** Whether the supervisor is running (started, not stopped or given up). */
+  get running(): boolean {
+    return this.state === 'running'
   }
 
   /** Start every child in order. If one fails to start, the ones already started are stopped and the error is thrown. */
@@ -120,10 +161,30 @@ export class Supervisor implements ChildHandle {
     checkSpec(spec)
     if (this.state !== 'running') return { ok: false, reason: 'stopped' }
     if (this.entries.has(spec.id)) return { ok: false, reason: 'already_present' }
-    const entry: Entry = { spec, handle: undefined, status: 'stopped', restarts: 0, generation: 0, stopping: false }
+    const entry: Entry = { spec, handle: undefined, status: 'stopped', restarts: 0, generation: 0, stopping: false, added: true }
     this.entries.set(spec.id, entry)
     try {
       await this.startEntry(entry)
+      return { ok: true }
+    } catch (error) {
+      this.entries.delete(spec.id)
+      return { ok: false, reason: 'start_failed', error: error as Error }
+    }
+  }
+
+  /**
+   * Add and start a child whose `start` is synchronous — for children created on a hot path
+   * (a peer actor on its first message, a connection on its upgrade). Its handle is registered
+   * before this returns, so no exit can go unseen.
+   */
+  startChildSync(spec: ChildSpec): StartChildResult {
+    if (this.state !== 'running') return { ok: false, reason: 'stopped' }
+    if (this.entries.has(spec.id)) return { ok: false, reason: 'already_present' }
+    const entry: Entry = { spec, handle: undefined, status: 'stopped', restarts: 0, generation: 0, stopping: false, added: true }
+    this.entries.set(spec.id, entry)
+    try {
+      const started = this.startEntry(entry)
+      if (started !== undefined) throw circlesError('INVALID_OPTION', `startChildSync: the start of "${spec.id}" is asynchronous`)
       return { ok: true }
     } catch (error) {
       this.entries.delete(spec.id)
@@ -164,10 +225,41 @@ export class Supervisor implements ChildHandle {
     return [...this.entries.values()].map((e) => ({ id: e.spec.id, status: e.status, restarts: e.restarts }))
   }
 
+  /** How many children are running. */
+  get size(): number {
+    return this.entries.size
+  }
+
   /** The running handle of a child, if any. */
   child(id: string): ChildHandle | undefined {
     const entry = this.entries.get(id)
     return entry?.status === 'running' ? entry.handle : undefined
+  }
+
+  /** This supervisor and its children, nested supervisors included, as they are now. */
+  tree(): SupervisorTree {
+    const children: SupervisorTree['children'][number][] = []
+    let dynamicCount = 0
+    for (const e of this.entries.values()) {
+      if (this.dynamic !== undefined && e.added) {
+        dynamicCount++
+        continue
+      }
+      if (e.handle instanceof Supervisor) {
+        children.push({ ...e.handle.tree(), type: 'supervisor', restart: e.spec.restart, status: e.status, restarts: e.restarts })
+      } else {
+        children.push({ type: 'worker', id: e.spec.id, restart: e.spec.restart, status: e.status, restarts: e.restarts })
+      }
+    }
+    return {
+      id: this.id,
+      strategy: this.flags.strategy,
+      intensity: this.flags.intensity,
+      periodMs: this.flags.periodMs,
+      state: this.state,
+      children,
+      ...(this.dynamic === undefined ? {} : { dynamic: { count: dynamicCount, restart: this.dynamic.restart } }),
+    }
   }
 
   /** Stop every child in reverse start order, then exit normally. */
@@ -175,8 +267,28 @@ export class Supervisor implements ChildHandle {
     if (this.state === 'stopped' || this.state === 'stopping') return
     this.state = 'stopping'
     await this.work
-    for (const entry of [...this.entries.values()].reverse()) await this.stopEntry(entry)
+    await this.stopInReverse([...this.entries.values()])
     this.exit({ type: 'normal' })
+  }
+
+  /**
+   * Stop entries in reverse order. Children added at run time (connections, peer actors) are
+   * independent of each other and are stopped together, as OTP does for dynamic children; the
+   * others one after the other.
+   */
+  private async stopInReverse(entries: readonly Entry[]): Promise<void> {
+    const reversed = [...entries].reverse()
+    let i = 0
+    while (i < reversed.length) {
+      if (!reversed[i]!.added) {
+        await this.stopEntry(reversed[i]!)
+        i++
+        continue
+      }
+      const group: Entry[] = []
+      while (i < reversed.length && reversed[i]!.added) group.push(reversed[i++]!)
+      await Promise.all(group.map((e) => this.stopEntry(e)))
+    }
   }
 
   kill(): void {
@@ -188,10 +300,11 @@ export class Supervisor implements ChildHandle {
       entry.handle?.kill()
       entry.handle = undefined
     }
-    this.exit({ type: 'error', error: new Error('supervisor killed') })
+    this.exit({ type: 'error', error: new Error(`supervisor ${this.id} killed`) })
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
+    if (this.state === 'stopped') return
     this.exitListeners.push(listener)
   }
 
@@ -200,17 +313,37 @@ export class Supervisor implements ChildHandle {
     for (const listener of this.exitListeners.splice(0)) listener(reason)
   }
 
-  private async startEntry(entry: Entry): Promise<void> {
+  private startEntry(entry: Entry): Promise<void> | undefined {
     entry.status = 'starting'
     entry.stopping = false
     const generation = ++entry.generation
-    const handle = await entry.spec.start()
+    const started = entry.spec.start()
+    if (isPromise(started)) return started.then((handle) => this.attach(entry, generation, handle))
+    this.attach(entry, generation, started)
+    return undefined
+  }
+
+  private attach(entry: Entry, generation: number, handle: ChildHandle): void {
     entry.handle = handle
     entry.status = 'running'
+    this.onEvent?.({ type: 'child_started', supervisor: this.id, id: entry.spec.id, restarts: entry.restarts })
     handle.onExit((reason) => {
       if (entry.generation !== generation || entry.stopping) return
+      if (entry.spec.restart === 'temporary' && this.flags.strategy !== 'one_for_all') {
+        // Nothing to restart: forget it at once (dynamic children come and go in large numbers).
+        this.forget(entry, reason)
+        return
+      }
       this.work = this.work.then(() => this.onChildExit(entry, reason))
     })
+  }
+
+  private forget(entry: Entry, reason: ExitReason): void {
+    if (this.entries.get(entry.spec.id) !== entry) return
+    entry.handle = undefined
+    entry.status = 'stopped'
+    this.entries.delete(entry.spec.id)
+    if (reason.type === 'error') this.onEvent?.({ type: 'child_exited', supervisor: this.id, id: entry.spec.id, reason })
   }
 
   private async stopEntry(entry: Entry): Promise<void> {
@@ -237,20 +370,22 @@ export class Supervisor implements ChildHandle {
     if (this.state !== 'running' || this.entries.get(entry.spec.id) !== entry) return
     entry.handle = undefined
     entry.status = 'stopped'
+    this.onEvent?.({ type: 'child_exited', supervisor: this.id, id: entry.spec.id, reason })
     const { restart } = entry.spec
     const wanted = restart === 'permanent' || (restart === 'transient' && reason.type === 'error')
     if (!wanted) {
       if (restart === 'temporary') this.entries.delete(entry.spec.id)
       return
     }
-    if (!this.intensity.record()) {
-      this.onEvent?.({ type: 'escalated', id: entry.spec.id, reason })
+    const counted = !(reason.type === 'error' && reason.blame === 'workload')
+    if (counted && !this.intensity.record()) {
+      this.onEvent?.({ type: 'escalated', supervisor: this.id, id: entry.spec.id, reason })
       this.state = 'stopping'
-      for (const e of [...this.entries.values()].reverse()) await this.stopEntry(e)
+      await this.stopInReverse([...this.entries.values()])
       const cause = reason.type === 'error' ? reason.error.message : 'normal exit'
       this.exit({
         type: 'error',
-        error: new Error(`restart intensity exceeded (${this.flags.intensity} in ${this.flags.periodMs} ms); last: ${entry.spec.id}: ${cause}`),
+        error: new Error(`${this.id}: restart intensity exceeded (${this.flags.intensity} in ${this.flags.periodMs} ms); last: ${entry.spec.id}: ${cause}`),
       })
       return
     }
@@ -258,13 +393,18 @@ export class Supervisor implements ChildHandle {
     const index = all.indexOf(entry)
     const affected =
       this.flags.strategy === 'one_for_one' ? [entry] : this.flags.strategy === 'one_for_all' ? all : all.slice(index)
-    for (const e of [...affected].reverse()) if (e !== entry) await this.stopEntry(e)
+    await this.stopInReverse(affected.filter((e) => e !== entry))
+    // Temporary children are stopped with the others but never restarted.
+    const restarted = affected.filter((e) => e.spec.restart !== 'temporary')
     for (const e of affected) {
+      if (e.spec.restart === 'temporary') this.entries.delete(e.spec.id)
+    }
+    for (const e of restarted) {
       e.status = 'restarting'
       e.restarts++
     }
-    this.onEvent?.({ type: 'child_restarted', id: entry.spec.id, reason })
-    for (const e of affected) {
+    this.onEvent?.({ type: 'child_restarted', supervisor: this.id, id: entry.spec.id, reason, counted })
+    for (const e of restarted) {
       try {
         await this.startEntry(e)
       } catch (error) {

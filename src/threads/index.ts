@@ -1,1 +1,1 @@
-export { workerUrl } from './worker-url.js'
+export { workerUrl, workerModule, type WorkerModule } from './worker-url.js'

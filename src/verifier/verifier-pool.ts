@@ -1,7 +1,9 @@
 import { Piscina } from 'piscina'
+import type { Worker } from 'node:worker_threads'
 import { circlesError } from '../errors/index.js'
+import type { ChildHandle, ExitReason } from '../supervisor/index.js'
 import type { PublicKeyHex, SignatureCheck } from '../identity/index.js'
-import { workerUrl } from '../threads/index.js'
+import { workerModule } from '../threads/index.js'
 import { DEFAULTS, positiveIntegerOption } from '../config/index.js'
 import type { VerifyTask } from './messages.js'
 
@@ -21,21 +23,35 @@ export interface VerifierOptions {
  * const check = await verifier.verify(nonce, signature, pubkey)
  * if (!check.ok) // answer INVALID_CREDENTIALS
  */
-export class Verifier {
+export class Verifier implements ChildHandle {
   private readonly piscina: Piscina<VerifyTask, SignatureCheck>
   private readonly maxPending: number
   private pending = 0
+  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private ended = false
 
   constructor(options: VerifierOptions = {}) {
     const threads = positiveIntegerOption(options.threads, 1, 'threads')
     this.maxPending = positiveIntegerOption(options.maxPending, DEFAULTS.MAX_PENDING_VERIFICATIONS, 'maxPending')
+    const worker = workerModule(import.meta.url, 'worker')
     this.piscina = new Piscina<VerifyTask, SignatureCheck>({
-      filename: workerUrl(import.meta.url, 'worker'),
+      filename: worker.url,
+      ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: Number.POSITIVE_INFINITY,
       recordTiming: false,
     })
+    this.piscina.on('error', (error: Error) => this.exit({ type: 'error', error }))
+    // piscina replaces a thread that dies; the verifier reports it instead, as a supervised child.
+    this.piscina.on('workerDestroy', () => {
+      if (!this.ended) this.exit({ type: 'error', error: new Error('a verifier thread died') })
+    })
+  }
+
+  /** The verification threads (for operators and tests). */
+  get threads(): readonly Worker[] {
+    return this.piscina.threads
   }
 
   /** Checks waiting or running. */
@@ -49,12 +65,42 @@ export class Verifier {
     this.pending++
     try {
       return await this.piscina.run({ type: 'verify', message, signature, pubkey })
+    } catch (error) {
+      // The check itself never throws: a rejection means the thread running it died. The
+      // verifier reports its own death; its supervisor starts a new one.
+      this.exit({ type: 'error', error: new Error(`verifier thread died: ${(error as Error).message}`) })
+      throw circlesError('INTERNAL_ERROR', 'The signature verifier stopped; try again')
     } finally {
       this.pending--
     }
   }
 
   async close(): Promise<void> {
+    this.ended = true
     await this.piscina.close()
+  }
+
+  /** ChildHandle: finish the checks in hand, then stop. */
+  async stop(): Promise<void> {
+    await this.close()
+    this.exit({ type: 'normal' })
+  }
+
+  kill(): void {
+    this.ended = true
+    void this.piscina.destroy()
+    this.exit({ type: 'error', error: new Error('verifier killed') })
+  }
+
+  onExit(listener: (reason: ExitReason) => void): void {
+    this.exitListeners.push(listener)
+  }
+
+  private exit(reason: ExitReason): void {
+    if (reason.type === 'error' && !this.ended) {
+      this.ended = true
+      void this.piscina.destroy()
+    }
+    for (const listener of this.exitListeners.splice(0)) listener(reason)
   }
 }

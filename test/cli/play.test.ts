@@ -34,7 +34,7 @@ t.test('circles play', async (t) => {
     writeFileSync(script, '"from a file"')
     const cap = io()
     t.equal(await runCli(['play', '--url', url, '--key', circle.secretKey, '--json', script], cap.io), 0)
-    t.match(JSON.parse(cap.out.stdout), { output: 'from a file', result: 'from a file', logs: [], task_id: String })
+    t.match(JSON.parse(cap.out.stdout), { output: 'from a file', logs: [], task_id: String, timings: { queued_ms: Number, run_ms: Number, cpu_ms: Number } })
   })
 
   t.test('an error answer prints its data.code and exits 1', async (t) => {

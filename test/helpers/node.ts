@@ -3,12 +3,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { CircleNode, type CircleNodeOptions } from '../../src/node/index.js'
+import { silentLogger } from '../../src/log/index.js'
 
 export interface TestNode {
   readonly node: CircleNode
   readonly circle: KeyPair
   readonly url: string
   readonly http: string
+  /** The admin listener (metrics, detailed health). */
+  readonly admin: string
 }
 
 /** A node serving one circle (default policy) on an ephemeral port, closed at teardown. */
@@ -24,7 +27,8 @@ export async function startNode(
     dbPath,
     circles: [{ name: 'test', keyPair: circle, host: '127.0.0.1', port: 0, ...(policy === undefined ? {} : { policy }) }],
     sandbox: { processes: 1 },
-    log: () => {},
+    logger: silentLogger(),
+    admin: { port: 0 },
     ...rest,
   })
   t.teardown(async () => {
@@ -32,5 +36,5 @@ export async function startNode(
     rmSync(dbPath, { recursive: true, force: true })
   })
   const served = node.served[0]!
-  return { node, circle, url: served.url, http: `http://127.0.0.1:${served.port}` }
+  return { node, circle, url: served.url, http: `http://127.0.0.1:${served.port}`, admin: node.adminUrl! }
 }

@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import { DEFAULTS } from '../../src/config/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
-import type { ContextBatch, RunLimits, RunOutcome, SandboxPool } from '../../src/sandbox/index.js'
+import type { RunOutcome } from '../../src/protocol/index.js'
+import type { RunLimits, SandboxContextRef, SandboxPool } from '../../src/sandbox/index.js'
 
 export const LIMITS: RunLimits = {
   timeoutMs: 500,
@@ -9,6 +10,7 @@ export const LIMITS: RunLimits = {
   memoryMb: 32,
   maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
   maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
+  maxLogLines: DEFAULTS.MAX_LOG_LINES,
 }
 
 export const QUOTA = {
@@ -28,41 +30,58 @@ export function context(dbPath: string, circle = generateKeyPair().publicKey): C
   return { circle, dbPath }
 }
 
-let seq = 0
+export type RunSpec = string | { script: string; caller?: string; canWrite?: boolean; timeoutMs?: number }
 
-/** Run scripts in order in one context, as one batch. */
-export async function runAll(
-  pool: SandboxPool,
-  ctx: Ctx,
-  scripts: readonly (string | { script: string; caller?: string; canWrite?: boolean; timeoutMs?: number })[],
-): Promise<RunOutcome[]> {
+/** A run's outcome with its body decoded: what a test asserts on. */
+export type Decoded =
+  | { type: 'ok'; output: string; result?: unknown; logs: string[]; logsTruncated: boolean; runMs: number; cpuMs: number; body: string }
+  | { type: 'error'; code: string; message: string; logs: string[]; logsTruncated: boolean; runMs: number; cpuMs: number; body: string }
+
+export function decode(outcome: RunOutcome): Decoded {
+  const body = JSON.parse(`{${outcome.body}}`) as { output?: string; result?: unknown; logs: string[]; logs_truncated?: boolean }
+  const common = { logs: body.logs, logsTruncated: body.logs_truncated === true, runMs: outcome.runMs, cpuMs: outcome.cpuMs, body: outcome.body }
+  if (outcome.code === null) {
+    return { type: 'ok', output: body.output!, ...(Object.hasOwn(body, 'result') ? { result: body.result } : {}), ...common }
+  }
+  return { type: 'error', code: outcome.code, message: outcome.message, ...common }
+}
+
+const refs = new WeakMap<SandboxPool, Map<string, SandboxContextRef>>()
+
+/** The pool's registration of a test context (registered again when its limits or quota change). */
+function refFor(pool: SandboxPool, ctx: Ctx): SandboxContextRef {
+  let byKey = refs.get(pool)
+  if (byKey === undefined) refs.set(pool, (byKey = new Map()))
   const limits = { ...LIMITS, ...ctx.limits }
-  const batch: ContextBatch = {
-    circle: ctx.circle,
-    dbPath: ctx.dbPath,
-    root: join(ctx.dbPath, ctx.circle),
-    quota: { ...QUOTA, ...ctx.quota },
-    limits,
-    runs: scripts.map((s) => {
+  const quota = { ...QUOTA, ...ctx.quota }
+  const key = `${ctx.dbPath}:${ctx.circle}:${JSON.stringify([limits, quota])}`
+  let ref = byKey.get(key)
+  if (ref === undefined) {
+    ref = pool.register({ circle: ctx.circle, root: join(ctx.dbPath, ctx.circle), dbPathLabel: ctx.circle, limits, quota })
+    byKey.set(key, ref)
+  }
+  return ref
+}
+
+/** Run scripts in order in one context (submitted together). */
+export async function runAll(pool: SandboxPool, ctx: Ctx, scripts: readonly RunSpec[]): Promise<Decoded[]> {
+  const ref = refFor(pool, ctx)
+  const limits = { ...LIMITS, ...ctx.limits }
+  const outcomes = await Promise.all(
+    scripts.map((s) => {
       const spec = typeof s === 'string' ? { script: s } : s
-      return {
-        taskId: `t${++seq}`,
+      return pool.run(ref, {
         script: spec.script,
         caller: spec.caller ?? ctx.circle,
         canWrite: spec.canWrite ?? true,
         timeoutMs: spec.timeoutMs ?? limits.timeoutMs,
-      }
+      })
     }),
-  }
-  const result = await pool.run(batch)
-  return [...result.outcomes]
+  )
+  return outcomes.map(decode)
 }
 
-export async function run(
-  pool: SandboxPool,
-  ctx: Ctx,
-  script: string | { script: string; caller?: string; canWrite?: boolean; timeoutMs?: number },
-): Promise<RunOutcome> {
+export async function run(pool: SandboxPool, ctx: Ctx, script: RunSpec): Promise<Decoded> {
   const [outcome] = await runAll(pool, ctx, [script])
   return outcome!
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { launch, keyPathFor, parseCirclesConfig } from '../../src/launcher/index.js'
 import { CirclesClient } from '../../src/client/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
+import { silentLogger } from '../../src/log/index.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -53,7 +54,7 @@ t.test('launch({ configPath, dbPath })', async (t) => {
   const dbPath = join(dir, 'db')
 
   t.test('persists key pairs with mode 0600 and finds the same keys again', async (t) => {
-    const first = await launch({ configPath: config, dbPath, node: { sandbox: { processes: 1 }, log: () => {} } })
+    const first = await launch({ configPath: config, dbPath, node: { sandbox: { processes: 1 }, logger: silentLogger() } })
     t.same(first.circles.map((c) => c.keyCreated), [true, true])
     t.equal(statSync(keyPathFor(dbPath, 'one')).mode & 0o777, 0o600)
     const keys = first.circles.map((c) => c.publicKey)
@@ -63,7 +64,7 @@ t.test('launch({ configPath, dbPath })', async (t) => {
     t.match(await client.play('load_data("profile")'), { output: '{"hello":"world"}' }, 'the init script ran in the circle context')
     client.close()
     await first.node.close()
-    const second = await launch({ configPath: config, dbPath, node: { sandbox: { processes: 1 }, log: () => {} } })
+    const second = await launch({ configPath: config, dbPath, node: { sandbox: { processes: 1 }, logger: silentLogger() } })
     t.same(second.circles.map((c) => c.keyCreated), [false, false])
     t.same(second.circles.map((c) => c.publicKey), keys, 'the same keys come back')
     await second.node.close()
@@ -72,13 +73,13 @@ t.test('launch({ configPath, dbPath })', async (t) => {
   t.test('a failing init script stops the launch with CONFIG_INVALID naming it', async (t) => {
     const bad = join(dir, 'bad.json')
     writeFileSync(bad, JSON.stringify([{ name: 'x', port: 0, script_path: 'broken.js' }]))
-    await t.rejects(launch({ configPath: bad, dbPath, node: { sandbox: { processes: 1 }, log: () => {} } }), {
+    await t.rejects(launch({ configPath: bad, dbPath, node: { sandbox: { processes: 1 }, logger: silentLogger() } }), {
       code: 'CONFIG_INVALID',
       message: /circles\[0\]\.script_path: the init script of "x" failed: SCRIPT_ERROR: Error: bad init/,
     })
     const missing = join(dir, 'missing.json')
     writeFileSync(missing, JSON.stringify([{ name: 'y', port: 0, script_path: 'nowhere.js' }]))
-    await t.rejects(launch({ configPath: missing, dbPath, node: { sandbox: { processes: 1 }, log: () => {} } }), {
+    await t.rejects(launch({ configPath: missing, dbPath, node: { sandbox: { processes: 1 }, logger: silentLogger() } }), {
       code: 'CONFIG_INVALID',
       message: /circles\[0\]\.script_path: cannot read/,
     })
@@ -99,6 +100,13 @@ t.test('circles launch (the built command) as a new user runs it', async (t) => 
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   })
+  t.teardown(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL')
+    } catch {
+      // Already gone.
+    }
+  })
   let stdout = ''
   let stderr = ''
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
@@ -106,12 +114,15 @@ t.test('circles launch (the built command) as a new user runs it', async (t) => 
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => {
       stdout += c.toString()
-      if (stdout.includes('circles: serving')) resolve()
+      if (/"msg":"serving /.test(stdout)) resolve()
     })
-    child.on('exit', () => reject(new Error(`launch exited early: ${stderr}`)))
+    child.on('exit', () => reject(new Error(`launch exited early: ${stderr}${stdout}`)))
   })
-  t.match(stdout, /circle alice\n  public key  0[23][0-9a-f]{64}  \(new key\)\n  ws url      ws:\/\/127\.0\.0\.1:8090\//)
-  t.match(stdout, /circle board\n/)
+  // Piped, the log is JSON lines: one event per served circle, then the summary.
+  const events = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+  t.match(events.find((e) => e['circle'] === 'alice'), { msg: 'circle alice served', public_key: /^0[23][0-9a-f]{64}$/, url: 'ws://127.0.0.1:8090/', new_key: true })
+  t.match(events.find((e) => e['circle'] === 'board'), { url: 'ws://127.0.0.1:8091/' })
+  t.match(events.find((e) => /^serving/.test(String(e['msg']))), { circles: 2, admin: 'http://127.0.0.1:9464', sandbox_pids: [Number] })
 
   await t.test('the README walkthrough reaches the demo circle with plain ws + an Ethereum-style signer', async (t) => {
     const run = spawn(process.execPath, [join(ROOT, 'examples/walkthrough.mjs'), 'ws://127.0.0.1:8090/'], { cwd: ROOT })
@@ -140,6 +151,7 @@ t.test('circles launch (the built command) as a new user runs it', async (t) => 
     process.kill(-child.pid!, 'SIGINT')
     t.match(await slow, { output: 'finished while draining' })
     t.equal(await exited, 0)
-    t.match(stderr, /SIGINT: draining…\ncircles: stopped/)
+    t.match(stdout, /"signal":"SIGINT","msg":"draining"/)
+    t.match(stdout, /"msg":"stopped"/)
   })
 })

@@ -19,6 +19,8 @@ const PROBE = `[typeof leak, ({}).polluted, Object.isFrozen(Object.prototype), O
   [1, 2].push(3), JSON.stringify({ a: 1 }), typeof Date.now(), Object.keys(globalThis).length, 6 * 7].join()`
 
 const pool = new SandboxPool({ processes: 1 })
+
+await pool.start()
 t.teardown(() => pool.close())
 
 t.test('hostile script corpus', async (t) => {

@@ -5,6 +5,7 @@ import { context, run, runAll } from '../helpers/sandbox.js'
 
 // One thread, so every run below shares the same warm isolate and context: the strongest case.
 const pool = new SandboxPool({ processes: 1 })
+await pool.start()
 t.teardown(() => pool.close())
 
 const attacker = generateKeyPair().publicKey

@@ -3,6 +3,8 @@ import { SandboxPool } from '../../src/sandbox/index.js'
 import { context, run } from '../helpers/sandbox.js'
 
 const pool = new SandboxPool({ processes: 1 })
+
+await pool.start()
 t.teardown(() => pool.close())
 
 t.test('run() limits', async (t) => {
@@ -62,7 +64,8 @@ t.test('run() limits', async (t) => {
   })
 
   t.test('cuts print output past the log limit and says so', async (t) => {
-    const small = { ...context(t.testdir()), limits: { maxLogBytes: 10 } }
+    // ["12345","67890"] is 17 bytes; one more line ,"x" would make 21.
+    const small = { ...context(t.testdir()), limits: { maxLogBytes: 20 } }
     const r = await run(pool, small, 'print("12345"); print("67890"); print("x"); "ok"')
     t.match(r, { type: 'ok', output: 'ok', logs: ['12345', '67890'], logsTruncated: true })
   })

@@ -1,10 +1,15 @@
 import { createActor, type Actor } from 'xstate'
+import { randomBytes } from 'node:crypto'
 import type { WebSocket } from 'ws'
-import { asCirclesError, circlesError, type CirclesError } from '../../errors/index.js'
+import { circlesError, isCirclesError, type CirclesError } from '../../errors/index.js'
+import { FAULT_MARKER, type Faults } from '../../faults/index.js'
 import { createNonce, type PublicKeyHex } from '../../identity/index.js'
-import { errorResponse, parseFrame, type Call, type FrameEntry, type FrameLimits, type JsonRpcId } from '../../protocol/index.js'
-import type { Metrics } from '../../metrics/index.js'
-import type { PeerHost, PlayOutcome } from '../peer/index.js'
+import type { LoadLimits } from '../../limits/index.js'
+import type { Logger } from '../../log/index.js'
+import type { NodeMetrics } from '../../metrics/index.js'
+import { encodePlayAnswer, errorResponse, parseFrame, type Call, type FrameEntry, type FrameLimits, type JsonRpcId } from '../../protocol/index.js'
+import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
+import type { PeerHost } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
 
@@ -12,15 +17,24 @@ export interface GatewayLimits extends FrameLimits {
   readonly maxInFlight: number
   /** Bytes queued for a socket that does not read, past which it is cut (SLOW_CONSUMER). */
   readonly maxBufferedBytes: number
+  /** UTF-8 bytes of the answers of one batch; entries past it are answered OUTPUT_TOO_LARGE. */
+  readonly maxBatchAnswerBytes: number
   readonly nonceTtlMs: number
   readonly idleTimeoutMs: number
+  /** How long a draining connection waits for its requests in flight. */
+  readonly drainTimeoutMs: number
 }
 
 export interface GatewayServices {
   readonly peers: PeerHost
   readonly verifier: Verifier
-  readonly metrics: Metrics
+  readonly metrics: NodeMetrics
   readonly limits: GatewayLimits
+  readonly load: LoadLimits
+  readonly log: Logger
+  readonly faults: Faults
+  /** Logs an authentication failure unless too many were logged lately. */
+  readonly logAuthFailure: (address: string, code: string) => void
 }
 
 /** Which circle a connection talks to: a hosted peer, or a path that names none. */
@@ -32,25 +46,25 @@ function encodeSuccess(id: JsonRpcId, resultJson: string): string {
   return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`
 }
 
-function ms(value: number): number {
-  return Math.round(value * 1000) / 1000
-}
-
-/** The `play` result as JSON text; the completion value is spliced in as the sandbox produced it. */
-function encodePlay(o: PlayOutcome): string {
-  return (
-    `{"output":${JSON.stringify(o.output)},"result":${o.json},"logs":${JSON.stringify(o.logs)}` +
-    `${o.logsTruncated ? ',"logs_truncated":true' : ''},"task_id":"${o.taskId}",` +
-    `"timings":{"queued_ms":${ms(o.queuedMs)},"run_ms":${ms(o.runMs)},"cpu_ms":${ms(o.cpuMs)}}}`
-  )
+/** The id an entry is answered with, or undefined when it gets no answer (notifications). */
+function answerId(entry: FrameEntry): JsonRpcId | undefined {
+  return entry.type === 'call' || entry.type === 'reject' ? entry.id : undefined
 }
 
 /**
  * One WebSocket connection: JSON-RPC in, answers out, with the auth lifecycle in
  * {@link gatewayMachine}. `play` is the hot path and does not go through the machine: it reads
  * the caller the machine established.
+ *
+ * Every answer is bounded before it is built (a run's answer by the sandbox; a batch's answers
+ * by a byte budget charged in request order) and every path that builds one ends in a handler:
+ * whatever fails there is answered INTERNAL_ERROR with a correlation id that is also logged.
+ *
+ * A connection is a `temporary` child of its port's supervisor: it reports its end when the
+ * socket closes.
  */
-export class GatewayConnection {
+export class GatewayConnection implements ChildHandle {
+  readonly remoteAddress: string
   private readonly socket: WebSocket
   private readonly target: GatewayTarget
   private readonly services: GatewayServices
@@ -65,16 +79,20 @@ export class GatewayConnection {
   private nextToken = 1
   /** authenticate requests awaiting the machine, by internal token. */
   private readonly authWaiters = new Map<number, { id: JsonRpcId | undefined; resolve: (text: string | undefined) => void }>()
+  /** A failed authenticate (or auth abuse): take no more frames, close once what is in flight is answered. */
+  private closeAfterAnswer: { readonly code: string; readonly wsCode: number } | undefined
+  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private closed = false
 
-  constructor(socket: WebSocket, target: GatewayTarget, services: GatewayServices) {
+  constructor(socket: WebSocket, target: GatewayTarget, services: GatewayServices, remoteAddress: string) {
     this.socket = socket
     this.target = target
     this.services = services
-    const verifier = services.verifier
+    this.remoteAddress = remoteAddress
     this.actor = createActor(gatewayMachine, {
       input: {
         nonceTtlMs: services.limits.nonceTtlMs,
-        verify: ({ nonce, signature, pubkey }) => verifier.verify(nonce, signature, pubkey),
+        verify: ({ nonce, signature, pubkey }) => services.verifier.verify(nonce, signature, pubkey),
       },
     })
     this.actor.subscribe((snapshot) => this.onTransition(snapshot))
@@ -83,12 +101,27 @@ export class GatewayConnection {
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary))
     socket.on('close', () => this.onClose())
     socket.on('error', () => socket.terminate())
-    services.metrics.connections.inc()
+    services.metrics.connection()
   }
 
   /** Requests being handled. */
   get pending(): number {
     return this.inFlight
+  }
+
+  /** ChildHandle: drain (finish what is in flight, then close with 1001). */
+  stop(): Promise<void> {
+    return this.shutdown(this.services.limits.drainTimeoutMs)
+  }
+
+  /** ChildHandle: cut the socket now. */
+  kill(): void {
+    this.socket.terminate()
+  }
+
+  onExit(listener: (reason: ExitReason) => void): void {
+    if (this.closed) return
+    this.exitListeners.push(listener)
   }
 
   /** Stop taking requests, wait for those in flight (at most `timeoutMs`), then close with 1001. */
@@ -112,6 +145,8 @@ export class GatewayConnection {
     this.actor.stop()
     for (const waiter of this.authWaiters.values()) waiter.resolve(undefined)
     this.authWaiters.clear()
+    this.closed = true
+    for (const listener of this.exitListeners.splice(0)) listener({ type: 'normal' })
   }
 
   private onTransition(snapshot: ReturnType<Actor<GatewayMachine>['getSnapshot']>): void {
@@ -119,7 +154,7 @@ export class GatewayConnection {
     this.open = snapshot.matches('open')
     if (snapshot.matches({ open: 'authenticated' }) && this.caller === '' && context.caller !== null) {
       this.caller = context.caller
-      this.services.metrics.authentications.inc({ result: 'ok' })
+      this.services.metrics.authentication('ok')
       const token = context.answered as number
       const waiter = this.authWaiters.get(token)
       this.authWaiters.delete(token)
@@ -130,54 +165,99 @@ export class GatewayConnection {
       const { close } = context
       const waiter = close.requestId === undefined ? undefined : this.authWaiters.get(close.requestId as number)
       if (waiter !== undefined) {
+        // A failed authenticate: answer it with its frame (a batch stays an array), then close.
         this.authWaiters.delete(close.requestId as number)
-        this.services.metrics.authentications.inc({ result: close.code })
-        this.services.metrics.errors.inc({ code: close.code })
-        if (waiter.id !== undefined) this.socket.send(JSON.stringify(errorResponse(waiter.id, circlesError(close.code))))
-        waiter.resolve(undefined)
+        this.services.metrics.authentication(close.code)
+        if (close.code !== 'OVERLOADED') {
+          this.services.load.authFailed(this.remoteAddress)
+          this.services.logAuthFailure(this.remoteAddress, close.code)
+        }
+        this.closeAfterAnswer = { code: close.code, wsCode: close.wsCode }
+        waiter.resolve(waiter.id === undefined ? undefined : this.fail(waiter.id, circlesError(close.code)))
+        return
       }
       this.socket.close(close.wsCode, close.code)
     }
   }
 
   private send(text: string | undefined): void {
-    if (text === undefined || this.socket.readyState !== this.socket.OPEN) return
-    this.socket.send(text)
-    // A client that sends requests but never reads the answers would have the node hold them
-    // all. Past the bound the socket is cut: a close frame could not get through anyway.
-    if (this.socket.bufferedAmount > this.services.limits.maxBufferedBytes) {
-      this.services.metrics.errors.incLabel('code', 'SLOW_CONSUMER')
-      this.socket.terminate()
+    if (text !== undefined && this.socket.readyState === this.socket.OPEN) {
+      this.socket.send(text)
+      // A client that sends requests but never reads the answers would have the node hold them
+      // all. Past the bound the socket is cut: a close frame could not get through anyway.
+      if (this.socket.bufferedAmount > this.services.limits.maxBufferedBytes) {
+        this.services.metrics.error('SLOW_CONSUMER')
+        this.services.log.warn({ remote: this.remoteAddress, buffered: this.socket.bufferedAmount }, 'connection cut: it does not read its answers (SLOW_CONSUMER)')
+        this.socket.terminate()
+        return
+      }
+    }
+    // After a failed authenticate, the requests accepted before it are answered, then the socket closes.
+    if (this.closeAfterAnswer !== undefined && this.inFlight === 0 && this.socket.readyState === this.socket.OPEN) {
+      const { code, wsCode } = this.closeAfterAnswer
+      this.socket.close(wsCode, code)
     }
   }
 
   private fail(id: JsonRpcId, error: CirclesError): string {
-    this.services.metrics.errors.incLabel('code', error.code)
+    this.services.metrics.error(error.code)
     return JSON.stringify(errorResponse(id, error))
+  }
+
+  /** The answer to a request whose handling failed unexpectedly: logged, with a correlation id. */
+  private internal(id: JsonRpcId | undefined, error: unknown, where: string): string | undefined {
+    if (isCirclesError(error)) return id === undefined ? undefined : this.fail(id, error)
+    const correlationId = randomBytes(8).toString('hex')
+    this.services.log.error({ err: error, correlation_id: correlationId, where, remote: this.remoteAddress }, 'internal error answering a request')
+    return id === undefined ? undefined : this.fail(id, circlesError('INTERNAL_ERROR', undefined, { correlation_id: correlationId }))
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     this.idleTimer.refresh()
-    if (!this.open) return
+    if (!this.open || this.closeAfterAnswer !== undefined) return
     if (isBinary) {
       this.send(this.fail(null, BINARY_REFUSED))
       return
     }
     const frame = parseFrame(data, this.services.limits)
     if (frame.type === 'single') {
+      const id = answerId(frame.entry)
       const answer = this.handle(frame.entry)
       if (typeof answer === 'string' || answer === undefined) this.send(answer)
-      else void answer.then((text) => this.send(text))
+      else answer.then((text) => this.send(text)).catch((error: unknown) => this.send(this.internal(id, error, 'answer')))
       return
     }
-    const answers = frame.entries.map((entry) => this.handle(entry))
-    void Promise.all(answers).then((texts) => {
-      const present = texts.filter((t): t is string => t !== undefined)
-      if (present.length > 0) this.send(`[${present.join(',')}]`)
-    })
+    const { entries } = frame
+    Promise.all(entries.map((entry) => this.handle(entry)))
+      .then((texts) => this.send(this.batchAnswer(entries, texts)))
+      .catch((error: unknown) => this.send(this.internal(null, error, 'batch answer')))
   }
 
-  /** Answer one entry: text now, a promise of text, or undefined for no answer (notifications). */
+  /**
+   * The answer of a batch: its entries' answers in request order, as an array, each charged
+   * against the batch's byte budget; those past it are answered OUTPUT_TOO_LARGE instead.
+   */
+  private batchAnswer(entries: readonly FrameEntry[], texts: readonly (string | undefined)[]): string | undefined {
+    const budget = this.services.limits.maxBatchAnswerBytes
+    const parts: string[] = []
+    let used = 2
+    for (let i = 0; i < texts.length; i++) {
+      let text = texts[i]
+      if (text === undefined) continue
+      const bytes = Buffer.byteLength(text) + 1
+      if (used + bytes > budget) {
+        text = this.fail(
+          answerId(entries[i]!) ?? null,
+          circlesError('OUTPUT_TOO_LARGE', `The answers of this batch are over ${budget} bytes; this entry's answer was dropped`, { limit: budget }),
+        )
+      }
+      used += Buffer.byteLength(text) + 1
+      parts.push(text)
+    }
+    return parts.length === 0 ? undefined : `[${parts.join(',')}]`
+  }
+
+  /** Answer one entry: text now, a promise of text, or undefined for no answer (notifications). Never throws. */
   private handle(entry: FrameEntry): string | undefined | Promise<string | undefined> {
     switch (entry.type) {
       case 'drop':
@@ -187,21 +267,24 @@ export class GatewayConnection {
       case 'call':
       case 'notify': {
         const id = entry.type === 'call' ? entry.id : undefined
-        this.services.metrics.requests.incLabel('method', entry.call.method)
+        this.services.metrics.request(entry.call.method)
         if (this.draining) return id === undefined ? undefined : this.fail(id, circlesError('SHUTTING_DOWN'))
         if (this.inFlight >= this.services.limits.maxInFlight) {
           return id === undefined
             ? undefined
-            : this.fail(id, circlesError('TOO_MANY_IN_FLIGHT', `At most ${this.services.limits.maxInFlight} requests may await an answer on one connection`, {
-                limit: this.services.limits.maxInFlight,
-              }))
+            : this.fail(
+                id,
+                circlesError('TOO_MANY_IN_FLIGHT', `At most ${this.services.limits.maxInFlight} requests may await an answer on one connection`, {
+                  limit: this.services.limits.maxInFlight,
+                }),
+              )
         }
         this.inFlight++
         let result: string | undefined | Promise<string | undefined>
         try {
           result = this.call(entry.call, id)
         } catch (error) {
-          result = id === undefined ? undefined : this.fail(id, asCirclesError(error))
+          result = this.internal(id, error, entry.call.method)
         }
         if (typeof result === 'string' || result === undefined) {
           this.done()
@@ -214,7 +297,7 @@ export class GatewayConnection {
           },
           (error: unknown) => {
             this.done()
-            return id === undefined ? undefined : this.fail(id, asCirclesError(error))
+            return this.internal(id, error, entry.call.method)
           },
         )
       }
@@ -227,6 +310,13 @@ export class GatewayConnection {
     if (this.inFlight === 0 && this.drained !== undefined) setImmediate(this.drained)
   }
 
+  /** Refuse a request over a load limit; auth abuse also closes the socket. */
+  private limited(error: CirclesError): never {
+    this.services.metrics.limited(String(error.details?.['limit'] ?? 'unknown'))
+    if (error.details?.['limit'] === 'failed_auth') this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: 1008 }
+    throw error
+  }
+
   private call(call: Call, id: JsonRpcId | undefined): string | undefined | Promise<string | undefined> {
     switch (call.method) {
       case 'fetch_nonce': {
@@ -234,6 +324,8 @@ export class GatewayConnection {
         if (this.target.type === 'unknown') throw this.unknownCircle()
         if (state.matches({ open: 'authenticated' })) throw circlesError('ALREADY_AUTHENTICATED')
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')
+        const refused = this.services.load.nonce(this.remoteAddress)
+        if (refused !== undefined) this.limited(refused)
         const nonce = createNonce()
         const expiresAt = Math.floor((Date.now() + this.services.limits.nonceTtlMs) / 1000)
         this.actor.send({ type: 'NONCE_ISSUED', pubkey: call.params.pubkey, nonce })
@@ -244,6 +336,8 @@ export class GatewayConnection {
         if (this.target.type === 'unknown') throw this.unknownCircle()
         if (state.matches({ open: 'authenticated' })) throw circlesError('ALREADY_AUTHENTICATED')
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')
+        const refused = this.services.load.authenticate(this.remoteAddress)
+        if (refused !== undefined) this.limited(refused)
         const token = this.nextToken++
         return new Promise<string | undefined>((resolve) => {
           this.authWaiters.set(token, { id, resolve })
@@ -252,18 +346,36 @@ export class GatewayConnection {
       }
       case 'play': {
         if (this.target.type === 'unknown') throw this.unknownCircle()
+        const { pubkey } = this.target
+        const refused = this.services.load.play(this.caller, this.remoteAddress, pubkey)
+        if (refused !== undefined) this.limited(refused)
         const started = performance.now()
-        const { metrics } = this.services
+        const { metrics, faults } = this.services
+        const { script } = call.params
         return this.services.peers
-          .play(this.target.pubkey, {
+          .dispatch(pubkey, {
             caller: this.caller,
-            script: call.params.script,
+            script,
+            origin: this.remoteAddress,
             ...(call.params.timeout_ms === undefined ? {} : { timeoutMs: call.params.timeout_ms }),
           })
-          .then((outcome) => {
-            metrics.playSeconds.observe((performance.now() - started) / 1000)
-            return id === undefined ? undefined : encodeSuccess(id, encodePlay(outcome))
-          })
+          .then(
+            (played) => {
+              metrics.play(played.outcome.code ?? 'ok', (performance.now() - started) / 1000)
+              if (played.outcome.code !== null) metrics.error(played.outcome.code)
+              if (faults.has('answer-throw') && script.includes(FAULT_MARKER)) throw new Error('fault injected: answer-throw')
+              if (faults.has('answer-uncaught') && script.includes(FAULT_MARKER)) {
+                setImmediate(() => {
+                  throw new Error('fault injected: answer-uncaught')
+                })
+              }
+              return id === undefined ? undefined : encodePlayAnswer(id, played.outcome, played)
+            },
+            (error: unknown) => {
+              metrics.play(isCirclesError(error) ? error.code : 'INTERNAL_ERROR', (performance.now() - started) / 1000)
+              throw error
+            },
+          )
       }
     }
   }

@@ -3,22 +3,23 @@ import { randomUUID } from 'node:crypto'
 import { circlesError, type CirclesError } from '../../errors/index.js'
 import type { PublicKeyHex } from '../../identity/index.js'
 import { canRun, canWrite, type Policy } from '../../policy/index.js'
-import type { ContextBatch, RunLimits, RunOutcome, SandboxPool } from '../../sandbox/index.js'
+import type { RunOutcome, RunReceipt } from '../../protocol/index.js'
+import type { RunLimits, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
+import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
 import { peerMachine, type PeerMachine } from './machine.js'
 
 /** Everything a peer context needs to run. */
 export interface PeerSettings {
   readonly pubkey: PublicKeyHex
-  readonly dbPath: string
+  /** `DB_PATH/<pubkey>`. */
   readonly root: string
   readonly policy: Policy
   readonly limits: RunLimits
   readonly quota: StorageQuota
   readonly mailboxCapacity: number
-  readonly maxBatchRuns: number
-  /** Batches of this context handed to the sandbox and not answered yet, at most. */
-  readonly maxBatchesInFlight: number
+  /** Runs of this context handed to the sandbox and not answered yet, at most. */
+  readonly maxRunsInFlight: number
   readonly passivateAfterMs: number
 }
 
@@ -28,69 +29,30 @@ export interface PlayRequest {
   readonly script: string
   /** Lowers the context's wall-clock limit for this run. */
   readonly timeoutMs?: number
+  /** Who sent it (the remote address), for crash quarantine; absent for local callers. */
+  readonly origin?: string
 }
 
-/** A completed run. `json` is the completion value as JSON text (ready to splice into a response). */
-export interface PlayOutcome {
-  readonly taskId: string
-  readonly output: string
-  readonly json: string
-  readonly logs: readonly string[]
-  readonly logsTruncated: boolean
-  readonly queuedMs: number
-  readonly runMs: number
-  readonly cpuMs: number
+/** A run that reached the sandbox: its outcome, task id and time in the mailbox. */
+export interface PlayOutcome extends RunReceipt {
+  readonly outcome: RunOutcome
 }
 
-/** A task's lifecycle: pending (in the mailbox) → processing (in a batch) → completed | error. */
+/** A task's lifecycle: pending (in the mailbox) → processing (in the sandbox) → completed | error. */
 export type TaskStatus = 'pending' | 'processing' | 'completed' | 'error'
 
 interface Task {
   readonly taskId: string
-  readonly script: string
-  readonly caller: PublicKeyHex | ''
+  readonly request: PlayRequest
   readonly canWrite: boolean
   readonly timeoutMs: number
   readonly enqueuedAt: number
   status: TaskStatus
-  startedAt: number
   readonly resolve: (outcome: PlayOutcome) => void
   readonly reject: (error: CirclesError) => void
 }
 
 export type PeerTermination = 'passivated' | 'stopped' | 'crashed'
-
-export interface PeerHooks {
-  /** The actor ended; the host drops it (a later message builds a new one). */
-  readonly onTerminated: (reason: PeerTermination) => void
-}
-
-function settle(task: Task, outcome: RunOutcome, now: number): void {
-  if (task.status === 'completed' || task.status === 'error') return
-  if (outcome.type === 'ok') {
-    task.status = 'completed'
-    task.resolve({
-      taskId: task.taskId,
-      output: outcome.output,
-      json: outcome.json,
-      logs: outcome.logs,
-      logsTruncated: outcome.logsTruncated,
-      queuedMs: task.startedAt - task.enqueuedAt,
-      runMs: outcome.runMs,
-      cpuMs: outcome.cpuMs,
-    })
-  } else {
-    task.status = 'error'
-    task.reject(
-      circlesError(outcome.code, outcome.message, {
-        task_id: task.taskId,
-        logs: outcome.logs,
-        ...(outcome.logsTruncated ? { logs_truncated: true } : {}),
-        timings: { queued_ms: task.startedAt - task.enqueuedAt, run_ms: outcome.runMs, cpu_ms: outcome.cpuMs, total_ms: now - task.enqueuedAt },
-      }),
-    )
-  }
-}
 
 function fail(task: Task, error: CirclesError): void {
   if (task.status === 'completed' || task.status === 'error') return
@@ -99,34 +61,36 @@ function fail(task: Task, error: CirclesError): void {
 }
 
 /**
- * A peer context: an ordered, bounded mailbox of script runs drained in batches into the
- * sandbox, under the lifecycle of {@link peerMachine}. Its batches go to the one sandbox thread
- * the context is pinned to, which runs them in order: one peer never runs two scripts at once,
- * so its documents see its runs in mailbox order, while different peers run in parallel.
+ * A peer context: an ordered, bounded mailbox of script runs handed to the sandbox, under the
+ * lifecycle of {@link peerMachine}. Its runs go to the one sandbox host the context is pinned to,
+ * which runs them in order: one peer never runs two scripts at once, so its documents see its
+ * runs in mailbox order, while different peers run in parallel.
+ *
+ * The actor is a child of the node's peers supervisor ({@link ChildHandle}): it reports its own
+ * end — passivated or stopped (normal), killed or crashed (error).
  */
-export class PeerActor {
+export class PeerActor implements ChildHandle {
   readonly settings: PeerSettings
   private readonly pool: SandboxPool
-  private readonly hooks: PeerHooks
+  private readonly context: SandboxContextRef
   private readonly actor: Actor<PeerMachine>
   private queue: Task[] = []
   private head = 0
-  /** Tasks handed to the sandbox and not answered yet. */
-  private readonly inFlight = new Set<Task>()
-  private batchesInFlight = 0
-  /** Wakes the drain loop (once per event-loop turn, so that a turn's arrivals share a batch). */
-  private wake: (() => void) | undefined
-  private wakeScheduled = false
+  private inFlight = 0
+  /** Resolves the running drain once the mailbox is empty and every run has answered. */
+  private drained: (() => void) | undefined
   /** stop() was called: dispatch nothing more. */
   private stopping = false
   private ended = false
+  private termination: PeerTermination | undefined
+  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private readonly done: Promise<void>
   private markDone: () => void = () => {}
 
-  constructor(settings: PeerSettings, pool: SandboxPool, hooks: PeerHooks) {
+  constructor(settings: PeerSettings, pool: SandboxPool, context: SandboxContextRef) {
     this.settings = settings
     this.pool = pool
-    this.hooks = hooks
+    this.context = context
     this.actor = createActor(peerMachine, {
       input: { passivateAfterMs: settings.passivateAfterMs, drain: () => this.drainMailbox() },
     })
@@ -157,7 +121,7 @@ export class PeerActor {
 
   /** Tasks waiting or running. */
   get load(): number {
-    return this.pending + this.inFlight.size
+    return this.pending + this.inFlight
   }
 
   /** The machine state, for tests and metrics. */
@@ -187,92 +151,65 @@ export class PeerActor {
       )
     }
     return new Promise<PlayOutcome>((resolve, reject) => {
-      const now = performance.now()
       this.queue.push({
         taskId: randomUUID(),
-        script: request.script,
-        caller: request.caller,
+        request,
         canWrite: canWrite(policy, request.caller, pubkey),
         timeoutMs: request.timeoutMs === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, request.timeoutMs),
-        enqueuedAt: now,
+        enqueuedAt: performance.now(),
         status: 'pending',
-        startedAt: now,
         resolve,
         reject,
       })
-      if (this.pending === 1) this.actor.send({ type: 'WORK' })
-      this.scheduleWake()
-    })
-  }
-
-  private scheduleWake(): void {
-    if (this.wakeScheduled || this.wake === undefined) return
-    this.wakeScheduled = true
-    setImmediate(() => {
-      this.wakeScheduled = false
-      const wake = this.wake
-      this.wake = undefined
-      wake?.()
+      if (this.drained !== undefined) this.pump()
+      else if (this.pending === 1) this.actor.send({ type: 'WORK' })
     })
   }
 
   /**
-   * Hand the mailbox to the sandbox in ordered batches — up to `maxBatchesInFlight` at once, which
-   * the sandbox runs in order on the one thread this context is pinned to — until the mailbox is
-   * empty and every batch has answered. A STOP lets the running batches finish and dispatches no more.
+   * Hand the mailbox to the sandbox — up to `maxRunsInFlight` runs at once, which the sandbox
+   * runs in order on the one thread this context is pinned to — until the mailbox is empty and
+   * every run has answered. A STOP lets the running runs finish and dispatches no more.
    */
-  private async drainMailbox(): Promise<void> {
-    const { maxBatchesInFlight } = this.settings
-    for (;;) {
-      const stopping = this.stopping || this.ended
-      while (!stopping && this.pending > 0 && this.batchesInFlight < maxBatchesInFlight) this.dispatchBatch()
-      if (this.batchesInFlight === 0 && (this.pending === 0 || stopping)) return
-      await new Promise<void>((resolve) => {
-        this.wake = resolve
-      })
-    }
+  private drainMailbox(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.drained = resolve
+      this.pump()
+    })
   }
 
-  private dispatchBatch(): void {
-    const count = Math.min(this.pending, this.settings.maxBatchRuns)
-    const tasks = this.queue.slice(this.head, this.head + count)
-    this.head += count
+  private pump(): void {
+    const max = this.settings.maxRunsInFlight
+    while (!this.stopping && !this.ended && this.pending > 0 && this.inFlight < max) this.dispatch(this.queue[this.head++]!)
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head)
       this.head = 0
     }
-    const now = performance.now()
-    for (const task of tasks) {
-      task.status = 'processing'
-      task.startedAt = now
-      this.inFlight.add(task)
+    if (this.inFlight === 0 && (this.pending === 0 || this.stopping || this.ended)) {
+      const drained = this.drained
+      this.drained = undefined
+      drained?.()
     }
-    this.batchesInFlight++
-    const { settings } = this
-    const batch: ContextBatch = {
-      circle: settings.pubkey,
-      dbPath: settings.dbPath,
-      root: settings.root,
-      quota: settings.quota,
-      limits: settings.limits,
-      runs: tasks.map((t) => ({ taskId: t.taskId, script: t.script, caller: t.caller, canWrite: t.canWrite, timeoutMs: t.timeoutMs })),
-    }
-    void this.pool.run(batch).then((result) => {
-      const finished = performance.now()
-      tasks.forEach((task, i) => {
-        const outcome = result.outcomes[i]
-        if (outcome === undefined) fail(task, circlesError('INTERNAL_ERROR'))
-        else settle(task, outcome, finished)
-        this.inFlight.delete(task)
-      })
-      this.batchesInFlight--
-      const wake = this.wake
-      this.wake = undefined
-      wake?.()
-    })
   }
 
-  /** Finish the running batches, answer queued tasks SHUTTING_DOWN, and stop. */
+  private dispatch(task: Task): void {
+    const started = performance.now()
+    task.status = 'processing'
+    this.inFlight++
+    const { request } = task
+    void this.pool
+      .run(this.context, { script: request.script, caller: request.caller, canWrite: task.canWrite, timeoutMs: task.timeoutMs }, request.origin)
+      .then((outcome) => {
+        this.inFlight--
+        if (task.status === 'processing') {
+          task.status = outcome.code === null ? 'completed' : 'error'
+          task.resolve({ outcome, taskId: task.taskId, queuedMs: started - task.enqueuedAt })
+        }
+        this.pump()
+      })
+  }
+
+  /** Finish the running runs, answer queued tasks SHUTTING_DOWN, and stop. */
   async stop(): Promise<void> {
     this.stopping = true
     this.actor.send({ type: 'STOP' })
@@ -286,18 +223,24 @@ export class PeerActor {
     this.actor.stop()
   }
 
+  onExit(listener: (reason: ExitReason) => void): void {
+    if (this.termination !== undefined) return
+    this.exitListeners.push(listener)
+  }
+
   private end(reason: PeerTermination, error: CirclesError): void {
     if (this.ended) return
     this.ended = true
-    for (const task of this.inFlight) fail(task, error)
+    this.termination = reason
     for (let i = this.head; i < this.queue.length; i++) fail(this.queue[i]!, error)
+    // Runs already in the sandbox are answered by it when they finish (or by their host's death).
     this.queue = []
     this.head = 0
-    this.inFlight.clear()
-    const wake = this.wake
-    this.wake = undefined
-    wake?.()
-    this.hooks.onTerminated(reason)
+    const drained = this.drained
+    this.drained = undefined
+    drained?.()
+    const exit: ExitReason = reason === 'crashed' ? { type: 'error', error: new Error(`peer ${this.settings.pubkey} ${error.message}`) } : { type: 'normal' }
+    for (const listener of this.exitListeners.splice(0)) listener(exit)
     this.markDone()
   }
 }

@@ -4,17 +4,18 @@ import { DEFAULTS, positiveIntegerOption } from '../../config/index.js'
 import { circlesError } from '../../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../../identity/index.js'
 import { parsePolicy, readPolicy, writePolicy, type Policy } from '../../policy/index.js'
-import type { RunLimits, SandboxPool } from '../../sandbox/index.js'
+import { playResultOf, type PlayResult } from '../../protocol/index.js'
+import type { RunLimits, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import { listNamespaces, namespacePath, NAMESPACE_DIRS, type StorageQuota } from '../../storage/index.js'
-import { PeerActor, type PeerSettings, type PeerTermination, type PlayOutcome, type PlayRequest } from './actor.js'
+import { Supervisor, type SupervisorEvent } from '../../supervisor/index.js'
+import { PeerActor, type PeerSettings, type PlayOutcome, type PlayRequest } from './actor.js'
 
 /** Settings a peer can override; the rest come from the host's defaults. */
 export interface PeerOverrides {
   readonly limits?: Partial<RunLimits>
   readonly quota?: Partial<StorageQuota>
   readonly mailboxCapacity?: number
-  readonly maxBatchRuns?: number
-  readonly maxBatchesInFlight?: number
+  readonly maxRunsInFlight?: number
   readonly passivateAfterMs?: number
 }
 
@@ -23,6 +24,10 @@ export interface PeerHostOptions {
   readonly dbPath: string
   readonly pool: SandboxPool
   readonly defaults?: PeerOverrides
+  /** How long a stopping peer actor may take to finish its running scripts. */
+  readonly shutdownMs?: number
+  /** Events of the peers supervisor (for logs). */
+  readonly onSupervisorEvent?: (event: SupervisorEvent) => void
 }
 
 export interface SpawnPeerOptions extends PeerOverrides {
@@ -34,8 +39,8 @@ export interface SpawnPeerOptions extends PeerOverrides {
 
 interface Entry {
   settings: PeerSettings
+  context: SandboxContextRef
   actor: PeerActor | undefined
-  restarts: number
 }
 
 export const DEFAULT_LIMITS: RunLimits = Object.freeze({
@@ -44,6 +49,7 @@ export const DEFAULT_LIMITS: RunLimits = Object.freeze({
   memoryMb: DEFAULTS.SCRIPT_MEMORY_MB,
   maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
   maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
+  maxLogLines: DEFAULTS.MAX_LOG_LINES,
 })
 
 export const DEFAULT_QUOTA: StorageQuota = Object.freeze({
@@ -58,14 +64,16 @@ export interface PeerRef {
   readonly policy: Policy
   readonly limits: RunLimits
   /** Run a script in this context (activating it if it was passivated). */
-  play(request: PlayRequest): Promise<PlayOutcome>
+  play(request: PlayRequest): Promise<PlayResult>
 }
 
 /**
  * The peer contexts one node hosts: a directory of every registered peer, of which only the busy
- * ones have a live actor. An idle actor passivates itself; the next message builds a new one from
- * what is on disk. A crashed actor is dropped — its tasks answered with errors — and rebuilt the
- * same way on the next message (a lazy one_for_one restart).
+ * ones have a live actor. Live actors are `temporary` children of the peers supervisor: an idle
+ * actor passivates itself (a normal exit); a killed or crashed one answers the tasks it still
+ * held with errors. Neither is restarted eagerly — an actor holds nothing that is not on disk,
+ * so the next message for the peer builds a new one — and so no context, however often it
+ * fails, can use up a restart intensity shared with every other context.
  *
  * @example
  * const peers = new PeerHost({ dbPath: './data', pool })
@@ -73,9 +81,12 @@ export interface PeerRef {
  * const { output } = await bob.play({ caller: aliceKey, script: 'load_data("profile")' })
  */
 export class PeerHost {
+  /** The supervisor of the live peer actors (one_for_one, dynamic `temporary` children). */
+  readonly supervisor: Supervisor
   private readonly dbPath: string
   private readonly pool: SandboxPool
   private readonly defaults: PeerOverrides
+  private readonly shutdownMs: number
   private readonly entries = new Map<PublicKeyHex, Entry>()
   private stopping = false
   /** Actors built, passivated and crashed since start (for metrics). */
@@ -85,6 +96,15 @@ export class PeerHost {
     this.dbPath = options.dbPath
     this.pool = options.pool
     this.defaults = options.defaults ?? {}
+    this.shutdownMs = options.shutdownMs ?? DEFAULTS.DRAIN_TIMEOUT_MS
+    this.supervisor = new Supervisor({
+      id: 'peers',
+      flags: { strategy: 'one_for_one', intensity: 0, periodMs: 1 },
+      dynamic: { restart: 'temporary' },
+      ...(options.onSupervisorEvent === undefined ? {} : { onEvent: options.onSupervisorEvent }),
+    })
+    // A supervisor with no children starts at once; live actors are added as they are needed.
+    void this.supervisor.start()
   }
 
   /** Peers registered, and how many of them have a live actor. */
@@ -111,13 +131,18 @@ export class PeerHost {
       policy = await readPolicy(root)
     }
     const settings = this.settingsFor(pubkey, root, policy, options)
+    const facts = { circle: pubkey, root, dbPathLabel: pubkey, limits: settings.limits, quota: settings.quota }
     const existing = this.entries.get(pubkey)
-    if (existing !== undefined) existing.settings = settings
-    else this.entries.set(pubkey, { settings, actor: undefined, restarts: 0 })
+    if (existing !== undefined) {
+      existing.settings = settings
+      existing.context = this.pool.register(facts, existing.context)
+    } else {
+      this.entries.set(pubkey, { settings, context: this.pool.register(facts), actor: undefined })
+    }
     return this.ref(pubkey)!
   }
 
-  /** Register every namespace already under the db path (the multi-peer node of DESIGN §9). */
+  /** Register every namespace already under the db path (a multi-peer node). */
   async adoptExisting(overrides: PeerOverrides = {}): Promise<number> {
     let adopted = 0
     for (const pubkey of await listNamespaces(this.dbPath)) {
@@ -149,8 +174,21 @@ export class PeerHost {
     return this.entries.get(pubkey)?.settings.policy
   }
 
-  /** Run a script in a hosted peer's context. Rejects UNKNOWN_CIRCLE for a peer not hosted here. */
-  play(pubkey: PublicKeyHex, request: PlayRequest): Promise<PlayOutcome> {
+  /**
+   * Run a script in a hosted peer's context and return what a client would read: the
+   * {@link PlayResult}, or a thrown Circles error (UNKNOWN_CIRCLE for a peer not hosted here,
+   * the policy's refusal, the run's own error with its `data`).
+   */
+  async play(pubkey: PublicKeyHex, request: PlayRequest): Promise<PlayResult> {
+    const { outcome, ...receipt } = await this.dispatch(pubkey, request)
+    return playResultOf(outcome, receipt)
+  }
+
+  /**
+   * Run a script and resolve with its raw outcome — the gateway's path, which encodes the answer
+   * without decoding it. Rejects (coded errors) only when the run never reached the sandbox.
+   */
+  dispatch(pubkey: PublicKeyHex, request: PlayRequest): Promise<PlayOutcome> {
     const entry = this.entries.get(pubkey)
     if (entry === undefined) return Promise.reject(circlesError('UNKNOWN_CIRCLE', `No circle ${pubkey} is served here`))
     if (this.stopping) return Promise.reject(circlesError('SHUTTING_DOWN'))
@@ -164,7 +202,10 @@ export class PeerHost {
     return entry.actor?.state ?? 'passivated'
   }
 
-  /** Kill a peer's actor: its queued and running tasks are answered with errors; the next message rebuilds it. */
+  /**
+   * Kill a peer's actor: its queued tasks are answered WORKER_CRASHED (runs already in the sandbox
+   * finish and are answered with their outcome); the next message builds a new actor.
+   */
   kill(pubkey: PublicKeyHex): boolean {
     const actor = this.entries.get(pubkey)?.actor
     if (actor === undefined) return false
@@ -172,10 +213,10 @@ export class PeerHost {
     return true
   }
 
-  /** Drain: every live actor finishes its running batch; queued tasks are answered SHUTTING_DOWN. */
+  /** Drain: every live actor finishes its running scripts; queued tasks are answered SHUTTING_DOWN. */
   async stop(): Promise<void> {
     this.stopping = true
-    await Promise.all([...this.entries.values()].map((e) => e.actor?.stop()))
+    await this.supervisor.stop()
   }
 
   /** Running and queued tasks across all peers. */
@@ -187,18 +228,24 @@ export class PeerHost {
 
   private activate(entry: Entry): PeerActor {
     if (entry.actor !== undefined) return entry.actor
-    this.counters.activations++
-    const actor: PeerActor = new PeerActor(entry.settings, this.pool, {
-      onTerminated: (reason: PeerTermination) => {
-        if (entry.actor === actor) entry.actor = undefined
-        if (reason === 'passivated') this.counters.passivations++
-        if (reason === 'crashed') {
-          this.counters.crashes++
-          entry.restarts++
-        }
-      },
+    const actor = new PeerActor(entry.settings, this.pool, entry.context)
+    const started = this.supervisor.startChildSync({
+      id: entry.settings.pubkey,
+      restart: 'temporary',
+      shutdown: this.shutdownMs,
+      start: () => actor,
     })
+    if (!started.ok) {
+      actor.kill()
+      throw circlesError('SHUTTING_DOWN', 'The peer supervisor is not running')
+    }
+    this.counters.activations++
     entry.actor = actor
+    actor.onExit((reason) => {
+      if (entry.actor === actor) entry.actor = undefined
+      if (reason.type === 'error') this.counters.crashes++
+      else if (!this.stopping) this.counters.passivations++
+    })
     return actor
   }
 
@@ -211,14 +258,12 @@ export class PeerHost {
     for (const [key, value] of Object.entries(quota)) positive(value, 1, `quota.${key}`)
     return {
       pubkey,
-      dbPath: this.dbPath,
       root,
       policy,
       limits,
       quota,
       mailboxCapacity: positive(overrides.mailboxCapacity ?? d.mailboxCapacity, DEFAULTS.MAILBOX_CAPACITY, 'mailboxCapacity'),
-      maxBatchRuns: positive(overrides.maxBatchRuns ?? d.maxBatchRuns, DEFAULTS.MAX_BATCH_RUNS, 'maxBatchRuns'),
-      maxBatchesInFlight: positive(overrides.maxBatchesInFlight ?? d.maxBatchesInFlight, DEFAULTS.MAX_BATCHES_IN_FLIGHT, 'maxBatchesInFlight'),
+      maxRunsInFlight: positive(overrides.maxRunsInFlight ?? d.maxRunsInFlight, DEFAULTS.MAX_RUNS_IN_FLIGHT_PER_CONTEXT, 'maxRunsInFlight'),
       passivateAfterMs: positive(overrides.passivateAfterMs ?? d.passivateAfterMs, DEFAULTS.PASSIVATE_AFTER_MS, 'passivateAfterMs'),
     }
   }

@@ -1,0 +1,45 @@
+/**
+ * Faults injected for tests only: named in the `CIRCLES_TEST_FAULTS` environment variable
+ * (comma-separated) or in a node's options. Production never sets them; each names a failure
+ * that cannot be provoked through the protocol once the node is correct.
+ *
+ * - `answer-throw`: encoding the answer of a play whose script contains `FAULT_ANSWER_THROW`
+ *   throws (the answer path must turn it into INTERNAL_ERROR with a correlation id).
+ * - `answer-uncaught`: the same script makes the answer path throw where nothing catches it (the
+ *   node's last-resort handler must log it and keep serving).
+ * - `host-crash-on-start`: sandbox host processes exit before they are ready (a crash loop: the
+ *   sandbox supervisor must give up and the node exit non-zero).
+ * - `listener-crash`: `GET /__fault/listener-crash` on a circle port makes its listener fail (its
+ *   connections go with it; the gateway supervisor starts it again).
+ */
+export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'listener-crash'
+
+export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'listener-crash']
+
+/** The marker a script carries to trigger the answer-path faults. */
+export const FAULT_MARKER = 'FAULT_ANSWER_THROW'
+
+export const FAULTS_ENV = 'CIRCLES_TEST_FAULTS'
+
+/** Faults named in the environment (unknown names are ignored). */
+export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): readonly FaultName[] {
+  const text = env[FAULTS_ENV]
+  if (text === undefined || text === '') return []
+  return text.split(',').filter((name): name is FaultName => (FAULT_NAMES as readonly string[]).includes(name))
+}
+
+/** The faults one node has switched on. */
+export class Faults {
+  private readonly on: ReadonlySet<FaultName>
+  constructor(names: readonly FaultName[] = faultsFromEnv()) {
+    this.on = new Set(names)
+  }
+
+  has(name: FaultName): boolean {
+    return this.on.size > 0 && this.on.has(name)
+  }
+
+  get names(): readonly FaultName[] {
+    return [...this.on]
+  }
+}

@@ -1,0 +1,153 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** A counter whose value lives elsewhere (a pool's running total): brought up to date at scrape time. */
+function mirror(counter: Counter<string>, labels: Record<string, string>, last: Map<string, number>, key: string, value: number): void {
+  const previous = last.get(key) ?? 0
+  if (value > previous) counter.inc(labels, value - previous)
+  last.set(key, value)
+}
+
+/** What the metrics read from the node at scrape time. */
+export interface MetricSources {
+  readonly connectionsOpen: () => number
+  readonly peers: () => { readonly registered: number; readonly active: number }
+  readonly tasksQueued: () => number
+  readonly verifierQueued: () => number
+  readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
+  readonly quarantined: () => number
+}
+
+const PLAY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * The node's metrics: one prom-client {@link Registry} per node (tests start several nodes in one
+ * process), Prometheus names (`circles_<thing>_<unit>`, counters end in `_total`), the default
+ * process metrics (event-loop lag, GC, heap, handles), and figures read from the node when
+ * scraped. Hot-path series keep their labelled children so that counting costs no label hashing.
+ *
+ * @example
+ * const metrics = new NodeMetrics(sources)
+ * metrics.request('play')
+ * const text = await metrics.render()
+ */
+export class NodeMetrics {
+  readonly registry = new Registry()
+  private readonly requests: Counter<'method'>
+  private readonly errors: Counter<'code'>
+  private readonly authentications: Counter<'result'>
+  private readonly connections: Counter<string>
+  private readonly playSeconds: Histogram<'code'>
+  private readonly rateLimited: Counter<'limit'>
+  private readonly supervisorRestarts: Counter<'supervisor' | 'child'>
+  private readonly supervisorEscalations: Counter<'supervisor'>
+  private readonly requestChildren = new Map<string, ReturnType<Counter<'method'>['labels']>>()
+  private readonly errorChildren = new Map<string, ReturnType<Counter<'code'>['labels']>>()
+  private readonly playChildren = new Map<string, ReturnType<Histogram<'code'>['labels']>>()
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry })
+    this.connections = new Counter({ name: 'circles_connections_total', help: 'WebSocket connections accepted', registers })
+    this.requests = new Counter({ name: 'circles_requests_total', help: 'JSON-RPC requests and notifications received, by method', labelNames: ['method'], registers })
+    this.errors = new Counter({ name: 'circles_errors_total', help: 'Error answers sent (and connections cut), by data.code', labelNames: ['code'], registers })
+    this.authentications = new Counter({ name: 'circles_authentications_total', help: 'authenticate attempts, by result (ok or the error code)', labelNames: ['result'], registers })
+    this.playSeconds = new Histogram({
+      name: 'circles_play_duration_seconds',
+      help: 'Time from a play request to its answer, by outcome (ok or the error code)',
+      labelNames: ['code'],
+      buckets: PLAY_BUCKETS_SECONDS,
+      registers,
+    })
+    this.rateLimited = new Counter({ name: 'circles_rate_limited_total', help: 'Requests and connections refused by a load limit or the crash quarantine, by limit', labelNames: ['limit'], registers })
+    this.supervisorRestarts = new Counter({ name: 'circles_supervisor_restarts_total', help: 'Children restarted by a supervisor', labelNames: ['supervisor', 'child'], registers })
+    this.supervisorEscalations = new Counter({ name: 'circles_supervisor_escalations_total', help: 'Supervisors that gave up (restart intensity exceeded)', labelNames: ['supervisor'], registers })
+    new Gauge({ name: 'circles_connections_open', help: 'Open WebSocket connections', registers, collect() { this.set(sources.connectionsOpen()) } })
+    new Gauge({ name: 'circles_peers_registered', help: 'Peer contexts hosted by this node', registers, collect() { this.set(sources.peers().registered) } })
+    new Gauge({ name: 'circles_peers_active', help: 'Peer contexts with a live actor (not passivated)', registers, collect() { this.set(sources.peers().active) } })
+    new Gauge({ name: 'circles_tasks_queued', help: 'Script runs queued or running across contexts', registers, collect() { this.set(sources.tasksQueued()) } })
+    new Gauge({ name: 'circles_verifier_queued', help: 'Signature checks waiting or running', registers, collect() { this.set(sources.verifierQueued()) } })
+    new Gauge({ name: 'circles_quarantined', help: 'Circles and remote addresses refused for crashing sandbox hosts', registers, collect() { this.set(sources.quarantined()) } })
+    new Gauge({
+      name: 'circles_sandbox_host_up',
+      help: 'Whether a sandbox host is up (1) or restarting (0)',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        for (const h of sources.hosts()) this.set({ host: String(h.index) }, h.up ? 1 : 0)
+      },
+    })
+    new Gauge({
+      name: 'circles_sandbox_queue_depth',
+      help: 'Runs waiting for a sandbox host or running in it',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        for (const h of sources.hosts()) this.set({ host: String(h.index) }, h.queued)
+      },
+    })
+    const hostCounter = (name: string, help: string, read: (h: ReturnType<MetricSources['hosts']>[number]) => number) => {
+      const last = new Map<string, number>()
+      new Counter({
+        name,
+        help,
+        labelNames: ['host'],
+        registers,
+        collect() {
+          for (const h of sources.hosts()) mirror(this, { host: String(h.index) }, last, String(h.index), read(h))
+        },
+      })
+    }
+    hostCounter('circles_sandbox_runs_total', 'Script runs completed by each sandbox host', (h) => h.runs)
+    hostCounter('circles_sandbox_crashes_total', 'Runs that were executing when their sandbox host died', (h) => h.crashes)
+    hostCounter('circles_sandbox_rebuilds_total', 'Isolate contexts rebuilt after a run hit its time or memory limit', (h) => h.rebuilds)
+    hostCounter('circles_sandbox_host_restarts_total', 'Sandbox host processes started again after one died', (h) => h.restarts)
+  }
+
+  connection(): void {
+    this.connections.inc()
+  }
+
+  request(method: string): void {
+    let child = this.requestChildren.get(method)
+    if (child === undefined) this.requestChildren.set(method, (child = this.requests.labels(method)))
+    child.inc()
+  }
+
+  error(code: string): void {
+    let child = this.errorChildren.get(code)
+    if (child === undefined) this.errorChildren.set(code, (child = this.errors.labels(code)))
+    child.inc()
+  }
+
+  authentication(result: string): void {
+    this.authentications.inc({ result })
+  }
+
+  /** A play answered: `code` is `ok` or the error's code. */
+  play(code: string, seconds: number): void {
+    let child = this.playChildren.get(code)
+    if (child === undefined) this.playChildren.set(code, (child = this.playSeconds.labels(code)))
+    child.observe(seconds)
+  }
+
+  limited(limit: string): void {
+    this.rateLimited.inc({ limit })
+  }
+
+  supervisorRestart(supervisor: string, child: string): void {
+    this.supervisorRestarts.inc({ supervisor, child })
+  }
+
+  supervisorEscalation(supervisor: string): void {
+    this.supervisorEscalations.inc({ supervisor })
+  }
+
+  /** The Prometheus text exposition. */
+  render(): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  get contentType(): string {
+    return this.registry.contentType
+  }
+}

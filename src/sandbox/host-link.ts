@@ -1,0 +1,168 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { Readable, Writable } from 'node:stream'
+import type { Worker } from 'node:worker_threads'
+import { Piscina } from 'piscina'
+import { FAULTS_ENV } from '../faults/index.js'
+import { workerModule } from '../threads/index.js'
+import { CLOSE_FRAME, ReplyReader, type HostReply } from './wire.js'
+import type { WorkerData } from './worker.js'
+
+/**
+ * Where a sandbox host runs. `process`: a child process holding a piscina pool of one thread, so
+ * that a V8 abort inside an isolate costs that process only. `thread`: a piscina pool of one
+ * thread in this process — fewer hops, but such an abort takes the whole node down.
+ */
+export type SandboxIsolation = 'process' | 'thread'
+
+/** How a host ended: its exit code or signal and the last of what it wrote on stderr. */
+export interface HostExit {
+  readonly code: number | null
+  readonly signal: string | null
+  readonly stderrTail: string
+}
+
+export interface HostLinkEvents {
+  readonly onReply: (reply: HostReply) => void
+  /** Called once, whether the host was asked to stop or died. */
+  readonly onExit: (exit: HostExit) => void
+  /** A line the host wrote on stderr (for the node's log). */
+  readonly onStderr?: (line: string) => void
+}
+
+/** One incarnation of a sandbox host as the node sees it. */
+export interface HostLink {
+  readonly pid: number
+  /** The host's worker threads when they live in this process (`thread` isolation). */
+  readonly threads: () => readonly Worker[]
+  send(frame: string): void
+  /** Finish what was sent, then stop; resolves once stopped (killed after `graceMs`). */
+  close(graceMs: number): Promise<void>
+  kill(): void
+}
+
+const STDERR_TAIL_CHARS = 4096
+let channels = 0
+
+/** Open a host. `faults` (tests only) are passed to a host process in its environment. */
+export function openHost(isolation: SandboxIsolation, events: HostLinkEvents, faults: readonly string[] = []): HostLink {
+  return isolation === 'process' ? processHost(events, faults) : threadHost(events)
+}
+
+function processHost(events: HostLinkEvents, faults: readonly string[]): HostLink {
+  const entry = workerModule(import.meta.url, 'host-process')
+  const child = spawn(process.execPath, [...entry.execArgv, fileURLToPath(entry.url)], {
+    stdio: ['ignore', 'inherit', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, [FAULTS_ENV]: faults.join(',') },
+  })
+  const input = child.stdio[3] as Writable
+  const output = child.stdio[4] as Readable
+  let stderrTail = ''
+  let partial = ''
+  child.stderr!.setEncoding('utf8')
+  child.stderr!.on('data', (chunk: string) => {
+    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_CHARS)
+    const lines = (partial + chunk).split('\n')
+    partial = lines.pop()!.slice(-STDERR_TAIL_CHARS)
+    for (const line of lines) if (line !== '') events.onStderr?.(line)
+  })
+  const reader = new ReplyReader()
+  let broken = false
+  output.on('data', (chunk: Buffer) => {
+    if (broken) return
+    try {
+      reader.push(chunk, events.onReply)
+    } catch (error) {
+      broken = true
+      stderrTail += `\n${(error as Error).message}`
+      child.kill('SIGKILL')
+    }
+  })
+  // Errors on the pipes (EPIPE when the host died) are followed by 'exit', which reports it.
+  input.on('error', () => {})
+  output.on('error', () => {})
+  let exited = false
+  // 'close' (not 'exit'): every outcome the host wrote before dying has been read by then.
+  child.on('close', (code, signal) => {
+    exited = true
+    events.onExit({ code, signal, stderrTail })
+  })
+  child.on('error', () => {
+    // A failed spawn is followed by 'close' as well.
+  })
+  return {
+    pid: child.pid ?? -1,
+    threads: () => [],
+    send(frame) {
+      if (!exited) input.write(frame)
+    },
+    close(graceMs) {
+      return new Promise<void>((resolve) => {
+        if (exited) return resolve()
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+        child.once('close', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+        input.write(CLOSE_FRAME)
+      })
+    },
+    kill() {
+      child.kill('SIGKILL')
+    },
+  }
+}
+
+function threadHost(events: HostLinkEvents): HostLink {
+  const name = `circles-sandbox-${process.pid}-${++channels}`
+  const channel = new BroadcastChannel(name)
+  const reader = new ReplyReader()
+  channel.onmessage = (event) => {
+    const data = (event as unknown as { data: Uint8Array }).data
+    reader.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength), events.onReply)
+  }
+  const worker = workerModule(import.meta.url, 'worker')
+  const pool = new Piscina<string, number>({
+    filename: worker.url,
+    ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
+    minThreads: 1,
+    maxThreads: 1,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    concurrentTasksPerWorker: 1,
+    recordTiming: false,
+    workerData: { sink: { type: 'channel', name } } satisfies WorkerData,
+  })
+  let exited = false
+  const exit = (why: string) => {
+    if (exited) return
+    exited = true
+    // Let outcomes the thread posted before it died arrive first.
+    setImmediate(() => {
+      channel.close()
+      void pool.destroy()
+      events.onExit({ code: null, signal: null, stderrTail: why })
+    })
+  }
+  pool.on('error', (error: Error) => exit(`sandbox thread failed: ${error.message}`))
+  pool.on('workerDestroy', () => exit('sandbox thread died'))
+  return {
+    pid: process.pid,
+    threads: () => pool.threads,
+    send(frame) {
+      if (exited) return
+      pool.run(frame).catch((error: unknown) => exit(`sandbox thread stopped: ${(error as Error).message}`))
+    },
+    async close() {
+      if (exited) return
+      exited = true
+      await pool.close()
+      // Outcomes posted by the thread's last runs arrive before the exit is reported.
+      await new Promise((resolve) => setImmediate(resolve))
+      channel.close()
+      events.onExit({ code: 0, signal: null, stderrTail: '' })
+    },
+    kill() {
+      exit('killed')
+    },
+  }
+}

@@ -1,0 +1,529 @@
+/**
+ * The trusted code that prepares an isolated-vm context once, before any script runs in it.
+ *
+ * This function is never called in Node: the engine evaluates its source text
+ * (`realmBootstrap.toString()`) inside the isolate, so it must be self-contained — it may use
+ * only its parameters and the ES built-ins of a bare V8 context, never anything imported here.
+ * It is ordinary TypeScript so that the compiler checks it like the rest of the code.
+ *
+ * Isolation between runs without a new context per run (a context costs ~1 ms; a warm run a few
+ * microseconds) rests on four moves:
+ *
+ * 1. Everything reachable from `globalThis` — and the intrinsics reachable only through syntax
+ *    (generator, async and iterator prototypes, %TypedArray%, …) — is deep-frozen. No run can
+ *    add a global, patch a built-in or a prototype; the attempt throws (scripts run in strict
+ *    mode). Capabilities that could let a run outlive itself or block the thread are removed
+ *    first: SharedArrayBuffer, Atomics, WebAssembly, WeakRef, FinalizationRegistry, V8's inert
+ *    `console`, and RegExp's legacy statics (`RegExp.$1`, `RegExp.input`, …), which would show
+ *    one run the last match of another.
+ * 2. Engine state that freezing cannot reach is made per run: `Math.random` draws from a
+ *    generator re-seeded from the host's CSPRNG at the start of every run, and `Symbol.for` /
+ *    `Symbol.keyFor` use a registry that lives and dies with the run (V8's own registry is
+ *    isolate-wide and never freed).
+ * 3. Each script is a strict-mode direct `eval` inside a function created per circle by the
+ *    Function constructor, so its scope chain is only its parameters — the per-run globals — and
+ *    the frozen global object; its declarations live and die with the eval. The function is per
+ *    circle because V8 caches eval compilations by source *and* enclosing function: shared, the
+ *    cache would let one tenant tell from `cpu_ms` whether another ran a given text.
+ * 4. The per-run functions (`print`, `load_data`, …) are fresh closures carrying the run's id; the
+ *    host refuses calls whose id is not the running one, so nothing a run leaves behind can act
+ *    in a later run.
+ *
+ * Freezing has one well-known cost, the "override mistake": assigning `obj.toString = …` on an
+ * object that inherits a frozen `toString` would throw. The properties commonly assigned that way
+ * are turned into accessors whose setter defines an own property on the receiver instead.
+ *
+ * Answers are bounded in UTF-8 bytes as they will be sent: the completion value's members
+ * against `maxOutputBytes`, the `logs` member against `maxLogBytes` and `maxLogLines`. The run
+ * returns them already encoded as JSON text, so nothing downstream re-encodes them.
+ */
+
+/** A host call's answer, as copied into the isolate. */
+export type HostAnswer = readonly [ok: true, value: unknown] | readonly [ok: false, code: string, message: string]
+
+/** The host callback: `hostCall(op, runId, a, b)`. */
+export type HostCall = (op: string, runId: number, a?: unknown, b?: unknown) => HostAnswer
+
+export interface RealmLimits {
+  readonly maxOutputBytes: number
+  readonly maxLogBytes: number
+  readonly maxLogLines: number
+}
+
+/**
+ * What a run returns to the host:
+ * - `['ok', body]` — the JSON members `"output":…[,"result":…],"logs":[…]`;
+ * - `['error', code, message, body]` — body is the `"logs"` member(s);
+ * - `['pending']` — the completion value is a promise: call `settle(runId)`.
+ */
+export type RealmResult =
+  | readonly ['ok', string]
+  | readonly ['error', string, string, string]
+  | readonly ['pending']
+
+export interface RealmApi {
+  run(runId: number, source: string, caller: string, circle: string, dbPath: string, s0: number, s1: number, s2: number, s3: number): RealmResult
+  settle(runId: number): RealmResult
+}
+
+/** The per-run values a script sees besides the frozen global object. */
+const RUN_PARAMS = [
+  'CALLER_PUBLIC_KEY',
+  'CIRCLE_PUBLIC_KEY',
+  'DB_PATH',
+  'print',
+  'load_data',
+  'save_data',
+  'list_data',
+  'delete_data',
+] as const
+
+export const REALM_RUN_PARAMS: readonly string[] = RUN_PARAMS
+
+export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParams: readonly string[]): RealmApi {
+  'use strict'
+  const g = globalThis as unknown as Record<string | symbol, unknown>
+  for (const name of ['SharedArrayBuffer', 'Atomics', 'WebAssembly', 'WeakRef', 'FinalizationRegistry', 'console']) {
+    delete g[name]
+  }
+  const { freeze, getPrototypeOf, getOwnPropertyDescriptor, defineProperty } = Object
+  const ownKeys = Reflect.ownKeys
+  const apply = Reflect.apply
+  // RegExp's legacy statics expose the last match of whatever ran before: freezing does not stop
+  // the engine from updating them, so they go.
+  const R = RegExp as unknown as Record<string | symbol, unknown>
+  for (const key of ownKeys(RegExp)) {
+    if (typeof key === 'string' && /^(\$.*|input|lastMatch|lastParen|leftContext|rightContext)$/.test(key)) delete R[key]
+  }
+  const stringify = JSON.stringify
+  const parse = JSON.parse
+  const NativePromise = Promise
+  const promiseThen = Promise.prototype.then
+  const NativeString = String
+  const NativeSymbol = Symbol
+  const NativeError = Error
+  const NativeFunction = Function
+  const NativeMap = Map
+  const NativeUint8Array = Uint8Array
+  const isView = ArrayBuffer.isView
+  const mapGet = Map.prototype.get
+  const mapSet = Map.prototype.set
+  const mapDelete = Map.prototype.delete
+  const weakMapGet = WeakMap.prototype.get
+  const weakMapSet = WeakMap.prototype.set
+  const arrayPush = Array.prototype.push
+  const arrayJoin = Array.prototype.join
+  const stringSlice = String.prototype.slice
+  const charCodeAt = String.prototype.charCodeAt
+  const regexpTest = RegExp.prototype.test
+  const typedArraySet = Uint8Array.prototype.set
+  const typedArrayTag = getOwnPropertyDescriptor(getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag)!.get!
+  const ASCII = /^[\u0000-\u007f]*$/
+  const MAX_RANDOM_BYTES = 65536
+  const MAX_REGISTERED_SYMBOLS = 10000
+  const MAX_EVALUATORS = 256
+
+  /** UTF-8 length of a string with no lone surrogates (JSON.stringify's output has none). */
+  function utf8Length(text: string): number {
+    if (apply(regexpTest, ASCII, [text])) return text.length
+    let bytes = 0
+    for (let i = 0; i < text.length; i++) {
+      const c = apply(charCodeAt, text, [i]) as number
+      if (c < 0x80) bytes += 1
+      else if (c < 0x800) bytes += 2
+      else if (c >= 0xd800 && c <= 0xdbff) {
+        bytes += 4
+        i++
+      } else bytes += 3
+    }
+    return bytes
+  }
+
+  // --- Per-run random state -------------------------------------------------------------------
+  // xoshiro128** seeded from the host's CSPRNG at the start of every run: a run can predict its
+  // own draws at best, never another run's.
+  let r0 = 1
+  let r1 = 2
+  let r2 = 3
+  let r3 = 4
+  function nextRandom(): number {
+    const result = Math.imul(rotl(Math.imul(r1, 5), 7), 9) >>> 0
+    const t = r1 << 9
+    r2 ^= r0
+    r3 ^= r1
+    r1 ^= r2
+    r0 ^= r3
+    r2 ^= t
+    r3 = rotl(r3, 11)
+    return result
+  }
+  function rotl(x: number, k: number): number {
+    return (x << k) | (x >>> (32 - k))
+  }
+  const M = Math as unknown as Record<string, unknown>
+  M['random'] = function random(): number {
+    // 53 random bits, as V8's own Math.random gives.
+    const high = nextRandom() >>> 5
+    const low = nextRandom() >>> 6
+    return (high * 67108864 + low) / 9007199254740992
+  }
+
+  // --- Per-run Symbol registry ----------------------------------------------------------------
+  let registry = new NativeMap<string, symbol>()
+  let reverse = new NativeMap<symbol, string>()
+  const S = Symbol as unknown as Record<string, unknown>
+  S['for'] = function symbolFor(key: unknown): symbol {
+    const name = NativeString(key)
+    let symbol = apply(mapGet, registry, [name]) as symbol | undefined
+    if (symbol === undefined) {
+      if (registry.size >= MAX_REGISTERED_SYMBOLS) throw new RangeError('Symbol.for: too many registered symbols in one run')
+      symbol = NativeSymbol(name)
+      apply(mapSet, registry, [name, symbol])
+      apply(mapSet, reverse, [symbol, name])
+    }
+    return symbol
+  }
+  S['keyFor'] = function keyFor(symbol: unknown): string | undefined {
+    if (typeof symbol !== 'symbol') throw new TypeError(`${NativeString(symbol)} is not a symbol`)
+    return apply(mapGet, reverse, [symbol]) as string | undefined
+  }
+
+  // --- crypto.getRandomValues, filled by the host's CSPRNG ----------------------------------
+  let activeRun = 0
+  const cryptoObject = {
+    getRandomValues<T>(array: T): T {
+      const tag = isView(array) ? (apply(typedArrayTag, array, []) as string | undefined) : undefined
+      if (tag === undefined || tag === 'Float32Array' || tag === 'Float64Array' || tag === 'Float16Array') {
+        throw new TypeError('crypto.getRandomValues: the argument must be an integer typed array')
+      }
+      const view = array as unknown as ArrayBufferView
+      if (view.byteLength > MAX_RANDOM_BYTES) {
+        throw new RangeError(`crypto.getRandomValues: at most ${MAX_RANDOM_BYTES} bytes at a time`)
+      }
+      const answer = hostCall('random', activeRun, view.byteLength)
+      if (!answer[0]) throw hostError(answer[1], answer[2])
+      apply(typedArraySet, new NativeUint8Array(view.buffer, view.byteOffset, view.byteLength), [new NativeUint8Array(answer[1] as ArrayBuffer)])
+      return array
+    },
+    randomUUID(): string {
+      const bytes = cryptoObject.getRandomValues(new NativeUint8Array(16))
+      bytes[6] = (bytes[6]! & 0x0f) | 0x40
+      bytes[8] = (bytes[8]! & 0x3f) | 0x80
+      let hex = ''
+      for (let i = 0; i < 16; i++) {
+        hex += (bytes[i]! < 16 ? '0' : '') + bytes[i]!.toString(16)
+        if (i === 3 || i === 5 || i === 7 || i === 9) hex += '-'
+      }
+      return hex
+    },
+  }
+  defineProperty(g, 'crypto', { value: cryptoObject, writable: false, enumerable: false, configurable: false })
+
+  // --- The override mistake -----------------------------------------------------------------
+  function enable(obj: object, key: string): void {
+    const desc = getOwnPropertyDescriptor(obj, key)
+    if (!desc || !('value' in desc) || !desc.configurable) return
+    const value: unknown = desc.value
+    defineProperty(obj, key, {
+      get() {
+        return value
+      },
+      set(this: object, next: unknown) {
+        if (this === obj) throw new TypeError(`Cannot assign to read only property ${NativeString(key)}`)
+        defineProperty(this, key, { value: next, writable: true, enumerable: true, configurable: true })
+      },
+      enumerable: desc.enumerable === true,
+      configurable: false,
+    })
+  }
+  const errorCtors = [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError, AggregateError]
+  for (const key of ['constructor', 'toString', 'valueOf', 'toLocaleString', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable']) {
+    enable(Object.prototype, key)
+  }
+  for (const key of ['constructor', 'toString']) enable(Function.prototype, key)
+  for (const Ctor of errorCtors) for (const key of ['constructor', 'name', 'message', 'toString']) enable(Ctor.prototype, key)
+  for (const key of ['constructor', 'toString', 'push', 'join']) enable(Array.prototype, key)
+
+  // --- Deep freeze --------------------------------------------------------------------------
+  const roots: unknown[] = [
+    g,
+    getPrototypeOf(function* () {}),
+    getPrototypeOf(async function () {}),
+    getPrototypeOf(async function* () {}),
+    getPrototypeOf((function* () {})()),
+    getPrototypeOf((async function* () {})()),
+    getPrototypeOf([][Symbol.iterator]()),
+    getPrototypeOf(new Map()[Symbol.iterator]()),
+    getPrototypeOf(new Set()[Symbol.iterator]()),
+    getPrototypeOf(''[Symbol.iterator]()),
+    getPrototypeOf(/a/[Symbol.matchAll]('a')),
+    // A strict arguments object: its `callee` accessor is the %ThrowTypeError% intrinsic.
+    (function () {
+      return arguments
+    })(),
+  ]
+  const I = (g as { Intl?: { Segmenter?: new () => { segment(s: string): Iterable<unknown> } } }).Intl
+  if (I !== undefined && typeof I.Segmenter === 'function') {
+    const segments = new I.Segmenter().segment('a')
+    roots.push(getPrototypeOf(segments), getPrototypeOf(segments[Symbol.iterator]()))
+  }
+  const frozen = new WeakSet<object>()
+  const stack = roots
+  while (stack.length > 0) {
+    const obj = stack.pop()
+    if ((typeof obj !== 'object' && typeof obj !== 'function') || obj === null || frozen.has(obj)) continue
+    frozen.add(obj)
+    freeze(obj)
+    stack.push(getPrototypeOf(obj))
+    for (const key of ownKeys(obj)) {
+      const desc = getOwnPropertyDescriptor(obj, key)
+      if (desc === undefined) continue
+      if ('value' in desc) stack.push(desc.value)
+      else stack.push(desc.get, desc.set)
+    }
+  }
+
+  // --- Evaluation ----------------------------------------------------------------------------
+  type Evaluate = (...args: unknown[]) => unknown
+  // One evaluator per circle (see 3. above), the most recently used kept.
+  const evaluators = new NativeMap<string, Evaluate>()
+  function evaluatorFor(circle: string): Evaluate {
+    let evaluate = apply(mapGet, evaluators, [circle]) as Evaluate | undefined
+    if (evaluate !== undefined) {
+      apply(mapDelete, evaluators, [circle])
+    } else {
+      const body = `'use strict'; /* ${circle} */ return eval(arguments[${runParams.length}]);`
+      evaluate = new NativeFunction(...runParams, body) as Evaluate
+      if (evaluators.size >= MAX_EVALUATORS) apply(mapDelete, evaluators, [evaluators.keys().next().value as string])
+    }
+    apply(mapSet, evaluators, [circle, evaluate])
+    return evaluate
+  }
+
+  const hostCodes = new WeakMap<object, string>()
+  function hostError(code: string, message: string): Error {
+    const error = new NativeError(message)
+    defineProperty(error, 'code', { value: code, enumerable: true })
+    apply(weakMapSet, hostCodes, [error, code])
+    return error
+  }
+
+  function describe(error: unknown): string {
+    try {
+      if (error !== null && typeof error === 'object') {
+        const { message, name } = error as { message?: unknown; name?: unknown }
+        if (typeof message === 'string') return (typeof name === 'string' && name !== '' ? `${name}: ` : '') + message
+      }
+      return NativeString(error)
+    } catch {
+      return 'uncaught exception that cannot be printed'
+    }
+  }
+
+  interface RunState {
+    /** Encoded lines (JSON strings), ready to join. */
+    readonly lines: string[]
+    /** UTF-8 bytes of `"logs":[…]` so far, brackets included. */
+    bytes: number
+    truncated: boolean
+  }
+
+  const LOGS_OVERHEAD = 2 // the brackets of the logs array
+
+  function logsBody(state: RunState): string {
+    return `"logs":[${apply(arrayJoin, state.lines, [',']) as string}]${state.truncated ? ',"logs_truncated":true' : ''}`
+  }
+
+  function errorResult(code: string, message: string, state: RunState): RealmResult {
+    return ['error', code, apply(stringSlice, message, [0, 2000]) as string, logsBody(state)]
+  }
+
+  function failure(error: unknown, state: RunState): RealmResult {
+    const code = error !== null && typeof error === 'object' ? (apply(weakMapGet, hostCodes, [error]) as string | undefined) : undefined
+    if (code === undefined) return errorResult('SCRIPT_ERROR', describe(error), state)
+    // An uncaught storage error keeps its own code and message (no "Error: " prefix).
+    let message: unknown
+    try {
+      message = (error as { message?: unknown }).message
+    } catch {
+      message = undefined
+    }
+    return errorResult(code, typeof message === 'string' ? message : describe(error), state)
+  }
+
+  function tooLarge(state: RunState): RealmResult {
+    return errorResult('OUTPUT_TOO_LARGE', `The result is over ${limits.maxOutputBytes} bytes (UTF-8, as sent)`, state)
+  }
+
+  function success(value: unknown, state: RunState): RealmResult {
+    // The bound is on bytes; a string's UTF-8 size is at least its length, so longer ones are
+    // refused before anything is encoded.
+    let members: string
+    if (typeof value === 'string' || typeof value === 'bigint') {
+      const text = typeof value === 'string' ? value : NativeString(value)
+      if (text.length > limits.maxOutputBytes) return tooLarge(state)
+      members = `"output":${stringify(text)}`
+    } else {
+      let json: string | undefined
+      try {
+        json = stringify(value)
+      } catch (error) {
+        return errorResult('OUTPUT_TOO_LARGE', `The result is not JSON-serialisable: ${describe(error)}`, state)
+      }
+      if (json === undefined) members = '"output":"","result":null'
+      else {
+        if (json.length * 2 > limits.maxOutputBytes) return tooLarge(state)
+        members = `"output":${stringify(json)},"result":${json}`
+      }
+    }
+    if (utf8Length(members) > limits.maxOutputBytes) return tooLarge(state)
+    return ['ok', `${members},${logsBody(state)}`]
+  }
+
+  function toLine(args: readonly unknown[]): string {
+    let line = ''
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i]
+      let text: string | undefined
+      if (typeof arg === 'string') text = arg
+      else {
+        try {
+          text = stringify(arg)
+        } catch {
+          text = undefined
+        }
+        if (text === undefined) text = NativeString(arg)
+      }
+      line += (i === 0 ? '' : ' ') + text
+      if (line.length > limits.maxLogBytes) break
+    }
+    return line
+  }
+
+  interface Pending {
+    readonly runId: number
+    readonly state: RunState
+    status: 'pending' | 'fulfilled' | 'rejected'
+    value: unknown
+  }
+  let pending: Pending | null = null
+
+  function run(runId: number, source: string, caller: string, circle: string, dbPath: string, s0: number, s1: number, s2: number, s3: number): RealmResult {
+    activeRun = runId
+    r0 = s0 | 1
+    r1 = s1
+    r2 = s2
+    r3 = s3
+    registry = new NativeMap()
+    reverse = new NativeMap()
+    const state: RunState = { lines: [], bytes: LOGS_OVERHEAD, truncated: false }
+    function call(op: string, a?: unknown, b?: unknown): unknown {
+      const answer = hostCall(op, runId, a, b)
+      if (answer[0]) return answer[1]
+      throw hostError(answer[1], answer[2])
+    }
+    function checkName(name: unknown, fn: string): void {
+      if (typeof name !== 'string') throw hostError('INVALID_NAME', `${fn}: document name must be a string`)
+    }
+    const print = (...args: unknown[]): void => {
+      // Every line costs its encoded bytes plus a separator, so empty lines are not free, and
+      // the number of lines is bounded as well.
+      if (state.truncated) return
+      if (state.lines.length >= limits.maxLogLines) {
+        state.truncated = true
+        return
+      }
+      const line = toLine(args)
+      if (line.length + state.bytes > limits.maxLogBytes) {
+        state.truncated = true
+        return
+      }
+      const encoded = stringify(line)
+      const cost = utf8Length(encoded) + (state.lines.length === 0 ? 0 : 1)
+      if (state.bytes + cost > limits.maxLogBytes) {
+        state.truncated = true
+        return
+      }
+      state.bytes += cost
+      apply(arrayPush, state.lines, [encoded])
+    }
+    const load_data = (name: unknown): unknown => {
+      checkName(name, 'load_data')
+      const text = call('load', name) as string | null
+      return text === null ? null : parse(text)
+    }
+    const save_data = (name: unknown, value: unknown): void => {
+      checkName(name, 'save_data')
+      let text: string | undefined
+      try {
+        text = stringify(value)
+      } catch (error) {
+        throw hostError('INVALID_DOCUMENT', `save_data: value is not JSON-serialisable: ${describe(error)}`)
+      }
+      if (text === undefined) throw hostError('INVALID_DOCUMENT', 'save_data: value is not JSON-serialisable')
+      call('save', name, text)
+    }
+    const list_data = (prefix?: unknown, options?: unknown): string[] => {
+      if (prefix === undefined) prefix = ''
+      if (typeof prefix !== 'string') throw hostError('INVALID_NAME', 'list_data: prefix must be a string')
+      let limit: unknown
+      let after: unknown
+      if (options !== undefined) {
+        if (options === null || typeof options !== 'object') throw hostError('INVALID_NAME', 'list_data: options must be an object { limit, after }')
+        limit = (options as { limit?: unknown }).limit
+        after = (options as { after?: unknown }).after
+      }
+      return call('list', prefix, { limit, after }) as string[]
+    }
+    const delete_data = (name: unknown): boolean => {
+      checkName(name, 'delete_data')
+      return call('delete', name) as boolean
+    }
+    let value: unknown
+    try {
+      value = evaluatorFor(circle)(caller, circle, dbPath, print, load_data, save_data, list_data, delete_data, source)
+    } catch (error) {
+      return failure(error, state)
+    }
+    if (value instanceof NativePromise) {
+      const record: Pending = { runId, state, status: 'pending', value: undefined }
+      pending = record
+      try {
+        apply(promiseThen, value, [
+          (v: unknown) => {
+            record.status = 'fulfilled'
+            record.value = v
+          },
+          (e: unknown) => {
+            record.status = 'rejected'
+            record.value = e
+          },
+        ])
+      } catch (error) {
+        pending = null
+        return failure(error, state)
+      }
+      return ['pending']
+    }
+    return success(value, state)
+  }
+
+  // Called right after run() returned ['pending']: the microtask queue has drained by then, so
+  // the promise is settled now or never (there are no timers or I/O to wait for).
+  function settle(runId: number): RealmResult {
+    const record = pending
+    pending = null
+    if (record === null || record.runId !== runId) {
+      return errorResult('SCRIPT_ERROR', 'internal: no pending promise', { lines: [], bytes: LOGS_OVERHEAD, truncated: false })
+    }
+    if (record.status === 'fulfilled') return success(record.value, record.state)
+    if (record.status === 'rejected') return failure(record.value, record.state)
+    return errorResult(
+      'SCRIPT_ERROR',
+      'The script returned a promise that never settled (the sandbox has no timers or I/O to wait for)',
+      record.state,
+    )
+  }
+
+  return { run, settle }
+}

@@ -1,0 +1,42 @@
+import type { StorageQuota } from '../storage/index.js'
+
+/** Limits of the runs of one context (defaults in src/config/defaults.ts, per-circle overrides). */
+export interface RunLimits {
+  /** Wall-clock bound of a run, before any per-request `timeout_ms` lowers it. */
+  readonly timeoutMs: number
+  readonly cpuMs: number
+  readonly memoryMb: number
+  /** UTF-8 bytes of the completion value's members (`output`, `result`) as sent. */
+  readonly maxOutputBytes: number
+  /** UTF-8 bytes of the `logs` member as sent. */
+  readonly maxLogBytes: number
+  /** `print` lines kept per run. */
+  readonly maxLogLines: number
+}
+
+/**
+ * The facts of a context a sandbox host needs to run its scripts. Sent to a host once (and again
+ * when they change), not with every run.
+ */
+export interface SandboxContext {
+  readonly circle: string
+  /** `DB_PATH/<circle>`: the namespace's folder on disk. */
+  readonly root: string
+  /** `DB_PATH` as scripts see it: the namespace's path relative to the database root. */
+  readonly dbPathLabel: string
+  readonly limits: RunLimits
+  readonly quota: StorageQuota
+}
+
+/**
+ * One script run: the one request type from the peer actor to the isolate. The context it runs
+ * in travels separately ({@link SandboxContext}).
+ */
+export interface RunRequest {
+  readonly script: string
+  /** Canonical public key of the caller, '' for an anonymous caller. */
+  readonly caller: string
+  readonly canWrite: boolean
+  /** The effective wall-clock limit: min(context limit, request timeout_ms). */
+  readonly timeoutMs: number
+}

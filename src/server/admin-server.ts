@@ -1,0 +1,102 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { ChildHandle, ExitReason } from '../supervisor/index.js'
+
+export interface AdminServerOptions {
+  readonly host: string
+  readonly port: number
+  /** Prometheus text and its content type. */
+  readonly metrics: () => Promise<{ readonly text: string; readonly contentType: string }>
+  /** The detailed health: status, the supervision tree, hosts, dependencies. */
+  readonly health: () => { readonly status: string } & Record<string, unknown>
+}
+
+const STATUS: Record<string, number> = { ok: 200, degraded: 200 }
+
+/**
+ * The node's admin listener — `GET /metrics` (Prometheus text) and `GET /healthz` (detailed) —
+ * bound to 127.0.0.1 by default: per-host queue depths, pids and authentication failures are
+ * for operators, not for every client of a public circle port. A `permanent` child of the root
+ * supervisor.
+ */
+export class AdminServer implements ChildHandle {
+  private readonly options: AdminServerOptions
+  private readonly http: Server
+  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private boundPort: number | undefined
+
+  constructor(options: AdminServerOptions) {
+    this.options = options
+    this.http = createServer((req, res) => void this.onRequest(req, res))
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => reject(error)
+      this.http.once('error', onError)
+      this.http.listen(this.options.port, this.options.host, () => {
+        this.http.off('error', onError)
+        this.boundPort = (this.http.address() as AddressInfo).port
+        this.http.on('error', (error: Error) => {
+          this.http.close()
+          this.exit({ type: 'error', error })
+        })
+        resolve(this.boundPort)
+      })
+    })
+  }
+
+  get port(): number {
+    return this.boundPort ?? this.options.port
+  }
+
+  get url(): string {
+    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host
+    return `http://${host}:${this.port}`
+  }
+
+  async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()))
+    this.http.closeAllConnections()
+    await closed
+    this.exit({ type: 'normal' })
+  }
+
+  kill(): void {
+    this.http.close()
+    this.http.closeAllConnections()
+    this.exit({ type: 'error', error: new Error('admin listener killed') })
+  }
+
+  onExit(listener: (reason: ExitReason) => void): void {
+    this.exitListeners.push(listener)
+  }
+
+  private exit(reason: ExitReason): void {
+    for (const listener of this.exitListeners.splice(0)) listener(reason)
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]
+    try {
+      if (req.method !== 'GET') {
+        res.writeHead(405, { allow: 'GET' }).end()
+        return
+      }
+      if (path === '/metrics') {
+        const { text, contentType } = await this.options.metrics()
+        res.writeHead(200, { 'content-type': contentType }).end(text)
+        return
+      }
+      if (path === '/healthz') {
+        const health = this.options.health()
+        const text = JSON.stringify(health)
+        res.writeHead(STATUS[health.status] ?? 503, { 'content-type': 'application/json; charset=utf-8' }).end(text)
+        return
+      }
+      res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify({ error: 'not found', endpoints: ['/metrics', '/healthz'] }))
+    } catch (error) {
+      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify({ error: (error as Error).message }))
+    }
+  }
+}
