@@ -11,8 +11,6 @@ export interface RunContext {
   readonly dbPath: string
   readonly store: NamespaceStore
   quota: StorageQuota
-  /** Bytes used by the namespace; updated by writes and deletes during the run. */
-  usedBytes: number
 }
 
 export interface RunSpec {
@@ -109,14 +107,11 @@ export class Engine {
         case 'save':
           if (!run.canWrite) return "1FORBIDDEN\u0000save_data: the circle's policy does not let this caller write"
           if (typeof b !== 'string') return '1INVALID_DOCUMENT\u0000save_data: value is not JSON-serialisable'
-          ctx.usedBytes = ctx.store.write(a, b, ctx.usedBytes, ctx.quota)
+          ctx.store.write(a, b, ctx.quota)
           return '0'
-        case 'delete': {
+        case 'delete':
           if (!run.canWrite) return "1FORBIDDEN\u0000delete_data: the circle's policy does not let this caller write"
-          const freed = ctx.store.remove(a, ctx.quota)
-          ctx.usedBytes -= freed
-          return freed > 0 ? '0true' : '0false'
-        }
+          return ctx.store.remove(a, ctx.quota) ? '0true' : '0false'
         default:
           return `1SCRIPT_ERROR\u0000unknown storage operation`
       }

@@ -32,7 +32,7 @@ function contextFor(batch: ContextBatch): RunContext {
   if (ctx === undefined) {
     const store = new NamespaceStore(batch.root)
     store.open()
-    ctx = { circle: batch.circle, dbPath: batch.dbPath, store, quota: batch.quota, usedBytes: store.usage() }
+    ctx = { circle: batch.circle, dbPath: batch.dbPath, store, quota: batch.quota }
     if (opened.size >= MAX_OPENED) opened.delete(opened.keys().next().value as string)
     opened.set(batch.root, ctx)
   } else {
