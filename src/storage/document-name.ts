@@ -11,7 +11,13 @@ const FORBIDDEN_CHAR = /[\u0000-\u001f\u007f\\]/
  */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
-/** Whether `text` has an unpaired surrogate, i.e. no UTF-8 form of its own. */
+/**
+ * Whether `text` has an unpaired surrogate, i.e. no UTF-8 form of its own.
+ *
+ * @example
+ * hasLoneSurrogate('🙂')     // false: a pair
+ * hasLoneSurrogate('\ud83d') // true
+ */
 export function hasLoneSurrogate(text: string): boolean {
   return LONE_SURROGATE.test(text)
 }

@@ -114,17 +114,14 @@ export class NamespaceStore {
   open(): void {
     try {
       for (const dir of [this.root, ...NAMESPACE_DIRS.map((d) => join(this.root, d))]) {
-        const created = mkdirSync(dir, { recursive: true, mode: 0o700 })
+        mkdirSync(dir, { recursive: true, mode: 0o700 })
         if (!lstatSync(dir).isDirectory()) throw circlesError('STORAGE_ERROR', `${dir} is not a directory`)
-        // A new directory is an entry in its parent: unless the parent is synced, a crash could
-        // lose the directory with the documents already synced inside it.
-        if (created !== undefined) {
-          for (let d = dir; dirname(d) !== d; d = dirname(d)) {
-            fsyncDirectory(dirname(d))
-            if (d === created) break
-          }
-        }
       }
+      // A directory is an entry in its parent: unless the parents are synced, a crash could lose
+      // a new namespace (created here or by whoever registered the peer) with the documents
+      // already synced inside it. Done at every open, whoever created the directories.
+      fsyncDirectory(dirname(this.root))
+      fsyncDirectory(this.root)
       let bytes = 0
       let documents = 0
       for (const entry of readdirSync(this.dataDir, { withFileTypes: true })) {
