@@ -37,8 +37,20 @@ export const DEFAULTS = {
   PASSIVATE_AFTER_MS: 60_000,
   /** Largest single stored document (serialised JSON). */
   MAX_DOCUMENT_BYTES: 1_048_576,
-  /** Largest total of a context's stored documents. */
+  /**
+   * Largest total cost of a context's stored documents; a document costs its value rounded up
+   * to 4 KiB blocks plus its file name (src/storage/document-cost.ts).
+   */
   MAX_NAMESPACE_BYTES: 67_108_864,
+  /** Most documents one context may store (new documents past it are refused; overwrites are not). */
+  MAX_DOCUMENTS: 10_000,
+  /** Most names one `list_data` call returns: its default and largest `limit`. */
+  MAX_LIST_NAMES: 1_000,
+  /**
+   * Estimated memory for the sorted name indexes that make listing O(log n + limit), per sandbox
+   * worker thread; past it the least recently listed namespaces' indexes are dropped.
+   */
+  LIST_INDEX_BUDGET_BYTES: 16_777_216,
   /** Longest document name (UTF-8 bytes). */
   MAX_NAME_BYTES: 200,
   /** Signature checks waiting for the verifier before authenticate answers OVERLOADED. */

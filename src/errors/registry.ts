@@ -95,6 +95,7 @@ export const ERROR_REGISTRY = {
   INVALID_OPTION: { rpc: null, base: 'TypeError', message: 'Invalid option' },
   KEY_FILE_INVALID: { rpc: null, base: 'TypeError', message: 'Key file is invalid' },
   USAGE: { rpc: null, base: 'TypeError', message: 'Invalid command line' },
+  DB_LOCKED: { rpc: null, base: 'Error', message: 'The database path is in use by another process' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY

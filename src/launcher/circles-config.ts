@@ -27,6 +27,7 @@ const LIMIT_KEYS = {
   max_log_bytes: ['limits', 'maxLogBytes'],
   max_document_bytes: ['quota', 'maxDocumentBytes'],
   max_namespace_bytes: ['quota', 'maxNamespaceBytes'],
+  max_documents: ['quota', 'maxDocuments'],
   mailbox_capacity: ['top', 'mailboxCapacity'],
   passivate_after_ms: ['top', 'passivateAfterMs'],
 } as const

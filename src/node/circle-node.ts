@@ -6,12 +6,13 @@ import type { KeyPair, PublicKeyHex } from '../identity/index.js'
 import { LoadLimits, type LoadLimitOptions } from '../limits/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { NodeMetrics } from '../metrics/index.js'
-import { PeerHost, DEFAULT_LIMITS, type PeerOverrides } from '../actors/peer/index.js'
+import { PeerHost, DEFAULT_LIMITS, DEFAULT_QUOTA, type PeerOverrides } from '../actors/peer/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
 import { SandboxPool, type SandboxContextRef, type SandboxPoolOptions } from '../sandbox/index.js'
 import { AdminServer, CircleServer, type PublicHealth } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
+import { acquireDatabaseLock, type DatabaseLock } from '../storage/index.js'
 import { Verifier } from '../verifier/index.js'
 import { installLastResort } from './last-resort.js'
 
@@ -48,6 +49,12 @@ export interface CircleNodeOptions {
   readonly lastResort?: boolean
   /** Faults to inject (tests only; default: `$CIRCLES_TEST_FAULTS`). */
   readonly faults?: readonly FaultName[]
+  /**
+   * The exclusive lock on `dbPath` (one process serves a database path at a time): `fail`
+   * (default) refuses to start with DB_LOCKED while another process holds it; `wait` waits for
+   * the holder to go (a standby).
+   */
+  readonly lock?: 'fail' | 'wait'
 }
 
 export interface ServedCircle {
@@ -105,7 +112,10 @@ export class CircleNode {
   private releaseLastResort: (() => void) | undefined
   private readonly authLog = { logged: 0, suppressed: 0, windowStart: 0 }
 
-  private constructor(options: CircleNodeOptions) {
+  private readonly dbLock: DatabaseLock
+
+  private constructor(options: CircleNodeOptions, dbLock: DatabaseLock) {
+    this.dbLock = dbLock
     const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULTS.DRAIN_TIMEOUT_MS
     this.limits = {
       maxFrameBytes: DEFAULTS.MAX_FRAME_BYTES,
@@ -138,6 +148,7 @@ export class CircleNode {
     this.pool = new SandboxPool({
       ...options.sandbox,
       faults: this.faults.names,
+      ...(dbLock.fd === undefined ? {} : { inheritFd: dbLock.fd }),
       hooks: {
         onCrash: (run) => {
           this.load.crashed(run.circle, run.origin)
@@ -281,13 +292,29 @@ export class CircleNode {
 
   /** Start a node: sandbox, verifier, peers, then one listener per circle (and the admin listener). */
   static async start(options: CircleNodeOptions): Promise<CircleNode> {
-    const node = new CircleNode(options)
+    const log = options.logger
+    const dbLock = await acquireDatabaseLock(options.dbPath, {
+      wait: options.lock === 'wait',
+      onWaiting: (holder) => log?.info({ db_path: options.dbPath, holder_pid: holder.pid ?? null }, 'waiting for the database lock (standby)'),
+    })
+    let node: CircleNode
+    try {
+      node = new CircleNode(options, dbLock)
+    } catch (error) {
+      await dbLock.release()
+      throw error
+    }
     try {
       await node.root.start()
     } catch (error) {
       node.releaseLastResort?.()
+      await dbLock.release()
       throw error
     }
+    dbLock.onLost((reason) => {
+      node.log.fatal({ db_path: options.dbPath, reason }, 'the database lock was lost: stopping')
+      void node.close()
+    })
     for (const circle of options.circles) {
       const server = node.servers.get(circle.name)!()
       node.served.push({ name: circle.name, publicKey: circle.keyPair.publicKey, url: server.url, port: server.port })
@@ -337,6 +364,7 @@ export class CircleNode {
     this.stopProbes()
     await this.root.stop()
     this.pool.shutDown()
+    await this.dbLock.release()
     this.releaseLastResort?.()
     this.log.info('stopped')
   }
@@ -397,7 +425,7 @@ export class CircleNode {
     const now = performance.now()
     for (let host = 0; host < this.pool.size; host++) {
       const ref = this.pool.register(
-        { circle: `${probeKey}-${host}`, root: join(dbPath, '.probe'), dbPathLabel: '', limits, quota: { maxDocumentBytes: 1, maxNamespaceBytes: 1, maxNameBytes: 1 } },
+        { circle: `${probeKey}-${host}`, root: join(dbPath, '.probe'), dbPathLabel: '', limits, quota: DEFAULT_QUOTA },
         undefined,
         host,
       )

@@ -13,7 +13,8 @@ export interface RunStore {
   write(name: unknown, text: string): void
   /** True when the document existed. */
   remove(name: unknown): boolean
-  list(prefix: unknown, options: { limit?: unknown; after?: unknown }): string[]
+  /** A page of names: `options` is the script's `{ limit, after }` (checked by the store). */
+  list(prefix: unknown, options: unknown): string[]
 }
 
 /** What one run needs from its context, besides the request. */
@@ -104,7 +105,7 @@ export class Engine {
         case 'load':
           return [true, store.read(a)]
         case 'list':
-          return [true, store.list(a, (b ?? {}) as { limit?: unknown; after?: unknown })]
+          return [true, store.list(a, b)]
         case 'save':
           if (!run.canWrite) return FORBIDDEN('save_data')
           if (typeof b !== 'string') return [false, 'INVALID_DOCUMENT', 'save_data: value is not JSON-serialisable']

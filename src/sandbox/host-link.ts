@@ -44,15 +44,22 @@ export interface HostLink {
 const STDERR_TAIL_CHARS = 4096
 let channels = 0
 
-/** Open a host. `faults` (tests only) are passed to a host process in its environment. */
-export function openHost(isolation: SandboxIsolation, events: HostLinkEvents, faults: readonly string[] = []): HostLink {
-  return isolation === 'process' ? processHost(events, faults) : threadHost(events)
+export interface HostOptions {
+  /** Faults (tests only), passed to a host process in its environment. */
+  readonly faults?: readonly string[]
+  /** A descriptor the host process inherits and holds while it lives (the database lock). */
+  readonly inheritFd?: number
 }
 
-function processHost(events: HostLinkEvents, faults: readonly string[]): HostLink {
+export function openHost(isolation: SandboxIsolation, events: HostLinkEvents, options: HostOptions = {}): HostLink {
+  return isolation === 'process' ? processHost(events, options) : threadHost(events)
+}
+
+function processHost(events: HostLinkEvents, options: HostOptions): HostLink {
   const entry = workerModule(import.meta.url, 'host-process')
+  const faults = options.faults ?? []
   const child = spawn(process.execPath, [...entry.execArgv, fileURLToPath(entry.url)], {
-    stdio: ['ignore', 'inherit', 'pipe', 'pipe', 'pipe'],
+    stdio: ['ignore', 'inherit', 'pipe', 'pipe', 'pipe', ...(options.inheritFd === undefined ? [] : [options.inheritFd])],
     env: { ...process.env, [FAULTS_ENV]: faults.join(',') },
   })
   const input = child.stdio[3] as Writable

@@ -466,14 +466,22 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
     const list_data = (prefix?: unknown, options?: unknown): string[] => {
       if (prefix === undefined) prefix = ''
       if (typeof prefix !== 'string') throw hostError('INVALID_NAME', 'list_data: prefix must be a string')
-      let limit: unknown
-      let after: unknown
-      if (options !== undefined) {
-        if (options === null || typeof options !== 'object') throw hostError('INVALID_NAME', 'list_data: options must be an object { limit, after }')
-        limit = (options as { limit?: unknown }).limit
-        after = (options as { after?: unknown }).after
+      if (options === undefined) return call('list', prefix) as string[]
+      if (options === null || typeof options !== 'object') throw hostError('INVALID_NAME', 'list_data: options must be an object { limit?, after? }')
+      // A plain copy of the options' own values (the host checks keys and values): a getter or a
+      // proxy runs here, in the script's run, never on the host.
+      const copy: Record<string, unknown> = {}
+      const keys = ownKeys(options)
+      if (keys.length > 8) throw hostError('INVALID_NAME', 'list_data: options must be { limit?, after? }')
+      for (const key of keys) {
+        if (typeof key !== 'string') throw hostError('INVALID_NAME', 'list_data: options must be { limit?, after? }')
+        const value = (options as Record<string, unknown>)[key]
+        if (value !== undefined && typeof value !== 'number' && typeof value !== 'string') {
+          throw hostError('INVALID_NAME', `list_data: option "${key.slice(0, 32)}" must be a number or a string`)
+        }
+        if (value !== undefined) copy[key] = value
       }
-      return call('list', prefix, { limit, after }) as string[]
+      return call('list', prefix, copy) as string[]
     }
     const delete_data = (name: unknown): boolean => {
       checkName(name, 'delete_data')

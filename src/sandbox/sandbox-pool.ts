@@ -47,6 +47,11 @@ export interface SandboxPoolOptions {
   readonly hooks?: SandboxHooks
   /** Faults injected into the host processes (tests only; see src/faults). */
   readonly faults?: readonly string[]
+  /**
+   * A descriptor every host process inherits and holds until it exits: the database lock, so
+   * that a host orphaned by a node killed with -9 keeps the path locked until it has gone.
+   */
+  readonly inheritFd?: number
 }
 
 /** A context registered with the pool: pinned to one host, its facts sent there once. */
@@ -155,6 +160,7 @@ export class SandboxPool {
   private readonly intensity: number
   private readonly periodMs: number
   private readonly faults: readonly string[]
+  private readonly inheritFd: number | undefined
   private nextContextId = 1
   private scheduled = false
   private closed = false
@@ -170,6 +176,7 @@ export class SandboxPool {
     this.periodMs = options.periodMs ?? DEFAULT_PERIOD_MS
     this.hooks = options.hooks ?? {}
     this.faults = options.faults ?? []
+    this.inheritFd = options.inheritFd
     for (let i = 0; i < processes; i++) this.slots.push(new HostSlot(i))
   }
 
@@ -347,7 +354,7 @@ export class SandboxPool {
           for (const l of listeners.splice(0)) l(reason)
         },
         onStderr: (line) => this.hooks.onHostStderr?.(slot.index, line),
-      }, this.faults)
+      }, { faults: this.faults, ...(this.inheritFd === undefined ? {} : { inheritFd: this.inheritFd }) })
       slot.link = link
       slot.ready = false
       slot.known = new Map()

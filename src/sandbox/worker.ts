@@ -67,28 +67,32 @@ function engineFor(facts: SandboxContext): Engine {
   return engine
 }
 
-/** A store adapter that keeps the namespace's size for quota checks (this thread is its only writer). */
-function openStore(facts: SandboxContext): RunStore {
-  const store = new NamespaceStore(facts.root)
-  store.open()
-  let usedBytes = store.usage()
+/**
+ * The namespace of a context as its runs see it, opened (folders made, temporary files swept,
+ * size measured) on its first use: a context whose scripts never touch storage never touches the
+ * disk. This thread is the namespace's only writer, so the store's size figures stay exact.
+ */
+function openStore(open: OpenContext): RunStore {
+  let store: NamespaceStore | undefined
+  const get = (): NamespaceStore => {
+    if (store === undefined) {
+      const opened = new NamespaceStore(open.facts.root)
+      opened.open()
+      store = opened
+    }
+    return store
+  }
   return {
-    read: (name) => store.read(name, facts.quota) ?? null,
-    write: (name, text) => {
-      usedBytes = store.write(name, text, usedBytes, facts.quota)
-    },
-    remove: (name) => {
-      const freed = store.remove(name, facts.quota)
-      usedBytes -= freed
-      return freed > 0
-    },
-    list: (prefix) => store.list(prefix),
+    read: (name) => get().read(name, open.facts.quota) ?? null,
+    write: (name, text) => get().write(name, text, open.facts.quota),
+    remove: (name) => get().remove(name, open.facts.quota),
+    list: (prefix, options) => get().list(prefix, options),
   }
 }
 
 function runContext(open: OpenContext): RunContext {
   if (open.run === undefined) {
-    open.run = { circle: open.facts.circle, dbPathLabel: open.facts.dbPathLabel, store: openStore(open.facts), cpuMs: open.facts.limits.cpuMs }
+    open.run = { circle: open.facts.circle, dbPathLabel: open.facts.dbPathLabel, store: openStore(open), cpuMs: open.facts.limits.cpuMs }
   }
   return open.run
 }
@@ -147,7 +151,7 @@ engineFor({
   circle: '',
   root: '',
   dbPathLabel: '',
-  quota: { maxDocumentBytes: 1, maxNamespaceBytes: 1, maxNameBytes: 1 },
+  quota: { maxDocumentBytes: 1, maxNamespaceBytes: 1, maxDocuments: 1, maxNameBytes: 1 },
   limits: {
     timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS,
     cpuMs: DEFAULTS.SCRIPT_CPU_MS,

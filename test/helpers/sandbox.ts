@@ -15,7 +15,9 @@ export const LIMITS: RunLimits = {
 
 export const QUOTA = {
   maxDocumentBytes: 4096,
-  maxNamespaceBytes: 16_384,
+  // Four documents of up to 4,096 bytes named "d0".."d3": 4 × (4,096 + 7 bytes of "dN.json").
+  maxNamespaceBytes: 16_412,
+  maxDocuments: DEFAULTS.MAX_DOCUMENTS,
   maxNameBytes: DEFAULTS.MAX_NAME_BYTES,
 }
 

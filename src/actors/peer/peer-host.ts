@@ -55,6 +55,7 @@ export const DEFAULT_LIMITS: RunLimits = Object.freeze({
 export const DEFAULT_QUOTA: StorageQuota = Object.freeze({
   maxDocumentBytes: DEFAULTS.MAX_DOCUMENT_BYTES,
   maxNamespaceBytes: DEFAULTS.MAX_NAMESPACE_BYTES,
+  maxDocuments: DEFAULTS.MAX_DOCUMENTS,
   maxNameBytes: DEFAULTS.MAX_NAME_BYTES,
 })
 
