@@ -13,9 +13,18 @@ Commands:
   launch  [--config circles.json] [--db-path DIR] [--sandbox-processes N]
           [--sandbox-isolation process|thread] [--log-level LEVEL]
           [--admin-port N] [--admin-host HOST] [--no-admin]
+          [--redis-url URL]... [--cluster-secret S] [--redis-prefix P]
+          [--queue-allowance-ms N]
           Serve every circle of the config file in this process. Logs go to
           stdout (JSON when piped); /metrics and /healthz on the admin port
-          (default 127.0.0.1:9464).
+          (default 127.0.0.1:9464). With --redis-url, plays for contexts other
+          nodes own are queued to them, and this node serves its own.
+  worker  --redis-url URL [--circle-public-key KEY] [--db-path DIR]
+          [--cluster-secret S] [--standby] [same log/admin/sandbox options]
+          A node with no gateway: serves, from Redis, the context KEY (single-peer
+          worker) or every context under DB_PATH (multi-peer worker). With
+          --standby it waits for the database path's lock and takes over when
+          its holder goes.
   keygen  [--out FILE]
           Print a new secp256k1 key pair as JSON (or write it to FILE, mode 0600).
   play    --url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [--timeout-ms N] [--json]
@@ -24,10 +33,12 @@ Commands:
 `
 
 /** Parse options of one subcommand; unknown or malformed options are a USAGE error naming them. */
-export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>
+
+type OptionValue<O> = O extends { type: 'string'; multiple: true } ? string[] : O extends { type: 'string' } ? string : boolean
 
 export interface ParsedOptions<T extends OptionSpec> {
-  readonly values: { [K in keyof T]?: T[K]['type'] extends 'string' ? string : boolean }
+  readonly values: { [K in keyof T]?: OptionValue<T[K]> }
   readonly positionals: string[]
 }
 
@@ -72,6 +83,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     case 'play': {
       const { playCommand } = await import('./play-command.js')
       return playCommand(rest, io)
+    }
+    case 'worker': {
+      const { workerCommand } = await import('./worker-command.js')
+      return workerCommand(rest, io)
     }
     case undefined:
     case 'help':

@@ -67,6 +67,8 @@ export const DEFAULTS = {
   PLAYS_PER_SECOND_PER_CALLER: 2_000,
   /** How often each sandbox host answers a probe run (read by `/healthz`, never triggered by it). */
   PROBE_INTERVAL_MS: 10_000,
+  /** How long a cross-node task may wait for its owner beyond its run's wall limit. */
+  QUEUE_ALLOWANCE_MS: 30_000,
   /** Time SIGTERM/SIGINT allow in-flight work to finish before it is answered SHUTTING_DOWN. */
   DRAIN_TIMEOUT_MS: 10_000,
 } as const

@@ -90,6 +90,18 @@ export const ERROR_REGISTRY = {
   },
   UNKNOWN_CIRCLE: { rpc: -32040, base: 'Error', message: 'No circle with that public key is served here' },
 
+  // Cross-node work (Redis).
+  UNAVAILABLE: {
+    rpc: -32041,
+    base: 'Error',
+    message: 'Cross-node work is unavailable (the node cannot reach Redis); the task was not queued, retrying is safe',
+  },
+  TASK_EXPIRED: {
+    rpc: -32042,
+    base: 'Error',
+    message: 'No node answered the task by its deadline; it may or may not have run',
+  },
+
   // Local configuration and command line (never sent over JSON-RPC).
   CONFIG_INVALID: { rpc: null, base: 'TypeError', message: 'Configuration is invalid' },
   INVALID_OPTION: { rpc: null, base: 'TypeError', message: 'Invalid option' },

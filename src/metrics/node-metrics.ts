@@ -15,6 +15,10 @@ export interface MetricSources {
   readonly verifierQueued: () => number
   readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
   readonly quarantined: () => number
+  /** Cross-node figures, when the node is clustered. */
+  readonly crossNode: () =>
+    | { readonly sent: number; readonly received: number; readonly redelivered: number; readonly expired: number; readonly reconnects: number; readonly refused: number; readonly waiting: number; readonly running: number; readonly connected: boolean }
+    | undefined
 }
 
 const PLAY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -101,6 +105,45 @@ export class NodeMetrics {
     hostCounter('circles_sandbox_crashes_total', 'Runs that were executing when their sandbox host died', (h) => h.crashes)
     hostCounter('circles_sandbox_rebuilds_total', 'Isolate contexts rebuilt after a run hit its time or memory limit', (h) => h.rebuilds)
     hostCounter('circles_sandbox_host_restarts_total', 'Sandbox host processes started again after one died', (h) => h.restarts)
+    const crossCounter = (name: string, help: string, read: (c: NonNullable<ReturnType<MetricSources['crossNode']>>) => number) => {
+      const last = new Map<string, number>()
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const c = sources.crossNode()
+          if (c !== undefined) mirror(this, {}, last, '', read(c))
+        },
+      })
+    }
+    crossCounter('circles_cross_node_tasks_sent_total', 'Tasks this node queued for contexts other nodes own', (c) => c.sent)
+    crossCounter('circles_cross_node_tasks_received_total', 'Tasks this node took from the queues of contexts it owns', (c) => c.received)
+    crossCounter('circles_cross_node_tasks_redelivered_total', 'Tasks taken again after their owner died (re-run, or answered from their record)', (c) => c.redelivered)
+    crossCounter('circles_cross_node_tasks_expired_total', 'Cross-node tasks whose deadline passed before a reply or a run', (c) => c.expired)
+    crossCounter('circles_cross_node_refused_total', 'Tasks or replies refused because their MAC did not verify', (c) => c.refused)
+    crossCounter('circles_redis_reconnects_total', 'Times the connection to Redis came back', (c) => c.reconnects)
+    new Gauge({
+      name: 'circles_cross_node_queue_depth',
+      help: 'Cross-node tasks this node waits on (role=gateway) or runs for other nodes (role=owner)',
+      labelNames: ['role'],
+      registers,
+      collect() {
+        const c = sources.crossNode()
+        if (c === undefined) return
+        this.set({ role: 'gateway' }, c.waiting)
+        this.set({ role: 'owner' }, c.running)
+      },
+    })
+    new Gauge({
+      name: 'circles_redis_connected',
+      help: 'Whether the node reaches Redis (1) or not (0); absent when the node is not clustered',
+      registers,
+      collect() {
+        const c = sources.crossNode()
+        if (c !== undefined) this.set(c.connected ? 1 : 0)
+      },
+    })
   }
 
   connection(): void {

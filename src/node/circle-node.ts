@@ -2,14 +2,16 @@ import { join } from 'node:path'
 import { DEFAULTS, VERSION, positiveIntegerOption } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { Faults, type FaultName } from '../faults/index.js'
-import type { KeyPair, PublicKeyHex } from '../identity/index.js'
+import { parsePublicKey, type KeyPair, type PublicKeyHex } from '../identity/index.js'
 import { LoadLimits, type LoadLimitOptions } from '../limits/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { NodeMetrics } from '../metrics/index.js'
-import { PeerHost, DEFAULT_LIMITS, DEFAULT_QUOTA, type PeerOverrides } from '../actors/peer/index.js'
+import { PeerHost, DEFAULT_LIMITS, DEFAULT_QUOTA, type PeerOverrides, type PlayOutcome, type PlayRequest } from '../actors/peer/index.js'
+import { playResultOf, type PlayResult } from '../protocol/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
 import { SandboxPool, type SandboxContextRef, type SandboxPoolOptions } from '../sandbox/index.js'
+import { DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
 import { AdminServer, CircleServer, type PublicHealth } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
 import { acquireDatabaseLock, type DatabaseLock } from '../storage/index.js'
@@ -55,6 +57,18 @@ export interface CircleNodeOptions {
    * the holder to go (a standby).
    */
   readonly lock?: 'fail' | 'wait'
+  /** Join other nodes through Redis (cross-node queueing). Without it nothing connects to Redis. */
+  readonly redis?: NodeRedisOptions
+}
+
+export interface NodeRedisOptions {
+  readonly target: RedisTarget
+  /** The secret every node of the cluster shares (tasks and replies carry a MAC made with it). */
+  readonly secret: string
+  /** Key prefix (default `rhailib:`): tests and several clusters on one Redis keep apart by it. */
+  readonly prefix?: string
+  /** How long a task may wait for its owner beyond its run's wall limit (default 30 s). */
+  readonly queueAllowanceMs?: number
 }
 
 export interface ServedCircle {
@@ -101,6 +115,7 @@ export class CircleNode {
   private readonly faults: Faults
   private verifierInstance!: Verifier
   private peerHost!: PeerHost
+  private bridge: RedisBridge | undefined
   private readonly servers = new Map<string, () => CircleServer>()
   private admin: AdminServer | undefined
   private closing: Promise<void> | undefined
@@ -139,6 +154,14 @@ export class CircleNode {
       throw circlesError('INVALID_OPTION', 'options.gateway.maxBatchAnswerBytes must be below options.gateway.maxBufferedBytes')
     }
     this.probeIntervalMs = positiveIntegerOption(options.probeIntervalMs, DEFAULTS.PROBE_INTERVAL_MS, 'probeIntervalMs')
+    if (options.redis !== undefined) {
+      const { prefix = DEFAULT_PREFIX, secret, queueAllowanceMs } = options.redis
+      if (!isValidPrefix(prefix)) throw circlesError('INVALID_OPTION', 'options.redis.prefix must be 1-64 of A-Z a-z 0-9 _ . : -')
+      if (typeof secret !== 'string' || Buffer.byteLength(secret) < 16) {
+        throw circlesError('INVALID_OPTION', 'options.redis.secret (the cluster secret) must be at least 16 bytes')
+      }
+      positiveIntegerOption(queueAllowanceMs, DEFAULTS.QUEUE_ALLOWANCE_MS, 'redis.queueAllowanceMs')
+    }
     // Embedded without a logger, a node says only what needs attention, and on stderr.
     this.log = options.logger ?? createLogger({ level: process.env['CIRCLES_LOG_LEVEL'] ?? 'warn', destination: process.stderr })
     this.faults = new Faults(options.faults)
@@ -177,6 +200,7 @@ export class CircleNode {
       verifierQueued: () => this.verifierInstance?.queued ?? 0,
       hosts: () => this.pool.stats,
       quarantined: () => this.load.quarantined,
+      crossNode: () => (this.bridge === undefined ? undefined : { ...this.bridge.counters, ...this.bridge.depth, connected: this.bridge.connected }),
     })
     // The listeners read the current services: a restarted child replaces its instance.
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -188,6 +212,8 @@ export class CircleNode {
       log: log.child({ part: 'gateway' }),
       faults: this.faults,
       logAuthFailure: (address, code) => this.logAuthFailure(address, code),
+      play: (pubkey, request) => this.route(pubkey, request),
+      reaches: (pubkey) => node.bridge !== undefined || node.peerHost.has(pubkey),
       get peers() {
         return node.peerHost
       },
@@ -227,6 +253,7 @@ export class CircleNode {
             pool: this.pool,
             shutdownMs: drainTimeoutMs,
             onSupervisorEvent,
+            onRegistered: (pubkey) => this.bridge?.claim(pubkey),
             ...(options.peers ? { defaults: options.peers } : {}),
           })
           for (const circle of options.circles) {
@@ -236,6 +263,29 @@ export class CircleNode {
           return this.peerHost.supervisor
         },
       },
+      ...(options.redis === undefined
+        ? []
+        : [
+            {
+              id: 'redis',
+              restart: 'permanent',
+              shutdown: drainTimeoutMs + 2_000,
+              start: () => {
+                const redis = options.redis!
+                const bridge = new RedisBridge({
+                  target: redis.target,
+                  prefix: redis.prefix ?? DEFAULT_PREFIX,
+                  secret: redis.secret,
+                  queueAllowanceMs: redis.queueAllowanceMs ?? DEFAULTS.QUEUE_ALLOWANCE_MS,
+                  log,
+                  peers: () => this.peerHost,
+                })
+                bridge.start()
+                this.bridge = bridge
+                return bridge
+              },
+            } satisfies ChildSpec,
+          ]),
       ...options.circles.map(
         (circle): ChildSpec => ({
           id: `gateway:${circle.name}`,
@@ -252,6 +302,7 @@ export class CircleNode {
               version: VERSION,
               describeLimits: () => this.describeLimits(circle.keyPair.publicKey),
               health: () => this.publicHealth(),
+              cluster: () => this.clusterInfo(),
               onSupervisorEvent,
             })
             this.servers.set(circle.name, current)
@@ -321,6 +372,34 @@ export class CircleNode {
     }
     node.startProbes(options.dbPath)
     return node
+  }
+
+  /**
+   * Run a script in any context: one this node hosts runs here; clustered, one another node owns
+   * is queued to it through Redis (UNKNOWN_CIRCLE when no node serves it). Returns what a client
+   * reads, or throws the coded error it would get.
+   *
+   * @example
+   * const { output } = await node.play(circleKey, { caller: '', script: 'list_data()' })
+   */
+  async play(pubkey: PublicKeyHex, request: PlayRequest): Promise<PlayResult> {
+    const { outcome, ...receipt } = await this.route(parsePublicKey(pubkey), request)
+    return playResultOf(outcome, receipt)
+  }
+
+  private route(pubkey: PublicKeyHex, request: PlayRequest): Promise<PlayOutcome> {
+    if (this.peerHost.has(pubkey) || this.bridge === undefined) return this.peerHost.dispatch(pubkey, request)
+    return this.bridge.dispatch(pubkey, request)
+  }
+
+  /** The Redis bridge, when the node is clustered. */
+  get redis(): RedisBridge | undefined {
+    return this.bridge
+  }
+
+  private clusterInfo(): { clustered: boolean; node_id?: string; redis?: 'connected' | 'unreachable' } {
+    if (this.bridge === undefined) return { clustered: false }
+    return { clustered: true, node_id: this.bridge.nodeId, redis: this.bridge.connected ? 'connected' : 'unreachable' }
   }
 
   /** The peer contexts of this node (spawnPeer, play, …). */
@@ -469,7 +548,10 @@ export class CircleNode {
   private publicHealth(): PublicHealth {
     if (this.closing !== undefined) return { status: 'draining' }
     const failing = this.failing()
-    return failing.length === 0 ? { status: 'ok' } : { status: 'unavailable', failing }
+    if (failing.length > 0) return { status: 'unavailable', failing }
+    // Redis only limits work between nodes: local circles are served all the same.
+    if (this.bridge !== undefined && !this.bridge.connected) return { status: 'degraded', failing: ['redis'] }
+    return { status: 'ok' }
   }
 
   private detailedHealth(): { status: string } & Record<string, unknown> {
@@ -483,6 +565,8 @@ export class CircleNode {
       hosts: this.pool.stats.map((h, i) => ({ ...h, last_probe_ok_ms_ago: Math.round(now - (this.probes[i]?.lastOk ?? now)) })),
       peers: this.peerHost?.size,
       quarantined: this.load.quarantined,
+      cluster: this.clusterInfo(),
+      ...(this.bridge === undefined ? {} : { cross_node: { ...this.bridge.counters, ...this.bridge.depth } }),
     }
   }
 

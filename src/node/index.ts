@@ -1,1 +1,1 @@
-export { CircleNode, type CircleNodeOptions, type NodeCircle, type ServedCircle } from './circle-node.js'
+export { CircleNode, type CircleNodeOptions, type NodeCircle, type ServedCircle, type NodeRedisOptions, type NodeFailure } from './circle-node.js'

@@ -24,6 +24,8 @@ export interface CircleServerOptions {
   readonly describeLimits: () => Record<string, number>
   readonly health: () => PublicHealth
   readonly version: string
+  /** Cross-node facts for `GET /info`: whether the node is joined to others through Redis. */
+  readonly cluster: () => { readonly clustered: boolean; readonly node_id?: string; readonly redis?: 'connected' | 'unreachable' }
   /** Events of the port's supervisor (for logs and metrics). */
   readonly onSupervisorEvent?: (event: SupervisorEvent) => void
 }
@@ -180,7 +182,7 @@ export class CircleServer implements ChildHandle {
     } catch {
       return { type: 'unknown', path: trimmed }
     }
-    return this.options.services.peers.has(pubkey) ? { type: 'circle', pubkey } : { type: 'unknown', path: trimmed }
+    return this.options.services.reaches(pubkey) ? { type: 'circle', pubkey } : { type: 'unknown', path: trimmed }
   }
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -242,6 +244,7 @@ export class CircleServer implements ChildHandle {
             methods: ['fetch_nonce', 'authenticate', 'play'],
             policy: this.options.services.peers.policyOf(this.options.circle),
             limits: this.options.describeLimits(),
+            cluster: this.options.cluster(),
           },
           { 'access-control-allow-origin': '*' },
         )

@@ -9,7 +9,7 @@ import type { Logger } from '../../log/index.js'
 import type { NodeMetrics } from '../../metrics/index.js'
 import { encodePlayAnswer, errorResponse, parseFrame, type Call, type FrameEntry, type FrameLimits, type JsonRpcId } from '../../protocol/index.js'
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
-import type { PeerHost } from '../peer/index.js'
+import type { PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
 
@@ -27,6 +27,10 @@ export interface GatewayLimits extends FrameLimits {
 
 export interface GatewayServices {
   readonly peers: PeerHost
+  /** Run a play in a context this node hosts, or (clustered) queue it to the node that does. */
+  readonly play: (pubkey: PublicKeyHex, request: PlayRequest) => Promise<PlayOutcome>
+  /** Whether a key names a context a connection may target: hosted here, or anywhere when clustered. */
+  readonly reaches: (pubkey: PublicKeyHex) => boolean
   readonly verifier: Verifier
   readonly metrics: NodeMetrics
   readonly limits: GatewayLimits
@@ -352,8 +356,8 @@ export class GatewayConnection implements ChildHandle {
         const started = performance.now()
         const { metrics, faults } = this.services
         const { script } = call.params
-        return this.services.peers
-          .dispatch(pubkey, {
+        return this.services
+          .play(pubkey, {
             caller: this.caller,
             script,
             origin: this.remoteAddress,

@@ -31,6 +31,8 @@ export interface PlayRequest {
   readonly timeoutMs?: number
   /** Who sent it (the remote address), for crash quarantine; absent for local callers. */
   readonly origin?: string
+  /** The task's id when it has one already (a task queued by another node); a new one otherwise. */
+  readonly taskId?: string
 }
 
 /** A run that reached the sandbox: its outcome, task id and time in the mailbox. */
@@ -152,7 +154,7 @@ export class PeerActor implements ChildHandle {
     }
     return new Promise<PlayOutcome>((resolve, reject) => {
       this.queue.push({
-        taskId: randomUUID(),
+        taskId: request.taskId ?? randomUUID(),
         request,
         canWrite: canWrite(policy, request.caller, pubkey),
         timeoutMs: request.timeoutMs === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, request.timeoutMs),

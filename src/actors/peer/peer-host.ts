@@ -28,6 +28,8 @@ export interface PeerHostOptions {
   readonly shutdownMs?: number
   /** Events of the peers supervisor (for logs). */
   readonly onSupervisorEvent?: (event: SupervisorEvent) => void
+  /** Called when a peer is registered for the first time (the Redis bridge claims its lease). */
+  readonly onRegistered?: (pubkey: PublicKeyHex) => void
 }
 
 export interface SpawnPeerOptions extends PeerOverrides {
@@ -88,6 +90,7 @@ export class PeerHost {
   private readonly pool: SandboxPool
   private readonly defaults: PeerOverrides
   private readonly shutdownMs: number
+  private readonly onRegistered: ((pubkey: PublicKeyHex) => void) | undefined
   private readonly entries = new Map<PublicKeyHex, Entry>()
   private stopping = false
   /** Actors built, passivated and crashed since start (for metrics). */
@@ -98,6 +101,7 @@ export class PeerHost {
     this.pool = options.pool
     this.defaults = options.defaults ?? {}
     this.shutdownMs = options.shutdownMs ?? DEFAULTS.DRAIN_TIMEOUT_MS
+    this.onRegistered = options.onRegistered
     this.supervisor = new Supervisor({
       id: 'peers',
       flags: { strategy: 'one_for_one', intensity: 0, periodMs: 1 },
@@ -139,6 +143,7 @@ export class PeerHost {
       existing.context = this.pool.register(facts, existing.context)
     } else {
       this.entries.set(pubkey, { settings, context: this.pool.register(facts), actor: undefined })
+      this.onRegistered?.(pubkey)
     }
     return this.ref(pubkey)!
   }
@@ -156,6 +161,11 @@ export class PeerHost {
 
   has(pubkey: PublicKeyHex): boolean {
     return this.entries.has(pubkey)
+  }
+
+  /** The keys of every hosted peer. */
+  keys(): IterableIterator<PublicKeyHex> {
+    return this.entries.keys()
   }
 
   /** A handle on a hosted peer, or undefined. */

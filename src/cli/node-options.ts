@@ -1,0 +1,92 @@
+import { circlesError } from '../errors/index.js'
+import { createLogger, parseLogLevel, type Logger } from '../log/index.js'
+import type { CircleNode } from '../node/index.js'
+import type { SandboxPoolOptions } from '../sandbox/index.js'
+import type { CliIo, OptionSpec } from './run-cli.js'
+
+/** Options every serving command takes (launch, worker). */
+export const NODE_OPTIONS = {
+  'db-path': { type: 'string' },
+  'sandbox-processes': { type: 'string' },
+  'sandbox-isolation': { type: 'string' },
+  'log-level': { type: 'string' },
+  'admin-port': { type: 'string' },
+  'admin-host': { type: 'string' },
+  'no-admin': { type: 'boolean' },
+} as const satisfies OptionSpec
+
+/** Default admin port (metrics and detailed health, on 127.0.0.1). */
+export const DEFAULT_ADMIN_PORT = 9464
+
+/** Default database path: $CIRCLES_DB_PATH, else ./data. */
+export function defaultDbPath(): string {
+  return process.env['CIRCLES_DB_PATH'] ?? './data'
+}
+
+function portOption(command: string, value: string, flag: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535 || value.trim() === '') throw circlesError('USAGE', `${command}: ${flag} must be an integer from 0 to 65535`)
+  return n
+}
+
+export interface ServingOptions {
+  readonly dbPath: string
+  readonly sandbox: SandboxPoolOptions
+  readonly admin: { readonly port: number; readonly host: string } | undefined
+  readonly log: Logger
+}
+
+/** Read the common serving options; every problem is a USAGE error naming the flag. */
+export function servingOptionsFrom(
+  command: string,
+  values: { 'db-path'?: string; 'sandbox-processes'?: string; 'sandbox-isolation'?: string; 'log-level'?: string; 'admin-port'?: string; 'admin-host'?: string; 'no-admin'?: boolean },
+  io: CliIo,
+): ServingOptions {
+  const sandbox: { processes?: number; isolation?: 'process' | 'thread' } = {}
+  if (values['sandbox-processes'] !== undefined) {
+    const n = Number(values['sandbox-processes'])
+    if (!Number.isInteger(n) || n < 1) throw circlesError('USAGE', `${command}: --sandbox-processes must be a positive integer`)
+    sandbox.processes = n
+  }
+  const isolation = values['sandbox-isolation']
+  if (isolation !== undefined) {
+    if (isolation !== 'process' && isolation !== 'thread') throw circlesError('USAGE', `${command}: --sandbox-isolation must be "process" or "thread"`)
+    sandbox.isolation = isolation
+  }
+  const level = parseLogLevel(values['log-level'] ?? process.env['CIRCLES_LOG_LEVEL'] ?? 'info', values['log-level'] === undefined ? 'CIRCLES_LOG_LEVEL' : `${command}: --log-level`)
+  if (values['no-admin'] === true && (values['admin-port'] !== undefined || values['admin-host'] !== undefined)) {
+    throw circlesError('USAGE', `${command}: --no-admin cannot be combined with --admin-port or --admin-host`)
+  }
+  const admin =
+    values['no-admin'] === true
+      ? undefined
+      : {
+          port: values['admin-port'] === undefined ? DEFAULT_ADMIN_PORT : portOption(command, values['admin-port'], '--admin-port'),
+          host: values['admin-host'] ?? '127.0.0.1',
+        }
+  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, admin, log: createLogger({ level, destination: io.stdout }) }
+}
+
+/**
+ * Serve until SIGTERM/SIGINT (then drain and resolve 0), or until the node stops on its own
+ * (its supervision tree gave up: the reason is logged; resolve 1).
+ */
+export function serveUntilSignal(node: CircleNode, log: Logger): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stoppingSince: number | undefined
+    const stop = (signal: string) => {
+      if (stoppingSince !== undefined) {
+        // A terminal and `npm start` may both deliver the same Ctrl-C: only a later one forces.
+        if (performance.now() - stoppingSince < 1_000) return
+        log.warn({ signal }, 'signal again: exiting without waiting')
+        process.exit(1)
+      }
+      stoppingSince = performance.now()
+      log.info({ signal }, 'draining')
+      void node.close().then(() => resolve(0))
+    }
+    process.on('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGINT', () => stop('SIGINT'))
+    node.onFailure(() => resolve(1))
+  })
+}

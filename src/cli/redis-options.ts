@@ -1,0 +1,46 @@
+import { circlesError } from '../errors/index.js'
+import type { NodeRedisOptions } from '../node/index.js'
+import { DEFAULT_PREFIX, isValidPrefix, parseRedisTarget } from '../queue/index.js'
+import type { OptionSpec } from './run-cli.js'
+
+/** The command-line options of cross-node queueing (launch and worker). */
+export const REDIS_OPTIONS = {
+  'redis-url': { type: 'string', multiple: true },
+  'redis-prefix': { type: 'string' },
+  'cluster-secret': { type: 'string' },
+  'queue-allowance-ms': { type: 'string' },
+} as const satisfies OptionSpec
+
+/** Environment variable read for the cluster secret when `--cluster-secret` is not given. */
+export const CLUSTER_SECRET_ENV = 'CIRCLES_CLUSTER_SECRET'
+
+/**
+ * Node options for Redis from the command line, or undefined when no `--redis-url` is given
+ * (then nothing connects to Redis). The cluster secret is required: tasks and replies carry a
+ * MAC made with it, since anyone who can write to Redis could otherwise act as any caller.
+ */
+export function redisOptionsFrom(
+  command: string,
+  values: { 'redis-url'?: string[]; 'redis-prefix'?: string; 'cluster-secret'?: string; 'queue-allowance-ms'?: string },
+): NodeRedisOptions | undefined {
+  const urls = values['redis-url'] ?? []
+  if (urls.length === 0) {
+    for (const flag of ['redis-prefix', 'cluster-secret', 'queue-allowance-ms'] as const) {
+      if (values[flag] !== undefined) throw circlesError('USAGE', `${command}: --${flag} needs --redis-url`)
+    }
+    return undefined
+  }
+  const target = parseRedisTarget(urls)
+  const prefix = values['redis-prefix'] ?? DEFAULT_PREFIX
+  if (!isValidPrefix(prefix)) throw circlesError('USAGE', `${command}: --redis-prefix must be 1-64 of A-Z a-z 0-9 _ . : -`)
+  const secret = values['cluster-secret'] ?? process.env[CLUSTER_SECRET_ENV]
+  if (secret === undefined || Buffer.byteLength(secret) < 16) {
+    throw circlesError('USAGE', `${command}: --redis-url needs a cluster secret of at least 16 bytes: --cluster-secret or $${CLUSTER_SECRET_ENV} (the same on every node)`)
+  }
+  let queueAllowanceMs: number | undefined
+  if (values['queue-allowance-ms'] !== undefined) {
+    queueAllowanceMs = Number(values['queue-allowance-ms'])
+    if (!Number.isInteger(queueAllowanceMs) || queueAllowanceMs < 1) throw circlesError('USAGE', `${command}: --queue-allowance-ms must be a positive integer`)
+  }
+  return { target, secret, prefix, ...(queueAllowanceMs === undefined ? {} : { queueAllowanceMs }) }
+}

@@ -1,0 +1,48 @@
+import { resolve } from 'node:path'
+import { circlesError } from '../errors/index.js'
+import { parsePublicKey } from '../identity/index.js'
+import { CircleNode } from '../node/index.js'
+import { NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
+import { REDIS_OPTIONS, redisOptionsFrom } from './redis-options.js'
+import { parseOptions, type CliIo } from './run-cli.js'
+
+/**
+ * `circles worker`: a node with no gateway that serves contexts from Redis — the one named by
+ * `--circle-public-key` (a single-peer worker, the other namespaces under the path ignored) or
+ * every context under `--db-path` (a multi-peer worker). `--standby` waits for the database
+ * path's lock instead of refusing to start, and takes over when the process holding it goes.
+ */
+export async function workerCommand(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values } = parseOptions('worker', argv, { 'circle-public-key': { type: 'string' }, standby: { type: 'boolean' }, ...NODE_OPTIONS, ...REDIS_OPTIONS })
+  const redis = redisOptionsFrom('worker', values)
+  if (redis === undefined) throw circlesError('USAGE', 'worker: --redis-url is required (a worker serves its contexts through Redis)')
+  const serving = servingOptionsFrom('worker', values, io)
+  const { log, sandbox, admin } = serving
+  const dbPath = resolve(serving.dbPath)
+  let single: string | undefined
+  if (values['circle-public-key'] !== undefined) {
+    try {
+      single = parsePublicKey(values['circle-public-key'])
+    } catch (error) {
+      throw circlesError('USAGE', `worker: --circle-public-key: ${(error as Error).message}`)
+    }
+  }
+  const node = await CircleNode.start({
+    dbPath,
+    circles: [],
+    sandbox,
+    logger: log,
+    redis,
+    adoptExisting: single === undefined,
+    lock: values.standby === true ? 'wait' : 'fail',
+    ...(admin === undefined ? {} : { admin }),
+  })
+  if (single !== undefined) await node.peers.spawnPeer({ pubkey: single })
+  log.info(
+    { db_path: dbPath, contexts: node.peers.size.registered, single: single ?? null, node_id: node.redis!.nodeId, admin: node.adminUrl ?? null, sandbox_pids: node.sandbox.pids },
+    single === undefined ? `worker serving ${node.peers.size.registered} context(s) from ${dbPath}` : `worker serving context ${single}`,
+  )
+  const code = await serveUntilSignal(node, log)
+  if (code !== 0) process.exit(code)
+  return code
+}

@@ -1,0 +1,70 @@
+/**
+ * Every Redis key Circles uses, built here and nowhere else. The layout keeps the original
+ * names (`<prefix><pubkey>` queue, task hash by task id, `<prefix>reply:<task_id>`) with Redis
+ * Cluster hash tags (`{…}`) so that the keys of one multi-key operation share a hash slot:
+ *
+ *   <prefix>{<pubkey>}                     list   the context's task queue (task ids, oldest first)
+ *   <prefix>{<pubkey>}:<task_id>           hash   a task: its request, status, result
+ *   <prefix>{<pubkey>}:processing          list   tasks taken by the context's owner, not completed
+ *   <prefix>reply:{<pubkey>}:<task_id>     list   the task's reply (for tooling; expires)
+ *   <prefix>lease:{<pubkey>}               string the node that owns the context
+ *   <prefix>node:{<node_id>}:wake          list   contexts with new tasks for that node (owner side)
+ *   <prefix>node:{<node_id>}:replies       list   replies for tasks that node queued (gateway side)
+ *   <prefix>node:{<node_id>}:alive         string present while the node lives (expires)
+ *
+ * The first four share the context's slot (queueing, taking and completing a task are single
+ * Lua scripts); a node's wake and reply lists share the node's slot, so one blocking BLMPOP
+ * reads both.
+ */
+export class QueueKeys {
+  constructor(readonly prefix: string) {}
+
+  queue(pubkey: string): string {
+    return `${this.prefix}{${pubkey}}`
+  }
+
+  task(pubkey: string, taskId: string): string {
+    return `${this.prefix}{${pubkey}}:${taskId}`
+  }
+
+  /** The prefix of a context's task keys (a Lua script appends the task id). */
+  taskPrefix(pubkey: string): string {
+    return `${this.prefix}{${pubkey}}:`
+  }
+
+  processing(pubkey: string): string {
+    return `${this.prefix}{${pubkey}}:processing`
+  }
+
+  reply(pubkey: string, taskId: string): string {
+    return `${this.prefix}reply:{${pubkey}}:${taskId}`
+  }
+
+  replyPrefix(pubkey: string): string {
+    return `${this.prefix}reply:{${pubkey}}:`
+  }
+
+  lease(pubkey: string): string {
+    return `${this.prefix}lease:{${pubkey}}`
+  }
+
+  wake(nodeId: string): string {
+    return `${this.prefix}node:{${nodeId}}:wake`
+  }
+
+  replies(nodeId: string): string {
+    return `${this.prefix}node:{${nodeId}}:replies`
+  }
+
+  alive(nodeId: string): string {
+    return `${this.prefix}node:{${nodeId}}:alive`
+  }
+}
+
+/** Default key prefix (the original design's). */
+export const DEFAULT_PREFIX = 'rhailib:'
+
+/** A prefix must be short printable ASCII without braces (it would break the hash tags). */
+export function isValidPrefix(prefix: string): boolean {
+  return /^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)
+}

@@ -1,0 +1,126 @@
+/**
+ * The Lua scripts of the cross-node queue. Each runs atomically inside Redis and touches the keys
+ * of one context only (one hash slot: see keys.ts), so they work on a Redis Cluster too. The
+ * task keys a script reads after popping an id are not in KEYS (they cannot be known before the
+ * pop); they carry the context's hash tag, so they are in the slot of KEYS[1].
+ */
+
+/** The fields of a task hash the scripts return, in this order. */
+export const TASK_FIELDS = ['status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin'] as const
+
+/**
+ * circlesEnqueue — queue tasks for one context.
+ * KEYS[1]      the context's queue
+ * KEYS[2..]    the task hashes, one per task, in order
+ * ARGV[1]      now (unix ms)
+ * ARGV[2]      how long a task record is kept after its deadline (ms)
+ * ARGV[3..]    per task, 9 values: task_id, script, caller, context, timeout_ms, reply_to,
+ *              deadline (unix ms), mac, origin
+ * Writes each task hash (status `pending`, expiring `retention` after its deadline) and appends
+ * the ids to the queue. Returns the queue's length.
+ */
+export const ENQUEUE = `
+local now = ARGV[1]
+local retention = tonumber(ARGV[2])
+local k = 2
+for i = 3, #ARGV, 9 do
+  local key = KEYS[k]
+  k = k + 1
+  redis.call('HSET', key, 'task_id', ARGV[i], 'script', ARGV[i + 1], 'caller', ARGV[i + 2], 'context', ARGV[i + 3],
+    'timeout_ms', ARGV[i + 4], 'reply_to', ARGV[i + 5], 'deadline', ARGV[i + 6], 'mac', ARGV[i + 7], 'origin', ARGV[i + 8],
+    'status', 'pending', 'created_at', now)
+  redis.call('PEXPIREAT', key, tonumber(ARGV[i + 6]) + retention)
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+return redis.call('LLEN', KEYS[1])
+`
+
+/**
+ * circlesTake — the owner takes the oldest tasks of one context.
+ * KEYS[1]  the context's queue
+ * KEYS[2]  the context's processing list
+ * ARGV[1]  the context's task key prefix
+ * ARGV[2]  most tasks to take
+ * ARGV[3]  now (unix ms)
+ * Moves up to ARGV[2] ids from the queue to the processing list — a task leaves the processing
+ * list only once its reply is written (circlesComplete) — marks pending ones `processing`, and
+ * returns for each [task_id, <TASK_FIELDS…>] (false for a field that is not set: an expired
+ * task has none).
+ */
+export const TAKE = `
+local out = {}
+for i = 1, tonumber(ARGV[2]) do
+  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  if not id then break end
+  local key = ARGV[1] .. id
+  local f = redis.call('HMGET', key, 'status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin')
+  if f[1] == 'pending' then redis.call('HSET', key, 'status', 'processing', 'started_at', ARGV[3]) end
+  table.insert(f, 1, id)
+  out[#out + 1] = f
+end
+return out
+`
+
+/**
+ * circlesRecover — what a context's previous owner took and did not complete (its processing
+ * list), for the node that serves the context now.
+ * KEYS[1]  the context's processing list
+ * ARGV[1]  the context's task key prefix
+ * Returns, in order, [task_id, <TASK_FIELDS…>] for each; the ids stay in the list until
+ * completed.
+ */
+export const RECOVER = `
+local out = {}
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', ARGV[1] .. id, 'status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin')
+  table.insert(f, 1, id)
+  out[#out + 1] = f
+end
+return out
+`
+
+/**
+ * circlesComplete — record tasks' results and take them off the processing list.
+ * KEYS[1]      the context's processing list
+ * KEYS[2..]    per task, 2 keys: the task hash, the task's reply list
+ * ARGV[1]      now (unix ms)
+ * ARGV[2]      how long a reply is kept after the task's deadline (ms)
+ * ARGV[3..]    per task, 4 values: task_id, status (completed | error), answer (empty: nobody waits,
+ *              e.g. an expired task), deadline (unix ms)
+ * The task hash keeps the answer (the completion record a re-delivered task is answered from);
+ * the reply list gets it too, expiring with the task. Returns the number completed.
+ */
+export const COMPLETE = `
+local now = ARGV[1]
+local retention = tonumber(ARGV[2])
+local k = 2
+local n = 0
+for i = 3, #ARGV, 4 do
+  local task = KEYS[k]
+  local reply = KEYS[k + 1]
+  k = k + 2
+  if redis.call('EXISTS', task) == 1 then
+    redis.call('HSET', task, 'status', ARGV[i + 1], 'answer', ARGV[i + 2], 'completed_at', now)
+  end
+  if ARGV[i + 2] ~= '' then
+    redis.call('RPUSH', reply, ARGV[i + 2])
+    redis.call('PEXPIREAT', reply, tonumber(ARGV[i + 3]) + retention)
+  end
+  redis.call('LREM', KEYS[1], 1, ARGV[i])
+  n = n + 1
+end
+return n
+`
+
+/**
+ * circlesRelease — a node lets go of a lease it still holds (on a clean stop).
+ * KEYS[1]  the lease
+ * ARGV[1]  the node id: the lease is deleted only if it still names this node
+ */
+export const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`
