@@ -1,8 +1,8 @@
 import { createActor, type Actor } from 'xstate'
 import type { WebSocket } from 'ws'
 import { asCirclesError, circlesError, type CirclesError } from '../../errors/index.js'
-import { createNonce, type PublicKeyHex } from '../../identity/index.js'
-import { errorResponse, parseFrame, type Call, type FrameEntry, type FrameLimits, type JsonRpcId } from '../../protocol/index.js'
+import { createNonce, type Claimant, type PublicKeyHex } from '../../identity/index.js'
+import { errorResponse, parseFrame, type Call, type ClaimParams, type FrameEntry, type FrameLimits, type JsonRpcId } from '../../protocol/index.js'
 import type { Metrics } from '../../metrics/index.js'
 import type { PeerHost, PlayOutcome } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
@@ -30,6 +30,11 @@ const BINARY_REFUSED = circlesError('INVALID_REQUEST', 'Invalid Request: binary 
 
 function encodeSuccess(id: JsonRpcId, resultJson: string): string {
   return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`
+}
+
+/** The wire form `{ pubkey }` / `{ address }` as the tagged claim the auth machine compares. */
+function claimantOf(params: ClaimParams): Claimant {
+  return params.address === undefined ? { type: 'pubkey', pubkey: params.pubkey } : { type: 'address', address: params.address }
 }
 
 function ms(value: number): number {
@@ -74,7 +79,7 @@ export class GatewayConnection {
     this.actor = createActor(gatewayMachine, {
       input: {
         nonceTtlMs: services.limits.nonceTtlMs,
-        verify: ({ nonce, signature, pubkey }) => verifier.verify(nonce, signature, pubkey),
+        verify: ({ nonce, signature, claimant }) => verifier.verify(nonce, signature, claimant),
       },
     })
     this.actor.subscribe((snapshot) => this.onTransition(snapshot))
@@ -236,7 +241,7 @@ export class GatewayConnection {
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')
         const nonce = createNonce()
         const expiresAt = Math.floor((Date.now() + this.services.limits.nonceTtlMs) / 1000)
-        this.actor.send({ type: 'NONCE_ISSUED', pubkey: call.params.pubkey, nonce })
+        this.actor.send({ type: 'NONCE_ISSUED', claimant: claimantOf(call.params), nonce })
         return id === undefined ? undefined : encodeSuccess(id, `{"nonce":${JSON.stringify(nonce)},"expires_at":${expiresAt}}`)
       }
       case 'authenticate': {
@@ -247,7 +252,7 @@ export class GatewayConnection {
         const token = this.nextToken++
         return new Promise<string | undefined>((resolve) => {
           this.authWaiters.set(token, { id, resolve })
-          this.actor.send({ type: 'AUTHENTICATE', requestId: token, pubkey: call.params.pubkey, signature: call.params.signature })
+          this.actor.send({ type: 'AUTHENTICATE', requestId: token, claimant: claimantOf(call.params), signature: call.params.signature })
         })
       }
       case 'play': {
