@@ -40,7 +40,11 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
   const dbPath = values['db-path'] ?? defaultDbPath()
   const { node, circles } = await launch({ configPath, dbPath, node: { sandbox, log: (line) => io.stderr.write(`${line}\n`) } })
   for (const c of circles) {
-    io.stdout.write(`circle ${c.name}\n  public key  ${c.publicKey}${c.keyCreated ? '  (new key)' : ''}\n  ws url      ${c.url}\n  info        ${c.url.replace(/^ws/, 'http')}info\n`)
+    const http = c.url.replace(/^ws/, 'http')
+    io.stdout.write(
+      `circle ${c.name}\n  public key  ${c.publicKey}${c.keyCreated ? '  (new key)' : ''}\n  ws url      ${c.url}\n` +
+        `  playground  ${http}\n  info        ${http}info\n`,
+    )
   }
   io.stdout.write(`circles: serving ${circles.length} circle(s) from ${configPath}, data in ${dbPath}; Ctrl-C or SIGTERM drains and stops\n`)
   await new Promise<void>((resolve) => {

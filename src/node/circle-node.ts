@@ -5,7 +5,7 @@ import { PeerHost, type PeerOverrides } from '../actors/peer/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
 import { SandboxPool, type SandboxPoolOptions } from '../sandbox/index.js'
-import { CircleServer } from '../server/index.js'
+import { CircleServer, type TlsCredentials } from '../server/index.js'
 import { Supervisor, handleFor, type ChildSpec, type SupervisorEvent } from '../supervisor/index.js'
 import { Verifier } from '../verifier/index.js'
 
@@ -17,6 +17,8 @@ export interface NodeCircle {
   readonly port: number
   readonly policy?: Policy | unknown
   readonly overrides?: PeerOverrides
+  /** Serve https/wss on the port with this certificate and key. */
+  readonly tls?: TlsCredentials
 }
 
 export interface CircleNodeOptions {
@@ -135,6 +137,7 @@ export class CircleNode {
               services,
               version: VERSION,
               describeLimits: () => this.describeLimits(circle.keyPair.publicKey),
+              ...(circle.tls === undefined ? {} : { tls: circle.tls }),
             })
             await server.listen()
             this.servers.set(circle.name, server)

@@ -1,9 +1,17 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, type PublicKeyHex } from '../identity/index.js'
+import { isPlaygroundPath, servePlayground } from './playground.js'
+
+/** A certificate chain and its private key, PEM. */
+export interface TlsCredentials {
+  readonly cert: string | Buffer
+  readonly key: string | Buffer
+}
 
 export interface CircleServerOptions {
   /** The circle this port serves at `/`. */
@@ -15,17 +23,20 @@ export interface CircleServerOptions {
   /** The `limits` member of `GET /info`. */
   readonly describeLimits: () => Record<string, number>
   readonly version: string
+  /** Serve https/wss on the port instead of http/ws. */
+  readonly tls?: TlsCredentials
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers })
   res.end(text)
 }
 
 /**
  * One listening port: WebSocket JSON-RPC at `/` (this port's circle) and `/<circle_pubkey>` (any
- * circle the node hosts), and plain HTTP `GET /info`, `/healthz`, `/metrics`.
+ * circle the node hosts), and plain HTTP: the playground page at `GET /`, `GET /info`,
+ * `/healthz`, `/metrics`. With `tls`, the same over https/wss.
  */
 export class CircleServer {
   private readonly options: CircleServerOptions
@@ -36,7 +47,8 @@ export class CircleServer {
 
   constructor(options: CircleServerOptions) {
     this.options = options
-    this.http = createServer((req, res) => this.onRequest(req, res))
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res)
+    this.http = options.tls === undefined ? createServer(onRequest) : createTlsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.services.limits.maxFrameBytes,
@@ -67,7 +79,7 @@ export class CircleServer {
   /** WebSocket URL of this port's circle. */
   get url(): string {
     const host = this.options.host === '0.0.0.0' || this.options.host === '::' ? '127.0.0.1' : this.options.host
-    return `ws://${host.includes(':') ? `[${host}]` : host}:${this.port}/`
+    return `${this.options.tls === undefined ? 'ws' : 'wss'}://${host.includes(':') ? `[${host}]` : host}:${this.port}/`
   }
 
   get openConnections(): number {
@@ -127,8 +139,13 @@ export class CircleServer {
       res.setHeader('allow', 'GET, HEAD')
       return json(res, 405, { error: 'method not allowed' })
     }
+    if (path !== undefined && isPlaygroundPath(path)) {
+      void servePlayground(req, res, path, this.options.tls !== undefined)
+      return
+    }
     switch (path) {
       case '/info':
+        // Public by design: pages served from elsewhere may read it.
         return json(res, 200, {
           name: this.options.name,
           public_key: this.options.circle,
@@ -138,7 +155,7 @@ export class CircleServer {
           methods: ['fetch_nonce', 'authenticate', 'play'],
           policy: this.options.services.peers.policyOf(this.options.circle),
           limits: this.options.describeLimits(),
-        })
+        }, { 'access-control-allow-origin': '*' })
       case '/healthz':
         return json(res, this.draining ? 503 : 200, { status: this.draining ? 'draining' : 'ok' })
       case '/metrics': {
@@ -148,7 +165,7 @@ export class CircleServer {
         return
       }
       default:
-        return json(res, 404, { error: 'not found', endpoints: ['/info', '/healthz', '/metrics', 'ws:///', 'ws:///<circle_pubkey>'] })
+        return json(res, 404, { error: 'not found', endpoints: ['/', '/info', '/healthz', '/metrics', 'ws:///', 'ws:///<circle_pubkey>'] })
     }
   }
 }

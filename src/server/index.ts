@@ -1,1 +1,2 @@
-export { CircleServer, type CircleServerOptions } from './circle-server.js'
+export { CircleServer, type CircleServerOptions, type TlsCredentials } from './circle-server.js'
+export { playgroundCsp } from './playground.js'
