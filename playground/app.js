@@ -130,10 +130,12 @@ function showError(error, roundTripMs) {
   showTimings(data.timings, roundTripMs)
 }
 
+const ms = (value) => `${Number(value).toFixed(3).replace(/\.?0+$/, '')} ms`
+
 function showTimings(timings, roundTripMs) {
   const parts = []
   if (timings && typeof timings === 'object') {
-    parts.push(`queued ${timings.queued_ms} ms`, `run ${timings.run_ms} ms`, `cpu ${timings.cpu_ms} ms`)
+    parts.push(`queued ${ms(timings.queued_ms)}`, `run ${ms(timings.run_ms)}`, `cpu ${ms(timings.cpu_ms)}`)
   }
   if (roundTripMs !== undefined) parts.push(`round trip ${roundTripMs.toFixed(1)} ms`)
   el.timings.textContent = parts.join(' · ')

@@ -130,6 +130,8 @@ export class CirclesClient {
   private wakeReconnect: (() => void) | undefined
   private closedBy: ConnectionClosedError | undefined
   private readonly listeners = new Set<(state: ClientState) => void>()
+  /** Requests made while the socket was closing, routed again once the close is handled. */
+  private afterDrop: (() => void)[] = []
 
   /** Start building a client for `url`; see {@link CirclesClientBuilder}. */
   static builder(url: string): CirclesClientBuilder {
@@ -277,6 +279,13 @@ export class CirclesClient {
       `connection closed (${code}${reason ? ` ${reason}` : ''}) before the answer came; the request may have run on the node and is not sent again`,
     )
     this.rejectAll(dropped)
+    this.decideAfterDrop(code, dropped)
+    const waiting = this.afterDrop
+    this.afterDrop = []
+    for (const route of waiting) route()
+  }
+
+  private decideAfterDrop(code: number, dropped: ConnectionClosedError): void {
     // Dropped while reconnecting (during re-authentication): the reconnect loop carries on.
     if (this.current === 'reconnecting' || this.current === 'closed') return
     // 1008: the node refused this connection (failed authentication, slow consumer); coming
@@ -377,24 +386,30 @@ export class CirclesClient {
         if (done) return
         const socket = this.socket
         if (socket === undefined || socket.readyState !== WS_OPEN) {
+          // Closing: once the close is handled the request fails with its reason, or waits for
+          // the reconnection. It was not sent, so it may be sent then.
+          if (socket !== undefined) return void this.afterDrop.push(route)
           return fail(this.closedBy ?? new ConnectionClosedError(1006, '', `${method}: not connected`))
         }
         id = this.nextId++
         this.pending.set(id, { method, resolve: (value) => finish() && resolve(value as MethodResults[M]), reject: fail })
         socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }))
       }
-      switch (this.current) {
-        case 'idle':
-          return fail(new ConnectionClosedError(1006, '', `${method}: not connected; call connect() first`))
-        case 'closed':
-          return fail(this.closedBy ?? new ConnectionClosedError(1000, '', 'the client is closed'))
-        case 'connecting':
-          return void this.connecting!.then(dispatch, fail)
-        case 'reconnecting':
-          return reconnecting ? dispatch() : void this.reconnected!.promise.then(dispatch, fail)
-        default:
-          return dispatch()
+      const route = () => {
+        switch (this.current) {
+          case 'idle':
+            return fail(new ConnectionClosedError(1006, '', `${method}: not connected; call connect() first`))
+          case 'closed':
+            return fail(this.closedBy ?? new ConnectionClosedError(1000, '', 'the client is closed'))
+          case 'connecting':
+            return void this.connecting!.then(dispatch, fail)
+          case 'reconnecting':
+            return reconnecting ? dispatch() : void this.reconnected!.promise.then(dispatch, fail)
+          default:
+            return dispatch()
+        }
       }
+      route()
     })
   }
 
@@ -493,6 +508,9 @@ export class CirclesClient {
     this.reconnected?.reject(closed)
     this.reconnected = undefined
     this.rejectAll(closed)
+    const waiting = this.afterDrop
+    this.afterDrop = []
+    for (const route of waiting) route()
     const socket = this.socket
     this.socket = undefined
     if (socket === undefined || socket.readyState === 3) return Promise.resolve()
