@@ -237,8 +237,12 @@ export class CirclesClient {
 
   private onFrame(socket: WebSocketLike, data: unknown): void {
     if (typeof data !== 'string') return this.protocolFailure(socket, 'a binary frame')
-    for (const answer of readFrame(data)) {
-      if (answer.type === 'garbage') return this.protocolFailure(socket, answer.what)
+    const answers = readFrame(data)
+    // One entry that is not a response makes the whole frame, and the connection, untrustworthy.
+    const garbage = answers.find((answer) => answer.type === 'garbage')
+    if (garbage?.type === 'garbage') return this.protocolFailure(socket, garbage.what)
+    for (const answer of answers) {
+      if (answer.type === 'garbage') continue
       // id null: the node could not read a request of ours (a frame over its size limit, say).
       // It cannot say which; all that are waiting get the error, and the node closes after.
       if (answer.id === null && answer.type === 'error') {
