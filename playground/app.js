@@ -125,6 +125,9 @@ function showError(error, roundTripMs) {
   el.error.hidden = false
   el.errorCode.textContent = error instanceof CirclesClientError ? error.code : 'ERROR'
   el.errorMessage.textContent = error instanceof Error ? error.message : String(error)
+  if (error instanceof CirclesClientError && error.code === 'AUTH_REQUIRED' && identity === undefined) {
+    el.errorMessage.textContent += ' — press “Generate key” (or paste one), then Run again.'
+  }
   const data = error instanceof CirclesClientError ? error.data : {}
   if (Array.isArray(data.logs)) el.logs.textContent = data.logs.join('\n')
   showTimings(data.timings, roundTripMs)
@@ -171,6 +174,8 @@ async function run() {
   const started = performance.now()
   try {
     const c = await ensureConnected()
+    // With a key at hand, run as its owner: authenticate first if this connection has not.
+    if (identity !== undefined && c.state === 'open') await c.authenticate()
     const result = await c.play(script)
     const roundTripMs = performance.now() - started
     el.output.textContent = result.output
