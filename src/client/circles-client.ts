@@ -266,7 +266,12 @@ export class CirclesClient {
   /** The node sent something no request can be matched with: nothing on this connection can be trusted. */
   private protocolFailure(socket: WebSocketLike, what: string): void {
     this.rejectAll(new MalformedAnswerError(what))
-    socket.close(WS_PROTOCOL_ERROR, 'malformed answer')
+    try {
+      socket.close(WS_PROTOCOL_ERROR, 'malformed answer')
+    } catch {
+      // Browsers let a page send only 1000 and 3000-4999.
+      socket.close(1000, 'malformed answer')
+    }
   }
 
   private rejectAll(error: Error): void {
