@@ -36,7 +36,7 @@ const el = {
   script: $('script'), examples: $('examples'), run: $('run'),
   idleNote: $('idle-note'), error: $('error'), errorCode: $('error-code'), errorMessage: $('error-message'),
   output: $('output'), resultJson: $('result-json'), logs: $('logs'), timings: $('timings'),
-  info: $('info'), limits: $('limits').tBodies[0],
+  info: $('info'), limits: $('limits').tBodies[0], resultCard: $('result-card'),
 }
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`
@@ -188,6 +188,9 @@ async function run() {
   } finally {
     busy = false
     el.run.disabled = false
+    // On a phone the result is below the editor: bring it into view.
+    const top = el.resultCard.getBoundingClientRect().top
+    if (top > window.innerHeight * 0.8) el.resultCard.scrollIntoView({ block: 'start' })
   }
 }
 
