@@ -1,4 +1,4 @@
-import type { AddressHex, PublicKeyHex } from '../identity/portable.js'
+import type { AddressHex, PublicKeyHex } from '../identity/index.js'
 import type { CirclesError, RpcErrorObject } from '../errors/index.js'
 
 /** A JSON-RPC id: string, number, or null (DESIGN §4: echoed exactly). */

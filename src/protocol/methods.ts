@@ -1,5 +1,5 @@
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
-import { normalizePublicKey, parseAddress } from '../identity/portable.js'
+import { normalizePublicKey, parseAddress } from '../identity/index.js'
 import type { Call, ClaimParams, MethodName } from './messages.js'
 
 export interface MethodLimits {
