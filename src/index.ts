@@ -10,7 +10,28 @@ export { PeerHost, type PeerRef, type SpawnPeerOptions, type PlayRequest, type P
 export { SandboxPool, type SandboxPoolOptions } from './sandbox/index.js'
 export { Verifier } from './verifier/index.js'
 export { Supervisor, handleFor, DEFAULT_FLAGS, type ChildSpec, type ChildHandle, type SupervisorFlags } from './supervisor/index.js'
-export { CirclesClient, RpcError, ConnectionClosedError } from './client/index.js'
+export {
+  CirclesClient,
+  CirclesClientBuilder,
+  CirclesClientError,
+  RpcError,
+  ConnectError,
+  ConnectionClosedError,
+  RequestTimeoutError,
+  RequestAbortedError,
+  MalformedAnswerError,
+  secretKeySigner,
+  ethersSigner,
+  viemSigner,
+  eip1193Signer,
+  type Signer,
+  type ClientState,
+  type PlayOptions,
+  type RequestOptions,
+  type ReconnectPolicy,
+  type CircleInfo,
+  type PlayResult,
+} from './client/index.js'
 export {
   generateKeyPair,
   keyPairFromSecret,

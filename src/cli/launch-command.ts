@@ -23,7 +23,8 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
     node: { sandbox, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
   })
   for (const c of circles) {
-    log.info({ circle: c.name, public_key: c.publicKey, url: c.url, info: `${c.url.replace(/^ws/, 'http')}info`, new_key: c.keyCreated }, `circle ${c.name} served`)
+    const http = c.url.replace(/^ws/, 'http')
+    log.info({ circle: c.name, public_key: c.publicKey, url: c.url, playground: http, info: `${http}info`, new_key: c.keyCreated }, `circle ${c.name} served at ${http}`)
   }
   log.info(
     {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
-import { CirclesClient, ConnectionClosedError, RpcError } from '../client/index.js'
+import { CirclesClient, CirclesClientError, ConnectError, type PlayResult } from '../client/index.js'
 import { circlesError } from '../errors/index.js'
-import { resolveKeyArgument } from '../identity/index.js'
+import { resolveKeyArgument, type KeyPair } from '../identity/index.js'
 import { parseOptions, type CliIo } from './run-cli.js'
 
 async function readStdin(): Promise<string> {
@@ -10,9 +10,105 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
+function positiveInteger(value: string | undefined, option: string): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw circlesError('USAGE', `play: --${option} must be a positive integer`)
+  return n
+}
+
+/** One connected (and, with a key, authenticated) client; a failure is printed and answers exit code 1. */
+async function open(url: string, key: KeyPair | undefined, io: CliIo): Promise<CirclesClient | number> {
+  const builder = CirclesClient.builder(url)
+  const client = (key === undefined ? builder : builder.withKey(key.secretKey)).build()
+  try {
+    await client.connect()
+    if (key !== undefined) await client.authenticate()
+    return client
+  } catch (error) {
+    await client.close()
+    if (error instanceof ConnectError) io.stderr.write(`circles: ${error.message}\n`)
+    else if (error instanceof CirclesClientError) io.stderr.write(`circles: ${error.code}: ${error.message}\n`)
+    else throw error
+    return 1
+  }
+}
+
+/** The value at rank ⌈p·n⌉ of sorted samples (nearest-rank percentile). */
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)] ?? 0
+}
+
+function round(value: number, digits: number): number {
+  const scale = 10 ** digits
+  return Math.round(value * scale) / scale
+}
+
 /**
- * `circles play --url WS_URL [--key KEY_OR_FILE] (FILE | -e SCRIPT | -) [--timeout-ms N] [--json]`:
- * authenticate (when a key is given) and run a script; print its output (logs go to stderr).
+ * `--repeat N --concurrency C`: C connections, each with one play in flight at a time, until N
+ * plays have been answered; one summary line (or JSON) with throughput, latency and errors.
+ */
+async function loadTest(
+  clients: readonly CirclesClient[],
+  script: string,
+  repeat: number,
+  scriptTimeoutMs: number | undefined,
+  json: boolean,
+  io: CliIo,
+): Promise<number> {
+  const latenciesMs: number[] = []
+  const errors = new Map<string, number>()
+  let issued = 0
+  const started = performance.now()
+  await Promise.all(
+    clients.map(async (client) => {
+      while (issued < repeat) {
+        issued++
+        const sent = performance.now()
+        try {
+          await client.play(script, scriptTimeoutMs === undefined ? {} : { scriptTimeoutMs })
+        } catch (error) {
+          if (!(error instanceof CirclesClientError)) throw error
+          errors.set(error.code, (errors.get(error.code) ?? 0) + 1)
+        }
+        latenciesMs.push(performance.now() - sent)
+      }
+    }),
+  )
+  const seconds = (performance.now() - started) / 1000
+  latenciesMs.sort((a, b) => a - b)
+  const summary = {
+    plays: repeat,
+    connections: clients.length,
+    seconds: round(seconds, 3),
+    req_per_s: round(repeat / seconds, 1),
+    p50_ms: round(percentile(latenciesMs, 0.5), 2),
+    p99_ms: round(percentile(latenciesMs, 0.99), 2),
+    errors: Object.fromEntries([...errors].sort(([a], [b]) => a.localeCompare(b))),
+  }
+  if (json) io.stdout.write(`${JSON.stringify(summary)}\n`)
+  else {
+    const errorText = errors.size === 0 ? 'none' : Object.entries(summary.errors).map(([code, n]) => `${code} ${n}`).join(', ')
+    io.stdout.write(
+      `${summary.plays} plays over ${summary.connections} connection(s) in ${summary.seconds} s: ` +
+        `${summary.req_per_s} req/s, p50 ${summary.p50_ms} ms, p99 ${summary.p99_ms} ms, errors: ${errorText}\n`,
+    )
+  }
+  return errors.size === 0 ? 0 : 1
+}
+
+function printResult(result: PlayResult, json: boolean, io: CliIo): void {
+  if (json) io.stdout.write(`${JSON.stringify(result)}\n`)
+  else {
+    for (const line of result.logs) io.stderr.write(`${line}\n`)
+    io.stdout.write(`${result.output}\n`)
+  }
+}
+
+/**
+ * `circles play --url WS_URL [--key KEY_OR_FILE] (FILE | -e SCRIPT | -) [--timeout-ms N] [--json]
+ * [--repeat N [--concurrency C]]`: authenticate (when a key is given) and run a script; print its
+ * output (logs go to stderr), or with --repeat a throughput and latency summary.
  */
 export async function playCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseOptions(
@@ -24,6 +120,8 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
       eval: { type: 'string', short: 'e' },
       'timeout-ms': { type: 'string' },
       json: { type: 'boolean' },
+      repeat: { type: 'string' },
+      concurrency: { type: 'string' },
     },
     true,
   )
@@ -32,11 +130,10 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
   if ((values.eval === undefined) === (positionals.length === 0) || positionals.length > 1) {
     throw circlesError('USAGE', 'play: give exactly one script: a FILE, "-" for standard input, or -e SCRIPT')
   }
-  let timeoutMs: number | undefined
-  if (values['timeout-ms'] !== undefined) {
-    timeoutMs = Number(values['timeout-ms'])
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw circlesError('USAGE', 'play: --timeout-ms must be a positive integer')
-  }
+  const scriptTimeoutMs = positiveInteger(values['timeout-ms'], 'timeout-ms')
+  const repeat = positiveInteger(values.repeat, 'repeat') ?? 1
+  const concurrency = positiveInteger(values.concurrency, 'concurrency') ?? 1
+  if (concurrency > repeat) throw circlesError('USAGE', 'play: --concurrency must not exceed --repeat (one play in flight per connection)')
   const source = positionals[0]
   let script: string
   if (values.eval !== undefined) script = values.eval
@@ -49,35 +146,22 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
     }
   }
   const key = values.key === undefined ? undefined : await resolveKeyArgument(values.key)
-  let client: CirclesClient
+  const opened = await Promise.all(Array.from({ length: concurrency }, () => open(values.url!, key, io)))
+  const clients = opened.filter((c): c is CirclesClient => typeof c !== 'number')
   try {
-    client = await CirclesClient.connect(values.url)
-  } catch (error) {
-    io.stderr.write(`circles: cannot connect to ${values.url}: ${(error as Error).message}\n`)
-    return 1
-  }
-  try {
-    if (key !== undefined) await client.authenticate(key)
-    const result = await client.play(script, timeoutMs === undefined ? {} : { timeoutMs })
-    if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`)
-    else {
-      for (const line of result.logs) io.stderr.write(`${line}\n`)
-      io.stdout.write(`${result.output}\n`)
-    }
-    return 0
-  } catch (error) {
-    if (error instanceof RpcError) {
+    if (clients.length < concurrency) return 1
+    if (values.repeat !== undefined) return await loadTest(clients, script, repeat, scriptTimeoutMs, values.json === true, io)
+    try {
+      printResult(await clients[0]!.play(script, scriptTimeoutMs === undefined ? {} : { scriptTimeoutMs }), values.json === true, io)
+      return 0
+    } catch (error) {
+      if (!(error instanceof CirclesClientError)) throw error
       const logs = Array.isArray(error.data['logs']) ? (error.data['logs'] as string[]) : []
       for (const line of logs) io.stderr.write(`${line}\n`)
-      io.stderr.write(`circles: ${error.dataCode}: ${error.message}\n`)
+      io.stderr.write(`circles: ${error.code}: ${error.message}\n`)
       return 1
     }
-    if (error instanceof ConnectionClosedError) {
-      io.stderr.write(`circles: ${error.message}\n`)
-      return 1
-    }
-    throw error
   } finally {
-    client.close()
+    await Promise.all(clients.map((c) => c.close()))
   }
 }

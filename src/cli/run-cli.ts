@@ -28,7 +28,10 @@ Commands:
   keygen  [--out FILE]
           Print a new secp256k1 key pair as JSON (or write it to FILE, mode 0600).
   play    --url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [--timeout-ms N] [--json]
+          [--repeat N [--concurrency C]]
           Authenticate (with a key) and run a script; print its output, logs to stderr.
+          With --repeat: run it N times over C connections (one play in flight each) and
+          print one line: req/s, p50 and p99 latency, errors by code.
   help    Show this text.
 `
 

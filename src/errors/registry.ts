@@ -101,6 +101,12 @@ export const ERROR_REGISTRY = {
     base: 'Error',
     message: 'No node answered the task by its deadline; it may or may not have run',
   },
+  // Raised by the client library on the caller's side (never sent by a node).
+  CONNECT_FAILED: { rpc: null, base: 'Error', message: 'Could not open a connection to the node' },
+  CONNECTION_CLOSED: { rpc: null, base: 'Error', message: 'The connection closed before the answer came' },
+  REQUEST_TIMEOUT: { rpc: null, base: 'Error', message: 'No answer within the request timeout' },
+  ABORTED: { rpc: null, base: 'Error', message: 'The request was aborted by its signal' },
+  MALFORMED_ANSWER: { rpc: null, base: 'TypeError', message: 'The node sent an answer that is not what the protocol says' },
 
   // Local configuration and command line (never sent over JSON-RPC).
   CONFIG_INVALID: { rpc: null, base: 'TypeError', message: 'Configuration is invalid' },

@@ -1,6 +1,8 @@
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js'
+import { addressOfUncompressedKey, type AddressHex } from './address.js'
+import type { Claimant } from './claimant.js'
 import type { PublicKeyHex } from './public-key.js'
 
 const CURVE_ORDER = secp256k1.Point.CURVE().n
@@ -38,6 +40,8 @@ export type SignatureCheck =
   | { readonly ok: true; readonly publicKey: PublicKeyHex }
   | { readonly ok: false; readonly reason: 'malformed' | 'high_s' | 'bad_v' | 'unrecoverable' | 'mismatch' }
 
+type Recovered = { readonly ok: true; readonly point: InstanceType<typeof secp256k1.Point> } | Extract<SignatureCheck, { ok: false }>
+
 /**
  * Recover the signer of an EIP-191 personal message and compare it with `expected` (canonical).
  * Accepts 65-byte r‖s‖v hex with an optional `0x`, v ∈ {0, 1, 27, 28}; rejects high-s.
@@ -49,8 +53,35 @@ export function verifyPersonalSignature(message: string, signature: string, expe
   return recovered.publicKey === expected ? recovered : { ok: false, reason: 'mismatch' }
 }
 
+/**
+ * Recover the signer of an EIP-191 personal message and check that its Ethereum address is
+ * `address` (canonical, see {@link parseAddress}). On success the result carries the recovered
+ * public key: that key, not the address, is who the signer is.
+ */
+export function verifyPersonalSignatureByAddress(message: string, signature: string, address: AddressHex): SignatureCheck {
+  const recovered = recoverPoint(message, signature)
+  if (!recovered.ok) return recovered
+  if (addressOfUncompressedKey(recovered.point.toBytes(false)) !== address) return { ok: false, reason: 'mismatch' }
+  return { ok: true, publicKey: recovered.point.toHex(true) }
+}
+
+/** Check a signature against what the signer claimed to be: a public key or an address. */
+export function verifyClaim(message: string, signature: string, claimant: Claimant): SignatureCheck {
+  switch (claimant.type) {
+    case 'pubkey':
+      return verifyPersonalSignature(message, signature, claimant.pubkey)
+    case 'address':
+      return verifyPersonalSignatureByAddress(message, signature, claimant.address)
+  }
+}
+
 /** Recover the canonical public key that signed `message` (see {@link verifyPersonalSignature}). */
 export function recoverPersonalSigner(message: string, signature: string): SignatureCheck {
+  const recovered = recoverPoint(message, signature)
+  return recovered.ok ? { ok: true, publicKey: recovered.point.toHex(true) } : recovered
+}
+
+function recoverPoint(message: string, signature: string): Recovered {
   if (typeof signature !== 'string' || !SIGNATURE_RE.test(signature)) return { ok: false, reason: 'malformed' }
   const hex = signature.length === 132 ? signature.slice(2) : signature
   const r = BigInt(`0x${hex.slice(0, 64)}`)
@@ -61,8 +92,7 @@ export function recoverPersonalSigner(message: string, signature: string): Signa
   if (r <= 0n || r >= CURVE_ORDER || s <= 0n || s >= CURVE_ORDER) return { ok: false, reason: 'malformed' }
   if (s > HALF_ORDER) return { ok: false, reason: 'high_s' }
   try {
-    const point = new secp256k1.Signature(r, s, recovery).recoverPublicKey(personalMessageHash(message))
-    return { ok: true, publicKey: point.toHex(true) }
+    return { ok: true, point: new secp256k1.Signature(r, s, recovery).recoverPublicKey(personalMessageHash(message)) }
   } catch {
     return { ok: false, reason: 'unrecoverable' }
   }

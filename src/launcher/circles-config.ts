@@ -13,10 +13,13 @@ export interface CircleConfig {
   readonly scriptPath?: string
   readonly policy: Policy
   readonly overrides: PeerOverrides
+  /** Absolute paths of the PEM certificate and key, when the circle serves https/wss. */
+  readonly tls?: { readonly certPath: string; readonly keyPath: string }
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
-const CIRCLE_KEYS = new Set(['name', 'port', 'host', 'script_path', 'policy', 'limits'])
+const CIRCLE_KEYS = new Set(['name', 'port', 'host', 'script_path', 'policy', 'limits', 'tls'])
+const TLS_KEYS = ['cert_path', 'key_path'] as const
 
 /** `limits` keys in circles.json and where each goes. */
 const LIMIT_KEYS = {
@@ -57,6 +60,19 @@ function parseLimits(value: unknown, field: string): PeerOverrides {
   }
 }
 
+function parseTls(value: unknown, field: string, baseDir: string): CircleConfig['tls'] {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) invalid(field, 'must be an object { "cert_path", "key_path" }')
+  const tls = value as Record<string, unknown>
+  for (const key of Object.keys(tls)) {
+    if (!(TLS_KEYS as readonly string[]).includes(key)) invalid(`${field}.${key}`, `is not a TLS setting (${TLS_KEYS.join(', ')})`)
+  }
+  for (const key of TLS_KEYS) {
+    if (typeof tls[key] !== 'string' || tls[key] === '') invalid(`${field}.${key}`, 'must be a non-empty string (a PEM file, relative to the config file)')
+  }
+  return { certPath: resolve(baseDir, tls['cert_path'] as string), keyPath: resolve(baseDir, tls['key_path'] as string) }
+}
+
 /**
  * Validate the contents of a `circles.json`: an array of circles. Every problem is a
  * CONFIG_INVALID error whose message names the field (`circles[1].port …`).
@@ -89,6 +105,7 @@ export function parseCirclesConfig(value: unknown, baseDir: string): CircleConfi
       invalid(`${field}.script_path`, 'must be a non-empty string')
     }
     const policy = parsePolicy(circle['policy'], `${field}.policy`)
+    const tls = parseTls(circle['tls'], `${field}.tls`, baseDir)
     return {
       name,
       port,
@@ -96,6 +113,7 @@ export function parseCirclesConfig(value: unknown, baseDir: string): CircleConfi
       ...(scriptPath === undefined ? {} : { scriptPath: resolve(baseDir, scriptPath as string) }),
       policy,
       overrides: parseLimits(circle['limits'], `${field}.limits`),
+      ...(tls === undefined ? {} : { tls }),
     }
   })
 }

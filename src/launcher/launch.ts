@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { createSecureContext } from 'node:tls'
 import { circlesError, isCirclesError } from '../errors/index.js'
 import { loadOrCreateKeyFile } from '../identity/index.js'
 import { CircleNode, type CircleNodeOptions, type ServedCircle } from '../node/index.js'
-import { readCirclesConfig } from './circles-config.js'
+import type { TlsCredentials } from '../server/index.js'
+import { readCirclesConfig, type CircleConfig } from './circles-config.js'
 
 export interface LaunchOptions {
   readonly configPath: string
@@ -22,6 +24,24 @@ export function keyPathFor(dbPath: string, name: string): string {
   return join(dbPath, 'keys', `${name}.key`)
 }
 
+/** Read a circle's certificate and key, and check that they load together (CONFIG_INVALID names the field). */
+async function loadTls(tls: NonNullable<CircleConfig['tls']>, field: string): Promise<TlsCredentials> {
+  const read = async (path: string, key: string) => {
+    try {
+      return await readFile(path)
+    } catch (error) {
+      throw circlesError('CONFIG_INVALID', `${field}.${key}: cannot read ${path} (${(error as NodeJS.ErrnoException).code})`, { field: `${field}.${key}` })
+    }
+  }
+  const credentials = { cert: await read(tls.certPath, 'cert_path'), key: await read(tls.keyPath, 'key_path') }
+  try {
+    createSecureContext(credentials)
+  } catch (error) {
+    throw circlesError('CONFIG_INVALID', `${field}: the certificate and key do not load as a PEM pair (${(error as Error).message})`, { field })
+  }
+  return credentials
+}
+
 /**
  * Launch every circle of a `circles.json` in this process (DESIGN §9): validate the file, load or
  * create each circle's key pair, start the node, then run each circle's `script_path` once in
@@ -33,6 +53,7 @@ export function keyPathFor(dbPath: string, name: string): string {
 export async function launch(options: LaunchOptions): Promise<Launched> {
   const dbPath = resolve(options.dbPath)
   const config = await readCirclesConfig(options.configPath)
+  const tls = await Promise.all(config.map((c, i) => (c.tls === undefined ? undefined : loadTls(c.tls, `circles[${i}].tls`))))
   const keys = await Promise.all(config.map((c) => loadOrCreateKeyFile(keyPathFor(dbPath, c.name))))
   const node = await CircleNode.start({
     ...options.node,
@@ -44,6 +65,7 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
       port: c.port,
       policy: c.policy,
       overrides: c.overrides,
+      ...(tls[i] === undefined ? {} : { tls: tls[i] }),
     })),
   })
   try {

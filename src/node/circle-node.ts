@@ -12,7 +12,7 @@ import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
 import { SandboxPool, type SandboxContextRef, type SandboxPoolOptions } from '../sandbox/index.js'
 import { DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
-import { AdminServer, CircleServer, type PublicHealth } from '../server/index.js'
+import { AdminServer, CircleServer, type PublicHealth, type TlsCredentials } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
 import { acquireDatabaseLock, type DatabaseLock } from '../storage/index.js'
 import { Verifier } from '../verifier/index.js'
@@ -26,6 +26,8 @@ export interface NodeCircle {
   readonly port: number
   readonly policy?: Policy | unknown
   readonly overrides?: PeerOverrides
+  /** Serve https/wss on the port with this certificate and key. */
+  readonly tls?: TlsCredentials
 }
 
 export interface CircleNodeOptions {
@@ -304,6 +306,7 @@ export class CircleNode {
               health: () => this.publicHealth(),
               cluster: () => this.clusterInfo(),
               onSupervisorEvent,
+              ...(circle.tls === undefined ? {} : { tls: circle.tls }),
             })
             this.servers.set(circle.name, current)
             return supervisor

@@ -3,6 +3,7 @@ export type {
   MethodParams,
   MethodResults,
   MethodName,
+  ClaimParams,
   Call,
   FrameEntry,
   ParsedFrame,

@@ -1,13 +1,19 @@
-import type { PublicKeyHex } from '../identity/index.js'
+import type { AddressHex, PublicKeyHex } from '../identity/index.js'
 import type { CirclesError, RpcErrorObject } from '../errors/index.js'
 
 /** A JSON-RPC id: string, number, or null (DESIGN §4: echoed exactly). */
 export type JsonRpcId = string | number | null
 
-/** Params of each method, after validation. */
+/**
+ * Who `fetch_nonce` and `authenticate` are for: a public key, or — for signers that expose only
+ * an address, as browser wallets do — an Ethereum address. Exactly one of the two.
+ */
+export type ClaimParams = { readonly pubkey: PublicKeyHex; readonly address?: never } | { readonly address: AddressHex; readonly pubkey?: never }
+
+/** Params of each method, after validation (canonical keys and addresses). */
 export interface MethodParams {
-  fetch_nonce: { readonly pubkey: PublicKeyHex }
-  authenticate: { readonly pubkey: PublicKeyHex; readonly signature: string }
+  fetch_nonce: ClaimParams
+  authenticate: ClaimParams & { readonly signature: string }
   play: { readonly script: string; readonly timeout_ms?: number }
 }
 

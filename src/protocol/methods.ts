@@ -1,6 +1,6 @@
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
-import { normalizePublicKey } from '../identity/index.js'
-import type { Call, MethodName } from './messages.js'
+import { normalizePublicKey, parseAddress } from '../identity/index.js'
+import type { Call, ClaimParams, MethodName } from './messages.js'
 
 export interface MethodLimits {
   readonly maxScriptBytes: number
@@ -47,6 +47,22 @@ function pubkeyParam(method: MethodName, value: unknown): string | Failure {
   }
 }
 
+/** `{ pubkey }` or `{ address }`, exactly one, in canonical form. */
+function claimParams(method: MethodName, p: Record<string, unknown>): ClaimParams | Failure {
+  const hasPubkey = p['pubkey'] !== undefined
+  const hasAddress = p['address'] !== undefined
+  if (hasPubkey === hasAddress) {
+    return invalid(`${method}: give exactly one of "pubkey" (secp256k1 hex) or "address" (0x + 40 hex)`, hasPubkey ? 'address' : 'pubkey')
+  }
+  if (hasPubkey) {
+    const pubkey = pubkeyParam(method, p['pubkey'])
+    return typeof pubkey === 'string' ? { pubkey } : pubkey
+  }
+  const address = parseAddress(p['address'])
+  if (address === undefined) return invalid(`${method}: "address" must be an Ethereum address: 0x + 40 hex`, 'address')
+  return { address }
+}
+
 /**
  * Validate the params of `method` and return the typed call, or the coded error to answer.
  * Unknown methods are the caller's concern (METHOD_NOT_FOUND); this never throws for bad input.
@@ -54,24 +70,23 @@ function pubkeyParam(method: MethodName, value: unknown): string | Failure {
 export function parseParams(method: MethodName, params: unknown, limits: MethodLimits): ParamsResult {
   switch (method) {
     case 'fetch_nonce': {
-      const checked = checkObject(method, params, ['pubkey'])
+      const checked = checkObject(method, params, ['pubkey', 'address'])
       if (!checked.ok) return checked
-      const p = checked.value
-      const pubkey = pubkeyParam(method, p['pubkey'])
-      if (typeof pubkey !== 'string') return pubkey
-      return { ok: true, call: { method, params: { pubkey } } }
+      const claim = claimParams(method, checked.value)
+      if ('ok' in claim) return claim
+      return { ok: true, call: { method, params: claim } }
     }
     case 'authenticate': {
-      const checked = checkObject(method, params, ['pubkey', 'signature'])
+      const checked = checkObject(method, params, ['pubkey', 'address', 'signature'])
       if (!checked.ok) return checked
       const p = checked.value
-      const pubkey = pubkeyParam(method, p['pubkey'])
-      if (typeof pubkey !== 'string') return pubkey
+      const claim = claimParams(method, p)
+      if ('ok' in claim) return claim
       const signature = p['signature']
       if (typeof signature !== 'string' || !SIGNATURE_RE.test(signature)) {
         return invalid('authenticate: "signature" must be 65 bytes r‖s‖v as hex (optional 0x)', 'signature')
       }
-      return { ok: true, call: { method, params: { pubkey, signature } } }
+      return { ok: true, call: { method, params: { ...claim, signature } } }
     }
     case 'play': {
       const checked = checkObject(method, params, ['script', 'timeout_ms'])

@@ -1,16 +1,24 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, type PublicKeyHex } from '../identity/index.js'
 import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { isPlaygroundPath, servePlayground } from './playground.js'
 
 /** What `GET /healthz` on a public port says: ok, degraded (cross-node work limited), or not serving. */
 export interface PublicHealth {
   readonly status: 'ok' | 'degraded' | 'unavailable' | 'draining'
   /** The parts that are failing (names only: details are on the admin listener). */
   readonly failing?: readonly string[]
+}
+
+/** A certificate chain and its private key, PEM. */
+export interface TlsCredentials {
+  readonly cert: string | Buffer
+  readonly key: string | Buffer
 }
 
 export interface CircleServerOptions {
@@ -28,6 +36,8 @@ export interface CircleServerOptions {
   readonly cluster: () => { readonly clustered: boolean; readonly node_id?: string; readonly redis?: 'connected' | 'unreachable' }
   /** Events of the port's supervisor (for logs and metrics). */
   readonly onSupervisorEvent?: (event: SupervisorEvent) => void
+  /** Serve https/wss on the port instead of http/ws. */
+  readonly tls?: TlsCredentials
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -45,7 +55,8 @@ let connectionIds = 0
 
 /**
  * One listening port: WebSocket JSON-RPC at `/` (this port's circle) and `/<circle_pubkey>` (any
- * circle the node hosts), and plain HTTP `GET /info` and `/healthz`.
+ * circle the node hosts), and plain HTTP: the playground page at `GET /`, `GET /info` and
+ * `/healthz`. With `tls`, the same over https/wss.
  *
  * Each port is a supervisor (`rest_for_one`): the listener is its first child (`permanent`), and
  * every connection is a `temporary` child added when its socket is upgraded. Should the listener
@@ -64,7 +75,8 @@ export class CircleServer implements ChildHandle {
   private constructor(options: CircleServerOptions, supervisor: Supervisor) {
     this.options = options
     this.supervisor = supervisor
-    this.http = createServer((request, res) => this.onRequest(request, res))
+    const onRequest = (request: IncomingMessage, res: ServerResponse) => this.onRequest(request, res)
+    this.http = options.tls === undefined ? createServer(onRequest) : createTlsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest)
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.services.limits.maxFrameBytes,
@@ -128,7 +140,7 @@ export class CircleServer implements ChildHandle {
   /** WebSocket URL of this port's circle. */
   get url(): string {
     const host = this.options.host === '0.0.0.0' || this.options.host === '::' ? '127.0.0.1' : this.options.host
-    return `ws://${host.includes(':') ? `[${host}]` : host}:${this.port}/`
+    return `${this.options.tls === undefined ? 'ws' : 'wss'}://${host.includes(':') ? `[${host}]` : host}:${this.port}/`
   }
 
   get openConnections(): number {
@@ -230,6 +242,10 @@ export class CircleServer implements ChildHandle {
       res.setHeader('allow', 'GET, HEAD')
       return json(res, 405, { error: 'method not allowed' })
     }
+    if (path !== undefined && isPlaygroundPath(path)) {
+      void servePlayground(request, res, path, this.options.tls !== undefined)
+      return
+    }
     switch (path) {
       case '/info':
         return json(
@@ -260,7 +276,7 @@ export class CircleServer implements ChildHandle {
         }
         return json(res, 404, { error: 'not found' })
       default:
-        return json(res, 404, { error: 'not found', endpoints: ['/info', '/healthz', 'ws:///', 'ws:///<circle_pubkey>'] })
+        return json(res, 404, { error: 'not found', endpoints: ['/', '/info', '/healthz', 'ws:///', 'ws:///<circle_pubkey>'] })
     }
   }
 }

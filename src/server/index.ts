@@ -1,2 +1,3 @@
-export { CircleServer, type CircleServerOptions, type PublicHealth } from './circle-server.js'
+export { CircleServer, type CircleServerOptions, type PublicHealth, type TlsCredentials } from './circle-server.js'
 export { AdminServer, type AdminServerOptions } from './admin-server.js'
+export { playgroundCsp } from './playground.js'

@@ -2,7 +2,7 @@ import { Piscina } from 'piscina'
 import type { Worker } from 'node:worker_threads'
 import { circlesError } from '../errors/index.js'
 import type { ChildHandle, ExitReason } from '../supervisor/index.js'
-import type { PublicKeyHex, SignatureCheck } from '../identity/index.js'
+import type { Claimant, SignatureCheck } from '../identity/index.js'
 import { workerModule } from '../threads/index.js'
 import { DEFAULTS, positiveIntegerOption } from '../config/index.js'
 import type { VerifyTask } from './messages.js'
@@ -20,7 +20,7 @@ export interface VerifierOptions {
  * thread with a bounded queue.
  *
  * @example
- * const check = await verifier.verify(nonce, signature, pubkey)
+ * const check = await verifier.verify(nonce, signature, { type: 'pubkey', pubkey })
  * if (!check.ok) // answer INVALID_CREDENTIALS
  */
 export class Verifier implements ChildHandle {
@@ -59,12 +59,15 @@ export class Verifier implements ChildHandle {
     return this.pending
   }
 
-  /** Verify `signature` over `message` for `pubkey`. Rejects with OVERLOADED when the queue is full. */
-  async verify(message: string, signature: string, pubkey: PublicKeyHex): Promise<SignatureCheck> {
+  /**
+   * Verify `signature` over `message` for the claimed key or address; a valid check carries the
+   * recovered public key. Rejects with OVERLOADED when the queue is full.
+   */
+  async verify(message: string, signature: string, claimant: Claimant): Promise<SignatureCheck> {
     if (this.pending >= this.maxPending) throw circlesError('OVERLOADED', 'Too many signature checks are waiting; retry later')
     this.pending++
     try {
-      return await this.piscina.run({ type: 'verify', message, signature, pubkey })
+      return await this.piscina.run({ type: 'verify', message, signature, claimant })
     } catch (error) {
       // The check itself never throws: a rejection means the thread running it died. The
       // verifier reports its own death; its supervisor starts a new one.

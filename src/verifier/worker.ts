@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process'
 import { readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
-import { verifyPersonalSignature, type SignatureCheck } from '../identity/index.js'
+import { verifyClaim, type SignatureCheck } from '../identity/index.js'
 import type { VerifyTask } from './messages.js'
 
 try {
@@ -22,6 +22,6 @@ try {
 export default function handle(task: VerifyTask): SignatureCheck {
   switch (task.type) {
     case 'verify':
-      return verifyPersonalSignature(task.message, task.signature, task.pubkey)
+      return verifyClaim(task.message, task.signature, task.claimant)
   }
 }

@@ -2,9 +2,12 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createActor, getInitialSnapshot, getNextSnapshot } from 'xstate'
 import { gatewayMachine, type VerifyInput, type VerifyOutput } from '../../src/actors/gateway/index.js'
+import type { Claimant } from '../../src/identity/index.js'
 
-const A = '02' + 'a'.repeat(64)
-const B = '03' + 'b'.repeat(64)
+const KEY_A = '02' + 'a'.repeat(64)
+const A: Claimant = { type: 'pubkey', pubkey: KEY_A }
+const B: Claimant = { type: 'pubkey', pubkey: '03' + 'b'.repeat(64) }
+const ADDRESS: Claimant = { type: 'address', address: '0x' + 'c'.repeat(40) }
 const input = { nonceTtlMs: 1000, verify: async (): Promise<VerifyOutput> => ({ ok: false, reason: 'mismatch' }) }
 
 t.test('gatewayMachine transitions', async (t) => {
@@ -16,27 +19,27 @@ t.test('gatewayMachine transitions', async (t) => {
   })
 
   t.test('NONCE_ISSUED remembers the nonce for that key', async (t) => {
-    const s1 = getNextSnapshot(gatewayMachine, s0, { type: 'NONCE_ISSUED', pubkey: A, nonce: 'n1' })
+    const s1 = getNextSnapshot(gatewayMachine, s0, { type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
     t.same(s1.value, { open: 'nonceIssued' })
-    t.same(s1.context.nonce, { value: 'n1', pubkey: A })
-    const s2 = getNextSnapshot(gatewayMachine, s1, { type: 'NONCE_ISSUED', pubkey: B, nonce: 'n2' })
-    t.same(s2.context.nonce, { value: 'n2', pubkey: B }, 'a newer nonce replaces the older one')
+    t.same(s1.context.nonce, { value: 'n1', claimant: A })
+    const s2 = getNextSnapshot(gatewayMachine, s1, { type: 'NONCE_ISSUED', claimant: B, nonce: 'n2' })
+    t.same(s2.context.nonce, { value: 'n2', claimant: B }, 'a newer nonce replaces the older one')
   })
 
   t.test('AUTHENTICATE for the nonce key starts verifying and consumes the nonce', async (t) => {
-    const s1 = getNextSnapshot(gatewayMachine, s0, { type: 'NONCE_ISSUED', pubkey: A, nonce: 'n1' })
-    const s2 = getNextSnapshot(gatewayMachine, s1, { type: 'AUTHENTICATE', requestId: 7, pubkey: A, signature: 'sig' })
+    const s1 = getNextSnapshot(gatewayMachine, s0, { type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
+    const s2 = getNextSnapshot(gatewayMachine, s1, { type: 'AUTHENTICATE', requestId: 7, claimant: A, signature: 'sig' })
     t.same(s2.value, { open: 'verifying' })
     t.equal(s2.context.nonce, null)
-    t.same(s2.context.pending, { requestId: 7, pubkey: A, signature: 'sig', nonce: 'n1' })
+    t.same(s2.context.pending, { requestId: 7, claimant: A, signature: 'sig', nonce: 'n1' })
   })
 
   t.test('AUTHENTICATE without a nonce, or for another key, closes with NONCE_UNKNOWN (1008)', async (t) => {
-    const direct = getNextSnapshot(gatewayMachine, s0, { type: 'AUTHENTICATE', requestId: 1, pubkey: A, signature: 's' })
+    const direct = getNextSnapshot(gatewayMachine, s0, { type: 'AUTHENTICATE', requestId: 1, claimant: A, signature: 's' })
     t.equal(direct.value, 'closing')
     t.same(direct.context.close, { code: 'NONCE_UNKNOWN', wsCode: 1008, requestId: 1 })
-    const s1 = getNextSnapshot(gatewayMachine, s0, { type: 'NONCE_ISSUED', pubkey: A, nonce: 'n1' })
-    const other = getNextSnapshot(gatewayMachine, s1, { type: 'AUTHENTICATE', requestId: 2, pubkey: B, signature: 's' })
+    const s1 = getNextSnapshot(gatewayMachine, s0, { type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
+    const other = getNextSnapshot(gatewayMachine, s1, { type: 'AUTHENTICATE', requestId: 2, claimant: B, signature: 's' })
     t.same(other.context.close, { code: 'NONCE_UNKNOWN', wsCode: 1008, requestId: 2 })
     t.equal(other.context.nonce, null, 'the failed attempt consumed the nonce')
   })
@@ -64,21 +67,34 @@ t.test('gatewayMachine as an actor', async (t) => {
     let seen: VerifyInput | undefined
     const actor = run(async (input) => {
       seen = input
-      return { ok: true, publicKey: input.pubkey }
+      return { ok: true, publicKey: KEY_A }
     })
-    actor.send({ type: 'NONCE_ISSUED', pubkey: A, nonce: 'n1' })
-    actor.send({ type: 'AUTHENTICATE', requestId: 3, pubkey: A, signature: 'sig' })
+    actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
+    actor.send({ type: 'AUTHENTICATE', requestId: 3, claimant: A, signature: 'sig' })
     await sleep(5)
-    t.same(seen, { nonce: 'n1', pubkey: A, signature: 'sig' }, 'verifies the issued nonce')
+    t.same(seen, { nonce: 'n1', claimant: A, signature: 'sig' }, 'verifies the issued nonce')
     t.same(actor.getSnapshot().value, { open: 'authenticated' })
-    t.equal(actor.getSnapshot().context.caller, A)
+    t.equal(actor.getSnapshot().context.caller, KEY_A)
     t.equal(actor.getSnapshot().context.answered, 3)
+  })
+
+  t.test('an address claim authenticates as the key the signature recovered', async (t) => {
+    const actor = run(async () => ({ ok: true, publicKey: KEY_A }))
+    actor.send({ type: 'NONCE_ISSUED', claimant: ADDRESS, nonce: 'n1' })
+    actor.send({ type: 'AUTHENTICATE', requestId: 3, claimant: { type: 'pubkey', pubkey: KEY_A }, signature: 'sig' })
+    t.same(actor.getSnapshot().context.close, { code: 'NONCE_UNKNOWN', wsCode: 1008, requestId: 3 }, 'the nonce was for the address, not the key')
+    const second = run(async () => ({ ok: true, publicKey: KEY_A }))
+    second.send({ type: 'NONCE_ISSUED', claimant: ADDRESS, nonce: 'n1' })
+    second.send({ type: 'AUTHENTICATE', requestId: 4, claimant: { type: 'address', address: '0x' + 'c'.repeat(40) }, signature: 'sig' })
+    await sleep(5)
+    t.same(second.getSnapshot().value, { open: 'authenticated' })
+    t.equal(second.getSnapshot().context.caller, KEY_A)
   })
 
   t.test('an invalid signature closes with INVALID_CREDENTIALS (1008)', async (t) => {
     const actor = run(async () => ({ ok: false, reason: 'mismatch' }))
-    actor.send({ type: 'NONCE_ISSUED', pubkey: A, nonce: 'n1' })
-    actor.send({ type: 'AUTHENTICATE', requestId: 4, pubkey: A, signature: 'sig' })
+    actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
+    actor.send({ type: 'AUTHENTICATE', requestId: 4, claimant: A, signature: 'sig' })
     await sleep(5)
     t.equal(actor.getSnapshot().value, 'closing')
     t.same(actor.getSnapshot().context.close, { code: 'INVALID_CREDENTIALS', wsCode: 1008, requestId: 4 })
@@ -89,27 +105,27 @@ t.test('gatewayMachine as an actor', async (t) => {
     const actor = run(async () => {
       throw circlesError('OVERLOADED')
     })
-    actor.send({ type: 'NONCE_ISSUED', pubkey: A, nonce: 'n1' })
-    actor.send({ type: 'AUTHENTICATE', requestId: 5, pubkey: A, signature: 'sig' })
+    actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
+    actor.send({ type: 'AUTHENTICATE', requestId: 5, claimant: A, signature: 'sig' })
     await sleep(5)
     t.same(actor.getSnapshot().context.close, { code: 'OVERLOADED', wsCode: 1013, requestId: 5 })
   })
 
   t.test('the nonce expires after its TTL: AUTHENTICATE then closes with NONCE_EXPIRED', async (t) => {
-    const actor = run(async (input) => ({ ok: true, publicKey: input.pubkey }), 30)
-    actor.send({ type: 'NONCE_ISSUED', pubkey: A, nonce: 'n1' })
+    const actor = run(async (input) => ({ ok: true, publicKey: KEY_A }), 30)
+    actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
     await sleep(60)
     t.same(actor.getSnapshot().value, { open: 'nonceExpired' })
-    actor.send({ type: 'AUTHENTICATE', requestId: 6, pubkey: A, signature: 'sig' })
+    actor.send({ type: 'AUTHENTICATE', requestId: 6, claimant: A, signature: 'sig' })
     t.same(actor.getSnapshot().context.close, { code: 'NONCE_EXPIRED', wsCode: 1008, requestId: 6 })
   })
 
   t.test('a fresh nonce after expiry is usable again', async (t) => {
-    const actor = run(async (input) => ({ ok: true, publicKey: input.pubkey }), 30)
-    actor.send({ type: 'NONCE_ISSUED', pubkey: A, nonce: 'n1' })
+    const actor = run(async (input) => ({ ok: true, publicKey: KEY_A }), 30)
+    actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
     await sleep(60)
-    actor.send({ type: 'NONCE_ISSUED', pubkey: A, nonce: 'n2' })
-    actor.send({ type: 'AUTHENTICATE', requestId: 8, pubkey: A, signature: 'sig' })
+    actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n2' })
+    actor.send({ type: 'AUTHENTICATE', requestId: 8, claimant: A, signature: 'sig' })
     await sleep(5)
     t.same(actor.getSnapshot().value, { open: 'authenticated' })
   })

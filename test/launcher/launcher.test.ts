@@ -59,8 +59,9 @@ t.test('launch({ configPath, dbPath })', async (t) => {
     t.equal(statSync(keyPathFor(dbPath, 'one')).mode & 0o777, 0o600)
     const keys = first.circles.map((c) => c.publicKey)
     t.ok(first.circles[0]!.url.startsWith('ws://127.0.0.1:'))
-    const client = await CirclesClient.connect(first.circles[0]!.url)
-    await client.authenticate(generateKeyPair())
+    const client = CirclesClient.builder(first.circles[0]!.url).withKey(generateKeyPair().secretKey).build()
+    await client.connect()
+    await client.authenticate()
     t.match(await client.play('load_data("profile")'), { output: '{"hello":"world"}' }, 'the init script ran in the circle context')
     client.close()
     await first.node.close()
@@ -144,8 +145,9 @@ t.test('circles launch (the built command) as a new user runs it', async (t) => 
   })
 
   await t.test('Ctrl-C (SIGINT to the process group) drains: a run in flight is answered, then exit 0', async (t) => {
-    const client = await CirclesClient.connect('ws://127.0.0.1:8090/')
-    await client.authenticate(generateKeyPair())
+    const client = CirclesClient.builder('ws://127.0.0.1:8090/').withKey(generateKeyPair().secretKey).build()
+    await client.connect()
+    await client.authenticate()
     const slow = client.play('const end = Date.now() + 400; while (Date.now() < end) {} "finished while draining"')
     await new Promise((r) => setTimeout(r, 100))
     process.kill(-child.pid!, 'SIGINT')

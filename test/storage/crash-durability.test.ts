@@ -82,7 +82,7 @@ async function outcome(play: Promise<unknown>): Promise<string> {
     await play
     return 'ok'
   } catch (error) {
-    if (error instanceof RpcError) return `${error.dataCode}: ${error.message}`
+    if (error instanceof RpcError) return `${error.code}: ${error.message}`
     throw error
   }
 }
@@ -117,8 +117,9 @@ t.test('kill -9 of a node while 8 clients write: acknowledged writes survive, no
   let killed = false
   const clients = await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
-      const client = await CirclesClient.connect(first.url)
-      await client.authenticate(generateKeyPair())
+      const client = CirclesClient.builder(first.url).withKey(generateKeyPair().secretKey).build()
+      await client.connect()
+      await client.authenticate()
       return client
     }),
   )
@@ -191,9 +192,10 @@ t.test('kill -9 of a node while 8 clients write: acknowledged writes survive, no
   writeFileSync(config, JSON.stringify([{ name: 'crash', port: 0, policy, limits: { max_namespace_bytes: limit, max_documents: documents + 1 } }]))
   const second = await launch(t, config, dbPath)
   t.equal(second.publicKey, first.publicKey, 'the same circle came back')
-  const probe = await CirclesClient.connect(second.url)
+  const probe = CirclesClient.builder(second.url).withKey(generateKeyPair().secretKey).build()
   t.teardown(() => probe.close())
-  await probe.authenticate(generateKeyPair())
+  await probe.connect()
+  await probe.authenticate()
 
   t.equal(
     await outcome(probe.play(`save_data("${'p'.repeat(PROBE_CHARS + 1)}", 1)`)),

@@ -3,11 +3,20 @@ import { randomBytes } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import { circlesError, isCirclesError, type CirclesError } from '../../errors/index.js'
 import { FAULT_MARKER, type Faults } from '../../faults/index.js'
-import { createNonce, type PublicKeyHex } from '../../identity/index.js'
+import { createNonce, type Claimant, type PublicKeyHex } from '../../identity/index.js'
 import type { LoadLimits } from '../../limits/index.js'
 import type { Logger } from '../../log/index.js'
 import type { NodeMetrics } from '../../metrics/index.js'
-import { encodePlayAnswer, errorResponse, parseFrame, type Call, type FrameEntry, type FrameLimits, type JsonRpcId } from '../../protocol/index.js'
+import {
+  encodePlayAnswer,
+  errorResponse,
+  parseFrame,
+  type Call,
+  type ClaimParams,
+  type FrameEntry,
+  type FrameLimits,
+  type JsonRpcId,
+} from '../../protocol/index.js'
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
@@ -55,6 +64,11 @@ function answerId(entry: FrameEntry): JsonRpcId | undefined {
   return entry.type === 'call' || entry.type === 'reject' ? entry.id : undefined
 }
 
+/** The wire form `{ pubkey }` / `{ address }` as the tagged claim the auth machine compares. */
+function claimantOf(params: ClaimParams): Claimant {
+  return params.address === undefined ? { type: 'pubkey', pubkey: params.pubkey } : { type: 'address', address: params.address }
+}
+
 /**
  * One WebSocket connection: JSON-RPC in, answers out, with the auth lifecycle in
  * {@link gatewayMachine}. `play` is the hot path and does not go through the machine: it reads
@@ -96,7 +110,7 @@ export class GatewayConnection implements ChildHandle {
     this.actor = createActor(gatewayMachine, {
       input: {
         nonceTtlMs: services.limits.nonceTtlMs,
-        verify: ({ nonce, signature, pubkey }) => services.verifier.verify(nonce, signature, pubkey),
+        verify: ({ nonce, signature, claimant }) => services.verifier.verify(nonce, signature, claimant),
       },
     })
     this.actor.subscribe((snapshot) => this.onTransition(snapshot))
@@ -332,7 +346,7 @@ export class GatewayConnection implements ChildHandle {
         if (refused !== undefined) this.limited(refused)
         const nonce = createNonce()
         const expiresAt = Math.floor((Date.now() + this.services.limits.nonceTtlMs) / 1000)
-        this.actor.send({ type: 'NONCE_ISSUED', pubkey: call.params.pubkey, nonce })
+        this.actor.send({ type: 'NONCE_ISSUED', claimant: claimantOf(call.params), nonce })
         return id === undefined ? undefined : encodeSuccess(id, `{"nonce":${JSON.stringify(nonce)},"expires_at":${expiresAt}}`)
       }
       case 'authenticate': {
@@ -345,7 +359,7 @@ export class GatewayConnection implements ChildHandle {
         const token = this.nextToken++
         return new Promise<string | undefined>((resolve) => {
           this.authWaiters.set(token, { id, resolve })
-          this.actor.send({ type: 'AUTHENTICATE', requestId: token, pubkey: call.params.pubkey, signature: call.params.signature })
+          this.actor.send({ type: 'AUTHENTICATE', requestId: token, claimant: claimantOf(call.params), signature: call.params.signature })
         })
       }
       case 'play': {

@@ -1,13 +1,13 @@
 import type { ErrorCode } from '../../errors/index.js'
-import type { PublicKeyHex, SignatureCheck } from '../../identity/index.js'
+import type { Claimant, PublicKeyHex, SignatureCheck } from '../../identity/index.js'
 import type { JsonRpcId } from '../../protocol/index.js'
 
 /** Events of a gateway connection's auth lifecycle. */
 export type GatewayEvent =
-  /** `fetch_nonce` was answered with this nonce for this key. */
-  | { readonly type: 'NONCE_ISSUED'; readonly pubkey: PublicKeyHex; readonly nonce: string }
+  /** `fetch_nonce` was answered with this nonce for this key or address. */
+  | { readonly type: 'NONCE_ISSUED'; readonly claimant: Claimant; readonly nonce: string }
   /** `authenticate` arrived (answered when verification ends). */
-  | { readonly type: 'AUTHENTICATE'; readonly requestId: JsonRpcId; readonly pubkey: PublicKeyHex; readonly signature: string }
+  | { readonly type: 'AUTHENTICATE'; readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string }
   /** No frame for the idle timeout. */
   | { readonly type: 'IDLE' }
   /** The node is draining. */
@@ -31,11 +31,11 @@ export interface CloseIntent {
 export interface GatewayContext {
   readonly nonceTtlMs: number
   readonly verify: (input: VerifyInput) => Promise<VerifyOutput>
-  /** The outstanding nonce: single use, for one key. */
-  readonly nonce: { readonly value: string; readonly pubkey: PublicKeyHex } | null
+  /** The outstanding nonce: single use, for one key or address. */
+  readonly nonce: { readonly value: string; readonly claimant: Claimant } | null
   /** The authenticate request being verified. */
-  readonly pending: { readonly requestId: JsonRpcId; readonly pubkey: PublicKeyHex; readonly signature: string; readonly nonce: string } | null
-  /** The authenticated caller. */
+  readonly pending: { readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string; readonly nonce: string } | null
+  /** The authenticated caller: the key the signature recovered (for an address claim too). */
   readonly caller: PublicKeyHex | null
   /** Set on success: the authenticate request to answer `{ authenticated: true }`. */
   readonly answered: JsonRpcId | undefined
@@ -45,7 +45,7 @@ export interface GatewayContext {
 /** What the verifier actor receives and returns. */
 export interface VerifyInput {
   readonly nonce: string
-  readonly pubkey: PublicKeyHex
+  readonly claimant: Claimant
   readonly signature: string
 }
 

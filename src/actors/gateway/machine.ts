@@ -1,5 +1,6 @@
 import { assign, fromPromise, setup } from 'xstate'
 import { isCirclesError, type ErrorCode } from '../../errors/index.js'
+import { sameClaimant } from '../../identity/index.js'
 import type { GatewayContext, GatewayEvent, GatewayInput, VerifyOutput, VerifyRequest } from './events.js'
 
 const WS_POLICY_VIOLATION = 1008
@@ -10,7 +11,7 @@ const WS_TRY_AGAIN_LATER = 1013
  * A connection's auth lifecycle (DESIGN §3):
  *
  *   open.connected ──NONCE_ISSUED──▶ open.nonceIssued ──(nonce TTL)──▶ open.nonceExpired
- *        │                               │ AUTHENTICATE (same key)
+ *        │                               │ AUTHENTICATE (same key or address)
  *        │                               ▼
  *        │                          open.verifying ──valid──▶ open.authenticated
  *        └── AUTHENTICATE / invalid / expired ──▶ closing ──SOCKET_CLOSED──▶ closed
@@ -27,29 +28,31 @@ export const gatewayMachine = setup({
   },
   actors: {
     verifySignature: fromPromise<VerifyOutput, VerifyRequest>(({ input }) =>
-      input.verify({ nonce: input.nonce, pubkey: input.pubkey, signature: input.signature }),
+      input.verify({ nonce: input.nonce, claimant: input.claimant, signature: input.signature }),
     ),
   },
   delays: {
     nonceTtl: ({ context }) => context.nonceTtlMs,
   },
   guards: {
-    isNonceForKey: ({ context, event }) => event.type === 'AUTHENTICATE' && context.nonce?.pubkey === event.pubkey,
+    isNonceForKey: ({ context, event }) =>
+      event.type === 'AUTHENTICATE' && context.nonce !== null && sameClaimant(context.nonce.claimant, event.claimant),
     isSignatureValid: (_, output: VerifyOutput) => output.ok,
   },
   actions: {
     rememberNonce: assign({
-      nonce: ({ event }) => (event.type === 'NONCE_ISSUED' ? { value: event.nonce, pubkey: event.pubkey } : null),
+      nonce: ({ event }) => (event.type === 'NONCE_ISSUED' ? { value: event.nonce, claimant: event.claimant } : null),
     }),
     startVerifying: assign({
       pending: ({ context, event }) =>
         event.type === 'AUTHENTICATE' && context.nonce !== null
-          ? { requestId: event.requestId, pubkey: event.pubkey, signature: event.signature, nonce: context.nonce.value }
+          ? { requestId: event.requestId, claimant: event.claimant, signature: event.signature, nonce: context.nonce.value }
           : null,
       nonce: null,
     }),
+    // The caller is the key the signature recovered: for an address claim, the only key known.
     authenticate: assign({
-      caller: ({ context }) => context.pending?.pubkey ?? null,
+      caller: (_, params: { output: VerifyOutput }) => (params.output.ok ? params.output.publicKey : null),
       answered: ({ context }) => context.pending?.requestId,
       pending: null,
     }),
@@ -133,11 +136,15 @@ export const gatewayMachine = setup({
             input: ({ context }) => ({
               verify: context.verify,
               nonce: context.pending?.nonce ?? '',
-              pubkey: context.pending?.pubkey ?? '',
+              claimant: context.pending?.claimant ?? { type: 'pubkey', pubkey: '' },
               signature: context.pending?.signature ?? '',
             }),
             onDone: [
-              { guard: { type: 'isSignatureValid', params: ({ event }) => event.output }, target: 'authenticated', actions: 'authenticate' },
+              {
+                guard: { type: 'isSignatureValid', params: ({ event }) => event.output },
+                target: 'authenticated',
+                actions: { type: 'authenticate', params: ({ event }) => ({ output: event.output }) },
+              },
               { target: '#gateway.closing', actions: { type: 'failWith', params: { code: 'INVALID_CREDENTIALS' } } },
             ],
             onError: { target: '#gateway.closing', actions: { type: 'failVerification', params: ({ event }) => ({ error: event.error }) } },
