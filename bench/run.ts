@@ -2,46 +2,58 @@
  * The end-to-end benchmark: how close Circles comes to what this machine can do at all,
  * measured side by side in one run (shared machines are noisy; ratios are what is stable).
  *
- *   npm run bench                # full run (a few minutes)
- *   npm run bench -- --quick     # CI-sized smoke run (under a minute)
+ *   npm run bench                # full run (several minutes)
+ *   npm run bench -- --quick     # CI-sized smoke run (about a minute)
+ *   npm run bench -- --pin       # also the pinned rows: servers on core 0, load on core 1
  *   npm run bench -- --sandbox-processes 2
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
  * file and an SVG chart under bench/results/.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { createInterface, type Interface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { renderChart } from './lib/chart.js'
 import { formatNumber, machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
 import { SCRIPTS } from './lib/scripts.js'
+import type { EngineFigure } from './engine.bench.js'
 import { measureSandbox, type SandboxFigure } from './sandbox.bench.js'
 import type { LoadConfig, LoadResult } from './load/load-generator.js'
 
 const argv = process.argv.slice(2)
 const quick = argv.includes('--quick')
+const pin = argv.includes('--pin')
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
-  ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 500, contexts: 1000, sandboxSeconds: 1, authMs: 1500 }
-  : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 10000, sandboxSeconds: 3, authMs: 5000 }
+  ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 500, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50 }
+  : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 100_000, cold: 200, sandboxSeconds: 3, engineSeconds: 3, authMs: 5000, manyContexts: 50 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
 const NODE_ARGS = ['--no-node-snapshot']
+/** CPU pinning with taskset: servers on core 0, load generator on core 1 (when asked and possible). */
+const canPin = pin && availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
+if (pin && !canPin) process.stderr.write('bench: --pin needs taskset and two cores; the pinned rows are skipped\n')
+const SERVER_CORE = '0'
+const LOAD_CORE = '1'
+
+/** A command line, pinned to `core` when given. */
+function command(args: readonly string[], core?: string): [string, string[]] {
+  return core === undefined ? [process.execPath, [...args]] : ['taskset', ['-c', core, process.execPath, ...args]]
+}
 
 interface Server {
   readonly child: ChildProcess
   readonly info: Record<string, string>
   readonly lines: Interface
-  command(value: unknown): Promise<Record<string, number>>
+  command(value: unknown): Promise<Record<string, unknown>>
   stop(): Promise<void>
 }
 
-function startServer(file: string, env: Record<string, string> = {}, extraArgs: string[] = []): Promise<Server> {
-  const child = spawn(process.execPath, [...NODE_ARGS, ...extraArgs, here(file)], {
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
+function startServer(file: string, env: Record<string, string> = {}, extraArgs: string[] = [], core?: string): Promise<Server> {
+  const [cmd, args] = command([...NODE_ARGS, ...extraArgs, here(file)], core)
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout! })
   const queue: ((line: string) => void)[] = []
   lines.on('line', (line) => queue.shift()?.(line))
@@ -55,7 +67,7 @@ function startServer(file: string, env: Record<string, string> = {}, extraArgs: 
         info: JSON.parse(line) as Record<string, string>,
         async command(value) {
           child.stdin!.write(`${JSON.stringify(value)}\n`)
-          return JSON.parse(await nextLine()) as Record<string, number>
+          return JSON.parse(await nextLine()) as Record<string, unknown>
         },
         stop: () =>
           new Promise<void>((done) => {
@@ -68,16 +80,25 @@ function startServer(file: string, env: Record<string, string> = {}, extraArgs: 
   })
 }
 
-function load(config: LoadConfig): Promise<LoadResult> {
+function runJson<T>(args: readonly string[], core?: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [here('./load/load-generator.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const [cmd, cmdArgs] = command(args, core)
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (c: Buffer) => (out += c.toString()))
     child.once('exit', (code) => {
-      if (code !== 0) return reject(new Error(`load generator exited with ${code}`))
-      resolve(JSON.parse(out.trim().split('\n').pop()!) as LoadResult)
+      if (code !== 0) return reject(new Error(`${args.join(' ')} exited with ${code}`))
+      resolve(JSON.parse(out.trim().split('\n').pop()!) as T)
     })
   })
+}
+
+function load(config: LoadConfig, core?: string): Promise<LoadResult> {
+  return runJson<LoadResult>([here('./load/load-generator.js'), JSON.stringify(config)], core)
+}
+
+function engine(script: keyof typeof SCRIPTS, cold: boolean, core?: string): Promise<EngineFigure> {
+  return runJson<EngineFigure>([...NODE_ARGS, here('./engine.bench.js'), '--script', script, '--seconds', String(PLAN.engineSeconds), ...(cold ? ['--cold'] : [])], core)
 }
 
 /** Start N idle connections in a load-generator process; resolves once they are all open. */
@@ -88,11 +109,6 @@ function holdIdle(url: string, connections: number): Promise<{ stop: () => void 
     createInterface({ input: child.stdout }).once('line', () => resolve({ stop: () => child.kill('SIGTERM') }))
     child.once('exit', (code) => reject(new Error(`idle load generator exited with ${code}`)))
   })
-}
-
-async function scrapeRss(http: string): Promise<number> {
-  const text = await (await fetch(`${http}/metrics`)).text()
-  return Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1] ?? Number.NaN)
 }
 
 function row(label: string, r: LoadResult, ceiling?: number): (string | number)[] {
@@ -111,35 +127,42 @@ function row(label: string, r: LoadResult, ceiling?: number): (string | number)[
 
 async function main(): Promise<void> {
   const started = performance.now()
-  const results: Record<string, unknown> = {}
-  const steps = PLAN.connections.length * 3 + 7
+  const steps = PLAN.connections.length * 3 + 11 + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
+  const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
+  const nodeEnv = (isolation: 'process' | 'thread' = 'process') => ({ BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_SANDBOX_ISOLATION: isolation })
 
   // Ceiling A: bare ws JSON-RPC echo.
   const echo = await startServer('./servers/echo-server.js')
   const ceilingA: LoadResult[] = []
   for (const connections of PLAN.connections) {
     say(`ceiling A (ws echo), ${connections} connections`)
-    ceilingA.push(await load({ mode: 'echo', url: echo.info['url']!, connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial }))
+    ceilingA.push(await load({ mode: 'echo', url: echo.info['url']!, ...timed(connections) }))
   }
   await echo.stop()
 
-  // Ceiling B: the sandbox pool alone, no network.
+  // The engine alone on one thread, and the sandbox pool alone (no network).
+  say('engine alone: one isolate on one thread, warm and with every script text new')
+  const engines: EngineFigure[] = []
+  for (const script of ['trivial', 'small'] as const) for (const cold of [false, true]) engines.push(await engine(script, cold))
   say('ceiling B (sandbox pool alone)')
   const ceilingB: SandboxFigure[] = []
   for (const script of ['trivial', 'small'] as const) ceilingB.push(await measureSandbox(sandboxProcesses, script, PLAN.sandboxSeconds))
 
   // Circles local.
-  const node = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses) }, ['--expose-gc'])
+  const node = await startServer('./servers/circles-server.js', nodeEnv(), ['--expose-gc'])
   const url = node.info['url']!
   const local: Record<'trivial' | 'small', LoadResult[]> = { trivial: [], small: [] }
   for (const script of ['trivial', 'small'] as const) {
     for (const connections of PLAN.connections) {
       say(`Circles local, ${script} script, ${connections} connections`)
-      local[script].push(await load({ mode: 'play', url, connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS[script] }))
+      local[script].push(await load({ mode: 'play', url, ...timed(connections, SCRIPTS[script]) }))
     }
   }
+  say(`Circles local, ${PLAN.manyContexts} connections to ${PLAN.manyContexts} different contexts`)
+  const { urls } = (await node.command({ cmd: 'urls', count: PLAN.manyContexts })) as { urls: string[] }
+  const manyContexts = await load({ mode: 'play', url, urls, ...timed(PLAN.manyContexts) })
 
   // Auth under load.
   say('auth: handshakes/s')
@@ -153,25 +176,62 @@ async function main(): Promise<void> {
 
   // Footprint.
   say(`footprint: ${PLAN.idle} idle connections`)
-  const http = node.info['http']!
   // Memory is read after a full GC as V8 heap used + off-heap buffers ("held"): RSS alone
   // mostly shows what earlier phases left the allocator holding, not what these objects cost.
-  const beforeIdle = await node.command({ cmd: 'memory' })
+  const beforeIdle = (await node.command({ cmd: 'memory' })) as Record<string, number>
   const idle = await holdIdle(url, PLAN.idle)
-  const withIdle = await node.command({ cmd: 'memory' })
+  const withIdle = (await node.command({ cmd: 'memory' })) as Record<string, number>
   idle.stop()
-  const metricsRss = await scrapeRss(http)
-  say(`footprint: ${PLAN.contexts} passivated and active contexts`)
-  const beforeContexts = await node.command({ cmd: 'memory' })
-  const spawned = await node.command({ cmd: 'spawn', count: PLAN.contexts })
-  const activated = await node.command({ cmd: 'activate', count: PLAN.contexts })
+  say(`footprint: ${PLAN.contexts} passivated contexts, time to a cold context's first answer, active contexts`)
+  const beforeContexts = (await node.command({ cmd: 'memory' })) as Record<string, number>
+  const spawnStarted = performance.now()
+  const spawned = (await node.command({ cmd: 'spawn', count: PLAN.contexts })) as Record<string, number>
+  const spawnSeconds = (performance.now() - spawnStarted) / 1000
+  const cold = (await node.command({ cmd: 'cold', count: PLAN.cold })) as Record<string, number>
+  const activeCount = Math.min(PLAN.contexts, 10_000)
+  const beforeActive = (await node.command({ cmd: 'memory' })) as Record<string, number>
+  const activated = (await node.command({ cmd: 'activate', count: activeCount })) as Record<string, number>
   await node.stop()
 
   // The same node with in-process sandbox hosts ('thread' isolation): what process isolation costs.
   say('Circles local, thread isolation, trivial script, 50 connections')
-  const threadNode = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_SANDBOX_ISOLATION: 'thread' })
-  const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial })
+  const threadNode = await startServer('./servers/circles-server.js', nodeEnv('thread'))
+  const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, ...timed(50) })
   await threadNode.stop()
+
+  // Pinned: every server process on one core, the load generator on the other. The one-core
+  // limit of the path is what the echo and one warm run cost on that core.
+  let pinned: Record<string, unknown> | undefined
+  if (canPin) {
+    say('pinned: ceiling A (ws echo) on one core, 50 connections')
+    const pinnedEcho = await startServer('./servers/echo-server.js', {}, [], SERVER_CORE)
+    const echoPinned = await load({ mode: 'echo', url: pinnedEcho.info['url']!, ...timed(50) }, LOAD_CORE)
+    await pinnedEcho.stop()
+    say('pinned: the engine alone on that core')
+    const enginePinned = await engine('trivial', false, SERVER_CORE)
+    const limit = 1 / (1 / echoPinned.per_second + 1 / enginePinned.runs_per_second)
+    const rows: Record<string, LoadResult> = {}
+    for (const isolation of ['process', 'thread'] as const) {
+      say(`pinned: Circles, ${isolation} isolation, trivial script, 50 connections`)
+      const n = await startServer('./servers/circles-server.js', nodeEnv(isolation), [], SERVER_CORE)
+      rows[isolation] = await load({ mode: 'play', url: n.info['url']!, ...timed(50) }, LOAD_CORE)
+      if (isolation === 'process') {
+        say('pinned: Circles, process isolation, ~1 KB script, 50 connections')
+        rows['small'] = await load({ mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small) }, LOAD_CORE)
+      }
+      await n.stop()
+    }
+    pinned = {
+      echo: echoPinned,
+      engine: enginePinned,
+      one_core_limit_per_second: limit,
+      process: rows['process'],
+      thread: rows['thread'],
+      small: rows['small'],
+      process_vs_limit: rows['process']!.per_second / limit,
+      thread_vs_limit: rows['thread']!.per_second / limit,
+    }
+  }
   progressDone()
 
   const per = (after: Record<string, number>, before: Record<string, number>, n: number, key: 'held' | 'rss') => (after[key]! - before[key]!) / n
@@ -180,41 +240,60 @@ async function main(): Promise<void> {
     bytes_per_idle_connection: per(withIdle, beforeIdle, PLAN.idle, 'held'),
     rss_bytes_per_idle_connection: per(withIdle, beforeIdle, PLAN.idle, 'rss'),
     contexts: PLAN.contexts,
+    spawn_seconds: spawnSeconds,
     bytes_per_passivated_context: per(spawned, beforeContexts, PLAN.contexts, 'held'),
-    bytes_per_active_context: per(activated, spawned, PLAN.contexts, 'held'),
-    rss_bytes_per_active_context: per(activated, spawned, PLAN.contexts, 'rss'),
+    rss_after_contexts_bytes: spawned['rss'],
+    cold_first_answer_ms: { p50: cold['p50_ms'], p99: cold['p99_ms'], samples: cold['samples'] },
+    active_contexts: activeCount,
+    bytes_per_active_context: per(activated, beforeActive, activeCount, 'held'),
+    rss_bytes_per_active_context: per(activated, beforeActive, activeCount, 'rss'),
     active_after_activation: activated['active'],
-    node_rss_bytes: metricsRss,
   }
   const at = (list: LoadResult[], c: number) => list.find((r) => r.connections === c)
   const a50 = at(ceilingA, 50)!
   const l50 = at(local.trivial, 50)!
+  const warm = (script: string) => engines.find((e) => e.script === script && !e.cold)!
+  const coldRun = (script: string) => engines.find((e) => e.script === script && e.cold)!
   const summary = {
     local_vs_ceiling_a_at_50: l50.per_second / a50.per_second,
     local_p99_ms_at_50: l50.latency_ms.p99,
+    many_contexts_vs_ceiling_a: manyContexts.per_second / a50.per_second,
+    thread_vs_ceiling_a: threadIsolation.per_second / a50.per_second,
     local_vs_ceiling_b: l50.per_second / ceilingB[0]!.runs_per_second,
+    compile_cache_speedup_small: warm('small').runs_per_second / coldRun('small').runs_per_second,
     handshakes_per_second: handshakes.per_second,
     play_p99_quiet_ms: quiet.latency_ms.p99,
     play_p99_during_flood_ms: flooded.latency_ms.p99,
     flood_p99_ratio: flooded.latency_ms.p99 / quiet.latency_ms.p99,
     bad_authentications_per_second: flood.per_second,
+    ...(pinned === undefined
+      ? {}
+      : {
+          pinned_one_core_limit: pinned['one_core_limit_per_second'],
+          pinned_process_vs_limit: pinned['process_vs_limit'],
+          pinned_thread_vs_limit: pinned['thread_vs_limit'],
+          pinned_process_p99_ms: (pinned['process'] as LoadResult).latency_ms.p99,
+        }),
   }
-  Object.assign(results, {
+  const results = {
     kind: 'end-to-end',
     quick,
+    pinned_requested: pin,
     date: new Date().toISOString(),
     machine: machineInfo(),
     parameters: { ...PLAN, sandbox_processes: sandboxProcesses, scripts: SCRIPTS },
     ceiling_a: ceilingA,
+    engine: engines,
     ceiling_b: ceilingB,
     local,
+    local_many_contexts: manyContexts,
     local_thread_isolation: threadIsolation,
-    cross_node: { available: false, reason: 'cross-node queueing over Redis is not implemented in this version' },
+    pinned: pinned ?? null,
     auth: { handshakes, quiet, flooded, flood },
     footprint,
     summary,
     seconds: (performance.now() - started) / 1000,
-  })
+  }
 
   const headers = ['run', 'conns', 'req/s', '÷ ceiling A', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
   const rows: (string | number)[][] = []
@@ -222,25 +301,45 @@ async function main(): Promise<void> {
   for (const script of ['trivial', 'small'] as const) {
     for (const r of local[script]) rows.push(row(`Circles local, ${script}`, r, at(ceilingA, r.connections)?.per_second))
   }
+  rows.push(row(`Circles, ${PLAN.manyContexts} contexts, trivial`, manyContexts, a50.per_second))
   rows.push(row('Circles, thread isolation, trivial', threadIsolation, a50.per_second))
   rows.push(row('play, quiet', quiet, a50.per_second))
   rows.push(row('play, bad-auth flood', flooded, a50.per_second))
   console.log(table(headers, rows))
+  if (pinned !== undefined) {
+    const limit = pinned['one_core_limit_per_second'] as number
+    console.log('')
+    console.log(
+      table(
+        ['pinned (servers on core 0, load on core 1)', 'conns', 'req/s', '÷ one-core limit', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
+        [
+          row('ceiling A: ws echo', pinned['echo'] as LoadResult),
+          row('Circles, process isolation, trivial', pinned['process'] as LoadResult, limit),
+          row('Circles, thread isolation, trivial', pinned['thread'] as LoadResult, limit),
+          row('Circles, process isolation, ~1 KB', pinned['small'] as LoadResult),
+        ],
+      ),
+    )
+    console.log(`one-core limit: ${formatNumber(limit)} req/s = 1 / (echo ${formatNumber(1e6 / (pinned['echo'] as LoadResult).per_second)} µs + engine ${formatNumber((pinned['engine'] as EngineFigure).us_per_run)} µs)`)
+  }
   console.log('')
   console.log(
     table(
       ['figure', 'value'],
       [
+        ...engines.map((e): [string, string] => [`engine alone, ${e.script}${e.cold ? ', every text new (no compile cache)' : ''} (runs/s)`, formatNumber(e.runs_per_second)]),
         ...ceilingB.map((b): [string, string] => [`ceiling B: sandbox pool alone, ${b.script} (runs/s)`, formatNumber(b.runs_per_second)]),
         ['Circles local ÷ ceiling A at 50 connections', `${summary.local_vs_ceiling_a_at_50.toFixed(2)}×`],
         ['Circles local p99 at 50 connections (ms)', formatNumber(summary.local_p99_ms_at_50)],
+        ['~1 KB script: warm ÷ every text new (what compiled-script caching buys)', `${summary.compile_cache_speedup_small.toFixed(2)}×`],
         ['handshakes/s (fetch_nonce + sign + authenticate, 8 loops)', formatNumber(handshakes.per_second)],
         ['play p99 during bad-signature flood ÷ quiet', `${summary.flood_p99_ratio.toFixed(2)}×`],
         ['bad authenticate attempts/s during the flood', formatNumber(flood.per_second)],
         [`memory per idle connection (bytes, heap + buffers, ${PLAN.idle} open)`, formatNumber(footprint.bytes_per_idle_connection)],
         [`memory per passivated context (bytes, ${PLAN.contexts} registered)`, formatNumber(footprint.bytes_per_passivated_context)],
-        [`memory per active context (bytes, ${PLAN.contexts} with a live actor)`, formatNumber(footprint.bytes_per_active_context)],
-        ['cross-node', 'not available in this version'],
+        [`node RSS with ${PLAN.contexts} contexts registered (MB)`, formatNumber((footprint.rss_after_contexts_bytes ?? 0) / 1e6)],
+        [`time to a passivated context's first answer, p50 / p99 (ms)`, `${formatNumber(footprint.cold_first_answer_ms.p50 ?? Number.NaN)} / ${formatNumber(footprint.cold_first_answer_ms.p99 ?? Number.NaN)}`],
+        [`memory per active context (bytes, ${activeCount} with a live actor)`, formatNumber(footprint.bytes_per_active_context)],
       ],
     ),
   )

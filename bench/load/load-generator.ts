@@ -15,6 +15,8 @@ import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/id
 export interface LoadConfig {
   readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle'
   readonly url: string
+  /** Per-connection targets (connection i uses urls[i % length]); `url` otherwise. */
+  readonly urls?: readonly string[]
   readonly connections: number
   readonly durationMs: number
   readonly warmupMs?: number
@@ -151,9 +153,10 @@ async function main(): Promise<void> {
   if (config.mode === 'echo' || config.mode === 'play') {
     const sockets: WebSocket[] = []
     for (let i = 0; i < config.connections; i += 50) {
-      const batch = Array.from({ length: Math.min(50, config.connections - i) }, () =>
-        config.mode === 'echo' ? open(config.url) : authenticated(config.url, generateKeyPair()),
-      )
+      const batch = Array.from({ length: Math.min(50, config.connections - i) }, (_, j) => {
+        const url = config.urls === undefined ? config.url : config.urls[(i + j) % config.urls.length]!
+        return config.mode === 'echo' ? open(url) : authenticated(url, generateKeyPair())
+      })
       sockets.push(...(await Promise.all(batch)))
     }
     for (const ws of sockets) loops.push(closedLoop(ws, frame))

@@ -5,6 +5,9 @@
  *   {"cmd":"memory"}                 → {"rss","held"} (held: V8 heap used + external, after GC)
  *   {"cmd":"spawn","count":N}        → registers N passivated peer contexts
  *   {"cmd":"activate","count":N}     → runs one trivial script in each of the first N of them
+ *   {"cmd":"cold","count":N}         → plays once in each of N passivated contexts, one after the
+ *                                       other: {"p50_ms","p99_ms"} of the time to their first answer
+ *   {"cmd":"urls","count":N}         → ws URLs of the first N spawned contexts (spawning as needed)
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -51,6 +54,28 @@ createInterface({ input: process.stdin }).on('line', (line) => {
           spawned.push(publicKey)
         }
         return reply({ spawned: spawned.length, ...memory() })
+      }
+      case 'urls': {
+        while (spawned.length < (command.count ?? 0)) {
+          const { publicKey } = generateKeyPair()
+          await node.peers.spawnPeer({ pubkey: publicKey })
+          spawned.push(publicKey)
+        }
+        return reply({ urls: spawned.slice(0, command.count ?? 0).map((k) => `${served.url}${k}`) })
+      }
+      case 'cold': {
+        // Contexts that never ran (or passivated): the time to the first answer includes
+        // building the actor and opening the namespace on the sandbox thread.
+        const keys = spawned.slice(-(command.count ?? 0))
+        const times: number[] = []
+        for (const k of keys) {
+          const started = performance.now()
+          await node.peers.play(k, { caller: k, script: '1' })
+          times.push(performance.now() - started)
+        }
+        times.sort((a, b) => a - b)
+        const at = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))] ?? Number.NaN
+        return reply({ p50_ms: at(50), p99_ms: at(99), samples: times.length })
       }
       case 'activate': {
         const keys = spawned.slice(0, command.count ?? 0)

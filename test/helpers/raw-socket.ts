@@ -34,7 +34,7 @@ export async function openSocket(url: string): Promise<RawSocket> {
   const socket: RawSocket = {
     ws,
     closed,
-    next(timeoutMs = 5000) {
+    next(timeoutMs = 20_000) {
       const text = queue.shift()
       if (text !== undefined) return Promise.resolve(JSON.parse(text))
       return new Promise((resolve, reject) => {
