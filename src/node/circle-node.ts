@@ -339,6 +339,8 @@ export class CircleNode {
       this.failure = { error: reason.error }
       this.log.fatal({ err: reason.error }, 'the root supervisor gave up: the node stops')
       this.stopProbes()
+      // Nothing will run what is still queued: answer it rather than leave callers waiting.
+      this.pool.shutDown()
       for (const listener of this.failureListeners.splice(0)) listener(this.failure)
     })
     if (options.lastResort !== false) this.releaseLastResort = installLastResort(this.log)

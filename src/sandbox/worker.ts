@@ -24,6 +24,11 @@ export interface WorkerData {
   readonly sink: OutcomeSink
 }
 
+/**
+ * Namespaces kept open (store and its name index) at once; the least recently run is closed past
+ * it (its facts stay: the node sends a context's facts to a host once, so the host must keep
+ * them while it lives — interned, a context costs a few hundred bytes here).
+ */
 const MAX_OPEN_CONTEXTS = 4096
 const sinkSpec = (workerData as WorkerData).sink
 const channel = sinkSpec.type === 'channel' ? new BroadcastChannel(sinkSpec.name) : undefined
@@ -53,6 +58,10 @@ interface OpenContext {
 }
 
 const contexts = new Map<number, OpenContext>()
+/** Contexts with an open namespace, least recently run first. */
+const openOrder = new Map<number, OpenContext>()
+/** Limits and quotas are the same for most contexts: one object each. */
+const interned = new Map<string, SandboxContext['limits'] | SandboxContext['quota']>()
 const engines = new Map<string, Engine>()
 let seq = 0
 
@@ -97,9 +106,28 @@ function runContext(open: OpenContext): RunContext {
   return open.run
 }
 
+function intern<T extends SandboxContext['limits'] | SandboxContext['quota']>(value: T): T {
+  const key = JSON.stringify(value)
+  const known = interned.get(key)
+  if (known !== undefined) return known as T
+  interned.set(key, value)
+  return value
+}
+
+function touch(ctxId: number, open: OpenContext): void {
+  openOrder.delete(ctxId)
+  openOrder.set(ctxId, open)
+  if (openOrder.size > MAX_OPEN_CONTEXTS) {
+    const [oldestId, oldest] = openOrder.entries().next().value as [number, OpenContext]
+    openOrder.delete(oldestId)
+    oldest.run = undefined
+  }
+}
+
 function runOne(ctxId: number, script: string, caller: string, canWrite: boolean, timeoutMs: number): { outcome: RunOutcome; flags: number } {
   const open = contexts.get(ctxId)
   if (open === undefined) return { outcome: failedRun('INTERNAL_ERROR', 'The sandbox does not know this context'), flags: 0 }
+  touch(ctxId, open)
   let ctx: RunContext
   try {
     ctx = runContext(open)
@@ -112,7 +140,8 @@ function runOne(ctxId: number, script: string, caller: string, canWrite: boolean
   return { outcome, flags: engine.rebuilds === rebuilds ? 0 : FLAG_REBUILT }
 }
 
-function remember(ctxId: number, facts: SandboxContext): void {
+function remember(ctxId: number, sent: SandboxContext): void {
+  const facts: SandboxContext = { ...sent, limits: intern(sent.limits), quota: intern(sent.quota) }
   const open = contexts.get(ctxId)
   if (open !== undefined && open.facts.root === facts.root) {
     // New limits or quota for a namespace already open: keep its measured size.
@@ -120,7 +149,7 @@ function remember(ctxId: number, facts: SandboxContext): void {
     if (open.run !== undefined) open.run = { ...open.run, cpuMs: facts.limits.cpuMs }
     return
   }
-  if (contexts.size >= MAX_OPEN_CONTEXTS) contexts.delete(contexts.keys().next().value as number)
+  openOrder.delete(ctxId)
   contexts.set(ctxId, { facts, run: undefined })
 }
 
