@@ -57,6 +57,11 @@ export class Engine {
   private seedAt = this.seeds.length
   /** Contexts and isolates built so far. */
   rebuilds = 0
+  /**
+   * Whether the last run tried to change its namespace (save_data / delete_data, even one that
+   * failed): its outcome must reach the node before the next run starts.
+   */
+  changed = false
 
   constructor(options: EngineOptions) {
     this.options = options
@@ -109,10 +114,12 @@ export class Engine {
         case 'save':
           if (!run.canWrite) return FORBIDDEN('save_data')
           if (typeof b !== 'string') return [false, 'INVALID_DOCUMENT', 'save_data: value is not JSON-serialisable']
+          this.changed = true
           store.write(a, b)
           return [true, null]
         case 'delete':
           if (!run.canWrite) return FORBIDDEN('delete_data')
+          this.changed = true
           return [true, store.remove(a)]
         case 'random': {
           const bytes = new Uint8Array(Math.max(0, Math.min(65536, Number(a) | 0)))
@@ -140,6 +147,7 @@ export class Engine {
   run(request: RunRequest, ctx: RunContext): RunOutcome {
     const id = this.nextRunId++
     this.active = { id, ctx, canWrite: request.canWrite }
+    this.changed = false
     const cpuBefore = this.isolate.cpuTime
     const started = performance.now()
     const timeout = request.timeoutMs

@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Readable, Writable } from 'node:stream'
 import type { Worker } from 'node:worker_threads'
@@ -15,11 +18,16 @@ import type { WorkerData } from './worker.js'
  */
 export type SandboxIsolation = 'process' | 'thread'
 
-/** How a host ended: its exit code or signal and the last of what it wrote on stderr. */
+/** How a host ended: its exit code or signal, the last of what it wrote on stderr, and its progress. */
 export interface HostExit {
   readonly code: number | null
   readonly signal: string | null
   readonly stderrTail: string
+  /**
+   * The sequence number of the last run the host started (its progress marker), -1 when it
+   * started none, undefined when the marker could not be read.
+   */
+  readonly started: number | undefined
 }
 
 export interface HostLinkEvents {
@@ -43,6 +51,18 @@ export interface HostLink {
 
 const STDERR_TAIL_CHARS = 4096
 let channels = 0
+let markers = 0
+/** Progress markers live in memory-backed storage when the machine has it. */
+const MARKER_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
+
+function readMarker(path: string): number | undefined {
+  try {
+    const bytes = readFileSync(path)
+    return bytes.length >= 4 ? bytes.readInt32LE(0) : undefined
+  } catch {
+    return undefined
+  }
+}
 
 export interface HostOptions {
   /** Faults (tests only), passed to a host process in its environment. */
@@ -58,7 +78,8 @@ export function openHost(isolation: SandboxIsolation, events: HostLinkEvents, op
 function processHost(events: HostLinkEvents, options: HostOptions): HostLink {
   const entry = workerModule(import.meta.url, 'host-process')
   const faults = options.faults ?? []
-  const child = spawn(process.execPath, [...entry.execArgv, fileURLToPath(entry.url)], {
+  const marker = join(MARKER_DIR, `circles-host-${process.pid}-${++markers}.progress`)
+  const child = spawn(process.execPath, [...entry.execArgv, fileURLToPath(entry.url), marker], {
     stdio: ['ignore', 'inherit', 'pipe', 'pipe', 'pipe', ...(options.inheritFd === undefined ? [] : [options.inheritFd])],
     env: { ...process.env, [FAULTS_ENV]: faults.join(',') },
   })
@@ -92,7 +113,9 @@ function processHost(events: HostLinkEvents, options: HostOptions): HostLink {
   // 'close' (not 'exit'): every outcome the host wrote before dying has been read by then.
   child.on('close', (code, signal) => {
     exited = true
-    events.onExit({ code, signal, stderrTail })
+    const started = readMarker(marker)
+    rmSync(marker, { force: true })
+    events.onExit({ code, signal, stderrTail, started })
   })
   child.on('error', () => {
     // A failed spawn is followed by 'close' as well.
@@ -129,6 +152,7 @@ function threadHost(events: HostLinkEvents): HostLink {
     reader.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength), events.onReply)
   }
   const worker = workerModule(import.meta.url, 'worker')
+  const progress = new SharedArrayBuffer(4)
   const pool = new Piscina<string, number>({
     filename: worker.url,
     ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
@@ -137,8 +161,9 @@ function threadHost(events: HostLinkEvents): HostLink {
     idleTimeout: Number.POSITIVE_INFINITY,
     concurrentTasksPerWorker: 1,
     recordTiming: false,
-    workerData: { sink: { type: 'channel', name } } satisfies WorkerData,
+    workerData: { sink: { type: 'channel', name }, marker: { type: 'shared', buffer: progress } } satisfies WorkerData,
   })
+  const started = () => Atomics.load(new Int32Array(progress), 0)
   let exited = false
   const exit = (why: string) => {
     if (exited) return
@@ -147,7 +172,7 @@ function threadHost(events: HostLinkEvents): HostLink {
     setImmediate(() => {
       channel.close()
       void pool.destroy()
-      events.onExit({ code: null, signal: null, stderrTail: why })
+      events.onExit({ code: null, signal: null, stderrTail: why, started: started() })
     })
   }
   pool.on('error', (error: Error) => exit(`sandbox thread failed: ${error.message}`))
@@ -166,7 +191,7 @@ function threadHost(events: HostLinkEvents): HostLink {
       // Outcomes posted by the thread's last runs arrive before the exit is reported.
       await new Promise((resolve) => setImmediate(resolve))
       channel.close()
-      events.onExit({ code: 0, signal: null, stderrTail: '' })
+      events.onExit({ code: 0, signal: null, stderrTail: '', started: started() })
     },
     kill() {
       exit('killed')

@@ -19,6 +19,8 @@ import { workerModule } from '../threads/index.js'
 import { CLOSE_FRAME, FrameReader } from './wire.js'
 import type { WorkerData } from './worker.js'
 
+/** The progress marker file the node named (argv): the worker records there the run it starts. */
+const MARKER_PATH = process.argv[2] ?? ''
 const INPUT_FD = 3
 const OUTCOME_FD = 4
 /** Exit code of a host whose worker thread failed (the node logs it with the stderr tail). */
@@ -30,6 +32,11 @@ if (faultsFromEnv().includes('host-crash-on-start')) {
   process.exit(71)
 }
 
+if (MARKER_PATH === '') {
+  process.stderr.write('sandbox host: started without a progress marker path\n')
+  process.exit(64)
+}
+
 let closing = false
 const pool = new Piscina<string, number>({
   filename: worker.url,
@@ -39,7 +46,7 @@ const pool = new Piscina<string, number>({
   idleTimeout: Number.POSITIVE_INFINITY,
   concurrentTasksPerWorker: 1,
   recordTiming: false,
-  workerData: { sink: { type: 'fd', fd: OUTCOME_FD } } satisfies WorkerData,
+  workerData: { sink: { type: 'fd', fd: OUTCOME_FD }, marker: { type: 'file', path: MARKER_PATH } } satisfies WorkerData,
 })
 pool.on('error', (error: Error) => {
   process.stderr.write(`sandbox host: worker thread failed: ${error.message}\n`)

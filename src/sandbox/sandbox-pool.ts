@@ -337,7 +337,7 @@ export class SandboxPool {
         },
         onExit: (exit) => {
           if (slot.link !== link) return
-          const blame = this.onHostExit(slot, stopping)
+          const blame = this.onHostExit(slot, exit, stopping)
           this.hooks.onHostExit?.(slot.index, exit, stopping ? 'none' : blame)
           const why = describeExit(exit)
           if (!settled) {
@@ -363,10 +363,15 @@ export class SandboxPool {
   }
 
   /**
-   * A host is gone: answer the run it was executing, and queue again, in order, the runs it had
-   * not started. Returns whom the death is blamed on.
+   * A host is gone. Its progress marker names the run it was executing: that run is answered
+   * WORKER_CRASHED (and reported: the crash quarantine); the runs it had not started go, in
+   * order, to the host that replaces it. Runs it had completed but whose outcomes were still in
+   * its buffer changed nothing (an outcome of a run that changed data is written before the next
+   * run starts): they run again, except in the crashed run's own context, where that could let
+   * them see what the crashed run half did — those are answered WORKER_CRASHED. Returns whom the
+   * death is blamed on: the workload when a run was executing.
    */
-  private onHostExit(slot: HostSlot, expected: boolean): 'workload' | 'infrastructure' {
+  private onHostExit(slot: HostSlot, exit: HostExit, expected: boolean): 'workload' | 'infrastructure' {
     slot.link = undefined
     slot.ready = false
     slot.frames.length = 0
@@ -374,25 +379,33 @@ export class SandboxPool {
     slot.sent = []
     slot.sentHead = 0
     if (sent.length === 0) return 'infrastructure'
-    const [culprit, ...notStarted] = sent
-    slot.crashes++
-    culprit!.resolve(
-      failedRun(
-        'WORKER_CRASHED',
-        expected
-          ? 'The sandbox stopped while running this task'
-          : 'The sandbox process running this task died (the script may have exhausted its memory); the task was not completed',
-      ),
-    )
-    if (!expected) this.hooks.onCrash?.({ circle: culprit!.ctx.ref.circle, origin: culprit!.origin })
+    const started = exit.started ?? sent[0]!.seq
+    const culprit = sent.find((run) => run.seq === started)
     const again: PendingRun[] = []
-    for (const run of notStarted) {
+    for (const run of sent) {
+      if (run === culprit) {
+        slot.crashes++
+        run.resolve(
+          failedRun(
+            'WORKER_CRASHED',
+            expected
+              ? 'The sandbox stopped while running this task'
+              : 'The sandbox process running this task died (the script may have exhausted its memory); the task was not completed',
+          ),
+        )
+        if (!expected) this.hooks.onCrash?.({ circle: run.ctx.ref.circle, origin: run.origin })
+        continue
+      }
+      if (run.seq < started && culprit !== undefined && run.ctx === culprit.ctx) {
+        run.resolve(failedRun('WORKER_CRASHED', 'The task ran, changing nothing, but its answer was lost when its sandbox process died; running it again is safe'))
+        continue
+      }
       const refusal = this.hooks.refuse?.({ circle: run.ctx.ref.circle, origin: run.origin })
       if (refusal !== undefined) run.resolve(refusal)
       else again.push(run)
     }
     slot.queue = again.concat(slot.queue)
-    return 'workload'
+    return culprit === undefined ? 'infrastructure' : 'workload'
   }
 
   private onOutcome(slot: HostSlot, link: HostLink, reply: Extract<HostReply, { type: 'outcome' }>): void {

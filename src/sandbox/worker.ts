@@ -1,14 +1,22 @@
 /**
  * A sandbox worker thread (piscina): it runs the frames its host hands it, in order, one script
- * at a time, and writes each run's outcome to the node itself — straight to the host's outcome
- * pipe in a process host, before the next run starts. So a run whose effects reached the disk is
- * answered even if the next run brings the whole host process down.
+ * at a time, and writes the outcomes to the node itself — straight to the host's outcome pipe in
+ * a process host.
+ *
+ * Two rules make a host's death unambiguous for the node, at the cost of one 4-byte write per run
+ * instead of a pipe write per run:
+ * - Before each run, the worker records the run's sequence number in its progress marker (a
+ *   small file the node reads after the host died, or shared memory for a thread host): the
+ *   node then knows which run was executing — the culprit — and which never started.
+ * - The outcome of a run that changed its namespace is written to the node before the next run
+ *   starts (a run whose effects reached the disk is never reported lost); the outcomes of other
+ *   runs are written together at the end of the frame.
  *
  * It keeps one warm {@link Engine} per memory limit and one open namespace per context: every
  * run of a context goes to the same host and this one thread, so the thread is the namespace's
  * only writer and its size figures stay exact (a new thread measures them again).
  */
-import { writeSync } from 'node:fs'
+import { openSync, writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { DEFAULTS } from '../config/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
@@ -20,8 +28,12 @@ import { encodeOutcome, encodeReady, FLAG_REBUILT, MESSAGE, type HostMessage } f
 /** Where outcomes go: the host's outcome pipe (process hosts) or a channel to the node (thread hosts). */
 export type OutcomeSink = { readonly type: 'fd'; readonly fd: number } | { readonly type: 'channel'; readonly name: string }
 
+/** Where the worker records the run it starts: a file (process hosts) or shared memory (thread hosts). */
+export type ProgressMarker = { readonly type: 'file'; readonly path: string } | { readonly type: 'shared'; readonly buffer: SharedArrayBuffer }
+
 export interface WorkerData {
   readonly sink: OutcomeSink
+  readonly marker: ProgressMarker
 }
 
 /**
@@ -31,8 +43,32 @@ export interface WorkerData {
  */
 const MAX_OPEN_CONTEXTS = 4096
 const sinkSpec = (workerData as WorkerData).sink
+const markerSpec = (workerData as WorkerData).marker
 const channel = sinkSpec.type === 'channel' ? new BroadcastChannel(sinkSpec.name) : undefined
 const waitCell = new Int32Array(new SharedArrayBuffer(4))
+const markerCell = markerSpec.type === 'shared' ? new Int32Array(markerSpec.buffer) : undefined
+const markerFd = markerSpec.type === 'file' ? openSync(markerSpec.path, 'w') : undefined
+const markerBytes = Buffer.alloc(4)
+
+/** Record that run `seq` starts (read by the node only if this host dies). */
+function mark(seq: number): void {
+  if (markerCell !== undefined) {
+    Atomics.store(markerCell, 0, seq)
+    return
+  }
+  markerBytes.writeInt32LE(seq, 0)
+  writeSync(markerFd!, markerBytes, 0, 4, 0)
+}
+
+/** Outcomes not written yet (runs that changed nothing), written at the end of the frame. */
+let pending: Buffer[] = []
+
+function flush(): void {
+  if (pending.length === 0) return
+  const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending)
+  pending = []
+  emit(buf)
+}
 
 function emit(buf: Buffer): void {
   if (channel !== undefined) {
@@ -124,20 +160,20 @@ function touch(ctxId: number, open: OpenContext): void {
   }
 }
 
-function runOne(ctxId: number, script: string, caller: string, canWrite: boolean, timeoutMs: number): { outcome: RunOutcome; flags: number } {
+function runOne(ctxId: number, script: string, caller: string, canWrite: boolean, timeoutMs: number): { outcome: RunOutcome; flags: number; changed: boolean } {
   const open = contexts.get(ctxId)
-  if (open === undefined) return { outcome: failedRun('INTERNAL_ERROR', 'The sandbox does not know this context'), flags: 0 }
+  if (open === undefined) return { outcome: failedRun('INTERNAL_ERROR', 'The sandbox does not know this context'), flags: 0, changed: false }
   touch(ctxId, open)
   let ctx: RunContext
   try {
     ctx = runContext(open)
   } catch (error) {
-    return { outcome: failedRun('STORAGE_ERROR', `Cannot open the namespace: ${(error as Error).message}`), flags: 0 }
+    return { outcome: failedRun('STORAGE_ERROR', `Cannot open the namespace: ${(error as Error).message}`), flags: 0, changed: false }
   }
   const engine = engineFor(open.facts)
   const rebuilds = engine.rebuilds
   const outcome = engine.run({ script, caller, canWrite, timeoutMs }, ctx)
-  return { outcome, flags: engine.rebuilds === rebuilds ? 0 : FLAG_REBUILT }
+  return { outcome, flags: engine.rebuilds === rebuilds ? 0 : FLAG_REBUILT, changed: engine.changed }
 }
 
 function remember(ctxId: number, sent: SandboxContext): void {
@@ -163,8 +199,10 @@ export default function handle(frame: string): number {
         remember(message[1], message[2])
         break
       case MESSAGE.RUN: {
-        const { outcome, flags } = runOne(message[1], message[2], message[3], message[4] === 1, message[5])
-        emit(encodeOutcome(seq++, outcome, flags))
+        mark(seq)
+        const { outcome, flags, changed } = runOne(message[1], message[2], message[3], message[4] === 1, message[5])
+        pending.push(encodeOutcome(seq++, outcome, flags))
+        if (changed) flush()
         runs++
         break
       }
@@ -172,6 +210,7 @@ export default function handle(frame: string): number {
         break
     }
   }
+  flush()
   return runs
 }
 
@@ -190,4 +229,5 @@ engineFor({
     maxLogLines: DEFAULTS.MAX_LOG_LINES,
   },
 })
+mark(-1)
 emit(encodeReady())

@@ -1,9 +1,12 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SandboxPool } from '../../src/sandbox/index.js'
-import { context, run, runAll } from '../helpers/sandbox.js'
+import { join } from 'node:path'
+import { generateKeyPair } from '../../src/identity/index.js'
+import { LIMITS, QUOTA, context, decode, run, runAll } from '../helpers/sandbox.js'
 
-const pool = new SandboxPool({ processes: 1 })
+const crashedHostEvents: { circle: string; origin: string | undefined }[] = []
+const pool = new SandboxPool({ processes: 1, hooks: { onCrash: (run) => crashedHostEvents.push(run) } })
 
 await pool.start()
 t.teardown(() => pool.close())
@@ -63,4 +66,36 @@ t.test('SandboxPool({ isolation: "thread" })', async (t) => {
     t.match(outcomes, [{ type: 'error', code: 'WORKER_CRASHED' }, { type: 'ok', output: 'behind it' }])
     t.match(await run(threads, busy, '"replaced"'), { type: 'ok', output: 'replaced' })
   })
+})
+
+t.test('a host that dies mid-frame: its progress marker names the culprit', async (t) => {
+  // One frame, in this order: a write of A (its outcome is written at once), then runs that change
+  // nothing — of B, of A — whose outcomes wait for the end of the frame, A's endless loop, and a
+  // run of B. The host is killed while the loop runs.
+  const dir = t.testdir()
+  const [a, b] = [generateKeyPair().publicKey, generateKeyPair().publicKey]
+  const limits = { ...LIMITS, timeoutMs: 10_000, cpuMs: 10_000 }
+  const refA = pool.register({ circle: a, root: join(dir, a), dbPathLabel: a, limits, quota: { ...QUOTA } })
+  const refB = pool.register({ circle: b, root: join(dir, b), dbPathLabel: b, limits, quota: { ...QUOTA } })
+  const req = (script: string) => ({ script, caller: '', canWrite: true, timeoutMs: 10_000 })
+  const started = crashedHostEvents.length
+  const runs = [
+    pool.run(refA, req('save_data("n", 1); "a-write"')),
+    pool.run(refB, req('"b1"')),
+    pool.run(refA, req('"a1"')),
+    pool.run(refA, req('print("looping"); while (true) {}')),
+    pool.run(refB, req('"b2"')),
+  ]
+  // Wait until the write's outcome has arrived: it is written before the next run starts.
+  const write = await runs[0]!
+  t.match(decode(write), { type: 'ok', output: 'a-write' }, 'the write, completed before the crash, is answered with its outcome')
+  process.kill(pool.pids[0]!, 'SIGKILL')
+  const [, b1, a1, loop, b2] = (await Promise.all(runs)).map(decode)
+  t.match(loop, { type: 'error', code: 'WORKER_CRASHED', message: /died/ }, 'the run executing when the host died is the culprit')
+  t.match(a1, { type: 'error', code: 'WORKER_CRASHED', message: /changing nothing/ }, "a completed run of the culprit's context whose answer was lost is not run again")
+  t.match(b1, { type: 'ok', output: 'b1' }, 'a completed run of another context whose answer was lost runs again')
+  t.match(b2, { type: 'ok', output: 'b2' }, 'a run that had not started runs on the next host')
+  t.equal(crashedHostEvents.length - started, 1, 'one crash reported, for the culprit')
+  t.same(crashedHostEvents.at(-1), { circle: a, origin: undefined })
+  t.match(decode(await pool.run(refA, req('load_data("n")'))), { type: 'ok', output: '1' }, 'the write is on disk')
 })
