@@ -72,12 +72,30 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? 'auto'
   const usePretty = format === 'pretty' || (format === 'auto' && (destination as { isTTY?: boolean }).isTTY === true)
   const base = { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { pid: process.pid } }
+  // Logging is best effort: a destination that fails (stdout piped into a process that went away:
+  // EPIPE) must not become an uncaught error — which would be logged, fail again, and spin.
+  ignoreWriteErrors(destination)
   if (usePretty) {
-    return pino(base, pretty({ colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', destination: destination as NodeJS.WritableStream & { fd?: number }, sync: true }))
+    const stream = pretty({ colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', destination: destination as NodeJS.WritableStream & { fd?: number }, sync: true })
+    ignoreWriteErrors(stream)
+    return pino(base, stream)
   }
-  // Synchronous writes: logs are written on events, not per request, and a line about why the
-  // node is stopping must not be lost to a process.exit that follows it.
-  return pino(base, destination === process.stdout ? pino.destination({ fd: 1, sync: true }) : (destination as NodeJS.WritableStream))
+  if (destination === process.stdout) {
+    // Synchronous writes: logs are written on events, not per request, and a line about why the
+    // node is stopping must not be lost to a process.exit that follows it.
+    const stream = pino.destination({ fd: 1, sync: true })
+    ignoreWriteErrors(stream)
+    return pino(base, stream)
+  }
+  return pino(base, destination as NodeJS.WritableStream)
+}
+
+const guarded = new WeakSet<object>()
+
+function ignoreWriteErrors(stream: { on(event: 'error', listener: () => void): unknown }): void {
+  if (guarded.has(stream)) return
+  guarded.add(stream)
+  stream.on('error', () => {})
 }
 
 /** A logger that writes nothing (tests, embedded use). */

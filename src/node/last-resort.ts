@@ -1,13 +1,53 @@
 import type { Logger } from '../log/index.js'
 
 const loggers = new Set<Logger>()
+/** At most this many errors are logged a second; more are counted (an error that repeats must not spin the node on its own log). */
+const MAX_LOGGED_PER_SECOND = 20
+let windowStart = 0
+let logged = 0
+let suppressed = 0
+let logging = false
+
+function report(error: unknown, what: string): void {
+  // An error raised while logging one (a log destination that fails) is not logged again.
+  if (logging) return
+  const now = performance.now()
+  if (now - windowStart > 1_000) {
+    windowStart = now
+    logged = 0
+    if (suppressed > 0) {
+      const count = suppressed
+      suppressed = 0
+      logging = true
+      try {
+        for (const log of loggers) log.error({ suppressed: count }, 'more uncaught errors were not logged (over 20 a second)')
+      } catch {
+        // The log itself fails: nothing more can be done about it here.
+      } finally {
+        logging = false
+      }
+    }
+  }
+  if (logged++ >= MAX_LOGGED_PER_SECOND) {
+    suppressed++
+    return
+  }
+  logging = true
+  try {
+    for (const log of loggers) log.error({ err: error }, `${what} caught by the last-resort handler; the node keeps serving`)
+  } catch {
+    // As above.
+  } finally {
+    logging = false
+  }
+}
 
 function onUncaught(error: unknown): void {
-  for (const log of loggers) log.error({ err: error }, 'uncaught exception caught by the last-resort handler; the node keeps serving')
+  report(error, 'uncaught exception')
 }
 
 function onUnhandled(reason: unknown): void {
-  for (const log of loggers) log.error({ err: reason }, 'unhandled rejection caught by the last-resort handler; the node keeps serving')
+  report(reason, 'unhandled rejection')
 }
 
 /**
