@@ -66,8 +66,17 @@ export class LoadLimits {
     this.plays = new TokenBuckets(plays, plays)
   }
 
+  /** Addresses seen lately and whether the limits apply to them (checked on every request). */
+  private readonly appliesTo = new Map<string, boolean>()
+
   private applies(address: string): boolean {
-    return this.enabled && (this.loopback || !isLoopback(address))
+    let applies = this.appliesTo.get(address)
+    if (applies === undefined) {
+      applies = this.enabled && (this.loopback || !isLoopback(address))
+      if (this.appliesTo.size >= 10_000) this.appliesTo.clear()
+      this.appliesTo.set(address, applies)
+    }
+    return applies
   }
 
   /** A new connection from `address`; pair every accepted one with {@link disconnected}. */
@@ -114,10 +123,10 @@ export class LoadLimits {
    * applies to the circle always, and to the address as the other limits do.
    */
   play(caller: string, address: string, circle: string): CirclesError | undefined {
-    const circleWait = this.quarantine.remaining(`circle:${circle}`)
+    const circleWait = this.quarantine.empty ? 0 : this.quarantine.remaining(`circle:${circle}`)
     if (circleWait > 0) return limited('quarantine', circleWait, 'Scripts run in this circle crashed the sandbox: it is refused for a while')
     if (!this.applies(address)) return undefined
-    const addressWait = this.quarantine.remaining(`address:${address}`)
+    const addressWait = this.quarantine.empty ? 0 : this.quarantine.remaining(`address:${address}`)
     if (addressWait > 0) return limited('quarantine', addressWait, 'Scripts sent from this address crashed the sandbox: it is refused for a while')
     const wait = this.plays.take(caller === '' ? `address:${address}` : caller)
     return wait === 0 ? undefined : limited('plays', wait, 'Too many plays from this caller')

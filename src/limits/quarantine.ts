@@ -26,6 +26,11 @@ export class Quarantine {
     return backoff
   }
 
+  /** Nothing was ever struck (or everything was forgotten): the hot path skips the lookups. */
+  get empty(): boolean {
+    return this.entries.size === 0
+  }
+
   /** Milliseconds `key` is still refused for (0: not quarantined). */
   remaining(key: string): number {
     const entry = this.entries.get(key)
