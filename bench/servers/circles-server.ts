@@ -47,6 +47,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     switch (command.cmd) {
       case 'memory':
         return reply(memory())
+      case 'stats':
+        return reply({ hosts: node.sandbox.stats })
       case 'spawn': {
         for (let i = 0; i < (command.count ?? 0); i++) {
           const { publicKey } = generateKeyPair()

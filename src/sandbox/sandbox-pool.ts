@@ -84,6 +84,8 @@ export interface HostStats {
   /** Runs waiting for the host or sent and not answered. */
   readonly queued: number
   readonly runs: number
+  /** Frames sent (runs ÷ frames: how well hand-offs are batched). */
+  readonly frames: number
   readonly crashes: number
   readonly rebuilds: number
   readonly restarts: number
@@ -96,7 +98,7 @@ const DEFAULT_MAX_HOSTS = 8
  * more would only lengthen what a crash has to send again. A thread host gets one: piscina
  * would run a later frame before the rest of one whose thread died.
  */
-const MAX_FRAMES_IN_FLIGHT: Record<SandboxIsolation, number> = { process: 2, thread: 1 }
+const MAX_FRAMES_IN_FLIGHT: Record<SandboxIsolation, number> = { process: 1, thread: 1 }
 /** Runs in one frame, at most (bounds the frame's size and what one crash sends again). */
 const MAX_RUNS_PER_FRAME = 256
 const CLOSE_GRACE_MS = 5000
@@ -118,6 +120,7 @@ class HostSlot {
   known = new Map<number, number>()
   seq = 0
   runs = 0
+  framesSent = 0
   crashes = 0
   rebuilds = 0
   restarts = 0
@@ -221,6 +224,7 @@ export class SandboxPool {
       up: s.ready,
       queued: s.queue.length + s.inFlight,
       runs: s.runs,
+      frames: s.framesSent,
       crashes: s.crashes,
       rebuilds: s.rebuilds,
       restarts: s.restarts,
@@ -460,6 +464,7 @@ export class SandboxPool {
       slot.sent.push(run)
     }
     slot.frames.push(runs.length)
+    slot.framesSent++
     slot.link!.send(encodeFrame(messages))
   }
 }

@@ -343,7 +343,7 @@ export class Supervisor implements ChildHandle {
     entry.handle = undefined
     entry.status = 'stopped'
     this.entries.delete(entry.spec.id)
-    if (reason.type === 'error') this.onEvent?.({ type: 'child_exited', supervisor: this.id, id: entry.spec.id, reason })
+    this.onEvent?.({ type: 'child_exited', supervisor: this.id, id: entry.spec.id, reason })
   }
 
   private async stopEntry(entry: Entry): Promise<void> {

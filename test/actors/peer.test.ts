@@ -106,13 +106,27 @@ t.test('PeerHost', async (t) => {
   })
 
   t.test('passivates an idle context and rebuilds it from disk on the next message', async (t) => {
-    const peers = hostFor(t, pool)
+    // The peers supervisor reports each actor's end: wait on that, not on a clock.
+    const exits: { id: string; normal: boolean }[] = []
+    const waiters: (() => void)[] = []
+    const peers = new PeerHost({
+      dbPath: t.testdir(),
+      pool,
+      onSupervisorEvent: (event) => {
+        if (event.type !== 'child_exited') return
+        exits.push({ id: event.id, normal: event.reason.type === 'normal' })
+        for (const w of waiters.splice(0)) w()
+      },
+    })
+    t.teardown(() => peers.stop())
+    const passivated = () => new Promise<void>((resolve) => waiters.push(resolve))
     const owner = generateKeyPair().publicKey
     await peers.spawnPeer({ pubkey: owner, passivateAfterMs: 50 })
+    const first = passivated()
     await peers.play(owner, { caller: owner, script: 'save_data("kept", "on disk")' })
-    await sleep(5)
-    t.equal(peers.stateOf(owner), 'idle', 'idle once the batch is done')
-    await sleep(120)
+    t.not(peers.stateOf(owner), 'passivated', 'a live actor right after its run')
+    await first
+    t.same(exits, [{ id: owner, normal: true }], 'the actor ended normally: passivated')
     t.equal(peers.stateOf(owner), 'passivated')
     t.same(peers.size, { registered: 1, active: 0 })
     t.match(await peers.play(owner, { caller: owner, script: 'load_data("kept")' }), { output: 'on disk' })

@@ -56,6 +56,9 @@ interface Task {
 
 export type PeerTermination = 'passivated' | 'stopped' | 'crashed'
 
+/** How long a drain waits on an empty mailbox before it ends (see pump). */
+const DRAIN_LINGER_MS = 20
+
 function fail(task: Task, error: CirclesError): void {
   if (task.status === 'completed' || task.status === 'error') return
   task.status = 'error'
@@ -81,6 +84,7 @@ export class PeerActor implements ChildHandle {
   private inFlight = 0
   /** Resolves the running drain once the mailbox is empty and every run has answered. */
   private drained: (() => void) | undefined
+  private lingerTimer: NodeJS.Timeout | undefined
   /** stop() was called: dispatch nothing more. */
   private stopping = false
   private ended = false
@@ -187,11 +191,27 @@ export class PeerActor implements ChildHandle {
       this.queue = this.queue.slice(this.head)
       this.head = 0
     }
-    if (this.inFlight === 0 && (this.pending === 0 || this.stopping || this.ended)) {
-      const drained = this.drained
-      this.drained = undefined
-      drained?.()
+    if (this.inFlight !== 0) return
+    if (this.stopping || this.ended) this.endDrain()
+    else if (this.pending === 0 && this.lingerTimer === undefined && this.drained !== undefined) {
+      // A busy context empties its mailbox between every round trip of its callers: ending the
+      // drain each time would cost a machine transition per request. It ends once the mailbox
+      // has stayed empty for a moment.
+      this.lingerTimer = setTimeout(this.lingered, DRAIN_LINGER_MS)
     }
+  }
+
+  private readonly lingered = (): void => {
+    this.lingerTimer = undefined
+    if (this.inFlight === 0 && this.pending === 0) this.endDrain()
+  }
+
+  private endDrain(): void {
+    clearTimeout(this.lingerTimer)
+    this.lingerTimer = undefined
+    const drained = this.drained
+    this.drained = undefined
+    drained?.()
   }
 
   private dispatch(task: Task): void {
@@ -214,6 +234,7 @@ export class PeerActor implements ChildHandle {
   /** Finish the running runs, answer queued tasks SHUTTING_DOWN, and stop. */
   async stop(): Promise<void> {
     this.stopping = true
+    if (this.inFlight === 0) this.endDrain()
     this.actor.send({ type: 'STOP' })
     await this.done
   }
@@ -238,9 +259,7 @@ export class PeerActor implements ChildHandle {
     // Runs already in the sandbox are answered by it when they finish (or by their host's death).
     this.queue = []
     this.head = 0
-    const drained = this.drained
-    this.drained = undefined
-    drained?.()
+    this.endDrain()
     const exit: ExitReason = reason === 'crashed' ? { type: 'error', error: new Error(`peer ${this.settings.pubkey} ${error.message}`) } : { type: 'normal' }
     for (const listener of this.exitListeners.splice(0)) listener(exit)
     this.markDone()
