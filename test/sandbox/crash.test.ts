@@ -1,9 +1,16 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SandboxPool } from '../../src/sandbox/index.js'
+import { existsSync, watch } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { LIMITS, QUOTA, context, decode, run, runAll } from '../helpers/sandbox.js'
+
+/** SIGKILL a sandbox host; refuses anything but a real child pid (kill(-1) would signal every process). */
+function killHost(pid: number | undefined): void {
+  if (pid === undefined || !(pid > 1) || pid === process.pid) throw new Error(`not a sandbox host pid: ${pid}`)
+  process.kill(pid, 'SIGKILL')
+}
 
 const crashedHostEvents: { circle: string; origin: string | undefined }[] = []
 const pool = new SandboxPool({ processes: 1, hooks: { onCrash: (run) => crashedHostEvents.push(run) } })
@@ -18,7 +25,7 @@ t.test('SandboxPool crash recovery', async (t) => {
     const pid = pool.pids[0]!
     const pending = runAll(pool, ctx, ['while (true) {}', '"queued behind it"'])
     await sleep(300)
-    process.kill(pid, 'SIGKILL')
+    killHost(pid)
     const outcomes = await pending
     t.match(outcomes, [{ type: 'error', code: 'WORKER_CRASHED' }, { type: 'ok', output: 'queued behind it' }])
     t.match(await run(pool, ctx, '"alive"'), { type: 'ok', output: 'alive' })
@@ -36,7 +43,7 @@ t.test('SandboxPool crash recovery', async (t) => {
       t.match(await run(pool, ctx, `save_data("doc", { i: -1, pad: "${'x'.repeat(10)}" })`), { type: 'ok' })
       const writing = run(pool, ctx, `const pad = "x".repeat(${pad.length}); for (let i = 0; ; i++) save_data("doc", { i, pad })`)
       await sleep(delayMs)
-      process.kill(pool.pids[0]!, 'SIGKILL')
+      killHost(pool.pids[0])
       t.match(await writing, { type: 'error', code: 'WORKER_CRASHED' })
       const after = await run(pool, ctx, 'const d = load_data("doc"); [typeof d.i, d.i === -1 ? 10 : d.pad.length, list_data()]')
       const expected = new Set(['["number",10,["doc"]]', `["number",${pad.length},["doc"]]`])
@@ -70,8 +77,9 @@ t.test('SandboxPool({ isolation: "thread" })', async (t) => {
 
 t.test('a host that dies mid-frame: its progress marker names the culprit', async (t) => {
   // One frame, in this order: a write of A (its outcome is written at once), then runs that change
-  // nothing — of B, of A — whose outcomes wait for the end of the frame, A's endless loop, and a
-  // run of B. The host is killed while the loop runs.
+  // nothing — of B, of A — whose outcomes wait for the end of the frame, A's endless loop (which
+  // writes a document first, so the test can see it running), and a run of B. The host is killed
+  // while the loop runs.
   const dir = t.testdir()
   const [a, b] = [generateKeyPair().publicKey, generateKeyPair().publicKey]
   const limits = { ...LIMITS, timeoutMs: 10_000, cpuMs: 10_000 }
@@ -83,13 +91,26 @@ t.test('a host that dies mid-frame: its progress marker names the culprit', asyn
     pool.run(refA, req('save_data("n", 1); "a-write"')),
     pool.run(refB, req('"b1"')),
     pool.run(refA, req('"a1"')),
-    pool.run(refA, req('print("looping"); while (true) {}')),
+    pool.run(refA, req('save_data("looping", true); while (true) {}')),
     pool.run(refB, req('"b2"')),
   ]
-  // Wait until the write's outcome has arrived: it is written before the next run starts.
+  // The loop writes a document before it loops: its appearance on disk says the loop runs.
+  const dataDir = join(dir, a, 'data')
   const write = await runs[0]!
   t.match(decode(write), { type: 'ok', output: 'a-write' }, 'the write, completed before the crash, is answered with its outcome')
-  process.kill(pool.pids[0]!, 'SIGKILL')
+  await new Promise<void>((resolve) => {
+    const watcher = watch(dataDir, () => {
+      if (existsSync(join(dataDir, 'looping.json'))) {
+        watcher.close()
+        resolve()
+      }
+    })
+    if (existsSync(join(dataDir, 'looping.json'))) {
+      watcher.close()
+      resolve()
+    }
+  })
+  killHost(pool.pids[0])
   const [, b1, a1, loop, b2] = (await Promise.all(runs)).map(decode)
   t.match(loop, { type: 'error', code: 'WORKER_CRASHED', message: /died/ }, 'the run executing when the host died is the culprit')
   t.match(a1, { type: 'error', code: 'WORKER_CRASHED', message: /changing nothing/ }, "a completed run of the culprit's context whose answer was lost is not run again")
