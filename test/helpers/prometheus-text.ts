@@ -28,10 +28,12 @@ function fail(line: number, message: string): never {
   throw new Error(`exposition line ${line}: ${message}`)
 }
 
+/** A value as Go's ParseFloat reads it (what Prometheus uses): NaN and Inf in any case (prom-client writes `Nan`). */
 function parseValue(text: string, line: number): number {
-  if (text === 'NaN') return Number.NaN
-  if (text === '+Inf' || text === 'Inf') return Number.POSITIVE_INFINITY
-  if (text === '-Inf') return Number.NEGATIVE_INFINITY
+  const lower = text.toLowerCase()
+  if (lower === 'nan') return Number.NaN
+  if (lower === '+inf' || lower === 'inf') return Number.POSITIVE_INFINITY
+  if (lower === '-inf') return Number.NEGATIVE_INFINITY
   if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text)) fail(line, `bad value "${text}"`)
   return Number(text)
 }
