@@ -67,12 +67,14 @@ const PROBE_SCRIPT = '1 + 1'
 /**
  * A Circle node: one process hosting many peer contexts, under one supervision tree.
  *
- *   root (one_for_one)
- *   ├── sandbox (one_for_one)      host-0 … host-N-1: sandbox host processes (permanent)
+ *   root (one_for_one, 3 restarts / 60 s)
+ *   ├── admin                      the admin listener, when configured (permanent)
+ *   ├── sandbox (one_for_one, 5 / 30 s)  host-0 … host-N-1: sandbox host processes (permanent)
  *   ├── verifier                   the signature-check thread pool (permanent)
  *   ├── peers (one_for_one)        one peer actor per active context (temporary, added on demand)
- *   ├── gateway:<name> (rest_for_one)  listener (permanent), then one connection per socket (temporary)
- *   └── admin                      the admin listener, when configured (permanent)
+ *   └── gateway:<name> (rest_for_one, 3 / 60 s)  listener (permanent), then one connection per socket (temporary)
+ *
+ * Children start in this order and stop in reverse (docs/operations.md, "Supervision").
  *
  * Parts find each other through the node (late-bound): a restarted verifier or sandbox serves
  * the connections already open. When the root gives up, the node logs why and reports it through
@@ -99,7 +101,7 @@ export class CircleNode {
   private closing: Promise<void> | undefined
   private failure: NodeFailure | undefined
   private readonly failureListeners: ((failure: NodeFailure) => void)[] = []
-  private readonly probes: { ref: SandboxContextRef; lastOk: number; started: number }[] = []
+  private readonly probes: { ref: SandboxContextRef; lastOk: number; pending: boolean }[] = []
   private probeTimer: NodeJS.Timeout | undefined
   private readonly probeIntervalMs: number
   private releaseLastResort: (() => void) | undefined
@@ -251,7 +253,10 @@ export class CircleNode {
     ]
     const admin = options.admin
     if (admin !== undefined) {
-      children.push({
+      // First in, last out: the admin listener comes up before the rest (its health shows the
+      // start) and is stopped after everything else, so /metrics and /healthz report a drain
+      // to its end.
+      children.unshift({
         id: 'admin',
         restart: 'permanent',
         shutdown: 2_000,
@@ -401,11 +406,15 @@ export class CircleNode {
         undefined,
         host,
       )
-      this.probes.push({ ref, lastOk: now, started: now })
+      this.probes.push({ ref, lastOk: now, pending: false })
     }
     const probe = () => {
       for (const p of this.probes) {
+        // One probe per host at a time: a host busy with a long run is not sent a pile of them.
+        if (p.pending) continue
+        p.pending = true
         void this.pool.run(p.ref, { script: PROBE_SCRIPT, caller: '', canWrite: false, timeoutMs: 5_000 }).then((outcome) => {
+          p.pending = false
           if (outcome.code === null) p.lastOk = performance.now()
         })
       }

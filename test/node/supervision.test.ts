@@ -88,11 +88,11 @@ t.test('sandbox hosts: permanent children of the sandbox supervisor (one_for_one
     t.same(
       tree.children.map((c) => [c.id, c.type, c.restart, c.status]),
       [
+        ['admin', 'worker', 'permanent', 'running'],
         ['sandbox', 'supervisor', 'permanent', 'running'],
         ['verifier', 'worker', 'permanent', 'running'],
         ['peers', 'supervisor', 'permanent', 'running'],
         ['gateway:test', 'supervisor', 'permanent', 'running'],
-        ['admin', 'worker', 'permanent', 'running'],
       ],
     )
     t.match(child(tree, 'sandbox'), { strategy: 'one_for_one', intensity: 5, periodMs: 30_000 })
