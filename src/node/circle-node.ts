@@ -63,6 +63,8 @@ export interface NodeFailure {
 }
 
 const PROBE_SCRIPT = '1 + 1'
+/** How often a drain in progress logs what is still open. */
+const DRAIN_PROGRESS_INTERVAL_MS = 1_000
 
 /**
  * A Circle node: one process hosting many peer contexts, under one supervision tree.
@@ -337,13 +339,22 @@ export class CircleNode {
   }
 
   private async shutdown(): Promise<void> {
-    this.log.info({ connections: this.metricsConnections() }, 'draining: no new connections; finishing requests in flight')
+    const started = performance.now()
+    const inFlight = () => ({ connections: this.metricsConnections(), tasks: this.peerHost?.load ?? 0 })
+    this.log.info(inFlight(), 'draining: no new connections; finishing requests in flight')
     for (const current of this.servers.values()) current().stopAccepting()
     this.stopProbes()
-    await this.root.stop()
+    // Progress while a drain lasts (it is bounded by the drain timeout): what is still open.
+    const progress = setInterval(() => this.log.info({ ...inFlight(), elapsed_ms: Math.round(performance.now() - started) }, 'draining: still in flight'), DRAIN_PROGRESS_INTERVAL_MS)
+    progress.unref()
+    try {
+      await this.root.stop()
+    } finally {
+      clearInterval(progress)
+    }
     this.pool.shutDown()
     this.releaseLastResort?.()
-    this.log.info('stopped')
+    this.log.info({ drain_ms: Math.round(performance.now() - started) }, 'stopped')
   }
 
   private metricsConnections(): number {
