@@ -1,7 +1,8 @@
 /**
  * `npm run soak -- --minutes N`: a launched node under a mixed load for N minutes (default 30),
  * one line of figures a minute, then a verdict: node RSS may grow by less than 10 % over the
- * second half. Writes bench/results/soak-<time>.json. Exit code 0 on a pass, 1 otherwise.
+ * second half (medians of the last samples against those ending at the middle). Writes
+ * bench/results/soak-<time>.json. Exit code 0 on a pass, 1 otherwise.
  *
  *   --minutes N            length of the run (default 30)
  *   --sample-seconds N     one line this often (default 60)

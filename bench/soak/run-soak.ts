@@ -44,7 +44,7 @@ export interface SoakSample {
 
 export interface SoakResult {
   readonly samples: SoakSample[]
-  /** Node RSS growth from the middle sample to the last, in percent. */
+  /** Node RSS growth over the second half, in percent (see {@link rssGrowthSecondHalf}). */
   readonly rssGrowthSecondHalfPercent: number
   readonly pass: boolean
   readonly answers: Record<string, Record<string, number>>
@@ -78,6 +78,26 @@ function minus(now: Record<string, number>, before: Record<string, number>): Rec
   const out: Record<string, number> = {}
   for (const [k, v] of Object.entries(now)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0)
   return out
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * Node RSS growth over the second half of a run, in percent: the median of the last few samples
+ * against the median of the few that end at the middle. Medians, because one sample's RSS moves
+ * with the garbage collector's timing by several percent; a leak moves all of them.
+ */
+export function rssGrowthSecondHalf(samples: readonly Pick<SoakSample, 'nodeRssBytes'>[]): number {
+  if (samples.length < 2) return 0
+  const window = Math.max(1, Math.min(3, Math.floor(samples.length / 4)))
+  const middle = Math.floor(samples.length / 2)
+  const base = median(samples.slice(Math.max(0, middle - window), middle).map((s) => s.nodeRssBytes))
+  const end = median(samples.slice(-window).map((s) => s.nodeRssBytes))
+  return ((end - base) / base) * 100
 }
 
 function sum(values: Iterable<number>): number {
@@ -172,9 +192,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     await mix.stop()
     child.kill('SIGTERM')
     const exitCode = await exited
-    const middle = samples[Math.max(0, Math.floor(samples.length / 2) - 1)]
-    const last = samples.at(-1)
-    const growth = middle === undefined || last === undefined ? 0 : ((last.nodeRssBytes - middle.nodeRssBytes) / middle.nodeRssBytes) * 100
+    const growth = rssGrowthSecondHalf(samples)
     const answers: Record<string, Record<string, number>> = {}
     for (const [cls, codes] of mix.answers) answers[cls] = Object.fromEntries(codes)
     return {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { runSoak } from '../../bench/soak/run-soak.js'
+import { rssGrowthSecondHalf, runSoak } from '../../bench/soak/run-soak.js'
 
 /**
  * The soak (`npm run soak`), bounded: half a minute of the same mixed load against a launched
@@ -26,4 +26,12 @@ t.test('soak smoke: 30 s of mixed load', async (t) => {
   t.same(result.unexpected, {}, 'no class got an answer it should not')
   t.same(result.log.errors, [], 'nothing logged at error or fatal')
   t.equal(result.exitCode, 0, 'drained and exited 0')
+})
+
+t.test('the verdict: RSS growth over the second half, by medians', async (t) => {
+  const rss = (...mb: number[]) => mb.map((m) => ({ nodeRssBytes: m * 1_048_576 }))
+  t.equal(rssGrowthSecondHalf(rss(90, 100, 100, 100, 100, 110, 110, 110)), 10, 'the last two against the two ending at the middle')
+  t.equal(rssGrowthSecondHalf(rss(100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 160, 100, 100, 100)), 0, 'one sample caught mid-GC does not decide')
+  t.equal(rssGrowthSecondHalf(rss(100, 120)), 20, 'two samples: the second against the first')
+  t.equal(rssGrowthSecondHalf(rss(100)), 0)
 })
