@@ -44,13 +44,16 @@ async function longPeer(node: CircleNode): Promise<KeyPair> {
  * Start a run that never ends in `pair`'s context and resolve once it is executing in its sandbox
  * host (it wrote a document first), with the index of that host and the run's outcome to come.
  */
+let runs = 0
 async function runForever(node: CircleNode, dbPath: string, pair: KeyPair) {
-  const outcome = node.peers.play(pair.publicKey, { caller: pair.publicKey, script: 'save_data("started", 1); while (true) {}' }).then(
+  // A document of its own per run: one left by an earlier run must not pass for this one's.
+  const marker = `started-${++runs}`
+  const outcome = node.peers.play(pair.publicKey, { caller: pair.publicKey, script: `save_data("${marker}", 1); while (true) {}` }).then(
     (result) => ({ ok: true as const, result }),
     (error: { code?: string }) => ({ ok: false as const, code: error.code }),
   )
   const dataDir = join(dbPath, pair.publicKey, 'data')
-  await waitUntil(() => readdirSync(dataDir).some((f) => f.startsWith('started')), 'the endless run is executing')
+  await waitUntil(() => readdirSync(dataDir).includes(`${marker}.json`), 'the endless run is executing')
   const busy = node.sandbox.stats.filter((h) => h.queued > 0).map((h) => h.index)
   if (busy.length !== 1) throw new Error(`expected one busy host, found ${JSON.stringify(node.sandbox.stats)}`)
   return { host: busy[0]!, outcome }
@@ -137,7 +140,7 @@ t.test('sandbox hosts: permanent children of the sandbox supervisor (one_for_one
     t.match(exited, { blame: 'workload' })
     t.match(restarting, { counted: false })
     t.ok(log.lines.some(is('a script crashed its sandbox host: circle (and address) quarantined', { circle: pair.publicKey })))
-    t.match(await node.peers.play(pair.publicKey, { caller: pair.publicKey, script: 'load_data("started")' }), { output: '1' }, 'the context serves its next play')
+    t.match(await node.peers.play(pair.publicKey, { caller: pair.publicKey, script: 'list_data("started-").length' }), { output: '1' }, 'the context serves its next play')
   })
 })
 
