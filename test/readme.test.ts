@@ -1,6 +1,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startNode } from './helpers/node.js'
@@ -91,10 +92,15 @@ t.test('README', async (t) => {
     const block = /### Supervision tree\n[\s\S]*?```text\n([\s\S]*?)```/.exec(readme)?.[1]
     t.ok(block, 'the drawing is there')
     const drawn = block!.trimEnd().split('\n').map((line) => line.replace(/\s+#.*$/, '').trimEnd())
-    // The demo circles (ports of their own: the launcher test uses the demo's), two hosts.
-    const dir = t.testdir({ 'circles.json': JSON.stringify([{ name: 'alice', port: 0 }, { name: 'board', port: 0 }]) })
+    // The demo circles (ports of their own: the launcher test uses the demo's), two hosts. A
+    // directory of its own, removed once the node has closed (a t.testdir() would go first).
+    const dir = mkdtempSync(join(tmpdir(), 'circles-readme-tree-'))
+    writeFileSync(join(dir, 'circles.json'), JSON.stringify([{ name: 'alice', port: 0 }, { name: 'board', port: 0 }]))
     const { node } = await launch({ configPath: join(dir, 'circles.json'), dbPath: join(dir, 'db'), node: { sandbox: { processes: 2 }, logger: silentLogger(), admin: { port: 0 } } })
-    t.teardown(() => node.close())
+    t.teardown(async () => {
+      await node.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
     t.same(drawn, draw(node.tree()))
   })
 })
