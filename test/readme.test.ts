@@ -1,12 +1,47 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startNode } from './helpers/node.js'
+import { launch } from '../src/launcher/index.js'
+import { silentLogger } from '../src/log/index.js'
+import type { SupervisorTree } from '../src/supervisor/index.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+
+/** Column where a tree line's restart type starts, and where its description starts after it. */
+const NAME_WIDTH = 22
+const RESTART_WIDTH = 12
+
+/** A supervisor's strategy and intensity as the README draws them. */
+function describe(tree: SupervisorTree): string {
+  if (tree.children.length === 0 && tree.dynamic !== undefined) return `${tree.strategy}, dynamic children only`
+  return `${tree.strategy}, ${tree.intensity} restarts / ${tree.periodMs / 1000} s`
+}
+
+/** The supervision tree drawn as in the README's "Supervision tree" block (comments aside). */
+function draw(tree: SupervisorTree): string[] {
+  const lines = [`${tree.id.padEnd(NAME_WIDTH)}${describe(tree)}`]
+  const walk = (node: SupervisorTree, prefix: string) => {
+    const rows: { name: string; restart: string; sub: SupervisorTree | undefined }[] = node.children.map((c) => ({
+      name: c.id,
+      restart: c.restart,
+      sub: c.type === 'supervisor' ? c : undefined,
+    }))
+    if (node.dynamic !== undefined) rows.push({ name: node.id === 'peers' ? '<pubkey> …' : 'conn-<n> …', restart: node.dynamic.restart, sub: undefined })
+    rows.forEach((row, i) => {
+      const last = i === rows.length - 1
+      const head = `${prefix}${last ? '└── ' : '├── '}${row.name}`
+      lines.push(`${head.padEnd(NAME_WIDTH)}${row.restart.padEnd(RESTART_WIDTH)}${row.sub === undefined ? 'worker' : describe(row.sub)}`)
+      if (row.sub !== undefined) walk(row.sub, `${prefix}${last ? '    ' : '│   '}`)
+    })
+  }
+  walk(tree, '')
+  return lines
+}
 
 t.test('README', async (t) => {
   t.test('opens with the two commands', async (t) => {
@@ -51,5 +86,21 @@ t.test('README', async (t) => {
     const status = await new Promise((resolve) => child.on('exit', resolve))
     t.equal(status, 0, out)
     t.equal(out.trim(), 'world')
+  })
+
+  t.test('the supervision tree drawn under Operations is the one a node runs', async (t) => {
+    const block = /### Supervision tree\n[\s\S]*?```text\n([\s\S]*?)```/.exec(readme)?.[1]
+    t.ok(block, 'the drawing is there')
+    const drawn = block!.trimEnd().split('\n').map((line) => line.replace(/\s+#.*$/, '').trimEnd())
+    // The demo circles (ports of their own: the launcher test uses the demo's), two hosts. A
+    // directory of its own, removed once the node has closed (a t.testdir() would go first).
+    const dir = mkdtempSync(join(tmpdir(), 'circles-readme-tree-'))
+    writeFileSync(join(dir, 'circles.json'), JSON.stringify([{ name: 'alice', port: 0 }, { name: 'board', port: 0 }]))
+    const { node } = await launch({ configPath: join(dir, 'circles.json'), dbPath: join(dir, 'db'), node: { sandbox: { processes: 2 }, logger: silentLogger(), admin: { port: 0 } } })
+    t.teardown(async () => {
+      await node.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    t.same(drawn, draw(node.tree()))
   })
 })

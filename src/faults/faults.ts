@@ -7,14 +7,17 @@
  *   throws (the answer path must turn it into INTERNAL_ERROR with a correlation id).
  * - `answer-uncaught`: the same script makes the answer path throw where nothing catches it (the
  *   node's last-resort handler must log it and keep serving).
- * - `host-crash-on-start`: sandbox host processes exit before they are ready (a crash loop: the
- *   sandbox supervisor must give up and the node exit non-zero).
+ * - `host-crash-on-start`: sandbox host processes exit before they are ready, from the first one
+ *   on (the node must refuse to start, with the reason, rather than wait for a host).
+ * - `host-crash-on-restart`: the first host of each position starts; every host started after
+ *   one died exits before it is ready (a crash loop on a running node: the sandbox supervisor
+ *   must give up, the failure climb to the root, and the node exit non-zero).
  * - `listener-crash`: `GET /__fault/listener-crash` on a circle port makes its listener fail (its
  *   connections go with it; the gateway supervisor starts it again).
  */
-export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'listener-crash'
+export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-crash-on-restart' | 'listener-crash'
 
-export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'listener-crash']
+export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'host-crash-on-restart', 'listener-crash']
 
 /** The marker a script carries to trigger the answer-path faults. */
 export const FAULT_MARKER = 'FAULT_ANSWER_THROW'

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 
-/** Random bytes in a nonce (DESIGN §3 asks for at least 32). */
+/** Random bytes in a nonce: 32, as docs/protocol.md ("Authentication") tells clients. */
 export const NONCE_BYTES = 32
 
 /** A fresh single-use nonce: 32 random bytes, base64. */

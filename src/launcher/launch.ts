@@ -43,9 +43,10 @@ async function loadTls(tls: NonNullable<CircleConfig['tls']>, field: string): Pr
 }
 
 /**
- * Launch every circle of a `circles.json` in this process (DESIGN §9): validate the file, load or
- * create each circle's key pair, start the node, then run each circle's `script_path` once in
- * its own context. A failing init script stops the launch with CONFIG_INVALID naming it.
+ * Launch every circle of a `circles.json` in this process: validate the file, load or create
+ * each circle's key pair, start the node, then run each circle's `script_path` once in its own
+ * context. A failing init script stops the launch with CONFIG_INVALID naming it. (The contract:
+ * docs/contexts.md, "Launching from circles.json".)
  *
  * @example
  * const { node, circles } = await launch({ configPath: 'circles.json', dbPath: './data' })

@@ -86,16 +86,20 @@ export interface NodeFailure {
 }
 
 const PROBE_SCRIPT = '1 + 1'
+/** How often a drain in progress logs what is still open. */
+const DRAIN_PROGRESS_INTERVAL_MS = 1_000
 
 /**
  * A Circle node: one process hosting many peer contexts, under one supervision tree.
  *
- *   root (one_for_one)
- *   ├── sandbox (one_for_one)      host-0 … host-N-1: sandbox host processes (permanent)
+ *   root (one_for_one, 3 restarts / 60 s)
+ *   ├── admin                      the admin listener, when configured (permanent)
+ *   ├── sandbox (one_for_one, 5 / 30 s)  host-0 … host-N-1: sandbox host processes (permanent)
  *   ├── verifier                   the signature-check thread pool (permanent)
  *   ├── peers (one_for_one)        one peer actor per active context (temporary, added on demand)
- *   ├── gateway:<name> (rest_for_one)  listener (permanent), then one connection per socket (temporary)
- *   └── admin                      the admin listener, when configured (permanent)
+ *   └── gateway:<name> (rest_for_one, 3 / 60 s)  listener (permanent), then one connection per socket (temporary)
+ *
+ * Children start in this order and stop in reverse (docs/operations.md, "Supervision").
  *
  * Parts find each other through the node (late-bound): a restarted verifier or sandbox serves
  * the connections already open. When the root gives up, the node logs why and reports it through
@@ -123,7 +127,7 @@ export class CircleNode {
   private closing: Promise<void> | undefined
   private failure: NodeFailure | undefined
   private readonly failureListeners: ((failure: NodeFailure) => void)[] = []
-  private readonly probes: { ref: SandboxContextRef; lastOk: number; started: number }[] = []
+  private readonly probes: { ref: SandboxContextRef; lastOk: number; pending: boolean }[] = []
   private probeTimer: NodeJS.Timeout | undefined
   private readonly probeIntervalMs: number
   private releaseLastResort: (() => void) | undefined
@@ -316,7 +320,10 @@ export class CircleNode {
     ]
     const admin = options.admin
     if (admin !== undefined) {
-      children.push({
+      // First in, last out: the admin listener comes up before the rest (its health shows the
+      // start) and is stopped after everything else, so /metrics and /healthz report a drain
+      // to its end.
+      children.unshift({
         id: 'admin',
         restart: 'permanent',
         shutdown: 2_000,
@@ -443,14 +450,23 @@ export class CircleNode {
   }
 
   private async shutdown(): Promise<void> {
-    this.log.info({ connections: this.metricsConnections() }, 'draining: no new connections; finishing requests in flight')
+    const started = performance.now()
+    const inFlight = () => ({ connections: this.metricsConnections(), tasks: this.peerHost?.load ?? 0 })
+    this.log.info(inFlight(), 'draining: no new connections; finishing requests in flight')
     for (const current of this.servers.values()) current().stopAccepting()
     this.stopProbes()
-    await this.root.stop()
+    // Progress while a drain lasts (it is bounded by the drain timeout): what is still open.
+    const progress = setInterval(() => this.log.info({ ...inFlight(), elapsed_ms: Math.round(performance.now() - started) }, 'draining: still in flight'), DRAIN_PROGRESS_INTERVAL_MS)
+    progress.unref()
+    try {
+      await this.root.stop()
+    } finally {
+      clearInterval(progress)
+    }
     this.pool.shutDown()
     await this.dbLock.release()
     this.releaseLastResort?.()
-    this.log.info('stopped')
+    this.log.info({ drain_ms: Math.round(performance.now() - started) }, 'stopped')
   }
 
   private metricsConnections(): number {
@@ -513,11 +529,15 @@ export class CircleNode {
         undefined,
         host,
       )
-      this.probes.push({ ref, lastOk: now, started: now })
+      this.probes.push({ ref, lastOk: now, pending: false })
     }
     const probe = () => {
       for (const p of this.probes) {
+        // One probe per host at a time: a host busy with a long run is not sent a pile of them.
+        if (p.pending) continue
+        p.pending = true
         void this.pool.run(p.ref, { script: PROBE_SCRIPT, caller: '', canWrite: false, timeoutMs: 5_000 }).then((outcome) => {
+          p.pending = false
           if (outcome.code === null) p.lastOk = performance.now()
         })
       }

@@ -15,7 +15,7 @@ export interface Policy {
   readonly write: WriteRule
 }
 
-/** DESIGN §6 defaults: any authenticated caller may run scripts; only the owner writes. */
+/** The defaults of docs/contexts.md ("Policy"): any authenticated caller may run scripts; only the owner writes. */
 export const DEFAULT_POLICY: Policy = Object.freeze({ run: 'authenticated', write: 'owner' })
 
 function keyList(value: unknown[], field: string): PublicKeyHex[] {

@@ -1,7 +1,7 @@
 import type { AddressHex, PublicKeyHex } from '../identity/index.js'
 import type { CirclesError, RpcErrorObject } from '../errors/index.js'
 
-/** A JSON-RPC id: string, number, or null (DESIGN §4: echoed exactly). */
+/** A JSON-RPC id: string, number, or null (docs/protocol.md: echoed exactly). */
 export type JsonRpcId = string | number | null
 
 /**

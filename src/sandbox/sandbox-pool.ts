@@ -358,12 +358,18 @@ export class SandboxPool {
           for (const l of listeners.splice(0)) l(reason)
         },
         onStderr: (line) => this.hooks.onHostStderr?.(slot.index, line),
-      }, { faults: this.faults, ...(this.inheritFd === undefined ? {} : { inheritFd: this.inheritFd }) })
+      }, { faults: this.hostFaults(slot), ...(this.inheritFd === undefined ? {} : { inheritFd: this.inheritFd }) })
       slot.link = link
       slot.ready = false
       slot.known = new Map()
       slot.seq = 0
     })
+  }
+
+  /** Faults for the next host of a slot: `host-crash-on-restart` is `host-crash-on-start` once the slot's first host has run. */
+  private hostFaults(slot: HostSlot): readonly string[] {
+    const faults = this.faults.filter((name) => name !== 'host-crash-on-restart')
+    return slot.starts > 0 && this.faults.includes('host-crash-on-restart') ? [...faults, 'host-crash-on-start'] : faults
   }
 
   /**

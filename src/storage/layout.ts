@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isCanonicalPublicKey, type PublicKeyHex } from '../identity/index.js'
 
-/** The folders of a namespace (DESIGN §6): documents, configuration (policy), logs. */
+/** The folders of a namespace (docs/contexts.md, "Storage"): documents, configuration (policy), logs. */
 export const NAMESPACE_DIRS = ['data', 'config', 'logs'] as const
 
 /** `DB_PATH/<pubkey>`: the root of a peer's namespace. */

@@ -64,6 +64,11 @@ export interface SupervisorOptions {
   readonly dynamic?: { readonly restart: Restart }
   /** Called on every start, exit, restart and escalation (for logs and metrics). */
   readonly onEvent?: (event: SupervisorEvent) => void
+  /**
+   * The clock restart intensity is measured with (default: `performance.now()`). Tests pass a
+   * simulated clock (xstate's `SimulatedClock` fits) to step past the period without waiting.
+   */
+  readonly clock?: { now(): number }
 }
 
 export type SupervisorEvent =
@@ -124,7 +129,8 @@ export class Supervisor implements ChildHandle {
   constructor(options: SupervisorOptions = {}) {
     this.id = options.id ?? 'supervisor'
     this.flags = checkFlags({ ...DEFAULT_FLAGS, ...options.flags })
-    this.intensity = new RestartIntensity(this.flags.intensity, this.flags.periodMs)
+    const clock = options.clock
+    this.intensity = new RestartIntensity(this.flags.intensity, this.flags.periodMs, clock === undefined ? undefined : () => clock.now())
     this.onEvent = options.onEvent
     this.dynamic = options.dynamic
     for (const spec of options.children ?? []) {
@@ -178,13 +184,21 @@ export class Supervisor implements ChildHandle {
    * before this returns, so no exit can go unseen.
    */
   startChildSync(spec: ChildSpec): StartChildResult {
+    checkSpec(spec)
     if (this.state !== 'running') return { ok: false, reason: 'stopped' }
     if (this.entries.has(spec.id)) return { ok: false, reason: 'already_present' }
-    const entry: Entry = { spec, handle: undefined, status: 'stopped', restarts: 0, generation: 0, stopping: false, added: true }
+    const entry: Entry = { spec, handle: undefined, status: 'starting', restarts: 0, generation: 1, stopping: false, added: true }
     this.entries.set(spec.id, entry)
     try {
-      const started = this.startEntry(entry)
-      if (started !== undefined) throw circlesError('INVALID_OPTION', `startChildSync: the start of "${spec.id}" is asynchronous`)
+      const started = spec.start()
+      if (isPromise(started)) {
+        // Refused, and the child it is starting anyway is killed once it is up: a child the
+        // supervisor does not hold must not keep running.
+        this.entries.delete(spec.id)
+        started.then((handle) => handle.kill(), () => {})
+        return { ok: false, reason: 'start_failed', error: circlesError('INVALID_OPTION', `startChildSync: the start of "${spec.id}" is asynchronous`) }
+      }
+      this.attach(entry, entry.generation, started)
       return { ok: true }
     } catch (error) {
       this.entries.delete(spec.id)

@@ -5,7 +5,7 @@ import { authenticate, openSocket } from '../helpers/raw-socket.js'
 import { startNode } from '../helpers/node.js'
 import { busyScript, someOverlap } from '../helpers/sandbox.js'
 
-t.test('DESIGN §4 flow over a real socket', async (t) => {
+t.test('the protocol flow of docs/protocol.md over a real socket', async (t) => {
   const { node, circle: bob, url } = await startNode(t)
   // Bob (the circle's owner) keeps a public profile in his own context.
   await node.peers.play(bob.publicKey, { caller: bob.publicKey, script: 'save_data("profile", { name: "Bob" })' })

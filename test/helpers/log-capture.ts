@@ -13,8 +13,13 @@ export interface LogCapture {
   readonly lines: LogLine[]
   /** The raw text written so far (for greps). */
   text(): string
-  /** Resolves with the first line (already written or to come) that matches. */
-  waitFor(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>
+  /**
+   * Resolves with the first line that matches, among those written from line index `from` on
+   * (default 0: lines already written count too) and those to come.
+   */
+  waitFor(match: (line: LogLine) => boolean, timeoutMs?: number, from?: number): Promise<LogLine>
+  /** How many lines were written so far: pass it as `from` to wait for a line written later. */
+  mark(): number
 }
 
 /** A node logger whose JSON lines the test can read and wait on (the node's own events). */
@@ -42,8 +47,9 @@ export function captureLog(level = 'debug'): LogCapture {
     logger,
     lines,
     text: () => raw,
-    waitFor(match, timeoutMs = 15_000) {
-      const found = lines.find(match)
+    mark: () => lines.length,
+    waitFor(match, timeoutMs = 15_000, from = 0) {
+      const found = lines.slice(from).find(match)
       if (found !== undefined) return Promise.resolve(found)
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms`)), timeoutMs)

@@ -1,12 +1,52 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { Supervisor, handleFor, type ChildSpec, type ExitReason, type Restart, type Shutdown } from '../../src/supervisor/index.js'
+import { SimulatedClock } from 'xstate'
+import {
+  Supervisor,
+  handleFor,
+  type ChildHandle,
+  type ChildSpec,
+  type ExitReason,
+  type Restart,
+  type Shutdown,
+  type SupervisorEvent,
+  type SupervisorOptions,
+} from '../../src/supervisor/index.js'
+
+/**
+ * Every test waits on the supervisor's own events (onEvent, onExit) or on promises the children
+ * control — never on the clock. Restart intensity runs on a simulated clock where the period
+ * matters.
+ */
+
+/** The events a supervisor emitted, and a way to wait for one (already emitted or to come). */
+function recorder() {
+  const events: SupervisorEvent[] = []
+  const waiters: { match: (e: SupervisorEvent) => boolean; resolve: (e: SupervisorEvent) => void }[] = []
+  const onEvent = (event: SupervisorEvent) => {
+    events.push(event)
+    for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.match(event)) waiters.splice(i, 1)[0]!.resolve(event)
+  }
+  /** The next matching event emitted after `from` events (default: any, including past ones). */
+  const next = (match: (e: SupervisorEvent) => boolean, from = 0): Promise<SupervisorEvent> => {
+    const found = events.slice(from).find(match)
+    if (found !== undefined) return Promise.resolve(found)
+    return new Promise((resolve) => waiters.push({ match, resolve }))
+  }
+  const started = (id: string, restarts: number) => next((e) => e.type === 'child_started' && e.id === id && e.restarts === restarts)
+  const brief = () => events.map((e) => `${e.type} ${e.id}${e.type === 'child_restarted' ? (e.counted ? '' : ' (not counted)') : ''}`)
+  return { events, onEvent, next, started, brief }
+}
 
 /** A child that records what happens to it and can be made to exit. */
 function harness() {
   const log: string[] = []
   const live = new Map<string, ReturnType<typeof handleFor>>()
-  const spec = (id: string, restart: Restart = 'permanent', shutdown: Shutdown = 1000, opts: { stopMs?: number; failStart?: () => boolean } = {}): ChildSpec => ({
+  const spec = (
+    id: string,
+    restart: Restart = 'permanent',
+    shutdown: Shutdown = 1000,
+    opts: { stop?: () => Promise<void>; failStart?: () => boolean } = {},
+  ): ChildSpec => ({
     id,
     restart,
     shutdown,
@@ -18,7 +58,7 @@ function harness() {
       log.push(`start ${id}`)
       const handle = handleFor(
         async () => {
-          if (opts.stopMs) await sleep(opts.stopMs)
+          if (opts.stop) await opts.stop()
           log.push(`stop ${id}`)
         },
         () => log.push(`kill ${id}`),
@@ -27,19 +67,27 @@ function harness() {
       return handle
     },
   })
-  const crash = (id: string) => live.get(id)!.exit({ type: 'error', error: new Error(`${id} crashed`) })
+  const crash = (id: string, blame?: 'workload') =>
+    live.get(id)!.exit(blame === undefined ? { type: 'error', error: new Error(`${id} crashed`) } : { type: 'error', error: new Error(`${id} crashed`), blame })
   const finish = (id: string) => live.get(id)!.exit({ type: 'normal' })
   return { log, spec, crash, finish }
 }
 
-const settle = () => sleep(20)
+/** A supervisor with a recorder, and a promise of its exit. */
+function supervise(options: SupervisorOptions) {
+  const events = recorder()
+  const sup = new Supervisor({ ...options, onEvent: events.onEvent })
+  const exited = new Promise<ExitReason>((resolve) => sup.onExit(resolve))
+  return { sup, events, exited }
+}
 
 t.test('Supervisor start', async (t) => {
   t.test('starts children in order', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ children: [h.spec('a'), h.spec('b'), h.spec('c')] })
+    const { sup, events } = supervise({ children: [h.spec('a'), h.spec('b'), h.spec('c')] })
     await sup.start()
     t.same(h.log, ['start a', 'start b', 'start c'])
+    t.same(events.brief(), ['child_started a', 'child_started b', 'child_started c'])
     t.same(sup.whichChildren().map((c) => c.status), ['running', 'running', 'running'])
     await sup.stop()
   })
@@ -49,6 +97,7 @@ t.test('Supervisor start', async (t) => {
     const sup = new Supervisor({ children: [h.spec('a'), h.spec('b'), h.spec('c', 'permanent', 1000, { failStart: () => true })] })
     await t.rejects(sup.start(), /c cannot start/)
     t.same(h.log, ['start a', 'start b', 'fail-start c', 'stop b', 'stop a'])
+    t.notOk(sup.running)
   })
 
   t.test('startChild adds a child; duplicates are a tagged result, not a throw', async (t) => {
@@ -62,35 +111,82 @@ t.test('Supervisor start', async (t) => {
     t.same(await sup.removeChild('x'), { ok: true })
     t.same(sup.whichChildren(), [])
     await sup.stop()
+    t.same(await sup.startChild(h.spec('z')), { ok: false, reason: 'stopped' })
   })
 
   t.test('checks its options', async (t) => {
     t.throws(() => new Supervisor({ flags: { strategy: 'one_for_some' as never } }), { code: 'INVALID_OPTION', message: /flags.strategy/ })
     t.throws(() => new Supervisor({ flags: { intensity: -1 } }), { code: 'INVALID_OPTION', message: /flags.intensity/ })
+    t.throws(() => new Supervisor({ flags: { periodMs: 0 } }), { code: 'INVALID_OPTION', message: /flags.periodMs/ })
     const h = harness()
     t.throws(() => new Supervisor({ children: [{ ...h.spec('a'), shutdown: -5 }] }), { code: 'INVALID_OPTION', message: /shutdown/ })
+    t.throws(() => new Supervisor({ children: [{ ...h.spec('a'), restart: 'sometimes' as never }] }), { code: 'INVALID_OPTION', message: /restart/ })
     t.throws(() => new Supervisor({ children: [h.spec('a'), h.spec('a')] }), { code: 'INVALID_OPTION', message: /duplicate/ })
+    const sup = new Supervisor()
+    await sup.start()
+    await t.rejects(sup.start(), { code: 'INVALID_OPTION', message: /started once/ })
+    await sup.stop()
+  })
+})
+
+t.test('Supervisor.startChildSync (children created on a hot path)', async (t) => {
+  t.test('registers a synchronously started child before it returns: an exit right away is seen', async (t) => {
+    const { sup, events } = supervise({ dynamic: { restart: 'temporary' } })
+    await sup.start()
+    const handle = handleFor(async () => {})
+    t.same(sup.startChildSync({ id: 'conn-1', restart: 'temporary', shutdown: 100, start: () => handle }), { ok: true })
+    t.same(sup.whichChildren(), [{ id: 'conn-1', status: 'running', restarts: 0 }])
+    t.equal(sup.child('conn-1'), handle)
+    handle.exit({ type: 'error', error: new Error('socket reset') })
+    t.same(sup.whichChildren(), [], 'a temporary child is forgotten at once')
+    t.match(events.events.at(-1), { type: 'child_exited', supervisor: 'supervisor', id: 'conn-1', reason: { type: 'error', error: { message: 'socket reset' } } })
+    await sup.stop()
+  })
+
+  t.test('refuses duplicates, a stopped supervisor, a start that throws, and an asynchronous start', async (t) => {
+    const sup = new Supervisor()
+    await sup.start()
+    const sync = (id: string, start: ChildSpec['start']) => sup.startChildSync({ id, restart: 'temporary', shutdown: 100, start })
+    t.same(sync('a', () => handleFor(async () => {})), { ok: true })
+    t.same(sync('a', () => handleFor(async () => {})), { ok: false, reason: 'already_present' })
+    t.match(
+      sync('b', () => {
+        throw new Error('no socket')
+      }),
+      { ok: false, reason: 'start_failed', error: { message: 'no socket' } },
+    )
+    let killed!: () => void
+    const wasKilled = new Promise<void>((resolve) => (killed = resolve))
+    t.match(
+      sync('c', async () => handleFor(async () => {}, killed)),
+      { ok: false, reason: 'start_failed', error: { code: 'INVALID_OPTION', message: /asynchronous/ } },
+    )
+    await wasKilled
+    t.pass('the child an asynchronous start brought up anyway was killed')
+    t.same(sup.whichChildren().map((c) => c.id), ['a'])
+    t.throws(() => sync('', () => handleFor(async () => {})), { code: 'INVALID_OPTION', message: /spec.id/ })
+    await sup.stop()
+    t.same(sync('d', () => handleFor(async () => {})), { ok: false, reason: 'stopped' })
   })
 })
 
 t.test('Supervisor stop', async (t) => {
   t.test('stops children in reverse order and exits normally', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ children: [h.spec('a'), h.spec('b'), h.spec('c')] })
-    const exits: ExitReason[] = []
-    sup.onExit((r) => exits.push(r))
+    const { sup, exited } = supervise({ children: [h.spec('a'), h.spec('b'), h.spec('c')] })
     await sup.start()
     await sup.stop()
     t.same(h.log.slice(3), ['stop c', 'stop b', 'stop a'])
-    t.same(exits, [{ type: 'normal' }])
+    t.same(await exited, { type: 'normal' })
   })
 
   t.test('kills a child that does not stop within its shutdown time', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ children: [h.spec('slow', 'permanent', 30, { stopMs: 500 })] })
+    // This child never stops on its own: only its shutdown time ends the wait.
+    const sup = new Supervisor({ children: [h.spec('stuck', 'permanent', 30, { stop: () => new Promise(() => {}) })] })
     await sup.start()
     await sup.stop()
-    t.same(h.log, ['start slow', 'kill slow'])
+    t.same(h.log, ['start stuck', 'kill stuck'])
   })
 
   t.test('kills a brutal_kill child without asking it to stop', async (t) => {
@@ -100,15 +196,37 @@ t.test('Supervisor stop', async (t) => {
     await sup.stop()
     t.same(h.log, ['start b', 'kill b'])
   })
+
+  t.test('dynamic children are stopped together, then the static ones in reverse order', async (t) => {
+    const h = harness()
+    // Each dynamic child's stop waits until all three have been asked to stop: stopped one after
+    // the other, the first would wait out its shutdown time and be killed.
+    const asked: string[] = []
+    let open!: () => void
+    const allAsked = new Promise<void>((resolve) => (open = resolve))
+    const together = (id: string) => async () => {
+      asked.push(id)
+      if (asked.length === 3) open()
+      await allAsked
+    }
+    const sup = new Supervisor({ children: [h.spec('listener')], dynamic: { restart: 'temporary' } })
+    await sup.start()
+    for (const id of ['conn-1', 'conn-2', 'conn-3']) t.same(await sup.startChild(h.spec(id, 'temporary', 2000, { stop: together(id) })), { ok: true })
+    await sup.stop()
+    t.same(asked, ['conn-3', 'conn-2', 'conn-1'], 'asked in reverse start order, without waiting for each other')
+    t.same(h.log.slice(4).sort(), ['stop conn-1', 'stop conn-2', 'stop conn-3', 'stop listener'])
+    t.equal(h.log.at(-1), 'stop listener', 'the static child is stopped after its dynamic children')
+    t.notOk(h.log.some((line) => line.startsWith('kill')), 'nobody was killed')
+  })
 })
 
 t.test('Supervisor strategies', async (t) => {
   t.test('one_for_one restarts only the child that died', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ flags: { strategy: 'one_for_one' }, children: [h.spec('a'), h.spec('b'), h.spec('c')] })
+    const { sup, events } = supervise({ flags: { strategy: 'one_for_one' }, children: [h.spec('a'), h.spec('b'), h.spec('c')] })
     await sup.start()
     h.crash('b')
-    await settle()
+    await events.started('b', 1)
     t.same(h.log.slice(3), ['start b'])
     t.same(sup.whichChildren().map((c) => c.restarts), [0, 1, 0])
     await sup.stop()
@@ -116,21 +234,35 @@ t.test('Supervisor strategies', async (t) => {
 
   t.test('one_for_all restarts every child', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ flags: { strategy: 'one_for_all' }, children: [h.spec('a'), h.spec('b'), h.spec('c')] })
+    const { sup, events } = supervise({ flags: { strategy: 'one_for_all' }, children: [h.spec('a'), h.spec('b'), h.spec('c')] })
     await sup.start()
     h.crash('b')
-    await settle()
+    await events.started('c', 1)
     t.same(h.log.slice(3), ['stop c', 'stop a', 'start a', 'start b', 'start c'])
     await sup.stop()
   })
 
   t.test('rest_for_one restarts the child and those started after it', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ flags: { strategy: 'rest_for_one' }, children: [h.spec('a'), h.spec('b'), h.spec('c')] })
+    const { sup, events } = supervise({ flags: { strategy: 'rest_for_one' }, children: [h.spec('a'), h.spec('b'), h.spec('c')] })
     await sup.start()
     h.crash('b')
-    await settle()
+    await events.started('c', 1)
     t.same(h.log.slice(3), ['stop c', 'start b', 'start c'])
+    t.same(sup.whichChildren().map((c) => c.restarts), [0, 1, 1])
+    await sup.stop()
+  })
+
+  t.test('rest_for_one stops the temporary children after the one that died and forgets them', async (t) => {
+    const h = harness()
+    const { sup, events } = supervise({ flags: { strategy: 'rest_for_one' }, children: [h.spec('listener')], dynamic: { restart: 'temporary' } })
+    await sup.start()
+    await sup.startChild(h.spec('conn-1', 'temporary'))
+    await sup.startChild(h.spec('conn-2', 'temporary'))
+    h.crash('listener')
+    await events.started('listener', 1)
+    t.same(h.log.slice(3).sort(), ['start listener', 'stop conn-1', 'stop conn-2'])
+    t.same(sup.whichChildren(), [{ id: 'listener', status: 'running', restarts: 1 }])
     await sup.stop()
   })
 })
@@ -138,26 +270,27 @@ t.test('Supervisor strategies', async (t) => {
 t.test('Supervisor termination kinds', async (t) => {
   t.test('permanent: restarted after a normal exit and after an error', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ children: [h.spec('p', 'permanent')] })
+    const { sup, events } = supervise({ children: [h.spec('p', 'permanent')] })
     await sup.start()
     h.finish('p')
-    await settle()
+    await events.started('p', 1)
     h.crash('p')
-    await settle()
+    await events.started('p', 2)
     t.same(h.log, ['start p', 'start p', 'start p'])
     await sup.stop()
   })
 
   t.test('transient: restarted after an error only', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ children: [h.spec('t', 'transient')] })
+    const { sup, events } = supervise({ children: [h.spec('t', 'transient')] })
     await sup.start()
     h.crash('t')
-    await settle()
+    await events.started('t', 1)
     t.same(h.log, ['start t', 'start t'])
+    const from = events.events.length
     h.finish('t')
-    await settle()
-    t.same(h.log, ['start t', 'start t'])
+    await events.next((e) => e.type === 'child_exited' && e.reason.type === 'normal', from)
+    t.same(h.log, ['start t', 'start t'], 'a normal exit is not restarted')
     t.same(sup.whichChildren(), [{ id: 't', status: 'stopped', restarts: 1 }])
     t.same(await sup.restartChild('t'), { ok: true })
     await sup.stop()
@@ -165,10 +298,10 @@ t.test('Supervisor termination kinds', async (t) => {
 
   t.test('temporary: never restarted, and forgotten', async (t) => {
     const h = harness()
-    const sup = new Supervisor({ children: [h.spec('x', 'temporary')] })
+    const { sup, events } = supervise({ children: [h.spec('x', 'temporary')] })
     await sup.start()
     h.crash('x')
-    await settle()
+    await events.next((e) => e.type === 'child_exited' && e.id === 'x')
     t.same(h.log, ['start x'])
     t.same(sup.whichChildren(), [])
     await sup.stop()
@@ -177,68 +310,90 @@ t.test('Supervisor termination kinds', async (t) => {
   t.test('a child that cannot restart counts as another failure', async (t) => {
     const h = harness()
     let failing = false
-    const sup = new Supervisor({ flags: { intensity: 2, periodMs: 10_000 }, children: [h.spec('f', 'permanent', 1000, { failStart: () => failing })] })
-    const exits: ExitReason[] = []
-    sup.onExit((r) => exits.push(r))
+    const { sup, exited } = supervise({ flags: { intensity: 2, periodMs: 10_000 }, children: [h.spec('f', 'permanent', 1000, { failStart: () => failing })] })
     await sup.start()
     failing = true
     h.crash('f')
-    await settle()
-    t.match(exits, [{ type: 'error', error: { message: /restart intensity exceeded/ } }])
+    t.match(await exited, { type: 'error', error: { message: /restart intensity exceeded \(2 in 10000 ms\); last: f: f cannot start/ } })
+    t.same(h.log, ['start f', 'fail-start f', 'fail-start f'])
   })
 })
 
 t.test('Supervisor restart intensity', async (t) => {
   t.test('escalates past intensity within the period: stops everything and exits with an error', async (t) => {
     const h = harness()
-    const events: string[] = []
-    const sup = new Supervisor({
-      flags: { intensity: 2, periodMs: 10_000 },
-      children: [h.spec('a'), h.spec('b')],
-      onEvent: (e) => {
-        if (e.type === 'child_restarted' || e.type === 'escalated') events.push(`${e.type} ${e.id}`)
-      },
-    })
-    const exits: ExitReason[] = []
-    sup.onExit((r) => exits.push(r))
+    const { sup, events, exited } = supervise({ flags: { intensity: 2, periodMs: 10_000 }, children: [h.spec('a'), h.spec('b')] })
     await sup.start()
     h.crash('b')
-    await settle()
+    await events.started('b', 1)
     h.crash('b')
-    await settle()
-    t.same(exits, [], 'two restarts are within intensity')
+    await events.started('b', 2)
+    t.equal(sup.running, true, 'two restarts are within intensity')
     h.crash('b')
-    await settle()
-    t.same(events, ['child_restarted b', 'child_restarted b', 'escalated b'])
-    t.match(exits, [{ type: 'error', error: { message: /restart intensity exceeded \(2 in 10000 ms\); last: b: b crashed/ } }])
+    t.match(await exited, { type: 'error', error: { message: /restart intensity exceeded \(2 in 10000 ms\); last: b: b crashed/ } })
+    t.same(events.brief().filter((e) => !e.startsWith('child_started')), [
+      'child_exited b',
+      'child_restarted b',
+      'child_exited b',
+      'child_restarted b',
+      'child_exited b',
+      'escalated b',
+    ])
     t.same(h.log.slice(-1), ['stop a'], 'the remaining children were stopped')
+    t.equal(sup.running, false)
   })
 
-  t.test('forgets restarts older than the period', async (t) => {
+  t.test('forgets restarts older than the period (simulated clock)', async (t) => {
+    const clock = new SimulatedClock()
     const h = harness()
-    const sup = new Supervisor({ flags: { intensity: 1, periodMs: 50 }, children: [h.spec('a')] })
-    const exits: ExitReason[] = []
-    sup.onExit((r) => exits.push(r))
+    const { sup, events } = supervise({ flags: { intensity: 1, periodMs: 50 }, children: [h.spec('a')], clock })
     await sup.start()
-    for (let i = 0; i < 3; i++) {
+    for (let i = 1; i <= 3; i++) {
       h.crash('a')
-      await sleep(80)
+      await events.started('a', i)
+      clock.increment(51)
     }
-    t.same(exits, [])
+    t.equal(sup.running, true, 'one restart per period never exceeds an intensity of 1')
     t.equal(sup.whichChildren()[0]!.restarts, 3)
-    await sup.stop()
+    h.crash('a')
+    await events.started('a', 4)
+    h.crash('a')
+    await events.next((e) => e.type === 'escalated')
+    t.equal(sup.running, false, 'two restarts within one period do')
+  })
+
+  t.test('blame "workload": restarted, but never counted toward the intensity', async (t) => {
+    const h = harness()
+    const { sup, events, exited } = supervise({ flags: { intensity: 1, periodMs: 60_000 }, children: [h.spec('host-0')] })
+    await sup.start()
+    for (let i = 1; i <= 5; i++) {
+      h.crash('host-0', 'workload')
+      await events.started('host-0', i)
+    }
+    t.equal(sup.running, true, 'five deaths blamed on scripts do not stop the supervisor')
+    t.same(
+      events.events.filter((e) => e.type === 'child_restarted').map((e) => e.type === 'child_restarted' && e.counted),
+      [false, false, false, false, false],
+    )
+    t.match(events.events.find((e) => e.type === 'child_exited'), { reason: { type: 'error', blame: 'workload' } })
+    h.crash('host-0')
+    await events.started('host-0', 6)
+    t.equal(sup.running, true, 'the first infrastructure failure is within intensity 1')
+    h.crash('host-0')
+    t.match(await exited, { type: 'error', error: { message: /restart intensity exceeded \(1 in 60000 ms\); last: host-0/ } })
   })
 
   t.test('nests: a child supervisor that escalates is restarted by its parent', async (t) => {
     const h = harness()
-    const parent = new Supervisor({
+    const { sup: parent, events } = supervise({
       children: [
         {
           id: 'inner',
+          type: 'supervisor',
           restart: 'permanent',
           shutdown: 1000,
           start: async () => {
-            const inner = new Supervisor({ flags: { intensity: 0, periodMs: 1000 }, children: [h.spec('leaf')] })
+            const inner = new Supervisor({ id: 'inner', flags: { intensity: 0, periodMs: 1000 }, children: [h.spec('leaf')] })
             await inner.start()
             return inner
           },
@@ -247,9 +402,85 @@ t.test('Supervisor restart intensity', async (t) => {
     })
     await parent.start()
     h.crash('leaf')
-    await settle()
+    await events.started('inner', 1)
     t.same(h.log, ['start leaf', 'start leaf'], 'inner gave up at once; the parent started a new inner')
+    t.match(events.events.find((e) => e.type === 'child_exited'), { id: 'inner', reason: { type: 'error', error: { message: /inner: restart intensity exceeded/ } } })
     t.same(parent.whichChildren(), [{ id: 'inner', status: 'running', restarts: 1 }])
     await parent.stop()
   })
+
+  t.test('kill() stops every child at once and exits with an error', async (t) => {
+    const h = harness()
+    const { sup, exited } = supervise({ children: [h.spec('a'), h.spec('b')] })
+    await sup.start()
+    sup.kill()
+    t.same(h.log.slice(2), ['kill b', 'kill a'])
+    t.match(await exited, { type: 'error', error: { message: 'supervisor supervisor killed' } })
+  })
+})
+
+t.test('Supervisor.tree() describes the tree as it runs', async (t) => {
+  const h = harness()
+  let leaf: ChildHandle | undefined
+  const inner = new Supervisor({
+    id: 'gateway:x',
+    flags: { strategy: 'rest_for_one', intensity: 3, periodMs: 60_000 },
+    children: [
+      {
+        id: 'listener',
+        restart: 'permanent',
+        shutdown: 100,
+        start: () => (leaf = handleFor(async () => {})),
+      },
+    ],
+    dynamic: { restart: 'temporary' },
+  })
+  const { sup: root, events } = supervise({
+    id: 'root',
+    flags: { strategy: 'one_for_one', intensity: 3, periodMs: 60_000 },
+    children: [
+      h.spec('verifier'),
+      {
+        id: 'gateway:x',
+        type: 'supervisor',
+        restart: 'permanent',
+        shutdown: 1000,
+        start: async () => {
+          await inner.start()
+          return inner
+        },
+      },
+    ],
+  })
+  t.match(root.tree(), { id: 'root', state: 'idle', children: [{ id: 'verifier', status: 'stopped' }, { id: 'gateway:x', status: 'stopped' }] })
+  await root.start()
+  for (const id of ['conn-1', 'conn-2']) inner.startChildSync({ id, restart: 'temporary', shutdown: 100, start: () => handleFor(async () => {}) })
+  h.crash('verifier')
+  await events.started('verifier', 1)
+  t.same(root.tree(), {
+    id: 'root',
+    strategy: 'one_for_one',
+    intensity: 3,
+    periodMs: 60_000,
+    state: 'running',
+    children: [
+      { type: 'worker', id: 'verifier', restart: 'permanent', status: 'running', restarts: 1 },
+      {
+        id: 'gateway:x',
+        strategy: 'rest_for_one',
+        intensity: 3,
+        periodMs: 60_000,
+        state: 'running',
+        children: [{ type: 'worker', id: 'listener', restart: 'permanent', status: 'running', restarts: 0 }],
+        dynamic: { count: 2, restart: 'temporary' },
+        type: 'supervisor',
+        restart: 'permanent',
+        status: 'running',
+        restarts: 0,
+      },
+    ],
+  })
+  t.ok(leaf)
+  await root.stop()
+  t.match(root.tree(), { state: 'stopped', children: [{ id: 'verifier', status: 'stopped' }, { id: 'gateway:x', status: 'stopped' }] })
 })

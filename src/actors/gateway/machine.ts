@@ -8,7 +8,7 @@ const WS_GOING_AWAY = 1001
 const WS_TRY_AGAIN_LATER = 1013
 
 /**
- * A connection's auth lifecycle (DESIGN §3):
+ * A connection's auth lifecycle (docs/protocol.md, "A connection's life"):
  *
  *   open.connected ──NONCE_ISSUED──▶ open.nonceIssued ──(nonce TTL)──▶ open.nonceExpired
  *        │                               │ AUTHENTICATE (same key or address)

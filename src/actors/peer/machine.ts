@@ -2,7 +2,7 @@ import { assign, fromPromise, setup } from 'xstate'
 import type { PeerContext, PeerEvent, PeerInput } from './events.js'
 
 /**
- * A peer context's lifecycle (DESIGN §6):
+ * A peer context's lifecycle (docs/contexts.md, "Contexts"):
  *
  *   idle ──WORK──▶ processing ──mailbox drained──▶ idle ──(idle timeout)──▶ passivated
  *   STOP: idle → stopped; in processing, what is running finishes first, then → stopped
