@@ -6,6 +6,8 @@ export interface RawSocket {
   readonly ws: WebSocket
   /** The next text message, parsed. */
   next(timeoutMs?: number): Promise<any>
+  /** The next text message as sent (for byte counts). */
+  nextText(timeoutMs?: number): Promise<string>
   /** Send text (or a value, JSON-encoded). */
   send(value: unknown): void
   /** Send a request and wait for the next message. */
@@ -15,8 +17,13 @@ export interface RawSocket {
   close(): void
 }
 
-export async function openSocket(url: string): Promise<RawSocket> {
-  const ws = new WebSocket(url)
+export interface SocketOptions {
+  /** The local (source) address, e.g. 127.0.0.2: loopback limits count per address. */
+  readonly localAddress?: string
+}
+
+export async function openSocket(url: string, options: SocketOptions = {}): Promise<RawSocket> {
+  const ws = new WebSocket(url, options.localAddress === undefined ? {} : { localAddress: options.localAddress })
   const queue: string[] = []
   const waiting: ((text: string) => void)[] = []
   ws.on('message', (data) => {
@@ -34,14 +41,17 @@ export async function openSocket(url: string): Promise<RawSocket> {
   const socket: RawSocket = {
     ws,
     closed,
-    next(timeoutMs = 5000) {
+    async next(timeoutMs = 5000) {
+      return JSON.parse(await socket.nextText(timeoutMs))
+    },
+    nextText(timeoutMs = 5000) {
       const text = queue.shift()
-      if (text !== undefined) return Promise.resolve(JSON.parse(text))
+      if (text !== undefined) return Promise.resolve(text)
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no message within timeout')), timeoutMs)
         waiting.push((t) => {
           clearTimeout(timer)
-          resolve(JSON.parse(t))
+          resolve(t)
         })
       })
     },

@@ -11,6 +11,7 @@ import { encodePlayAnswer, errorResponse, parseFrame, type Call, type FrameEntry
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
 import type { PeerHost } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
+import { BatchAnswer } from './batch-answer.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
 
 export interface GatewayLimits extends FrameLimits {
@@ -228,33 +229,22 @@ export class GatewayConnection implements ChildHandle {
       return
     }
     const { entries } = frame
-    Promise.all(entries.map((entry) => this.handle(entry)))
-      .then((texts) => this.send(this.batchAnswer(entries, texts)))
-      .catch((error: unknown) => this.send(this.internal(null, error, 'batch answer')))
-  }
-
-  /**
-   * The answer of a batch: its entries' answers in request order, as an array, each charged
-   * against the batch's byte budget; those past it are answered OUTPUT_TOO_LARGE instead.
-   */
-  private batchAnswer(entries: readonly FrameEntry[], texts: readonly (string | undefined)[]): string | undefined {
     const budget = this.services.limits.maxBatchAnswerBytes
-    const parts: string[] = []
-    let used = 2
-    for (let i = 0; i < texts.length; i++) {
-      let text = texts[i]
-      if (text === undefined) continue
-      const bytes = Buffer.byteLength(text) + 1
-      if (used + bytes > budget) {
-        text = this.fail(
+    const batch = new BatchAnswer(
+      entries.length,
+      budget,
+      (i) =>
+        this.fail(
           answerId(entries[i]!) ?? null,
           circlesError('OUTPUT_TOO_LARGE', `The answers of this batch are over ${budget} bytes; this entry's answer was dropped`, { limit: budget }),
-        )
-      }
-      used += Buffer.byteLength(text) + 1
-      parts.push(text)
-    }
-    return parts.length === 0 ? undefined : `[${parts.join(',')}]`
+        ),
+      (text) => this.send(text),
+    )
+    entries.forEach((entry, i) => {
+      const answer = this.handle(entry)
+      if (typeof answer === 'string' || answer === undefined) batch.set(i, answer)
+      else answer.then((text) => batch.set(i, text)).catch((error: unknown) => batch.set(i, this.internal(answerId(entry), error, 'batch answer')))
+    })
   }
 
   /** Answer one entry: text now, a promise of text, or undefined for no answer (notifications). Never throws. */
