@@ -12,6 +12,8 @@ export interface TestNode {
   readonly http: string
   /** The admin listener (metrics, detailed health). */
   readonly admin: string
+  /** The node's database directory. */
+  readonly dbPath: string
 }
 
 /** A node serving one circle (default policy) on an ephemeral port, closed at teardown. */
@@ -36,5 +38,5 @@ export async function startNode(
     rmSync(dbPath, { recursive: true, force: true })
   })
   const served = node.served[0]!
-  return { node, circle, url: served.url, http: `http://127.0.0.1:${served.port}`, admin: node.adminUrl! }
+  return { node, circle, url: served.url, http: `http://127.0.0.1:${served.port}`, admin: node.adminUrl!, dbPath }
 }

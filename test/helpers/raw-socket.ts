@@ -10,8 +10,8 @@ export interface RawSocket {
   nextText(timeoutMs?: number): Promise<string>
   /** Send text (or a value, JSON-encoded). */
   send(value: unknown): void
-  /** Send a request and wait for the next message. */
-  call(method: string, params: unknown, id?: number | string): Promise<any>
+  /** Send a request and wait for the next message (5 s unless told). */
+  call(method: string, params: unknown, id?: number | string, timeoutMs?: number): Promise<any>
   /** Resolves with the close code and reason. */
   readonly closed: Promise<{ code: number; reason: string }>
   close(): void
@@ -58,9 +58,9 @@ export async function openSocket(url: string, options: SocketOptions = {}): Prom
     send(value) {
       ws.send(typeof value === 'string' ? value : JSON.stringify(value))
     },
-    call(method, params, id = nextId++) {
+    call(method, params, id = nextId++, timeoutMs) {
       socket.send({ jsonrpc: '2.0', id, method, params })
-      return socket.next()
+      return socket.next(timeoutMs)
     },
     close() {
       ws.close()
