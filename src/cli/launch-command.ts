@@ -1,5 +1,6 @@
 import { circlesError } from '../errors/index.js'
 import { launch } from '../launcher/index.js'
+import type { LoadLimitOptions } from '../limits/index.js'
 import { createLogger, parseLogLevel } from '../log/index.js'
 import type { SandboxPoolOptions } from '../sandbox/index.js'
 import { parseOptions, type CliIo } from './run-cli.js'
@@ -16,6 +17,32 @@ function portOption(value: string, flag: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 0 || n > 65535 || value.trim() === '') throw circlesError('USAGE', `launch: ${flag} must be an integer from 0 to 65535`)
   return n
+}
+
+/** The load-limit flags: each a positive integer; `--no-load-limits` cannot be combined with them. */
+function loadLimitOptions(values: Record<string, string | boolean | undefined>): LoadLimitOptions {
+  const numeric = [
+    ['connections-per-address', 'connectionsPerAddress'],
+    ['nonces-per-minute', 'noncesPerMinute'],
+    ['failed-auth-per-minute', 'failedAuthPerMinute'],
+    ['plays-per-second', 'playsPerSecond'],
+  ] as const
+  const limits: Record<string, number | boolean> = {}
+  for (const [flag, key] of numeric) {
+    const value = values[flag]
+    if (typeof value !== 'string') continue
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < 1 || value.trim() === '') throw circlesError('USAGE', `launch: --${flag} must be a positive integer`)
+    limits[key] = n
+  }
+  if (values['no-load-limits'] === true) {
+    if (Object.keys(limits).length > 0 || values['limits-loopback'] === true) {
+      throw circlesError('USAGE', 'launch: --no-load-limits cannot be combined with other load-limit options')
+    }
+    return { enabled: false }
+  }
+  if (values['limits-loopback'] === true) limits['loopback'] = true
+  return limits as LoadLimitOptions
 }
 
 /**
@@ -35,6 +62,12 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
     'admin-port': { type: 'string' },
     'admin-host': { type: 'string' },
     'no-admin': { type: 'boolean' },
+    'limits-loopback': { type: 'boolean' },
+    'no-load-limits': { type: 'boolean' },
+    'connections-per-address': { type: 'string' },
+    'nonces-per-minute': { type: 'string' },
+    'failed-auth-per-minute': { type: 'string' },
+    'plays-per-second': { type: 'string' },
   })
   if (values['redis-url'] !== undefined) {
     throw circlesError('USAGE', 'launch: --redis-url: cross-node queueing is not available in this version; launch without it')
@@ -52,6 +85,7 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
     }
     Object.assign(sandbox, { isolation })
   }
+  const limits = loadLimitOptions(values)
   const level = parseLogLevel(values['log-level'] ?? process.env['CIRCLES_LOG_LEVEL'] ?? 'info', values['log-level'] === undefined ? 'CIRCLES_LOG_LEVEL' : 'launch: --log-level')
   if (values['no-admin'] === true && (values['admin-port'] !== undefined || values['admin-host'] !== undefined)) {
     throw circlesError('USAGE', 'launch: --no-admin cannot be combined with --admin-port or --admin-host')
@@ -63,7 +97,7 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
   const log = createLogger({ level, destination: io.stdout })
   const configPath = values.config ?? 'circles.json'
   const dbPath = values['db-path'] ?? defaultDbPath()
-  const { node, circles } = await launch({ configPath, dbPath, node: { sandbox, logger: log, ...(admin === undefined ? {} : { admin }) } })
+  const { node, circles } = await launch({ configPath, dbPath, node: { sandbox, limits, logger: log, ...(admin === undefined ? {} : { admin }) } })
   for (const c of circles) {
     log.info({ circle: c.name, public_key: c.publicKey, url: c.url, info: `${c.url.replace(/^ws/, 'http')}info`, new_key: c.keyCreated }, `circle ${c.name} served`)
   }

@@ -13,9 +13,13 @@ Commands:
   launch  [--config circles.json] [--db-path DIR] [--sandbox-processes N]
           [--sandbox-isolation process|thread] [--log-level LEVEL]
           [--admin-port N] [--admin-host HOST] [--no-admin]
+          [--connections-per-address N] [--nonces-per-minute N]
+          [--failed-auth-per-minute N] [--plays-per-second N]
+          [--limits-loopback | --no-load-limits]
           Serve every circle of the config file in this process. Logs go to
           stdout (JSON when piped); /metrics and /healthz on the admin port
-          (default 127.0.0.1:9464).
+          (default 127.0.0.1:9464). Load limits apply to every remote address
+          but loopback unless --limits-loopback.
   keygen  [--out FILE]
           Print a new secp256k1 key pair as JSON (or write it to FILE, mode 0600).
   play    --url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [--timeout-ms N] [--json]
