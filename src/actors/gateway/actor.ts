@@ -41,6 +41,9 @@ export interface GatewayServices {
 /** Which circle a connection talks to: a hosted peer, or a path that names none. */
 export type GatewayTarget = { readonly type: 'circle'; readonly pubkey: PublicKeyHex } | { readonly type: 'unknown'; readonly path: string }
 
+/** How long a socket closing after a protocol error may take to finish the closing handshake. */
+const ERROR_CLOSE_GRACE_MS = 5_000
+
 const BINARY_REFUSED = circlesError('INVALID_REQUEST', 'Invalid Request: binary frames are not accepted; send text frames')
 
 function encodeSuccess(id: JsonRpcId, resultJson: string): string {
@@ -101,7 +104,14 @@ export class GatewayConnection implements ChildHandle {
     this.idleTimer = setTimeout(() => this.actor.send({ type: 'IDLE' }), services.limits.idleTimeoutMs)
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary))
     socket.on('close', () => this.onClose())
-    socket.on('error', () => socket.terminate())
+    socket.on('error', () => {
+      // ws reports a protocol error (a text frame that is not UTF-8: 1007; over the frame limit:
+      // 1009) after it began the closing handshake with that code. Cutting the connection now
+      // would drop the close frame (the client would see 1006): cut it only if the handshake
+      // does not finish in time.
+      if (socket.readyState === socket.CLOSING) setTimeout(() => socket.terminate(), ERROR_CLOSE_GRACE_MS).unref()
+      else socket.terminate()
+    })
     services.metrics.connection()
   }
 
