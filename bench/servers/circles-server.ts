@@ -5,10 +5,13 @@
  *   {"cmd":"memory"}                 → {"rss","held"} (held: V8 heap used + external, after GC)
  *   {"cmd":"spawn","count":N}        → registers N passivated peer contexts
  *   {"cmd":"activate","count":N}     → runs one trivial script in each of the first N of them
+ *   {"cmd":"lag-reset"}              → starts a new event-loop delay histogram
+ *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { CircleNode } from '../../src/node/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
@@ -30,6 +33,10 @@ const reply = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}
 reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey })
 
 const spawned: string[] = []
+/** The node's own event-loop delay (10 ms sampling), as perf_hooks measures it. */
+const lag = monitorEventLoopDelay({ resolution: 10 })
+lag.enable()
+const ms = (ns: number) => Math.round(ns / 1e4) / 100
 /** Memory after a full collection: RSS, and what the node holds (V8 heap + off-heap buffers). */
 const memory = () => {
   global.gc?.()
@@ -52,6 +59,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         }
         return reply({ spawned: spawned.length, ...memory() })
       }
+      case 'lag-reset':
+        lag.reset()
+        return reply({ reset: true })
+      case 'lag':
+        return reply({ p50_ms: ms(lag.percentile(50)), p99_ms: ms(lag.percentile(99)), max_ms: ms(lag.max), mean_ms: ms(lag.mean) })
       case 'activate': {
         const keys = spawned.slice(0, command.count ?? 0)
         for (let i = 0; i < keys.length; i += 500) {
