@@ -9,14 +9,16 @@
  *   node's last-resort handler must log it and keep serving).
  * - `host-crash-on-start`: sandbox host processes exit before they are ready (a crash loop: the
  *   sandbox supervisor must give up and the node exit non-zero).
+ * - `host-hang`: a sandbox host's thread blocks for good on a run whose script contains the
+ *   marker (a hang no time limit can interrupt: the pool's watchdog must replace the host).
  * - `listener-crash`: `GET /__fault/listener-crash` on a circle port makes its listener fail (its
  *   connections go with it; the gateway supervisor starts it again).
  */
-export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'listener-crash'
+export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-hang' | 'listener-crash'
 
-export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'listener-crash']
+export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'host-hang', 'listener-crash']
 
-/** The marker a script carries to trigger the answer-path faults. */
+/** The marker a script carries to trigger the answer-path and host-hang faults. */
 export const FAULT_MARKER = 'FAULT_ANSWER_THROW'
 
 export const FAULTS_ENV = 'CIRCLES_TEST_FAULTS'

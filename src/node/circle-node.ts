@@ -159,6 +159,7 @@ export class CircleNode {
           log.warn({ host, code: exit.code, signal: exit.signal, blame, stderr: exit.stderrTail.slice(-2000) }, 'sandbox host exited')
         },
         onHostStderr: (host, line) => log.warn({ host, line: line.slice(0, 1000) }, 'sandbox host stderr'),
+        onHostHung: (host, silentMs) => log.error({ host, silent_ms: Math.round(silentMs) }, 'sandbox host hung (no answer past its run limits): killed'),
         onSupervisorEvent,
       },
     })

@@ -11,6 +11,7 @@
 import { writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { DEFAULTS } from '../config/index.js'
+import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
 import { Engine, type RunContext, type RunStore } from './engine.js'
@@ -28,6 +29,7 @@ const MAX_OPEN_CONTEXTS = 4096
 const sinkSpec = (workerData as WorkerData).sink
 const channel = sinkSpec.type === 'channel' ? new BroadcastChannel(sinkSpec.name) : undefined
 const waitCell = new Int32Array(new SharedArrayBuffer(4))
+const hangFault = faultsFromEnv().includes('host-hang')
 
 function emit(buf: Buffer): void {
   if (channel !== undefined) {
@@ -130,6 +132,8 @@ export default function handle(frame: string): number {
         remember(message[1], message[2])
         break
       case MESSAGE.RUN: {
+        // Tests only: a hang no time limit can interrupt (the pool's watchdog must see it).
+        if (hangFault && message[2].includes(FAULT_MARKER)) Atomics.wait(waitCell, 0, 0)
         const { outcome, flags } = runOne(message[1], message[2], message[3], message[4] === 1, message[5])
         emit(encodeOutcome(seq++, outcome, flags))
         runs++

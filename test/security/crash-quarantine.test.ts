@@ -131,3 +131,23 @@ t.test('a circle whose scripts crash the sandbox cannot hurt the others', { time
     })
   })
 })
+
+t.test('a host that hangs where no time limit reaches is replaced by the watchdog', { timeout: 60_000 }, async (t) => {
+  const log = captureLog()
+  // host-hang: the host's thread blocks for good on a script carrying the fault marker.
+  const { url, node } = await startNode(t, { logger: log.logger, faults: ['host-hang'], sandbox: { processes: 1, watchdogGraceMs: 500 }, policy: { run: 'anonymous' } })
+  const other = generateKeyPair().publicKey
+  await node.peers.spawnPeer({ pubkey: other, policy: { run: 'anonymous' } })
+  const socket = await openSocket(url)
+  const bystander = await openSocket(`${url}${other}`)
+  t.match(await socket.call('play', { script: '"before"' }), { result: { output: 'before' } })
+  socket.send({ jsonrpc: '2.0', id: 'hang', method: 'play', params: { script: '"FAULT_ANSWER_THROW"', timeout_ms: 100 } })
+  // Another circle's run, queued on the same host behind the one that hangs.
+  bystander.send({ jsonrpc: '2.0', id: 'behind', method: 'play', params: { script: '"behind"' } })
+  t.match(await socket.next(30_000), { id: 'hang', error: { data: { code: 'WORKER_CRASHED' } } }, 'the hung run is answered WORKER_CRASHED')
+  t.match(await log.waitFor((l) => /sandbox host hung/.test(l.msg)), { host: 0, silent_ms: Number })
+  t.match(await bystander.next(30_000), { id: 'behind', result: { output: 'behind' } }, 'the run queued behind it is served by the next host')
+  t.match((await socket.call('play', { script: '"again"' })).error, { data: { code: 'RATE_LIMITED', limit: 'quarantine' } }, 'the hanging circle is quarantined like a crashing one')
+  socket.close()
+  bystander.close()
+})
