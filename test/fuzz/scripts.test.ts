@@ -13,7 +13,7 @@ import { openSocket } from '../helpers/raw-socket.js'
 
 const SCRIPTS = Number(process.env['FUZZ_SCRIPTS'] ?? 300)
 /** CI bound: the run stops after this long even if fewer scripts ran (a slow or busy machine). */
-const DURATION_MS = Number(process.env['FUZZ_DURATION_MS'] ?? 30_000)
+const DURATION_MS = Number(process.env['FUZZ_DURATION_MS'] ?? 20_000)
 
 t.test('scripts mutated from the hostile corpus', { timeout: 180_000 }, async (t) => {
   const seed = seedFromEnv()
