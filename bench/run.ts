@@ -6,6 +6,7 @@
  *   npm run bench -- --quick     # CI-sized smoke run (about a minute)
  *   npm run bench -- --pin       # also the pinned rows: servers on core 0, load on core 1
  *   npm run bench -- --sandbox-processes 2
+ *   npm run bench -- --auth-lag  # only: the node's event-loop lag while 1,000 sockets send bad signatures
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
  * file and an SVG chart under bench/results/.
@@ -25,6 +26,9 @@ import type { LoadConfig, LoadResult } from './load/load-generator.js'
 const argv = process.argv.slice(2)
 const quick = argv.includes('--quick')
 const pin = argv.includes('--pin')
+const authLagOnly = argv.includes('--auth-lag')
+/** Sockets sending bad signatures at once while the node's event-loop lag is measured. */
+const BAD_AUTH_SOCKETS = 1000
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
   ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 500, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50 }
@@ -125,9 +129,50 @@ function row(label: string, r: LoadResult, ceiling?: number): (string | number)[
   ]
 }
 
+interface LagFigures {
+  readonly quiet: Record<string, number>
+  readonly flood: Record<string, number>
+  readonly attempts: LoadResult
+}
+
+/** The node's event-loop lag, quiet and while BAD_AUTH_SOCKETS sockets send bad signatures in a loop. */
+async function measureAuthLag(node: Server, url: string): Promise<LagFigures> {
+  await node.command({ cmd: 'lag-reset' })
+  await new Promise((resolve) => setTimeout(resolve, PLAN.authMs))
+  const quiet = (await node.command({ cmd: 'lag' })) as Record<string, number>
+  // Measured once the sockets are open and flooding (the load generator's warm-up), like its own figures.
+  const running = load({ mode: 'bad-auth', url, connections: BAD_AUTH_SOCKETS, durationMs: PLAN.authMs, warmupMs: PLAN.warmupMs })
+  await new Promise((resolve) => setTimeout(resolve, PLAN.warmupMs))
+  await node.command({ cmd: 'lag-reset' })
+  const attempts = await running
+  const flood = (await node.command({ cmd: 'lag' })) as Record<string, number>
+  return { quiet, flood, attempts }
+}
+
+async function authLag(): Promise<void> {
+  progress(`event-loop lag: quiet, then ${BAD_AUTH_SOCKETS} sockets sending bad signatures`)
+  const node = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses) })
+  const figures = await measureAuthLag(node, node.info['url']!)
+  await node.stop()
+  progressDone()
+  console.log(
+    table(
+      ['figure', 'value'],
+      [
+        ['event-loop lag p99, quiet (ms)', formatNumber(figures.quiet['p99_ms']!)],
+        [`event-loop lag p99, ${BAD_AUTH_SOCKETS} sockets sending bad signatures (ms)`, formatNumber(figures.flood['p99_ms']!)],
+        ['event-loop lag max during the flood (ms)', formatNumber(figures.flood['max_ms']!)],
+        ['bad authenticate attempts/s', formatNumber(figures.attempts.per_second)],
+      ],
+    ),
+  )
+  writeResult('bench-auth-lag', { kind: 'auth-lag', date: new Date().toISOString(), machine: machineInfo(), sockets: BAD_AUTH_SOCKETS, ...figures })
+}
+
 async function main(): Promise<void> {
+  if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 11 + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 12 + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
@@ -173,6 +218,9 @@ async function main(): Promise<void> {
     load({ mode: 'play', url, connections: 50, durationMs: PLAN.authMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial }),
     load({ mode: 'bad-auth', url, connections: 20, durationMs: PLAN.authMs, warmupMs: PLAN.warmupMs }),
   ])
+
+  say(`auth: event-loop lag while ${BAD_AUTH_SOCKETS} sockets send bad signatures`)
+  const lag = await measureAuthLag(node, url)
 
   // Footprint.
   say(`footprint: ${PLAN.idle} idle connections`)
@@ -266,6 +314,9 @@ async function main(): Promise<void> {
     play_p99_during_flood_ms: flooded.latency_ms.p99,
     flood_p99_ratio: flooded.latency_ms.p99 / quiet.latency_ms.p99,
     bad_authentications_per_second: flood.per_second,
+    event_loop_lag_p99_quiet_ms: lag.quiet['p99_ms'],
+    event_loop_lag_p99_bad_auth_ms: lag.flood['p99_ms'],
+    bad_auth_sockets: BAD_AUTH_SOCKETS,
     ...(pinned === undefined
       ? {}
       : {
@@ -289,7 +340,7 @@ async function main(): Promise<void> {
     local_many_contexts: manyContexts,
     local_thread_isolation: threadIsolation,
     pinned: pinned ?? null,
-    auth: { handshakes, quiet, flooded, flood },
+    auth: { handshakes, quiet, flooded, flood, lag },
     footprint,
     summary,
     seconds: (performance.now() - started) / 1000,
@@ -335,6 +386,7 @@ async function main(): Promise<void> {
         ['handshakes/s (fetch_nonce + sign + authenticate, 8 loops)', formatNumber(handshakes.per_second)],
         ['play p99 during bad-signature flood ÷ quiet', `${summary.flood_p99_ratio.toFixed(2)}×`],
         ['bad authenticate attempts/s during the flood', formatNumber(flood.per_second)],
+        [`node event-loop lag p99: quiet / ${BAD_AUTH_SOCKETS} sockets sending bad signatures (ms)`, `${formatNumber(lag.quiet['p99_ms']!)} / ${formatNumber(lag.flood['p99_ms']!)}`],
         [`memory per idle connection (bytes, heap + buffers, ${PLAN.idle} open)`, formatNumber(footprint.bytes_per_idle_connection)],
         [`memory per passivated context (bytes, ${PLAN.contexts} registered)`, formatNumber(footprint.bytes_per_passivated_context)],
         [`node RSS with ${PLAN.contexts} contexts registered (MB)`, formatNumber((footprint.rss_after_contexts_bytes ?? 0) / 1e6)],

@@ -8,10 +8,13 @@
  *   {"cmd":"cold","count":N}         → plays once in each of N passivated contexts, one after the
  *                                       other: {"p50_ms","p99_ms"} of the time to their first answer
  *   {"cmd":"urls","count":N}         → ws URLs of the first N spawned contexts (spawning as needed)
+ *   {"cmd":"lag-reset"}              → starts a new event-loop delay histogram
+ *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { CircleNode } from '../../src/node/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
@@ -33,6 +36,10 @@ const reply = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}
 reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey })
 
 const spawned: string[] = []
+/** The node's own event-loop delay (10 ms sampling), as perf_hooks measures it. */
+const lag = monitorEventLoopDelay({ resolution: 10 })
+lag.enable()
+const ms = (ns: number) => Math.round(ns / 1e4) / 100
 /** Memory after a full collection: RSS, and what the node holds (V8 heap + off-heap buffers). */
 const memory = () => {
   global.gc?.()
@@ -79,6 +86,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         const at = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))] ?? Number.NaN
         return reply({ p50_ms: at(50), p99_ms: at(99), samples: times.length })
       }
+      case 'lag-reset':
+        lag.reset()
+        return reply({ reset: true })
+      case 'lag':
+        return reply({ p50_ms: ms(lag.percentile(50)), p99_ms: ms(lag.percentile(99)), max_ms: ms(lag.max), mean_ms: ms(lag.mean) })
       case 'activate': {
         const keys = spawned.slice(0, command.count ?? 0)
         for (let i = 0; i < keys.length; i += 500) {

@@ -15,12 +15,12 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
   const { values } = parseOptions('launch', argv, { config: { type: 'string' }, ...NODE_OPTIONS, ...REDIS_OPTIONS })
   const serving = servingOptionsFrom('launch', values, io)
   const redis = redisOptionsFrom('launch', values)
-  const { log, dbPath, sandbox, admin } = serving
+  const { log, dbPath, sandbox, admin, limits } = serving
   const configPath = values.config ?? 'circles.json'
   const { node, circles } = await launch({
     configPath,
     dbPath,
-    node: { sandbox, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
+    node: { sandbox, limits, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
   })
   for (const c of circles) {
     const http = c.url.replace(/^ws/, 'http')

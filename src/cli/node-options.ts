@@ -1,4 +1,5 @@
 import { circlesError } from '../errors/index.js'
+import type { LoadLimitOptions } from '../limits/index.js'
 import { createLogger, parseLogLevel, type Logger } from '../log/index.js'
 import type { CircleNode } from '../node/index.js'
 import type { SandboxPoolOptions } from '../sandbox/index.js'
@@ -13,6 +14,12 @@ export const NODE_OPTIONS = {
   'admin-port': { type: 'string' },
   'admin-host': { type: 'string' },
   'no-admin': { type: 'boolean' },
+  'limits-loopback': { type: 'boolean' },
+  'no-load-limits': { type: 'boolean' },
+  'connections-per-address': { type: 'string' },
+  'nonces-per-minute': { type: 'string' },
+  'failed-auth-per-minute': { type: 'string' },
+  'plays-per-second': { type: 'string' },
 } as const satisfies OptionSpec
 
 /** Default admin port (metrics and detailed health, on 127.0.0.1). */
@@ -32,16 +39,47 @@ function portOption(command: string, value: string, flag: string): number {
 export interface ServingOptions {
   readonly dbPath: string
   readonly sandbox: SandboxPoolOptions
+  readonly limits: LoadLimitOptions
   readonly admin: { readonly port: number; readonly host: string } | undefined
   readonly log: Logger
 }
 
 /** Read the common serving options; every problem is a USAGE error naming the flag. */
+/** The load-limit flags: each a positive integer; `--no-load-limits` cannot be combined with them. */
+function loadLimitOptions(command: string, values: Record<string, string | boolean | string[] | undefined>): LoadLimitOptions {
+  const numeric = [
+    ['connections-per-address', 'connectionsPerAddress'],
+    ['nonces-per-minute', 'noncesPerMinute'],
+    ['failed-auth-per-minute', 'failedAuthPerMinute'],
+    ['plays-per-second', 'playsPerSecond'],
+  ] as const
+  const limits: Record<string, number | boolean> = {}
+  for (const [flag, key] of numeric) {
+    const value = values[flag]
+    if (typeof value !== 'string') continue
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < 1 || value.trim() === '') throw circlesError('USAGE', `${command}: --${flag} must be a positive integer`)
+    limits[key] = n
+  }
+  if (values['no-load-limits'] === true) {
+    if (Object.keys(limits).length > 0 || values['limits-loopback'] === true) {
+      throw circlesError('USAGE', `${command}: --no-load-limits cannot be combined with other load-limit options`)
+    }
+    return { enabled: false }
+  }
+  if (values['limits-loopback'] === true) limits['loopback'] = true
+  return limits as LoadLimitOptions
+}
+
 export function servingOptionsFrom(
   command: string,
-  values: { 'db-path'?: string; 'sandbox-processes'?: string; 'sandbox-isolation'?: string; 'log-level'?: string; 'admin-port'?: string; 'admin-host'?: string; 'no-admin'?: boolean },
+  values: { 'db-path'?: string; 'sandbox-processes'?: string; 'sandbox-isolation'?: string; 'log-level'?: string; 'admin-port'?: string; 'admin-host'?: string; 'no-admin'?: boolean } & Record<
+    string,
+    string | boolean | string[] | undefined
+  >,
   io: CliIo,
 ): ServingOptions {
+  const limits = loadLimitOptions(command, values)
   const sandbox: { processes?: number; isolation?: 'process' | 'thread' } = {}
   if (values['sandbox-processes'] !== undefined) {
     const n = Number(values['sandbox-processes'])
@@ -64,7 +102,7 @@ export function servingOptionsFrom(
           port: values['admin-port'] === undefined ? DEFAULT_ADMIN_PORT : portOption(command, values['admin-port'], '--admin-port'),
           host: values['admin-host'] ?? '127.0.0.1',
         }
-  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, admin, log: createLogger({ level, destination: io.stdout }) }
+  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, limits, admin, log: createLogger({ level, destination: io.stdout }) }
 }
 
 /**

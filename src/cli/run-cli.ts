@@ -15,10 +15,15 @@ Commands:
           [--admin-port N] [--admin-host HOST] [--no-admin]
           [--redis-url URL]... [--cluster-secret S] [--redis-prefix P]
           [--queue-allowance-ms N]
+          [--connections-per-address N] [--nonces-per-minute N]
+          [--failed-auth-per-minute N] [--plays-per-second N]
+          [--limits-loopback | --no-load-limits]
           Serve every circle of the config file in this process. Logs go to
           stdout (JSON when piped); /metrics and /healthz on the admin port
-          (default 127.0.0.1:9464). With --redis-url, plays for contexts other
-          nodes own are queued to them, and this node serves its own.
+          (default 127.0.0.1:9464). Load limits apply to every remote address
+          but loopback unless --limits-loopback. With --redis-url, plays for
+          contexts other nodes own are queued to them, and this node serves
+          its own.
   worker  --redis-url URL [--circle-public-key KEY] [--db-path DIR]
           [--cluster-secret S] [--standby] [same log/admin/sandbox options]
           A node with no gateway: serves, from Redis, the context KEY (single-peer

@@ -17,7 +17,7 @@ export async function workerCommand(argv: readonly string[], io: CliIo): Promise
   const redis = redisOptionsFrom('worker', values)
   if (redis === undefined) throw circlesError('USAGE', 'worker: --redis-url is required (a worker serves its contexts through Redis)')
   const serving = servingOptionsFrom('worker', values, io)
-  const { log, sandbox, admin } = serving
+  const { log, sandbox, admin, limits } = serving
   const dbPath = resolve(serving.dbPath)
   let single: string | undefined
   if (values['circle-public-key'] !== undefined) {
@@ -31,6 +31,7 @@ export async function workerCommand(argv: readonly string[], io: CliIo): Promise
     dbPath,
     circles: [],
     sandbox,
+    limits,
     logger: log,
     redis,
     adoptExisting: single === undefined,

@@ -12,14 +12,16 @@
  * - `host-crash-on-restart`: the first host of each position starts; every host started after
  *   one died exits before it is ready (a crash loop on a running node: the sandbox supervisor
  *   must give up, the failure climb to the root, and the node exit non-zero).
+ * - `host-hang`: a sandbox host's thread blocks for good on a run whose script contains the
+ *   marker (a hang no time limit can interrupt: the pool's watchdog must replace the host).
  * - `listener-crash`: `GET /__fault/listener-crash` on a circle port makes its listener fail (its
  *   connections go with it; the gateway supervisor starts it again).
  */
-export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-crash-on-restart' | 'listener-crash'
+export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-crash-on-restart' | 'host-hang' | 'listener-crash'
 
-export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'host-crash-on-restart', 'listener-crash']
+export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'host-crash-on-restart', 'host-hang', 'listener-crash']
 
-/** The marker a script carries to trigger the answer-path faults. */
+/** The marker a script carries to trigger the answer-path and host-hang faults. */
 export const FAULT_MARKER = 'FAULT_ANSWER_THROW'
 
 export const FAULTS_ENV = 'CIRCLES_TEST_FAULTS'

@@ -28,6 +28,7 @@ const LIMIT_KEYS = {
   memory_mb: ['limits', 'memoryMb'],
   max_output_bytes: ['limits', 'maxOutputBytes'],
   max_log_bytes: ['limits', 'maxLogBytes'],
+  max_log_lines: ['limits', 'maxLogLines'],
   max_document_bytes: ['quota', 'maxDocumentBytes'],
   max_namespace_bytes: ['quota', 'maxNamespaceBytes'],
   max_documents: ['quota', 'maxDocuments'],

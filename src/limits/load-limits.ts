@@ -132,10 +132,14 @@ export class LoadLimits {
     return wait === 0 ? undefined : limited('plays', wait, 'Too many plays from this caller')
   }
 
-  /** A run from `origin` in `circle` was executing when its sandbox host died. */
-  crashed(circle: string, origin: string | undefined): void {
-    this.quarantine.strike(`circle:${circle}`)
-    if (origin !== undefined && this.applies(origin)) this.quarantine.strike(`address:${origin}`)
+  /**
+   * A run from `origin` in `circle` was executing when its sandbox host died. Returns the
+   * back-offs now served by the circle and by the address (undefined when limits do not apply to it).
+   */
+  crashed(circle: string, origin: string | undefined): { readonly circleMs: number; readonly addressMs: number | undefined } {
+    const circleMs = this.quarantine.strike(`circle:${circle}`)
+    const addressMs = origin !== undefined && this.applies(origin) ? this.quarantine.strike(`address:${origin}`) : undefined
+    return { circleMs, addressMs }
   }
 
   /** Whether a run that had not started when its host died may run on the next host. */

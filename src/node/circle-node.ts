@@ -180,18 +180,26 @@ export class CircleNode {
       ...(dbLock.fd === undefined ? {} : { inheritFd: dbLock.fd }),
       hooks: {
         onCrash: (run) => {
-          this.load.crashed(run.circle, run.origin)
-          log.warn({ circle: run.circle, remote: run.origin }, 'a script crashed its sandbox host: circle (and address) quarantined')
+          const { circleMs, addressMs } = this.load.crashed(run.circle, run.origin)
+          log.warn(
+            { circle: run.circle, remote: run.origin, backoff_ms: circleMs, ...(addressMs === undefined ? {} : { address_backoff_ms: addressMs }) },
+            'a script crashed its sandbox host: circle (and address) quarantined',
+          )
         },
         refuse: (run) => {
           const refusal = this.load.refusal(run.circle, run.origin)
-          return refusal === undefined ? undefined : { code: 'RATE_LIMITED', message: refusal.message, body: '"logs":[]', runMs: 0, cpuMs: 0 }
+          if (refusal === undefined) return undefined
+          this.metrics.limited('quarantine')
+          // The same data as a refusal at the gateway: the limit and when to retry.
+          const { limit, retry_after_ms: retryAfterMs } = refusal.details as { limit: string; retry_after_ms: number }
+          return { code: 'RATE_LIMITED', message: refusal.message, body: `"limit":${JSON.stringify(limit)},"retry_after_ms":${retryAfterMs},"logs":[]`, runMs: 0, cpuMs: 0 }
         },
         onHostExit: (host, exit, blame) => {
           if (blame === 'none') return
           log.warn({ host, code: exit.code, signal: exit.signal, blame, stderr: exit.stderrTail.slice(-2000) }, 'sandbox host exited')
         },
         onHostStderr: (host, line) => log.warn({ host, line: line.slice(0, 1000) }, 'sandbox host stderr'),
+        onHostHung: (host, silentMs) => log.error({ host, silent_ms: Math.round(silentMs) }, 'sandbox host hung (no answer past its run limits): killed'),
         onSupervisorEvent,
       },
     })

@@ -37,6 +37,8 @@ interface ActiveRun {
 const TIMED_OUT = 'Script execution timed out.'
 const BOOTSTRAP_SOURCE = `(${realmBootstrap.toString()})`
 const SEED_POOL_BYTES = 4096
+/** Time the microtasks an aborted run left queued get before they are dropped (see resetAfterAbort). */
+const FLUSH_TIMEOUT_MS = 5
 const FORBIDDEN = (fn: string): HostAnswer => [false, 'FORBIDDEN', `${fn}: the circle's policy does not let this caller write`]
 
 /**
@@ -93,11 +95,25 @@ export class Engine {
   }
 
   private resetAfterAbort(): void {
-    if (this.isolate.isDisposed) this.buildIsolate()
-    else {
-      this.context.release()
-      this.buildContext()
+    if (this.isolate.isDisposed) return this.buildIsolate()
+    // A run stopped in its synchronous part leaves the microtasks it queued in the isolate's
+    // queue, not the context's: the next script evaluated — the new context's bootstrap, which
+    // has no time limit — would run them first, and one endless microtask would hang this thread
+    // for good. Drain them under a time limit here: a microtask checkpoint that is terminated
+    // clears the queue.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.context.evalSync('0', { timeout: FLUSH_TIMEOUT_MS })
+        break
+      } catch {
+        if (attempt === 0) continue
+        // Still running out of time with the queue cleared: start from a new isolate.
+        this.isolate.dispose()
+        return this.buildIsolate()
+      }
     }
+    this.context.release()
+    this.buildContext()
   }
 
   /** Called synchronously from inside the isolate by the storage functions of a run. */

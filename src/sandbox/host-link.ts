@@ -44,6 +44,8 @@ export interface HostLink {
   /** The host's worker threads when they live in this process (`thread` isolation). */
   readonly threads: () => readonly Worker[]
   send(frame: string): void
+  /** The host's progress marker now: the sequence number of the run it last started. */
+  progress(): number | undefined
   /** Finish what was sent, then stop; resolves once stopped (killed after `graceMs`). */
   close(graceMs: number): Promise<void>
   kill(): void
@@ -126,6 +128,7 @@ function processHost(events: HostLinkEvents, options: HostOptions): HostLink {
     send(frame) {
       if (!exited) input.write(frame)
     },
+    progress: () => readMarker(marker),
     close(graceMs) {
       return new Promise<void>((resolve) => {
         if (exited) return resolve()
@@ -180,6 +183,7 @@ function threadHost(events: HostLinkEvents): HostLink {
   return {
     pid: process.pid,
     threads: () => pool.threads,
+    progress: started,
     send(frame) {
       if (exited) return
       pool.run(frame).catch((error: unknown) => exit(`sandbox thread stopped: ${(error as Error).message}`))

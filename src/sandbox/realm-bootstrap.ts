@@ -323,7 +323,7 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
   interface RunState {
     /** Encoded lines (JSON strings), ready to join. */
     readonly lines: string[]
-    /** UTF-8 bytes of `"logs":[…]` so far, brackets included. */
+    /** UTF-8 bytes of the logs array `[…]` so far, brackets included (the bound is on the value of the `logs` member). */
     bytes: number
     truncated: boolean
   }

@@ -26,6 +26,8 @@ export interface SandboxHooks {
   readonly refuse?: (run: RunSource) => RunOutcome | undefined
   /** A host process exited (expected or not), with the tail of its stderr. */
   readonly onHostExit?: (host: number, exit: HostExit, blame: 'none' | 'workload' | 'infrastructure') => void
+  /** The watchdog is killing a host that has not answered its current run for `silentMs`. */
+  readonly onHostHung?: (host: number, silentMs: number) => void
   /** A line a host wrote on stderr. */
   readonly onHostStderr?: (host: number, line: string) => void
   /** Events of the sandbox supervisor. */
@@ -52,6 +54,12 @@ export interface SandboxPoolOptions {
    * that a host orphaned by a node killed with -9 keeps the path locked until it has gone.
    */
   readonly inheritFd?: number
+  /**
+   * A host whose progress marker has not moved for twice the current run's time limit plus this
+   * long is hung (something no time limit can interrupt) and is killed: its run is answered
+   * WORKER_CRASHED and reported like a crash. Default 10 s.
+   */
+  readonly watchdogGraceMs?: number
 }
 
 /** A context registered with the pool: pinned to one host, its facts sent there once. */
@@ -102,6 +110,9 @@ const MAX_FRAMES_IN_FLIGHT: Record<SandboxIsolation, number> = { process: 1, thr
 /** Runs in one frame, at most (bounds the frame's size and what one crash sends again). */
 const MAX_RUNS_PER_FRAME = 256
 const CLOSE_GRACE_MS = 5000
+const DEFAULT_WATCHDOG_GRACE_MS = 10_000
+/** How often the watchdog looks at the hosts. */
+const WATCHDOG_INTERVAL_MS = 1_000
 const DEFAULT_INTENSITY = 5
 const DEFAULT_PERIOD_MS = 30_000
 
@@ -118,6 +129,10 @@ class HostSlot {
   readonly frames: number[] = []
   /** Context facts this incarnation has: id → version. */
   known = new Map<number, number>()
+  /** When the host was last seen making progress: a frame handed over, an outcome, its marker moving (watchdog). */
+  progressAt = 0
+  /** The progress marker as the watchdog last read it. */
+  lastMarker: number | undefined
   seq = 0
   runs = 0
   framesSent = 0
@@ -168,6 +183,9 @@ export class SandboxPool {
   private scheduled = false
   private closed = false
   private own: Supervisor | undefined
+  private readonly watchdogGraceMs: number
+  private watchdog: NodeJS.Timeout | undefined
+  private watchdogAt = 0
 
   constructor(options: SandboxPoolOptions = {}) {
     const processes = positiveIntegerOption(options.processes, Math.min(availableParallelism(), DEFAULT_MAX_HOSTS), 'processes')
@@ -180,7 +198,43 @@ export class SandboxPool {
     this.hooks = options.hooks ?? {}
     this.faults = options.faults ?? []
     this.inheritFd = options.inheritFd
+    this.watchdogGraceMs = positiveIntegerOption(options.watchdogGraceMs, DEFAULT_WATCHDOG_GRACE_MS, 'watchdogGraceMs')
     for (let i = 0; i < processes; i++) this.slots.push(new HostSlot(i))
+  }
+
+  /**
+   * Kill hosts whose current run is long overdue. Progress is read from a host's progress marker
+   * (outcomes arrive a frame at a time): a host whose marker has not moved for twice the running
+   * run's time limit plus the grace is hung. A round that itself ran late (the event loop was
+   * blocked: outcomes may be waiting to be read) judges nothing.
+   */
+  private readonly watch = (): void => {
+    const now = performance.now()
+    const late = now - this.watchdogAt > 2 * WATCHDOG_INTERVAL_MS
+    this.watchdogAt = now
+    if (late) return
+    for (const slot of this.slots) {
+      const head = slot.sent[slot.sentHead]
+      if (!slot.ready || head === undefined || slot.link === undefined) continue
+      const marker = slot.link.progress()
+      if (marker !== undefined && marker !== slot.lastMarker) {
+        slot.lastMarker = marker
+        slot.progressAt = Math.max(slot.progressAt, now - WATCHDOG_INTERVAL_MS)
+        continue
+      }
+      const running = slot.sent.find((run, i) => i >= slot.sentHead && run.seq === marker) ?? head
+      if (now - slot.progressAt > 2 * running.request.timeoutMs + this.watchdogGraceMs) {
+        this.hooks.onHostHung?.(slot.index, now - slot.progressAt)
+        slot.link.kill()
+      }
+    }
+  }
+
+  private startWatchdog(): void {
+    if (this.watchdog !== undefined || this.closed) return
+    this.watchdogAt = performance.now()
+    this.watchdog = setInterval(this.watch, WATCHDOG_INTERVAL_MS)
+    this.watchdog.unref()
   }
 
   /**
@@ -188,6 +242,7 @@ export class SandboxPool {
    * of its root; a restarted sandbox supervisor serves the same queues.
    */
   supervisor(): Supervisor {
+    this.startWatchdog()
     return new Supervisor({
       id: 'sandbox',
       flags: { strategy: 'one_for_one', intensity: this.intensity, periodMs: this.periodMs },
@@ -283,6 +338,8 @@ export class SandboxPool {
   /** After the supervisor stopped the hosts: answer what is left. */
   shutDown(): void {
     this.closed = true
+    clearInterval(this.watchdog)
+    this.watchdog = undefined
     for (const slot of this.slots) {
       for (const run of slot.queue.splice(0)) run.resolve(failedRun('SHUTTING_DOWN', 'The sandbox stopped before running this task'))
       for (let i = slot.sentHead; i < slot.sent.length; i++) {
@@ -431,6 +488,7 @@ export class SandboxPool {
       slot.sentHead = 0
     }
     slot.runs++
+    slot.progressAt = performance.now()
     if ((reply.flags & FLAG_REBUILT) !== 0) slot.rebuilds++
     run.resolve(reply.outcome)
     if (--slot.frames[0]! === 0) {
@@ -469,6 +527,7 @@ export class SandboxPool {
       run.seq = slot.seq++
       slot.sent.push(run)
     }
+    if (slot.inFlight === runs.length) slot.progressAt = performance.now()
     slot.frames.push(runs.length)
     slot.framesSent++
     slot.link!.send(encodeFrame(messages))

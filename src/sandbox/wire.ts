@@ -87,12 +87,29 @@ export type HostReply =
  * broken host could produce — throws, and the host is then treated as dead.
  */
 export class ReplyReader {
-  private pending: Buffer | undefined
+  /**
+   * Chunks of an incomplete reply, kept apart until it is complete: a large outcome arrives in
+   * many chunks, and joining them on every chunk would copy it again each time.
+   */
+  private chunks: Buffer[] = []
+  private buffered = 0
+  /** Bytes the reply being gathered needs in all, once its length prefix is known (0: not yet). */
+  private needed = 0
 
   /** Feed a chunk; calls `onReply` for every complete reply in it. */
   push(chunk: Buffer, onReply: (reply: HostReply) => void): void {
-    let buf = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk])
-    this.pending = undefined
+    let buf = chunk
+    if (this.chunks.length > 0) {
+      // Keep a copy: the chunk's memory may be reused by the stream.
+      this.chunks.push(Buffer.from(chunk))
+      this.buffered += chunk.length
+      if (this.needed === 0 && this.buffered >= 4) this.needed = 4 + Buffer.concat(this.chunks, 4).readUInt32LE(0)
+      if (this.needed === 0 || this.buffered < this.needed) return
+      buf = Buffer.concat(this.chunks, this.buffered)
+      this.chunks = []
+      this.buffered = 0
+      this.needed = 0
+    }
     let at = 0
     while (buf.length - at >= 4) {
       const length = buf.readUInt32LE(at)
@@ -101,9 +118,10 @@ export class ReplyReader {
       at += 4 + length
     }
     if (at < buf.length) {
-      buf = buf.subarray(at)
-      // Keep a copy: the chunk's memory may be reused by the stream.
-      this.pending = Buffer.from(buf)
+      const rest = Buffer.from(buf.subarray(at))
+      this.chunks = [rest]
+      this.buffered = rest.length
+      if (rest.length >= 4) this.needed = 4 + rest.readUInt32LE(0)
     }
   }
 }

@@ -19,6 +19,7 @@
 import { openSync, writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { DEFAULTS } from '../config/index.js'
+import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
 import { Engine, type RunContext, type RunStore } from './engine.js'
@@ -69,6 +70,7 @@ function flush(): void {
   pending = []
   emit(buf)
 }
+const hangFault = faultsFromEnv().includes('host-hang')
 
 function emit(buf: Buffer): void {
   if (channel !== undefined) {
@@ -200,6 +202,8 @@ export default function handle(frame: string): number {
         break
       case MESSAGE.RUN: {
         mark(seq)
+        // Tests only: a hang no time limit can interrupt (the pool's watchdog must see it).
+        if (hangFault && message[2].includes(FAULT_MARKER)) Atomics.wait(waitCell, 0, 0)
         const { outcome, flags, changed } = runOne(message[1], message[2], message[3], message[4] === 1, message[5])
         pending.push(encodeOutcome(seq++, outcome, flags))
         if (changed) flush()

@@ -54,6 +54,9 @@ t.test('circles launch options', async (t) => {
     [['launch', '--sandbox-isolation', 'vm'], /--sandbox-isolation must be "process" or "thread"/],
     [['launch', '--redis-url', 'redis://127.0.0.1'], /--redis-url needs a cluster secret of at least 16 bytes/],
     [['launch', '--colour'], /Unknown option '--colour'/],
+    [['launch', '--plays-per-second', '0'], /--plays-per-second must be a positive integer/],
+    [['launch', '--connections-per-address', 'many'], /--connections-per-address must be a positive integer/],
+    [['launch', '--no-load-limits', '--nonces-per-minute', '5'], /--no-load-limits cannot be combined/],
   ]
   for (const [argv, message] of cases) await t.rejects(runCli(argv, io().io), { code: 'USAGE', message }, argv.join(' '))
 })

@@ -43,7 +43,7 @@ t.test('the protocol flow of docs/protocol.md over a real socket', async (t) => 
     socket.close()
   })
 
-  t.test('play before authenticate answers AUTH_REQUIRED and keeps the socket open', async (t) => {
+  t.test('play before authenticate answers AUTH_REQUIRED and keeps the socket open', { timeout: 10_000 }, async (t) => {
     const socket = await openSocket(url)
     const answer = await socket.call('play', { script: '1' }, 1)
     t.same(answer.error, { code: -32001, message: 'This circle does not admit anonymous callers: authenticate first', data: { code: 'AUTH_REQUIRED' } })
@@ -51,7 +51,7 @@ t.test('the protocol flow of docs/protocol.md over a real socket', async (t) => 
     socket.close()
   })
 
-  t.test('a second authenticate answers ALREADY_AUTHENTICATED', async (t) => {
+  t.test('a second authenticate answers ALREADY_AUTHENTICATED', { timeout: 10_000 }, async (t) => {
     const socket = await openSocket(url)
     await authenticate(socket, alice)
     const again = await socket.call('fetch_nonce', { pubkey: alice.publicKey })
@@ -64,7 +64,7 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
   const { url } = await startNode(t)
   const alice = generateKeyPair()
 
-  t.test('a bad signature: INVALID_CREDENTIALS, then close 1008', async (t) => {
+  t.test('a bad signature: INVALID_CREDENTIALS, then close 1008', { timeout: 10_000 }, async (t) => {
     const socket = await openSocket(url)
     const { result } = await socket.call('fetch_nonce', { pubkey: alice.publicKey })
     const forged = signPersonalMessage(result.nonce, generateKeyPair().secretKey)
@@ -73,7 +73,7 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     t.same(await socket.closed, { code: 1008, reason: 'INVALID_CREDENTIALS' })
   })
 
-  t.test('a nonce replayed on another socket: NONCE_UNKNOWN, close 1008', async (t) => {
+  t.test('a nonce replayed on another socket: NONCE_UNKNOWN, close 1008', { timeout: 10_000 }, async (t) => {
     const first = await openSocket(url)
     const { result } = await first.call('fetch_nonce', { pubkey: alice.publicKey })
     const signature = signPersonalMessage(result.nonce, alice.secretKey)
@@ -89,7 +89,7 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     first.close()
   })
 
-  t.test('a nonce is single use', async (t) => {
+  t.test('a nonce is single use', { timeout: 10_000 }, async (t) => {
     const socket = await openSocket(url)
     const { result } = await socket.call('fetch_nonce', { pubkey: alice.publicKey })
     const signature = signPersonalMessage(result.nonce, alice.secretKey)
@@ -99,7 +99,7 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     socket.close()
   })
 
-  t.test('authenticate as another key than the nonce was issued for: NONCE_UNKNOWN', async (t) => {
+  t.test('authenticate as another key than the nonce was issued for: NONCE_UNKNOWN', { timeout: 10_000 }, async (t) => {
     const socket = await openSocket(url)
     const { result } = await socket.call('fetch_nonce', { pubkey: alice.publicKey })
     const bob = generateKeyPair()
@@ -108,7 +108,7 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     t.equal((await socket.closed).code, 1008)
   })
 
-  t.test('a compressed key that is not on the curve can fetch a nonce but never authenticate', async (t) => {
+  t.test('a compressed key that is not on the curve can fetch a nonce but never authenticate', { timeout: 10_000 }, async (t) => {
     const { parsePublicKey } = await import('../../src/identity/index.js')
     let offCurve = ''
     for (let x = 5n; offCurve === ''; x++) {
@@ -127,7 +127,7 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     t.equal((await socket.closed).code, 1008)
   })
 
-  t.test('malformed params to authenticate also close the socket', async (t) => {
+  t.test('malformed params to authenticate also close the socket', { timeout: 10_000 }, async (t) => {
     const socket = await openSocket(url)
     const answer = await socket.call('authenticate', { pubkey: alice.publicKey, signature: 'nope' })
     t.equal(answer.error.code, -32602)
@@ -144,7 +144,8 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
   })
 })
 
-t.test('nonce expiry (short TTL)', async (t) => {
+// A broken TTL would leave the socket open until the idle timeout (5 min): fail fast instead.
+t.test('nonce expiry (short TTL)', { timeout: 10_000 }, async (t) => {
   const { url } = await startNode(t, { gateway: { nonceTtlMs: 100 } })
   const alice = generateKeyPair()
   const socket = await openSocket(url)

@@ -6,17 +6,24 @@ export interface RawSocket {
   readonly ws: WebSocket
   /** The next text message, parsed. */
   next(timeoutMs?: number): Promise<any>
+  /** The next text message as sent (for byte counts). */
+  nextText(timeoutMs?: number): Promise<string>
   /** Send text (or a value, JSON-encoded). */
   send(value: unknown): void
-  /** Send a request and wait for the next message. */
-  call(method: string, params: unknown, id?: number | string): Promise<any>
+  /** Send a request and wait for the next message (5 s unless told). */
+  call(method: string, params: unknown, id?: number | string, timeoutMs?: number): Promise<any>
   /** Resolves with the close code and reason. */
   readonly closed: Promise<{ code: number; reason: string }>
   close(): void
 }
 
-export async function openSocket(url: string): Promise<RawSocket> {
-  const ws = new WebSocket(url)
+export interface SocketOptions {
+  /** The local (source) address, e.g. 127.0.0.2: loopback limits count per address. */
+  readonly localAddress?: string
+}
+
+export async function openSocket(url: string, options: SocketOptions = {}): Promise<RawSocket> {
+  const ws = new WebSocket(url, options.localAddress === undefined ? {} : { localAddress: options.localAddress })
   const queue: string[] = []
   const waiting: ((text: string) => void)[] = []
   ws.on('message', (data) => {
@@ -34,23 +41,26 @@ export async function openSocket(url: string): Promise<RawSocket> {
   const socket: RawSocket = {
     ws,
     closed,
-    next(timeoutMs = 20_000) {
+    async next(timeoutMs = 20_000) {
+      return JSON.parse(await socket.nextText(timeoutMs))
+    },
+    nextText(timeoutMs = 20_000) {
       const text = queue.shift()
-      if (text !== undefined) return Promise.resolve(JSON.parse(text))
+      if (text !== undefined) return Promise.resolve(text)
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no message within timeout')), timeoutMs)
         waiting.push((t) => {
           clearTimeout(timer)
-          resolve(JSON.parse(t))
+          resolve(t)
         })
       })
     },
     send(value) {
       ws.send(typeof value === 'string' ? value : JSON.stringify(value))
     },
-    call(method, params, id = nextId++) {
+    call(method, params, id = nextId++, timeoutMs) {
       socket.send({ jsonrpc: '2.0', id, method, params })
-      return socket.next()
+      return socket.next(timeoutMs)
     },
     close() {
       ws.close()

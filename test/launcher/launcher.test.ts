@@ -39,8 +39,8 @@ t.test('parseCirclesConfig(value)', async (t) => {
   }
 
   t.test('maps limits onto peer settings', async (t) => {
-    const [c] = parseCirclesConfig([{ name: 'a', port: 0, limits: { timeout_ms: 50, max_document_bytes: 10, max_documents: 7, mailbox_capacity: 3 } }], ROOT)
-    t.same(c!.overrides, { limits: { timeoutMs: 50 }, quota: { maxDocumentBytes: 10, maxDocuments: 7 }, mailboxCapacity: 3 })
+    const [c] = parseCirclesConfig([{ name: 'a', port: 0, limits: { timeout_ms: 50, max_log_lines: 20, max_document_bytes: 10, max_documents: 7, mailbox_capacity: 3 } }], ROOT)
+    t.same(c!.overrides, { limits: { timeoutMs: 50, maxLogLines: 20 }, quota: { maxDocumentBytes: 10, maxDocuments: 7 }, mailboxCapacity: 3 })
   })
 })
 

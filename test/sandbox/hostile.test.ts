@@ -5,13 +5,30 @@ import { generateKeyPair } from '../../src/identity/index.js'
 import { context, run } from '../helpers/sandbox.js'
 
 const dir = new URL('../fixtures/hostile/', import.meta.url)
+/**
+ * Each fixture opens with `// key: value` lines:
+ * - `expect`: the outcome codes it may end with (`ok` for a success); more than one needs a `why`;
+ * - `output`: the exact output of a success, the value that would reveal a leak;
+ * - `message`: a regular expression the error message must match (the specific refusal);
+ * - `after` / `after-output`: a script run next in the same context, and its exact output (what
+ *   the hostile run tried to leave behind).
+ */
 const corpus = readdirSync(dir)
   .filter((f) => f.endsWith('.js'))
   .sort()
   .map((file) => {
     const text = readFileSync(new URL(file, dir), 'utf8')
-    const expect = /^\/\/ expect: (.+)$/m.exec(text)?.[1]?.split('|') ?? []
-    return { file, text, expect }
+    const header = (key: string) => new RegExp(`^// ${key}: (.+)$`, 'm').exec(text)?.[1]
+    return {
+      file,
+      text,
+      expect: header('expect')?.split('|') ?? [],
+      why: header('why'),
+      output: header('output'),
+      message: header('message'),
+      after: header('after'),
+      afterOutput: header('after-output'),
+    }
   })
 
 // The probe a bystander runs after each hostile script: the realm must be exactly as before.
@@ -27,15 +44,26 @@ t.test('hostile script corpus', async (t) => {
   t.ok(corpus.length >= 25, `at least 25 scripts (${corpus.length})`)
   const bystander = context(t.testdir(), generateKeyPair().publicKey)
   const baseline = await run(pool, bystander, PROBE)
-  t.equal(baseline.type, 'ok')
-  for (const { file, text, expect } of corpus) {
+  t.match(baseline, { type: 'ok', output: /^undefined,,true,true,3,\{"a":1\},number,\d+,42$/ }, 'the probe itself: no leak, frozen, working built-ins')
+  for (const { file, text, expect, why, output, message, after, afterOutput } of corpus) {
     t.ok(expect.length > 0, `${file} declares its expected outcome`)
+    t.ok(expect.length === 1 || why !== undefined, `${file} says why it accepts one of several outcomes`)
+    t.ok(
+      (!expect.includes('ok') || output !== undefined) && (expect.every((e) => e === 'ok') || message !== undefined),
+      `${file} asserts a specific value: the output of a success, the message of an error`,
+    )
     const attacker = { ...context(t.testdir()), limits: { timeoutMs: 300, cpuMs: 300 } }
     const outcome = await run(pool, attacker, { script: text, caller: generateKeyPair().publicKey })
     const got = outcome.type === 'ok' ? 'ok' : outcome.code
     t.ok(expect.includes(got), `${file}: ${got}${outcome.type === 'error' ? ` (${outcome.message})` : ''}`)
-    const after = await run(pool, bystander, PROBE)
-    t.same(after.type === 'ok' && after.output, baseline.type === 'ok' && baseline.output, `${file}: the pool serves the next run, pristine`)
+    if (outcome.type === 'ok') t.equal(outcome.output, output, `${file}: output`)
+    else t.match(outcome.message, new RegExp(message!), `${file}: message`)
+    if (after !== undefined) {
+      t.match(await run(pool, attacker, after), { type: 'ok', output: afterOutput }, `${file}: then \`${after}\` in the same context gives ${afterOutput}`)
+    }
+    t.same(readdirSync(attacker.dbPath).filter((name) => name !== attacker.circle), [], `${file}: nothing written outside the namespace`)
+    const afterProbe = await run(pool, bystander, PROBE)
+    t.same(afterProbe.type === 'ok' && afterProbe.output, baseline.type === 'ok' && baseline.output, `${file}: the pool serves the next run, pristine`)
   }
 })
 

@@ -20,6 +20,7 @@ import {
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
+import { BatchAnswer } from './batch-answer.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
 
 export interface GatewayLimits extends FrameLimits {
@@ -52,6 +53,9 @@ export interface GatewayServices {
 
 /** Which circle a connection talks to: a hosted peer, or a path that names none. */
 export type GatewayTarget = { readonly type: 'circle'; readonly pubkey: PublicKeyHex } | { readonly type: 'unknown'; readonly path: string }
+
+/** How long a socket closing after a protocol error may take to finish the closing handshake. */
+const ERROR_CLOSE_GRACE_MS = 5_000
 
 const BINARY_REFUSED = circlesError('INVALID_REQUEST', 'Invalid Request: binary frames are not accepted; send text frames')
 
@@ -118,7 +122,14 @@ export class GatewayConnection implements ChildHandle {
     this.idleTimer = setTimeout(() => this.actor.send({ type: 'IDLE' }), services.limits.idleTimeoutMs)
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary))
     socket.on('close', () => this.onClose())
-    socket.on('error', () => socket.terminate())
+    socket.on('error', () => {
+      // ws reports a protocol error (a text frame that is not UTF-8: 1007; over the frame limit:
+      // 1009) after it began the closing handshake with that code. Cutting the connection now
+      // would drop the close frame (the client would see 1006): cut it only if the handshake
+      // does not finish in time.
+      if (socket.readyState === socket.CLOSING) setTimeout(() => socket.terminate(), ERROR_CLOSE_GRACE_MS).unref()
+      else socket.terminate()
+    })
     services.metrics.connection()
   }
 
@@ -246,33 +257,22 @@ export class GatewayConnection implements ChildHandle {
       return
     }
     const { entries } = frame
-    Promise.all(entries.map((entry) => this.handle(entry)))
-      .then((texts) => this.send(this.batchAnswer(entries, texts)))
-      .catch((error: unknown) => this.send(this.internal(null, error, 'batch answer')))
-  }
-
-  /**
-   * The answer of a batch: its entries' answers in request order, as an array, each charged
-   * against the batch's byte budget; those past it are answered OUTPUT_TOO_LARGE instead.
-   */
-  private batchAnswer(entries: readonly FrameEntry[], texts: readonly (string | undefined)[]): string | undefined {
     const budget = this.services.limits.maxBatchAnswerBytes
-    const parts: string[] = []
-    let used = 2
-    for (let i = 0; i < texts.length; i++) {
-      let text = texts[i]
-      if (text === undefined) continue
-      const bytes = Buffer.byteLength(text) + 1
-      if (used + bytes > budget) {
-        text = this.fail(
+    const batch = new BatchAnswer(
+      entries.length,
+      budget,
+      (i) =>
+        this.fail(
           answerId(entries[i]!) ?? null,
           circlesError('OUTPUT_TOO_LARGE', `The answers of this batch are over ${budget} bytes; this entry's answer was dropped`, { limit: budget }),
-        )
-      }
-      used += Buffer.byteLength(text) + 1
-      parts.push(text)
-    }
-    return parts.length === 0 ? undefined : `[${parts.join(',')}]`
+        ),
+      (text) => this.send(text),
+    )
+    entries.forEach((entry, i) => {
+      const answer = this.handle(entry)
+      if (typeof answer === 'string' || answer === undefined) batch.set(i, answer)
+      else answer.then((text) => batch.set(i, text)).catch((error: unknown) => batch.set(i, this.internal(answerId(entry), error, 'batch answer')))
+    })
   }
 
   /** Answer one entry: text now, a promise of text, or undefined for no answer (notifications). Never throws. */
