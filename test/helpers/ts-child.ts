@@ -2,8 +2,8 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-/** The loader tap itself uses to run TypeScript (transpile only: TS_NODE_TRANSPILE_ONLY is set below). */
-const TS_IMPORT = `--import=${new URL('node_modules/@tapjs/typescript/dist/esm/import.mjs', `file://${ROOT}`).href}`
+/** The loader the test runner itself uses to run TypeScript (tsx: esbuild, transpile only). */
+const TS_IMPORT = `--import=${new URL('node_modules/tsx/dist/esm/index.mjs', `file://${ROOT}`).href}`
 
 /** Node arguments that run a TypeScript file of this repository in a child process. */
 export function tsNodeArgs(file: string, args: readonly string[] = []): string[] {
@@ -12,11 +12,11 @@ export function tsNodeArgs(file: string, args: readonly string[] = []): string[]
 
 /**
  * The environment of such a child: this one without tap's NODE_OPTIONS (its coverage hooks
- * would follow the child and, under strace, add noise), with transpile-only TypeScript.
+ * would follow the child and, under strace, add noise).
  */
 export function tsChildEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const { NODE_OPTIONS: _drop, ...env } = process.env
-  return { ...env, TS_NODE_TRANSPILE_ONLY: '1', ...extra }
+  return { ...env, ...extra }
 }
 
 /** Spawn `node <file>` for a TypeScript fixture of this repository. */
