@@ -102,6 +102,13 @@ export const ERROR_REGISTRY = {
     message: 'No node answered the task by its deadline; it may or may not have run',
   },
 
+  /** Never sent to a client: the node logs and counts a task or reply it refuses to act on. */
+  QUEUE_MESSAGE_INVALID: {
+    rpc: null,
+    base: 'TypeError',
+    message: 'A task or reply read from Redis is malformed or its MAC does not verify',
+  },
+
   // Local configuration and command line (never sent over JSON-RPC).
   CONFIG_INVALID: { rpc: null, base: 'TypeError', message: 'Configuration is invalid' },
   INVALID_OPTION: { rpc: null, base: 'TypeError', message: 'Invalid option' },

@@ -1,25 +1,24 @@
 import { randomUUID } from 'node:crypto'
-import { Cluster, Redis } from 'ioredis'
 import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { ChildHandle, ExitReason } from '../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../actors/peer/index.js'
 import { QueueKeys } from './keys.js'
+import { connect, type Connection, type Scripted } from './redis-connection.js'
 import type { RedisTarget } from './redis-target.js'
-import { COMPLETE, ENQUEUE, RECOVER, RELEASE, TAKE } from './scripts.js'
-import { decodeAnswer, decodeReplyEntry, encodeAnswer, encodeReplyEntry, signTask, verifyTask, type QueuedTask, type TaskAnswer } from './task-codec.js'
-
-type Connection = Redis | Cluster
-
-/** The scripts, as ioredis commands (numkeys first). */
-interface Scripted {
-  circlesEnqueue(numkeys: number, ...args: (string | number)[]): Promise<number>
-  circlesTake(numkeys: number, ...args: (string | number)[]): Promise<(string | null)[][]>
-  circlesRecover(numkeys: number, ...args: (string | number)[]): Promise<(string | null)[][]>
-  circlesComplete(numkeys: number, ...args: (string | number)[]): Promise<number>
-  circlesRelease(numkeys: number, ...args: (string | number)[]): Promise<number>
-}
+import {
+  decodeAnswer,
+  decodeReplyEntry,
+  encodeAnswer,
+  encodeReplyEntry,
+  isContextKey,
+  isNodeId,
+  readTaskRow,
+  signTask,
+  type QueuedTask,
+  type TaskAnswer,
+} from './task-codec.js'
 
 export interface RedisBridgeOptions {
   readonly target: RedisTarget
@@ -46,7 +45,7 @@ export interface BridgeCounters {
   expired: number
   /** Times the connection to Redis came back. */
   reconnects: number
-  /** Tasks or replies refused because their MAC did not verify. */
+  /** Tasks or replies refused: malformed, or their MAC did not verify (QUEUE_MESSAGE_INVALID). */
   refused: number
 }
 
@@ -61,74 +60,55 @@ interface Completion {
   readonly pubkey: string
   readonly taskId: string
   readonly status: 'completed' | 'error'
+  /** The signed answer; '' when nobody waits for one (an expired or refused task). */
   readonly answer: string
   readonly deadline: number
+  /** The gateway node to push the reply to; '' for none. */
   readonly replyTo: string
 }
 
-/** One row of circlesTake / circlesRecover: [task_id, status, script, caller, timeout_ms, reply_to, deadline, mac, answer, origin]. */
-type TaskRow = (string | null)[]
+/** One take loop per context at a time; a wake or a recovery that arrives meanwhile sets a flag. */
+interface TakeState {
+  again: boolean
+  recover: boolean
+}
 
-const LEASE_TTL_MS = 600_000
+/** A lease outlives its last renewal by this much: a context whose node died for good is unknown after it. */
+const LEASE_TTL_MS = 60_000
 const ALIVE_TTL_MS = 15_000
-const LEASE_CACHE_MS = 1_000
+/** A task record (and its reply) is kept this long after its deadline, for re-delivery and tooling. */
 const RETENTION_MS = 60_000
+/** Most tasks one circlesTake moves at a time. */
 const MAX_TAKE = 256
+/** How long one BLMPOP blocks before it is issued again (lets a stopping node leave promptly). */
 const BLOCK_SECONDS = 1
-const REPLY_BATCH = 512
-
-function connect(target: RedisTarget, blocking: boolean): Connection {
-  // Fail fast while Redis is away (cross-node plays answer UNAVAILABLE at once); the blocking
-  // reader waits for it instead.
-  const common = {
-    lazyConnect: false,
-    enableOfflineQueue: blocking,
-    maxRetriesPerRequest: blocking ? null : 0,
-    retryStrategy: (times: number) => Math.min(100 * times, 2_000),
-  }
-  if (target.type === 'single') {
-    return new Redis(target.url, { ...common, enableAutoPipelining: !blocking })
-  }
-  return new Cluster([...target.nodes], {
-    enableAutoPipelining: !blocking,
-    enableOfflineQueue: blocking,
-    clusterRetryStrategy: (times: number) => Math.min(100 * times, 2_000),
-    redisOptions: {
-      maxRetriesPerRequest: blocking ? null : 0,
-      ...(target.username === undefined ? {} : { username: target.username }),
-      ...(target.password === undefined ? {} : { password: target.password }),
-      ...(target.tls ? { tls: {} } : {}),
-    },
-  })
-}
-
-function define(connection: Connection): Connection & Scripted {
-  connection.defineCommand('circlesEnqueue', { lua: ENQUEUE })
-  connection.defineCommand('circlesTake', { lua: TAKE })
-  connection.defineCommand('circlesRecover', { lua: RECOVER })
-  connection.defineCommand('circlesComplete', { lua: COMPLETE })
-  connection.defineCommand('circlesRelease', { lua: RELEASE })
-  return connection as Connection & Scripted
-}
+/** Most entries one BLMPOP returns. */
+const READ_BATCH = 1_024
+/** Most entries one circlesPush carries (Lua's unpack has a stack limit). */
+const PUSH_BATCH = 1_000
+/** A node's wake and reply lists expire this long after their last push unless read. */
+const NODE_LIST_TTL_MS = 60_000
 
 /**
  * The Redis bridge: the one part of a node that talks to Redis, and only for work between nodes.
  *
- * Gateway side: a `play` for a context this node does not host is queued to the context's owner
- * (found by its lease): the task hash and the queue entry are written by one script per context
- * per event-loop turn, and the owner is woken through its wake list. Replies come back on this
- * node's reply list, read by the same blocking reader, and are checked (MAC) before use. A task
- * not answered by its deadline (the run's wall limit plus the queueing allowance) is answered
- * TASK_EXPIRED; while Redis is away, cross-node plays fail at once with UNAVAILABLE.
+ * Gateway side: a `play` for a context this node does not host is queued for the context's
+ * owner. The tasks of one event-loop turn for one context go in one script, which reads the
+ * context's lease in the same atomic step: with no lease nothing is queued and the play answers
+ * UNKNOWN_CIRCLE; otherwise the script returns the owner, which is woken through its wake list
+ * (one push per owner per turn). Replies come back on this node's reply list, read by the same
+ * blocking reader, and are checked (MAC) before use. A task not answered by its deadline (the
+ * run's wall limit plus the queueing allowance) is answered TASK_EXPIRED; while Redis is away,
+ * cross-node plays fail at once with UNAVAILABLE.
  *
  * Owner side: the node holds a lease for every context it hosts. Woken for a context, it takes
  * its tasks with one script (queue → processing list), runs them through the peer actor (same
  * policy, limits and order as a local run), and completes them with one script per context per
  * turn — result into the task hash (the completion record), reply list written, then off the
- * processing list: a task leaves Redis's processing list only after its reply is written. A node
- * that starts serving a context first re-delivers what the previous owner left in its processing
- * list: tasks with a completion record are answered from it, never run again; the others run
- * again (at-least-once for a run that was cut off), unless their deadline has passed.
+ * processing list — and one push of the replies per gateway node. A node that starts serving a
+ * context first re-delivers what the previous owner left in its processing list: tasks with a
+ * completion record are answered from it, never run again; the others run again (at-least-once
+ * for a run that was cut off), unless their deadline has passed.
  *
  * The bridge is a supervised child of the node (`permanent`); ioredis reconnects by itself.
  */
@@ -147,17 +127,20 @@ export class RedisBridge implements ChildHandle {
   private readyWaiters: (() => void)[] = []
   // Gateway side.
   private readonly waiting = new Map<string, Waiter>()
-  private outbox = new Map<string, { owner: string; tasks: QueuedTask[] }>()
+  private outbox = new Map<string, QueuedTask[]>()
   private outboxScheduled = false
-  private readonly leases = new Map<string, { owner: string | null; at: number }>()
-  private readonly leaseLookups = new Map<string, Promise<string | null>>()
+  private wakes = new Map<string, Set<string>>()
+  private wakesScheduled = false
   // Owner side.
   private readonly claimed = new Set<string>()
-  private readonly taking = new Map<string, { again: boolean }>()
+  private readonly taking = new Map<string, TakeState>()
+  /** Tasks taken by this node whose completion Redis has not acknowledged: never handled twice. */
+  private readonly active = new Set<string>()
   private running = 0
   private completions: Completion[] = []
   private completionsScheduled = false
   private retry: Completion[] = []
+  private readonly writes = new Set<Promise<unknown>>()
   private loop: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
   private idle: (() => void) | undefined
@@ -180,8 +163,8 @@ export class RedisBridge implements ChildHandle {
 
   /** Connect (in the background: a node starts while Redis is away, and catches up when it returns). */
   start(): void {
-    this.cmd = define(connect(this.options.target, false))
-    this.blocking = connect(this.options.target, true)
+    this.cmd = connect(this.options.target, 'commands')
+    this.blocking = connect(this.options.target, 'blocking')
     this.cmd.on('ready', () => void this.onReady())
     this.cmd.on('error', (error: Error) => this.log.debug({ err: error.message }, 'redis error'))
     this.blocking.on('error', () => {})
@@ -202,6 +185,7 @@ export class RedisBridge implements ChildHandle {
   }
 
   private async onReady(): Promise<void> {
+    if (this.stopping) return
     if (this.everUp) this.counters.reconnects++
     this.everUp = true
     this.up = true
@@ -209,19 +193,14 @@ export class RedisBridge implements ChildHandle {
     for (const resolve of this.readyWaiters.splice(0)) resolve()
     try {
       await this.cmd.set(this.keys.alive(this.nodeId), '1', 'PX', ALIVE_TTL_MS)
-      // Leases may be gone (a Redis that keeps nothing on disk): claim every hosted context again,
-      // then serve what its queue holds.
-      const peers = this.options.peers()
-      for (const pubkey of peers.keys()) this.claimed.add(pubkey)
-      await Promise.all([...this.claimed].map((pubkey) => this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS)))
+      // Results recorded while Redis was away go first: a recovery must find them completed.
       const retry = this.retry.splice(0)
       if (retry.length > 0) this.enqueueCompletions(retry)
-      await Promise.all([...this.claimed].map((pubkey) => this.serve(pubkey, true)))
-      // A gateway that read the previous owner from its lease cache may still wake that owner
-      // for a moment: look at the queues once more after the caches have expired.
-      setTimeout(() => {
-        if (this.up && !this.stopping) for (const pubkey of this.claimed) void this.take(pubkey)
-      }, 2 * LEASE_CACHE_MS).unref()
+      // Leases may be gone (a Redis that keeps nothing on disk): claim every hosted context again,
+      // then serve what its queue and processing list hold.
+      for (const pubkey of this.options.peers().keys()) this.claimed.add(pubkey)
+      await Promise.all([...this.claimed].map((pubkey) => this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS)))
+      for (const pubkey of this.claimed) this.take(pubkey, true)
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, 'redis start-up duties failed; they run again on the next connection')
     }
@@ -230,12 +209,11 @@ export class RedisBridge implements ChildHandle {
   /** Serve a context hosted here: claim its lease, re-deliver what a previous owner left, take its queue. */
   claim(pubkey: string): void {
     this.claimed.add(pubkey)
-    if (this.up) {
-      void this.cmd
-        .set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS)
-        .then(() => this.serve(pubkey, true))
-        .catch(() => {})
-    }
+    if (!this.up) return
+    this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS).then(
+      () => this.take(pubkey, true),
+      () => {}, // Redis went away: onReady claims it again.
+    )
   }
 
   // --- Gateway side ---------------------------------------------------------------------------
@@ -246,39 +224,9 @@ export class RedisBridge implements ChildHandle {
    * and the owner's own refusals (policy, mailbox, …) as a local run would.
    */
   dispatch(pubkey: string, request: PlayRequest): Promise<PlayOutcome> {
-    if (!this.up || this.stopping) {
-      return Promise.reject(circlesError('UNAVAILABLE', 'Cross-node work is unavailable: the node cannot reach Redis', { reason: 'redis' }))
-    }
-    const cached = this.leases.get(pubkey)
-    if (cached !== undefined && performance.now() - cached.at < LEASE_CACHE_MS) return this.queue(pubkey, cached.owner, request)
-    return this.lookupLease(pubkey).then((owner) => this.queue(pubkey, owner, request))
-  }
-
-  private lookupLease(pubkey: string): Promise<string | null> {
-    let lookup = this.leaseLookups.get(pubkey)
-    if (lookup === undefined) {
-      lookup = this.cmd.get(this.keys.lease(pubkey)).then(
-        (owner) => {
-          this.leaseLookups.delete(pubkey)
-          this.leases.set(pubkey, { owner, at: performance.now() })
-          if (this.leases.size > 100_000) this.leases.delete(this.leases.keys().next().value as string)
-          return owner
-        },
-        () => {
-          this.leaseLookups.delete(pubkey)
-          throw circlesError('UNAVAILABLE', 'Cross-node work is unavailable: the node cannot reach Redis', { reason: 'redis' })
-        },
-      )
-      this.leaseLookups.set(pubkey, lookup)
-    }
-    return lookup
-  }
-
-  private queue(pubkey: string, owner: string | null, request: PlayRequest): Promise<PlayOutcome> {
-    if (owner === null) return Promise.reject(circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
+    if (!this.up || this.stopping) return Promise.reject(unavailable('the node cannot reach Redis'))
     const taskId = randomUUID()
-    const wallMs = request.timeoutMs ?? DEFAULTS.SCRIPT_TIMEOUT_MS
-    const allowance = this.options.queueAllowanceMs
+    const waitMs = (request.timeoutMs ?? DEFAULTS.SCRIPT_TIMEOUT_MS) + this.options.queueAllowanceMs
     const task: QueuedTask = {
       taskId,
       context: pubkey,
@@ -286,15 +234,15 @@ export class RedisBridge implements ChildHandle {
       script: request.script,
       timeoutMs: request.timeoutMs,
       replyTo: this.nodeId,
-      deadline: Date.now() + wallMs + allowance,
+      deadline: Date.now() + waitMs,
       origin: request.origin ?? '',
     }
     return new Promise<PlayOutcome>((resolve, reject) => {
-      const timer = setTimeout(() => void this.expire(taskId), wallMs + allowance)
+      const timer = setTimeout(() => void this.expire(taskId), waitMs)
       this.waiting.set(taskId, { pubkey, resolve, reject, timer })
-      let group = this.outbox.get(pubkey)
-      if (group === undefined) this.outbox.set(pubkey, (group = { owner, tasks: [] }))
-      group.tasks.push(task)
+      let tasks = this.outbox.get(pubkey)
+      if (tasks === undefined) this.outbox.set(pubkey, (tasks = []))
+      tasks.push(task)
       if (!this.outboxScheduled) {
         this.outboxScheduled = true
         setImmediate(this.flushOutbox)
@@ -302,26 +250,62 @@ export class RedisBridge implements ChildHandle {
     })
   }
 
-  /** Queue this turn's tasks: one script per context, one wake per (owner, context). */
+  /** Queue this turn's tasks: one script per context (which reads the lease), then the wakes. */
   private readonly flushOutbox = (): void => {
     this.outboxScheduled = false
     const groups = this.outbox
     this.outbox = new Map()
     const now = Date.now()
-    for (const [pubkey, { owner, tasks }] of groups) {
-      const keys = [this.keys.queue(pubkey), ...tasks.map((t) => this.keys.task(pubkey, t.taskId))]
+    for (const [pubkey, tasks] of groups) {
+      const keys = [this.keys.queue(pubkey), this.keys.lease(pubkey), ...tasks.map((t) => this.keys.task(pubkey, t.taskId))]
       const args: (string | number)[] = [now, RETENTION_MS]
       for (const t of tasks) {
         args.push(t.taskId, t.script, t.caller, t.context, t.timeoutMs ?? '', t.replyTo, t.deadline, signTask(this.options.secret, t), t.origin)
       }
-      this.counters.sent += tasks.length
       this.cmd.circlesEnqueue(keys.length, ...keys, ...args).then(
-        () => this.cmd.lpush(this.keys.wake(owner), pubkey).catch(() => {}),
+        (owner) => {
+          if (owner === null) {
+            for (const t of tasks) this.fail(t.taskId, circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
+            return
+          }
+          if (!isNodeId(owner)) {
+            this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A lease that does not name a node', { reason: 'lease', context: pubkey }))
+            for (const t of tasks) this.fail(t.taskId, unavailable('the context has an unreadable lease'))
+            return
+          }
+          this.counters.sent += tasks.length
+          this.wake(owner, pubkey)
+        },
         (error: Error) => {
           this.log.warn({ err: error.message, context: pubkey, tasks: tasks.length }, 'could not queue cross-node tasks')
-          for (const t of tasks) this.fail(t.taskId, circlesError('UNAVAILABLE', 'Cross-node work is unavailable: the task could not be queued', { reason: 'redis' }))
+          for (const t of tasks) this.fail(t.taskId, unavailable('the task could not be queued'))
         },
       )
+    }
+  }
+
+  /** Wake `owner` for `pubkey`: the wakes of one turn go in one push per owner. */
+  private wake(owner: string, pubkey: string): void {
+    let contexts = this.wakes.get(owner)
+    if (contexts === undefined) this.wakes.set(owner, (contexts = new Set()))
+    contexts.add(pubkey)
+    if (!this.wakesScheduled) {
+      this.wakesScheduled = true
+      setImmediate(this.flushWakes)
+    }
+  }
+
+  private readonly flushWakes = (): void => {
+    this.wakesScheduled = false
+    const wakes = this.wakes
+    this.wakes = new Map()
+    for (const [owner, contexts] of wakes) this.push(this.keys.wake(owner), [...contexts])
+  }
+
+  /** Append entries to a node's list (in chunks), refreshing its expiry. */
+  private push(key: string, entries: readonly string[]): void {
+    for (let i = 0; i < entries.length; i += PUSH_BATCH) {
+      this.track(this.cmd.circlesPush(1, key, NODE_LIST_TTL_MS, ...entries.slice(i, i + PUSH_BATCH)).catch(() => 0))
     }
   }
 
@@ -333,32 +317,41 @@ export class RedisBridge implements ChildHandle {
     waiter.reject(error)
   }
 
-  /** The deadline passed: look once for a reply whose wake-up was lost, else answer TASK_EXPIRED. */
+  /** The deadline passed: look once for a reply whose push was lost, else answer TASK_EXPIRED. */
   private async expire(taskId: string): Promise<void> {
     const waiter = this.waiting.get(taskId)
     if (waiter === undefined) return
     let text: string | null = null
     if (this.up) text = await this.cmd.lindex(this.keys.reply(waiter.pubkey, taskId), 0).catch(() => null)
     if (text !== null && this.deliver(taskId, text)) return
+    if (!this.waiting.has(taskId)) return
     this.counters.expired++
     this.fail(taskId, circlesError('TASK_EXPIRED', 'No node answered this task by its deadline; it may or may not have run', { task_id: taskId }))
   }
 
-  /** Hand a reply to its waiter. False when nobody waits or the reply does not verify. */
+  /** Check a reply and hand it to its waiter, if one still waits. False when the reply is refused. */
   private deliver(taskId: string, text: string): boolean {
-    const waiter = this.waiting.get(taskId)
-    if (waiter === undefined) return false
-    const answer = decodeAnswer(this.options.secret, taskId, text)
-    if (answer === undefined) {
-      this.counters.refused++
-      this.log.warn({ task_id: taskId }, 'a reply failed its MAC check and was ignored (is every node given the same cluster secret?)')
+    let answer: TaskAnswer
+    try {
+      answer = decodeAnswer(this.options.secret, taskId, text)
+    } catch (error) {
+      this.refuse(error)
       return false
     }
+    const waiter = this.waiting.get(taskId)
+    if (waiter === undefined) return true
     this.waiting.delete(taskId)
     clearTimeout(waiter.timer)
     if (answer.type === 'run') waiter.resolve({ outcome: answer.outcome, taskId, queuedMs: answer.queuedMs })
     else waiter.reject(circlesError(answer.code, answer.message, answer.details))
     return true
+  }
+
+  /** A message from Redis that the node will not act on: counted and logged (at most its reason). */
+  private refuse(error: unknown): void {
+    this.counters.refused++
+    const e = isCirclesError(error) ? error : circlesError('QUEUE_MESSAGE_INVALID', (error as Error).message)
+    this.log.warn({ code: e.code, ...e.details }, e.message)
   }
 
   // --- The blocking reader ------------------------------------------------------------------
@@ -372,24 +365,31 @@ export class RedisBridge implements ChildHandle {
         await new Promise<void>((resolve) => this.readyWaiters.push(resolve))
         continue
       }
-      let result: [string, string[]] | null
+      let result: unknown
       try {
-        result = (await this.blocking.blmpop(BLOCK_SECONDS, 2, order[0]!, order[1]!, 'LEFT', 'COUNT', REPLY_BATCH)) as [string, string[]] | null
+        result = await this.blocking.blmpop(BLOCK_SECONDS, 2, order[0]!, order[1]!, 'LEFT', 'COUNT', READ_BATCH)
       } catch {
         if (this.stopping) return
-        await new Promise<void>((resolve) => setTimeout(resolve, 200).unref())
+        await new Promise<void>((resolve) => setTimeout(resolve, 100).unref())
         continue
       }
       // Alternate which list is read first, so that neither starves the other.
       order = [order[1]!, order[0]!]
       if (result === null) continue
-      const [key, entries] = result
+      const [key, entries] = result as [string, unknown[]]
       if (key === wake) {
-        for (const pubkey of new Set(entries)) void this.take(pubkey)
+        for (const pubkey of new Set(entries)) {
+          if (isContextKey(pubkey)) this.take(pubkey, false)
+          else this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A wake entry that is not a context key', { reason: 'wake' }))
+        }
       } else {
         for (const entry of entries) {
-          const reply = decodeReplyEntry(entry)
-          if (reply !== undefined) this.deliver(reply.taskId, reply.answer)
+          try {
+            const reply = decodeReplyEntry(entry)
+            this.deliver(reply.taskId, reply.answer)
+          } catch (error) {
+            this.refuse(error)
+          }
         }
       }
     }
@@ -397,85 +397,80 @@ export class RedisBridge implements ChildHandle {
 
   // --- Owner side ---------------------------------------------------------------------------
 
-  /** At start and on a new context: re-deliver what a previous owner left, then take the queue. */
-  private async serve(pubkey: string, recover: boolean): Promise<void> {
-    if (recover) {
-      try {
-        const rows = await this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey))
-        for (const row of rows) this.handle(pubkey, row, true)
-      } catch (error) {
-        this.log.warn({ err: (error as Error).message, context: pubkey }, 'could not read the processing list')
-      }
-    }
-    await this.take(pubkey)
-  }
-
-  private async take(pubkey: string): Promise<void> {
-    if (!this.options.peers().has(pubkey) || this.stopping) return
+  /**
+   * Take a context's queue (first re-delivering its processing list when `recover`): one loop per
+   * context at a time, so tasks reach the peer's mailbox in queue order.
+   */
+  private take(pubkey: string, recover: boolean): void {
+    if (this.stopping || !this.options.peers().has(pubkey)) return
     const running = this.taking.get(pubkey)
     if (running !== undefined) {
       running.again = true
+      running.recover ||= recover
       return
     }
-    const state = { again: false }
+    const state: TakeState = { again: false, recover }
     this.taking.set(pubkey, state)
+    void this.takeLoop(pubkey, state).finally(() => this.taking.delete(pubkey))
+  }
+
+  private async takeLoop(pubkey: string, state: TakeState): Promise<void> {
+    const prefix = this.keys.taskPrefix(pubkey)
     try {
       for (;;) {
         state.again = false
-        const rows = await this.cmd.circlesTake(2, this.keys.queue(pubkey), this.keys.processing(pubkey), this.keys.taskPrefix(pubkey), MAX_TAKE, Date.now())
+        if (state.recover) {
+          state.recover = false
+          const rows = await this.cmd.circlesRecover(1, this.keys.processing(pubkey), prefix)
+          for (const row of rows) this.handle(pubkey, row, true)
+        }
+        const rows = await this.cmd.circlesTake(2, this.keys.queue(pubkey), this.keys.processing(pubkey), prefix, MAX_TAKE, Date.now(), RETENTION_MS)
         for (const row of rows) this.handle(pubkey, row, false)
-        if (rows.length < MAX_TAKE && !state.again) break
+        if (rows.length < MAX_TAKE && !state.again && !state.recover) return
+        if (this.stopping) return
       }
     } catch (error) {
       if (this.up) this.log.warn({ err: (error as Error).message, context: pubkey }, 'could not take tasks')
-    } finally {
-      this.taking.delete(pubkey)
     }
   }
 
   /** One task taken (or left by a previous owner): run it, or answer it from its record. */
-  private handle(pubkey: string, row: TaskRow, redelivered: boolean): void {
-    const [taskId, status, script, caller, timeoutText, replyTo, deadlineText, mac, answer, origin] = row
-    if (taskId === null || taskId === undefined) return
-    const deadline = Number(deadlineText ?? 0)
+  private handle(pubkey: string, row: unknown, redelivered: boolean): void {
+    const rawId = Array.isArray(row) ? row[0] : undefined
+    if (typeof rawId === 'string' && this.active.has(rawId)) return // Already running here.
     if (redelivered) this.counters.redelivered++
     else this.counters.received++
-    if (status === null || replyTo === null || replyTo === undefined) {
+    let record
+    try {
+      record = readTaskRow(this.options.secret, pubkey, row)
+    } catch (error) {
+      this.refuse(error)
+      // Off the processing list, unanswered: nothing that failed its check is acted on.
+      if (typeof rawId === 'string' && rawId.length <= 200) this.settle({ pubkey, taskId: rawId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
+      return
+    }
+    if (record.type === 'gone') {
       // The task's record expired: nobody waits for it any more.
-      this.complete({ pubkey, taskId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
+      this.settle({ pubkey, taskId: record.taskId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
       return
     }
-    if ((status === 'completed' || status === 'error') && typeof answer === 'string' && answer !== '') {
+    if (record.type === 'done') {
       // Completed before its owner died: answer from the record, never run it again.
-      this.complete({ pubkey, taskId, status, answer, deadline, replyTo })
+      this.settle({ pubkey, taskId: record.taskId, status: record.status, answer: record.answer, deadline: record.deadline, replyTo: record.replyTo })
       return
     }
-    const task: QueuedTask = {
-      taskId,
-      context: pubkey,
-      caller: caller ?? '',
-      script: script ?? '',
-      timeoutMs: timeoutText === null || timeoutText === undefined || timeoutText === '' ? undefined : Number(timeoutText),
-      replyTo,
-      deadline,
-      origin: origin ?? '',
-    }
-    if (!verifyTask(this.options.secret, task, mac ?? '')) {
-      this.counters.refused++
-      this.log.warn({ task_id: taskId, context: pubkey }, 'a task failed its MAC check and was dropped (is every node given the same cluster secret?)')
-      this.complete({ pubkey, taskId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
-      return
-    }
-    if (Date.now() > deadline) {
+    const { task } = record
+    if (Date.now() > task.deadline) {
       this.counters.expired++
-      this.complete({ pubkey, taskId, status: 'error', answer: '', deadline, replyTo: '' })
+      this.settle({ pubkey, taskId: task.taskId, status: 'error', answer: '', deadline: task.deadline, replyTo: '' })
       return
     }
+    this.active.add(task.taskId)
     this.running++
     const request: PlayRequest = {
       caller: task.caller,
       script: task.script,
-      taskId,
+      taskId: task.taskId,
       ...(task.origin === '' ? {} : { origin: task.origin }),
       ...(task.timeoutMs === undefined ? {} : { timeoutMs: task.timeoutMs }),
     }
@@ -495,14 +490,16 @@ export class RedisBridge implements ChildHandle {
       )
       .then((result) => {
         this.running--
-        const text = encodeAnswer(this.options.secret, taskId, result)
+        const text = encodeAnswer(this.options.secret, task.taskId, result)
         const failed = result.type === 'refusal' || result.outcome.code !== null
-        this.complete({ pubkey, taskId, status: failed ? 'error' : 'completed', answer: text, deadline, replyTo })
+        this.enqueueCompletions([{ pubkey, taskId: task.taskId, status: failed ? 'error' : 'completed', answer: text, deadline: task.deadline, replyTo: task.replyTo }])
         if (this.running === 0) this.idle?.()
       })
   }
 
-  private complete(completion: Completion): void {
+  /** Complete a task that was not run here (answered from its record, expired, or refused). */
+  private settle(completion: Completion): void {
+    this.active.add(completion.taskId)
     this.enqueueCompletions([completion])
   }
 
@@ -514,7 +511,12 @@ export class RedisBridge implements ChildHandle {
     }
   }
 
-  /** Record this turn's results: one script per context, then one push per waiting node. */
+  /**
+   * Record this turn's results: one script per context, and in the same write one push of the
+   * replies per gateway node. (On one Redis the push runs after the record is written; on a
+   * cluster it may overtake it, which only means a task whose owner dies right then runs again —
+   * at-least-once — never that a recorded one does.)
+   */
   private readonly flushCompletions = (): void => {
     this.completionsScheduled = false
     const all = this.completions
@@ -524,10 +526,15 @@ export class RedisBridge implements ChildHandle {
       return
     }
     const byContext = new Map<string, Completion[]>()
+    const byNode = new Map<string, string[]>()
     for (const c of all) {
       let list = byContext.get(c.pubkey)
       if (list === undefined) byContext.set(c.pubkey, (list = []))
       list.push(c)
+      if (c.replyTo === '' || c.answer === '') continue
+      let entries = byNode.get(c.replyTo)
+      if (entries === undefined) byNode.set(c.replyTo, (entries = []))
+      entries.push(encodeReplyEntry(c.pubkey, c.taskId, c.answer))
     }
     const now = Date.now()
     for (const [pubkey, list] of byContext) {
@@ -537,32 +544,40 @@ export class RedisBridge implements ChildHandle {
         keys.push(this.keys.task(pubkey, c.taskId), this.keys.reply(pubkey, c.taskId))
         args.push(c.taskId, c.status, c.answer, c.deadline)
       }
-      this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
-        () => {
-          const byNode = new Map<string, string[]>()
-          for (const c of list) {
-            if (c.replyTo === '' || c.answer === '') continue
-            let entries = byNode.get(c.replyTo)
-            if (entries === undefined) byNode.set(c.replyTo, (entries = []))
-            entries.push(encodeReplyEntry(pubkey, c.taskId, c.answer))
-          }
-          for (const [node, entries] of byNode) void this.cmd.lpush(this.keys.replies(node), ...entries).catch(() => {})
-        },
-        () => {
-          // Redis went away: keep the results and write them when it is back.
-          this.retry.push(...list)
-        },
+      this.track(
+        this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
+          () => {
+            for (const c of list) this.active.delete(c.taskId)
+          },
+          (error: Error) => {
+            if (!this.up) {
+              // Redis went away: keep the results and write them when it is back.
+              this.retry.push(...list)
+              return
+            }
+            // Left on the processing list: the next recovery re-delivers them (at-least-once).
+            this.log.warn({ err: error.message, context: pubkey, tasks: list.length }, 'could not record completed tasks')
+            for (const c of list) this.active.delete(c.taskId)
+          },
+        ),
       )
     }
+    for (const [node, entries] of byNode) this.push(this.keys.replies(node), entries)
+  }
+
+  private track(write: Promise<unknown>): void {
+    this.writes.add(write)
+    void write.finally(() => this.writes.delete(write))
   }
 
   // --- Lifecycle ----------------------------------------------------------------------------
 
-  /** ChildHandle: finish the tasks taken, let go of the leases, disconnect. */
+  /** ChildHandle: finish the tasks taken, record them, let go of the leases, disconnect. */
   async stop(): Promise<void> {
     this.stopping = true
     if (this.running > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await new Promise((resolve) => setImmediate(resolve))
+    await Promise.allSettled([...this.writes])
     if (this.up) {
       await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
       await this.cmd.del(this.keys.alive(this.nodeId)).catch(() => 0)
@@ -595,4 +610,8 @@ export class RedisBridge implements ChildHandle {
   private exit(reason: ExitReason): void {
     for (const listener of this.exitListeners.splice(0)) listener(reason)
   }
+}
+
+function unavailable(why: string): CirclesError {
+  return circlesError('UNAVAILABLE', `Cross-node work is unavailable: ${why}`, { reason: 'redis' })
 }
