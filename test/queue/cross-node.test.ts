@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { CirclesClient, RpcError } from '../../src/client/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
