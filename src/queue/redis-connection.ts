@@ -14,6 +14,17 @@ export interface Scripted {
   circlesRelease(numkeys: number, ...args: (string | number)[]): Promise<number>
 }
 
+const SCRIPTS = {
+  circlesEnqueue: ENQUEUE,
+  circlesTake: TAKE,
+  circlesRecover: RECOVER,
+  circlesComplete: COMPLETE,
+  circlesPush: PUSH,
+  circlesRelease: RELEASE,
+} as const satisfies Record<keyof Scripted, string>
+
+const SCRIPT_NAMES = Object.keys(SCRIPTS)
+
 /** Longest wait between two reconnection attempts. */
 const MAX_RETRY_DELAY_MS = 1_000
 
@@ -37,6 +48,11 @@ export function connect(target: RedisTarget, role: 'commands' | 'blocking'): Con
       ? new Redis(target.url, { ...common, retryStrategy: retry, enableAutoPipelining: !blocking })
       : new Cluster([...target.nodes], {
           enableAutoPipelining: !blocking,
+          // ioredis routes an auto-pipelined script by its first argument, which for a script is
+          // its key count, not a key: the pipeline lands on the wrong node and is refused
+          // ("All keys in the pipeline should belong to the same slots allocation group").
+          // Scripts are sent as they are issued instead, each routed by its first key.
+          autoPipeliningIgnoredCommands: [...SCRIPT_NAMES],
           enableOfflineQueue: blocking,
           clusterRetryStrategy: retry,
           redisOptions: {
@@ -46,11 +62,6 @@ export function connect(target: RedisTarget, role: 'commands' | 'blocking'): Con
             ...(target.tls ? { tls: {} } : {}),
           },
         })
-  connection.defineCommand('circlesEnqueue', { lua: ENQUEUE })
-  connection.defineCommand('circlesTake', { lua: TAKE })
-  connection.defineCommand('circlesRecover', { lua: RECOVER })
-  connection.defineCommand('circlesComplete', { lua: COMPLETE })
-  connection.defineCommand('circlesPush', { lua: PUSH })
-  connection.defineCommand('circlesRelease', { lua: RELEASE })
+  for (const [name, lua] of Object.entries(SCRIPTS)) connection.defineCommand(name, { lua })
   return connection as Connection & Scripted
 }
