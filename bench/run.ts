@@ -5,6 +5,7 @@
  *   npm run bench                # full run (a few minutes)
  *   npm run bench -- --quick     # CI-sized smoke run (under a minute)
  *   npm run bench -- --sandbox-processes 2
+ *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL or 127.0.0.1:6379)
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
  * file and an SVG chart under bench/results/.
@@ -13,6 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { createInterface, type Interface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
 import { renderChart } from './lib/chart.js'
 import { formatNumber, machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
 import { SCRIPTS } from './lib/scripts.js'
@@ -21,6 +23,8 @@ import type { LoadConfig, LoadResult } from './load/load-generator.js'
 
 const argv = process.argv.slice(2)
 const quick = argv.includes('--quick')
+const onlyCrossNode = argv.includes('--cross-node-only')
+const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379'
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
   ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 500, contexts: 1000, sandboxSeconds: 1, authMs: 1500 }
@@ -31,7 +35,7 @@ const NODE_ARGS = ['--no-node-snapshot']
 
 interface Server {
   readonly child: ChildProcess
-  readonly info: Record<string, string>
+  readonly info: Record<string, string> & { contexts?: string[] }
   readonly lines: Interface
   command(value: unknown): Promise<Record<string, number>>
   stop(): Promise<void>
@@ -52,7 +56,7 @@ function startServer(file: string, env: Record<string, string> = {}, extraArgs: 
       resolve({
         child,
         lines,
-        info: JSON.parse(line) as Record<string, string>,
+        info: JSON.parse(line) as Server['info'],
         async command(value) {
           child.stdin!.write(`${JSON.stringify(value)}\n`)
           return JSON.parse(await nextLine()) as Record<string, number>
@@ -109,10 +113,84 @@ function row(label: string, r: LoadResult, ceiling?: number): (string | number)[
   ]
 }
 
+interface CrossNodeFigures {
+  readonly available: true
+  /** Local play on the owner node, measured right before (the ratio's denominator). */
+  readonly local: LoadResult
+  readonly one_context: LoadResult
+  readonly fifty_contexts: LoadResult
+  readonly ratio_one_context: number
+  readonly ratio_fifty_contexts: number
+}
+
+/**
+ * Cross-node: two nodes joined through Redis; clients on node 1 (the gateway), contexts on node 2
+ * (the owner) — one context for every connection, then 50 contexts (connection i → context
+ * i mod 50) — and, for the ratio, the same load as local plays on node 2.
+ */
+async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeFigures | { available: false; reason: string }> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  try {
+    await redis.connect()
+  } catch (error) {
+    redis.disconnect()
+    return { available: false, reason: `no Redis at ${REDIS_URL}: ${(error as Error).message}` }
+  }
+  const prefix = `circles-bench:${process.pid}:`
+  const env = { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix }
+  const owner = await startServer('./servers/circles-server.js', { ...env, BENCH_CONTEXTS: '50' })
+  const front = await startServer('./servers/circles-server.js', env)
+  const via = (key: string) => `${front.info['url']!}${key}`
+  const common = { mode: 'play', connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial } as const
+  say('cross-node: local play on the owner node, 50 connections (for the ratio)')
+  const local = await load({ ...common, url: owner.info['url']! })
+  say('cross-node: 1 context on node 2, clients on node 1, 50 connections')
+  const one = await load({ ...common, url: via(owner.info['circle']!) })
+  say('cross-node: 50 contexts on node 2, clients on node 1, 50 connections')
+  const contexts = owner.info.contexts ?? []
+  const fifty = await load({ ...common, url: via(contexts[0]!), urls: contexts.map(via) })
+  await front.stop()
+  await owner.stop()
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length > 0) await redis.del(...keys)
+  } while (cursor !== '0')
+  redis.disconnect()
+  return {
+    available: true,
+    local,
+    one_context: one,
+    fifty_contexts: fifty,
+    ratio_one_context: one.per_second / local.per_second,
+    ratio_fifty_contexts: fifty.per_second / local.per_second,
+  }
+}
+
+async function crossNodeOnly(): Promise<void> {
+  let step = 0
+  const cross = await measureCrossNode((what) => progress(`[${++step}/3] ${what}`))
+  progressDone()
+  if (!cross.available) {
+    console.log(`cross-node: not measured (${cross.reason})`)
+    return
+  }
+  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
+  console.log(
+    table(headers, [
+      row('local play on the owner node', cross.local),
+      row('cross-node, 1 context', cross.one_context, cross.local.per_second),
+      row('cross-node, 50 contexts', cross.fifty_contexts, cross.local.per_second),
+    ]),
+  )
+  writeResult(quick ? 'bench-cross-node-quick' : 'bench-cross-node', { kind: 'cross-node', quick, date: new Date().toISOString(), machine: machineInfo(), parameters: { ...PLAN, sandbox_processes: sandboxProcesses }, cross_node: cross })
+}
+
 async function main(): Promise<void> {
   const started = performance.now()
   const results: Record<string, unknown> = {}
-  const steps = PLAN.connections.length * 3 + 7
+  const steps = PLAN.connections.length * 3 + 10
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
 
@@ -172,6 +250,8 @@ async function main(): Promise<void> {
   const threadNode = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_SANDBOX_ISOLATION: 'thread' })
   const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial })
   await threadNode.stop()
+
+  const cross = await measureCrossNode(say)
   progressDone()
 
   const per = (after: Record<string, number>, before: Record<string, number>, n: number, key: 'held' | 'rss') => (after[key]! - before[key]!) / n
@@ -209,7 +289,7 @@ async function main(): Promise<void> {
     ceiling_b: ceilingB,
     local,
     local_thread_isolation: threadIsolation,
-    cross_node: { available: false, reason: 'cross-node queueing over Redis is not implemented in this version' },
+    cross_node: cross,
     auth: { handshakes, quiet, flooded, flood },
     footprint,
     summary,
@@ -225,6 +305,11 @@ async function main(): Promise<void> {
   rows.push(row('Circles, thread isolation, trivial', threadIsolation, a50.per_second))
   rows.push(row('play, quiet', quiet, a50.per_second))
   rows.push(row('play, bad-auth flood', flooded, a50.per_second))
+  if (cross.available) {
+    rows.push(row('local play on the cross-node owner', cross.local, a50.per_second))
+    rows.push(row('cross-node, 1 context', cross.one_context, a50.per_second))
+    rows.push(row('cross-node, 50 contexts', cross.fifty_contexts, a50.per_second))
+  }
   console.log(table(headers, rows))
   console.log('')
   console.log(
@@ -240,7 +325,12 @@ async function main(): Promise<void> {
         [`memory per idle connection (bytes, heap + buffers, ${PLAN.idle} open)`, formatNumber(footprint.bytes_per_idle_connection)],
         [`memory per passivated context (bytes, ${PLAN.contexts} registered)`, formatNumber(footprint.bytes_per_passivated_context)],
         [`memory per active context (bytes, ${PLAN.contexts} with a live actor)`, formatNumber(footprint.bytes_per_active_context)],
-        ['cross-node', 'not available in this version'],
+        ...(cross.available
+          ? [
+              ['cross-node ÷ local play (same run, 50 connections), 1 context', `${cross.ratio_one_context.toFixed(2)}×`] as [string, string],
+              ['cross-node ÷ local play (same run, 50 connections), 50 contexts', `${cross.ratio_fifty_contexts.toFixed(2)}×`] as [string, string],
+            ]
+          : [['cross-node', `not measured: ${cross.reason}`] as [string, string]]),
       ],
     ),
   )
@@ -270,4 +360,4 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${path}\nchart:   ${chartPath}\n(${((performance.now() - started) / 1000).toFixed(0)} s)`)
 }
 
-await main()
+await (onlyCrossNode ? crossNodeOnly() : main())

@@ -15,6 +15,8 @@ import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/id
 export interface LoadConfig {
   readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle'
   readonly url: string
+  /** Connection i opens urls[i % urls.length] instead of url (e.g. many contexts through one node). */
+  readonly urls?: readonly string[]
   readonly connections: number
   readonly durationMs: number
   readonly warmupMs?: number
@@ -150,9 +152,10 @@ async function main(): Promise<void> {
   }
   if (config.mode === 'echo' || config.mode === 'play') {
     const sockets: WebSocket[] = []
+    const urlOf = (n: number) => (config.urls === undefined ? config.url : config.urls[n % config.urls.length]!)
     for (let i = 0; i < config.connections; i += 50) {
-      const batch = Array.from({ length: Math.min(50, config.connections - i) }, () =>
-        config.mode === 'echo' ? open(config.url) : authenticated(config.url, generateKeyPair()),
+      const batch = Array.from({ length: Math.min(50, config.connections - i) }, (_, k) =>
+        config.mode === 'echo' ? open(urlOf(i + k)) : authenticated(urlOf(i + k), generateKeyPair()),
       )
       sockets.push(...(await Promise.all(batch)))
     }

@@ -144,6 +144,8 @@ export class RedisBridge implements ChildHandle {
   private loop: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
   private idle: (() => void) | undefined
+  private markServing: () => void = () => {}
+  private readonly servingOnce = new Promise<void>((resolve) => (this.markServing = resolve))
 
   constructor(options: RedisBridgeOptions) {
     this.options = options
@@ -159,6 +161,11 @@ export class RedisBridge implements ChildHandle {
   /** Tasks this node waits on (gateway side) and runs for others (owner side). */
   get depth(): { readonly waiting: number; readonly running: number } {
     return { waiting: this.waiting.size, running: this.running }
+  }
+
+  /** Resolves once the node has connected and claimed every context it hosts (the first time). */
+  whenServing(): Promise<void> {
+    return this.servingOnce
   }
 
   /** Connect (in the background: a node starts while Redis is away, and catches up when it returns). */
@@ -201,6 +208,7 @@ export class RedisBridge implements ChildHandle {
       for (const pubkey of this.options.peers().keys()) this.claimed.add(pubkey)
       await Promise.all([...this.claimed].map((pubkey) => this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS)))
       for (const pubkey of this.claimed) this.take(pubkey, true)
+      this.markServing()
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, 'redis start-up duties failed; they run again on the next connection')
     }
