@@ -606,6 +606,7 @@ export class RedisBridge implements ChildHandle {
   }
 
   private shutdown(): void {
+    this.up = false
     for (const timer of this.timers) clearInterval(timer)
     for (const taskId of [...this.waiting.keys()]) {
       this.fail(taskId, circlesError('UNAVAILABLE', 'The node stopped before the reply came', { reason: 'shutdown' }))
