@@ -1,5 +1,6 @@
 export { RedisBridge, type RedisBridgeOptions, type BridgeCounters } from './redis-bridge.js'
 export { QueueKeys, DEFAULT_PREFIX, isValidPrefix } from './keys.js'
+export { hashSlot, HASH_SLOTS } from './hash-slot.js'
 export { parseRedisTarget, redactRedisUrl, type RedisTarget } from './redis-target.js'
 export { connect as connectRedis, type Connection as RedisConnection } from './redis-connection.js'
 export {

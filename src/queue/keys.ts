@@ -56,6 +56,16 @@ export class QueueKeys {
     return `${this.prefix}node:{${nodeId}}:replies`
   }
 
+  /** The name of every node's wake list, with `*` for the node id (for a script on one server). */
+  wakePattern(): string {
+    return this.wake('*')
+  }
+
+  /** The name of every node's reply list, with `*` for the node id (for a script on one server). */
+  repliesPattern(): string {
+    return this.replies('*')
+  }
+
   alive(nodeId: string): string {
     return `${this.prefix}node:{${nodeId}}:alive`
   }

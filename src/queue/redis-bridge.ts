@@ -4,6 +4,7 @@ import { circlesError, isCirclesError, type CirclesError } from '../errors/index
 import type { Logger } from '../log/index.js'
 import type { ChildHandle, ExitReason } from '../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../actors/peer/index.js'
+import { hashSlot } from './hash-slot.js'
 import { QueueKeys } from './keys.js'
 import { connect, type Connection, type Scripted } from './redis-connection.js'
 import type { RedisTarget } from './redis-target.js'
@@ -67,12 +68,6 @@ interface Completion {
   readonly replyTo: string
 }
 
-/** One take loop per context at a time; a wake or a recovery that arrives meanwhile sets a flag. */
-interface TakeState {
-  again: boolean
-  recover: boolean
-}
-
 /** A lease outlives its last renewal by this much: a context whose node died for good is unknown after it. */
 const LEASE_TTL_MS = 60_000
 const ALIVE_TTL_MS = 15_000
@@ -117,6 +112,8 @@ export class RedisBridge implements ChildHandle {
   readonly counters: BridgeCounters = { sent: 0, received: 0, redelivered: 0, expired: 0, reconnects: 0, refused: 0 }
   private readonly options: RedisBridgeOptions
   private readonly keys: QueueKeys
+  /** One Redis server (not a cluster): scripts may also push to the nodes' lists. */
+  private readonly single: boolean
   private readonly log: Logger
   private cmd!: Connection & Scripted
   private blocking!: Connection
@@ -133,7 +130,9 @@ export class RedisBridge implements ChildHandle {
   private wakesScheduled = false
   // Owner side.
   private readonly claimed = new Set<string>()
-  private readonly taking = new Map<string, TakeState>()
+  private toTake = new Set<string>()
+  private toRecover = new Set<string>()
+  private takesScheduled = false
   /** Tasks taken by this node whose completion Redis has not acknowledged: never handled twice. */
   private readonly active = new Set<string>()
   private running = 0
@@ -150,6 +149,7 @@ export class RedisBridge implements ChildHandle {
   constructor(options: RedisBridgeOptions) {
     this.options = options
     this.keys = new QueueKeys(options.prefix)
+    this.single = options.target.type === 'single'
     this.log = options.log.child({ part: 'redis', node_id: this.nodeId })
   }
 
@@ -258,41 +258,63 @@ export class RedisBridge implements ChildHandle {
     })
   }
 
-  /** Queue this turn's tasks: one script per context (which reads the lease), then the wakes. */
+  /**
+   * Queue this turn's tasks: one script per hash slot (per turn on one server) that reads each
+   * context's lease, queues its tasks if it has an owner, and — on one server — wakes the owner.
+   */
   private readonly flushOutbox = (): void => {
     this.outboxScheduled = false
-    const groups = this.outbox
+    const outbox = this.outbox
     this.outbox = new Map()
     const now = Date.now()
-    for (const [pubkey, tasks] of groups) {
-      const keys = [this.keys.queue(pubkey), this.keys.lease(pubkey), ...tasks.map((t) => this.keys.task(pubkey, t.taskId))]
-      const args: (string | number)[] = [now, RETENTION_MS]
-      for (const t of tasks) {
-        args.push(t.taskId, t.script, t.caller, t.context, t.timeoutMs ?? '', t.replyTo, t.deadline, signTask(this.options.secret, t), t.origin)
+    for (const group of this.bySlot(outbox)) {
+      const keys: string[] = []
+      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.wakePattern() : '', NODE_LIST_TTL_MS]
+      for (const [pubkey, tasks] of group) {
+        keys.push(this.keys.queue(pubkey), this.keys.lease(pubkey))
+        args.push(pubkey, tasks.length)
+        for (const t of tasks) {
+          keys.push(this.keys.task(pubkey, t.taskId))
+          args.push(t.taskId, t.script, t.caller, t.context, t.timeoutMs ?? '', t.replyTo, t.deadline, signTask(this.options.secret, t), t.origin)
+        }
       }
       this.cmd.circlesEnqueue(keys.length, ...keys, ...args).then(
-        (owner) => {
-          if (owner === null) {
-            for (const t of tasks) this.fail(t.taskId, circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
-            return
-          }
-          if (!isNodeId(owner)) {
-            this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A lease that does not name a node', { reason: 'lease', context: pubkey }))
-            for (const t of tasks) this.fail(t.taskId, unavailable('the context has an unreadable lease'))
-            return
-          }
-          this.counters.sent += tasks.length
-          this.wake(owner, pubkey)
+        (owners) => {
+          group.forEach(([pubkey, tasks], i) => {
+            const owner = Array.isArray(owners) ? owners[i] : undefined
+            if (owner === null) {
+              for (const t of tasks) this.fail(t.taskId, circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
+            } else if (!isNodeId(owner)) {
+              this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A lease that does not name a node', { reason: 'lease', context: pubkey }))
+              for (const t of tasks) this.fail(t.taskId, unavailable('the context has an unreadable lease'))
+            } else {
+              this.counters.sent += tasks.length
+              if (!this.single) this.wake(owner, pubkey)
+            }
+          })
         },
         (error: Error) => {
-          this.log.warn({ err: error.message, context: pubkey, tasks: tasks.length }, 'could not queue cross-node tasks')
-          for (const t of tasks) this.fail(t.taskId, unavailable('the task could not be queued'))
+          this.log.warn({ err: error.message, contexts: group.length }, 'could not queue cross-node tasks')
+          for (const [, tasks] of group) for (const t of tasks) this.fail(t.taskId, unavailable('the task could not be queued'))
         },
       )
     }
   }
 
-  /** Wake `owner` for `pubkey`: the wakes of one turn go in one push per owner. */
+  /** Entries by context, split into the groups one script may serve: all of them on one server, one hash slot each on a cluster. */
+  private bySlot<T>(byContext: Map<string, T>): [string, T][][] {
+    if (this.single) return byContext.size === 0 ? [] : [[...byContext]]
+    const groups = new Map<number, [string, T][]>()
+    for (const entry of byContext) {
+      const slot = hashSlot(this.keys.queue(entry[0]))
+      let group = groups.get(slot)
+      if (group === undefined) groups.set(slot, (group = []))
+      group.push(entry)
+    }
+    return [...groups.values()]
+  }
+
+  /** Wake `owner` for `pubkey` (on a cluster): the wakes of one turn go in one push per owner. */
   private wake(owner: string, pubkey: string): void {
     let contexts = this.wakes.get(owner)
     if (contexts === undefined) this.wakes.set(owner, (contexts = new Set()))
@@ -406,39 +428,48 @@ export class RedisBridge implements ChildHandle {
   // --- Owner side ---------------------------------------------------------------------------
 
   /**
-   * Take a context's queue (first re-delivering its processing list when `recover`): one loop per
-   * context at a time, so tasks reach the peer's mailbox in queue order.
+   * Take a context's queue (first re-delivering its processing list when `recover`). The takes of
+   * one turn go in one script per hash slot; the scripts and recoveries of a slot leave on one
+   * connection in the order they were issued, so tasks reach a peer's mailbox in queue order.
    */
   private take(pubkey: string, recover: boolean): void {
     if (this.stopping || !this.options.peers().has(pubkey)) return
-    const running = this.taking.get(pubkey)
-    if (running !== undefined) {
-      running.again = true
-      running.recover ||= recover
-      return
+    this.toTake.add(pubkey)
+    if (recover) this.toRecover.add(pubkey)
+    if (!this.takesScheduled) {
+      this.takesScheduled = true
+      setImmediate(this.flushTakes)
     }
-    const state: TakeState = { again: false, recover }
-    this.taking.set(pubkey, state)
-    void this.takeLoop(pubkey, state).finally(() => this.taking.delete(pubkey))
   }
 
-  private async takeLoop(pubkey: string, state: TakeState): Promise<void> {
-    const prefix = this.keys.taskPrefix(pubkey)
-    try {
-      for (;;) {
-        state.again = false
-        if (state.recover) {
-          state.recover = false
-          const rows = await this.cmd.circlesRecover(1, this.keys.processing(pubkey), prefix)
-          for (const row of rows) this.handle(pubkey, row, true)
-        }
-        const rows = await this.cmd.circlesTake(2, this.keys.queue(pubkey), this.keys.processing(pubkey), prefix, MAX_TAKE, Date.now(), RETENTION_MS)
-        for (const row of rows) this.handle(pubkey, row, false)
-        if (rows.length < MAX_TAKE && !state.again && !state.recover) return
-        if (this.stopping) return
-      }
-    } catch (error) {
-      if (this.up) this.log.warn({ err: (error as Error).message, context: pubkey }, 'could not take tasks')
+  private readonly flushTakes = (): void => {
+    this.takesScheduled = false
+    const recover = this.toRecover
+    const take = this.toTake
+    this.toRecover = new Set()
+    this.toTake = new Set()
+    // While Redis is away nothing can be taken; onReady recovers and takes every context again.
+    if (!this.up || this.stopping) return
+    const failed = (pubkeys: readonly string[]) => (error: Error) => {
+      if (this.up) this.log.warn({ err: error.message, contexts: pubkeys.length }, 'could not take tasks')
+    }
+    for (const pubkey of recover) {
+      this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey)).then((rows) => {
+        for (const row of Array.isArray(rows) ? rows : []) this.handle(pubkey, row, true)
+      }, failed([pubkey]))
+    }
+    for (const group of this.bySlot(new Map([...take].map((pubkey) => [pubkey, pubkey])))) {
+      const pubkeys = group.map(([pubkey]) => pubkey)
+      const keys = pubkeys.flatMap((pubkey) => [this.keys.queue(pubkey), this.keys.processing(pubkey)])
+      this.cmd.circlesTake(keys.length, ...keys, MAX_TAKE, Date.now(), RETENTION_MS, ...pubkeys.map((pubkey) => this.keys.taskPrefix(pubkey))).then((all) => {
+        pubkeys.forEach((pubkey, i) => {
+          const rows = Array.isArray(all) ? all[i] : undefined
+          if (!Array.isArray(rows)) return this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A take that did not return rows', { reason: 'take', context: pubkey }))
+          for (const row of rows) this.handle(pubkey, row, false)
+          // A full take may have left more behind.
+          if (rows.length >= MAX_TAKE) this.take(pubkey, false)
+        })
+      }, failed(pubkeys))
     }
   }
 
@@ -520,10 +551,12 @@ export class RedisBridge implements ChildHandle {
   }
 
   /**
-   * Record this turn's results: one script per context, and in the same write one push of the
-   * replies per gateway node. (On one Redis the push runs after the record is written; on a
-   * cluster it may overtake it, which only means a task whose owner dies right then runs again —
-   * at-least-once — never that a recorded one does.)
+   * Record this turn's results: one script per hash slot (per turn on one server) writes each
+   * completion record and reply, takes the tasks off their processing lists and — on one server
+   * — pushes each reply to its gateway node's list. On a cluster the bridge pushes the replies
+   * itself, one push per gateway node, in the same write; the push may then overtake the record,
+   * which only means a task whose owner dies right then runs again (at-least-once), never that a
+   * recorded one does.
    */
   private readonly flushCompletions = (): void => {
     this.completionsScheduled = false
@@ -534,41 +567,50 @@ export class RedisBridge implements ChildHandle {
       return
     }
     const byContext = new Map<string, Completion[]>()
-    const byNode = new Map<string, string[]>()
     for (const c of all) {
       let list = byContext.get(c.pubkey)
       if (list === undefined) byContext.set(c.pubkey, (list = []))
       list.push(c)
-      if (c.replyTo === '' || c.answer === '') continue
-      let entries = byNode.get(c.replyTo)
-      if (entries === undefined) byNode.set(c.replyTo, (entries = []))
-      entries.push(encodeReplyEntry(c.pubkey, c.taskId, c.answer))
     }
     const now = Date.now()
-    for (const [pubkey, list] of byContext) {
-      const keys = [this.keys.processing(pubkey)]
-      const args: (string | number)[] = [now, RETENTION_MS]
-      for (const c of list) {
-        keys.push(this.keys.task(pubkey, c.taskId), this.keys.reply(pubkey, c.taskId))
-        args.push(c.taskId, c.status, c.answer, c.deadline)
+    for (const group of this.bySlot(byContext)) {
+      const keys: string[] = []
+      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.repliesPattern() : '', NODE_LIST_TTL_MS]
+      const written: Completion[] = []
+      for (const [pubkey, list] of group) {
+        keys.push(this.keys.processing(pubkey))
+        args.push(pubkey, list.length)
+        for (const c of list) {
+          keys.push(this.keys.task(pubkey, c.taskId), this.keys.reply(pubkey, c.taskId))
+          args.push(c.taskId, c.status, c.answer, c.deadline, c.replyTo)
+          written.push(c)
+        }
       }
       this.track(
         this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
           () => {
-            for (const c of list) this.active.delete(c.taskId)
+            for (const c of written) this.active.delete(c.taskId)
           },
           (error: Error) => {
             if (!this.up) {
               // Redis went away: keep the results and write them when it is back.
-              this.retry.push(...list)
+              this.retry.push(...written)
               return
             }
-            // Left on the processing list: the next recovery re-delivers them (at-least-once).
-            this.log.warn({ err: error.message, context: pubkey, tasks: list.length }, 'could not record completed tasks')
-            for (const c of list) this.active.delete(c.taskId)
+            // Left on the processing lists: the next recovery re-delivers them (at-least-once).
+            this.log.warn({ err: error.message, tasks: written.length }, 'could not record completed tasks')
+            for (const c of written) this.active.delete(c.taskId)
           },
         ),
       )
+    }
+    if (this.single) return
+    const byNode = new Map<string, string[]>()
+    for (const c of all) {
+      if (c.replyTo === '' || c.answer === '') continue
+      let entries = byNode.get(c.replyTo)
+      if (entries === undefined) byNode.set(c.replyTo, (entries = []))
+      entries.push(encodeReplyEntry(c.pubkey, c.taskId, c.answer))
     }
     for (const [node, entries] of byNode) this.push(this.keys.replies(node), entries)
   }

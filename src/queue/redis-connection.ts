@@ -6,9 +6,9 @@ export type Connection = Redis | Cluster
 
 /** The scripts, as ioredis commands (numkeys first). */
 export interface Scripted {
-  circlesEnqueue(numkeys: number, ...args: (string | number)[]): Promise<string | null>
-  circlesTake(numkeys: number, ...args: (string | number)[]): Promise<unknown[]>
-  circlesRecover(numkeys: number, ...args: (string | number)[]): Promise<unknown[]>
+  circlesEnqueue(numkeys: number, ...args: (string | number)[]): Promise<unknown>
+  circlesTake(numkeys: number, ...args: (string | number)[]): Promise<unknown>
+  circlesRecover(numkeys: number, ...args: (string | number)[]): Promise<unknown>
   circlesComplete(numkeys: number, ...args: (string | number)[]): Promise<number>
   circlesPush(numkeys: number, ...args: (string | number)[]): Promise<number>
   circlesRelease(numkeys: number, ...args: (string | number)[]): Promise<number>

@@ -4,81 +4,118 @@
  *
  * Undeclared keys: circlesTake and circlesRecover read task hashes whose names they learn only
  * by popping an id (so they cannot be passed in KEYS). Those keys carry the context's hash tag,
- * so they live in the slot of KEYS[1] on the same cluster node; Redis 7 lets a script touch such
- * a key (it refuses only a key of another slot, or one this node does not serve). The cluster
- * test runs every script against a real 3-master cluster.
+ * so they live in the slot of the context's queue on the same cluster node; Redis 7 lets a
+ * script touch such a key (it refuses only a key of another slot, or one this node does not
+ * serve). The cluster test runs the scripts against a real 3-master cluster.
+ *
+ * On one Redis server (not a cluster) the bridge also hands circlesEnqueue and circlesComplete
+ * the name pattern of the nodes' wake and reply lists, so that waking an owner and answering a
+ * gateway happen inside the same script: one command per event-loop turn instead of two round
+ * trips. On a cluster those lists live in other slots and the bridge pushes them itself.
+ *
+ * Several contexts go in one call when their keys share a hash slot: every context on one
+ * server, contexts of one slot on a cluster.
  */
 
 /**
- * circlesEnqueue — queue tasks for one context, if a node serves it.
- * KEYS[1]      the context's queue
- * KEYS[2]      the context's lease
- * KEYS[3..]    the task hashes, one per task, in order
+ * circlesEnqueue — queue tasks for one or more contexts (of one hash slot on a cluster), each if
+ * a node serves it.
+ * KEYS         per context: its queue, its lease, then its task hashes in order
  * ARGV[1]      now (unix ms)
  * ARGV[2]      how long a task record is kept after its deadline (ms)
- * ARGV[3..]    per task, 9 values: task_id, script, caller, context, timeout_ms, reply_to,
- *              deadline (unix ms), mac, origin
- * With no lease (no node serves the context) nothing is written and the result is false.
- * Otherwise each task hash is written (status `pending`, expiring `retention` after its
- * deadline), the ids are appended to the queue (which expires once its last task would have),
- * and the result is the lease: the owner's node id, to be woken.
+ * ARGV[3]      the wake-list key of a node, with `*` for its node id ('' on a cluster: the caller
+ *              wakes the owners, whose lists are in other slots)
+ * ARGV[4]      how long a wake list lives after a push (ms)
+ * ARGV[5..]    per context: its key, its number of tasks n, then n × 9 values: task_id, script,
+ *              caller, context, timeout_ms, reply_to, deadline (unix ms), mac, origin
+ * For a context with no lease (no node serves it) nothing is written. Otherwise its task hashes
+ * are written (status `pending`, expiring `retention` after their deadline), the ids appended to
+ * its queue (which expires once its last task would have), and its owner woken (ARGV[3]).
+ * Returns per context its lease — the owner's node id — or false.
  */
 export const ENQUEUE = `
-local owner = redis.call('GET', KEYS[2])
-if not owner then return false end
 local now = ARGV[1]
 local retention = tonumber(ARGV[2])
-local latest = 0
-local k = 3
-for i = 3, #ARGV, 9 do
-  local key = KEYS[k]
-  k = k + 1
-  local deadline = tonumber(ARGV[i + 6])
-  redis.call('HSET', key, 'task_id', ARGV[i], 'script', ARGV[i + 1], 'caller', ARGV[i + 2], 'context', ARGV[i + 3],
-    'timeout_ms', ARGV[i + 4], 'reply_to', ARGV[i + 5], 'deadline', ARGV[i + 6], 'mac', ARGV[i + 7], 'origin', ARGV[i + 8],
-    'status', 'pending', 'created_at', now)
-  redis.call('PEXPIREAT', key, deadline + retention)
-  redis.call('RPUSH', KEYS[1], ARGV[i])
-  if deadline > latest then latest = deadline end
+local wake = ARGV[3]
+local wakeTtl = tonumber(ARGV[4])
+local owners = {}
+local k = 1
+local a = 5
+while a <= #ARGV do
+  local context = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  local queue = KEYS[k]
+  local owner = redis.call('GET', KEYS[k + 1])
+  k = k + 2
+  owners[#owners + 1] = owner
+  if owner then
+    local latest = 0
+    for i = 0, n - 1 do
+      local b = a + i * 9
+      local deadline = tonumber(ARGV[b + 6])
+      redis.call('HSET', KEYS[k + i], 'task_id', ARGV[b], 'script', ARGV[b + 1], 'caller', ARGV[b + 2], 'context', ARGV[b + 3],
+        'timeout_ms', ARGV[b + 4], 'reply_to', ARGV[b + 5], 'deadline', ARGV[b + 6], 'mac', ARGV[b + 7], 'origin', ARGV[b + 8],
+        'status', 'pending', 'created_at', now)
+      redis.call('PEXPIREAT', KEYS[k + i], deadline + retention)
+      redis.call('RPUSH', queue, ARGV[b])
+      if deadline > latest then latest = deadline end
+    end
+    local expiry = latest + retention
+    if redis.call('PEXPIRETIME', queue) < expiry then redis.call('PEXPIREAT', queue, expiry) end
+    if wake ~= '' then
+      local list = string.gsub(wake, '%*', owner)
+      redis.call('RPUSH', list, context)
+      redis.call('PEXPIRE', list, wakeTtl)
+    end
+  end
+  k = k + n
+  a = a + n * 9
 end
-local expiry = latest + retention
-if redis.call('PEXPIRETIME', KEYS[1]) < expiry then redis.call('PEXPIREAT', KEYS[1], expiry) end
-return owner
+return owners
 `
 
 /**
- * circlesTake — the owner takes the oldest tasks of one context.
- * KEYS[1]  the context's queue
- * KEYS[2]  the context's processing list
- * ARGV[1]  the context's task key prefix
- * ARGV[2]  most tasks to take
- * ARGV[3]  now (unix ms)
- * ARGV[4]  how long a task record is kept after its deadline (ms)
- * Moves up to ARGV[2] ids from the queue to the processing list — a task leaves the processing
- * list only once its reply is written (circlesComplete); the list expires once its last task
- * would have — marks pending ones `processing`, and
- * returns for each [task_id, <TASK_FIELDS…>] (false for a field that is not set: an expired
- * task has none).
+ * circlesTake — the owner takes the oldest tasks of one or more contexts (of one hash slot on a
+ * cluster).
+ * KEYS         per context: its queue, its processing list
+ * ARGV[1]      most tasks to take per context
+ * ARGV[2]      now (unix ms)
+ * ARGV[3]      how long a task record is kept after its deadline (ms)
+ * ARGV[4..]    per context: its task key prefix
+ * Moves up to ARGV[1] ids of each context from its queue to its processing list — a task leaves
+ * the processing list only once its reply is written (circlesComplete); the list expires once
+ * its last task would have — marks pending ones `processing`, and returns per context a list of
+ * [task_id, <TASK_FIELDS…>] (false for a field that is not set: an expired task has none).
  */
 export const TAKE = `
-local out = {}
-local latest = 0
-for i = 1, tonumber(ARGV[2]) do
-  local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-  if not id then break end
-  local key = ARGV[1] .. id
-  local f = redis.call('HMGET', key, 'status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin')
-  if f[1] == 'pending' then redis.call('HSET', key, 'status', 'processing', 'started_at', ARGV[3]) end
-  local deadline = tonumber(f[6]) or 0
-  if deadline > latest then latest = deadline end
-  table.insert(f, 1, id)
-  out[#out + 1] = f
+local max = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local retention = tonumber(ARGV[3])
+local all = {}
+for c = 4, #ARGV do
+  local queue = KEYS[(c - 4) * 2 + 1]
+  local processing = KEYS[(c - 4) * 2 + 2]
+  local out = {}
+  local latest = 0
+  for i = 1, max do
+    local id = redis.call('LMOVE', queue, processing, 'LEFT', 'RIGHT')
+    if not id then break end
+    local key = ARGV[c] .. id
+    local f = redis.call('HMGET', key, 'status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin')
+    if f[1] == 'pending' then redis.call('HSET', key, 'status', 'processing', 'started_at', now) end
+    local deadline = tonumber(f[6]) or 0
+    if deadline > latest then latest = deadline end
+    table.insert(f, 1, id)
+    out[#out + 1] = f
+  end
+  if #out > 0 then
+    local expiry = math.max(latest, now) + retention
+    if redis.call('PEXPIRETIME', processing) < expiry then redis.call('PEXPIREAT', processing, expiry) end
+  end
+  all[#all + 1] = out
 end
-if #out > 0 then
-  local expiry = math.max(latest, tonumber(ARGV[3])) + tonumber(ARGV[4])
-  if redis.call('PEXPIRETIME', KEYS[2]) < expiry then redis.call('PEXPIREAT', KEYS[2], expiry) end
-end
-return out
+return all
 `
 
 /** The fields circlesTake and circlesRecover return after the task id, in this order. */
@@ -104,37 +141,60 @@ return out
 `
 
 /**
- * circlesComplete — record tasks' results and take them off the processing list.
- * KEYS[1]      the context's processing list
- * KEYS[2..]    per task, 2 keys: the task hash, the task's reply list
+ * circlesComplete — record tasks' results, reply, and take them off their processing lists, for
+ * one or more contexts (of one hash slot on a cluster).
+ * KEYS         per context: its processing list, then per task its hash and its reply list
  * ARGV[1]      now (unix ms)
  * ARGV[2]      how long a reply is kept after the task's deadline (ms)
- * ARGV[3..]    per task, 4 values: task_id, status (completed | error), answer (empty: nobody waits,
- *              e.g. an expired task), deadline (unix ms)
+ * ARGV[3]      the reply-list key of a node, with `*` for its node id ('' on a cluster: the caller
+ *              pushes the replies, whose lists are in other slots)
+ * ARGV[4]      how long a node's reply list lives after a push (ms)
+ * ARGV[5..]    per context: its key, its number of tasks n, then n × 5 values: task_id, status
+ *              (completed | error), answer (empty: nobody waits, e.g. an expired task), deadline
+ *              (unix ms), reply_to (a node id, or empty)
  * The task hash keeps the answer (the completion record a re-delivered task is answered from);
- * the reply list gets it too, expiring with the task. The id leaves the processing list last.
- * Returns the number completed.
+ * the task's reply list gets it too, expiring with the task; with ARGV[3] the answer is pushed
+ * to the waiting node's reply list as `<context> <task_id> <answer>`. The id leaves the
+ * processing list last. Returns the number completed.
  */
 export const COMPLETE = `
 local now = ARGV[1]
 local retention = tonumber(ARGV[2])
-local k = 2
-local n = 0
-for i = 3, #ARGV, 4 do
-  local task = KEYS[k]
-  local reply = KEYS[k + 1]
-  k = k + 2
-  if redis.call('EXISTS', task) == 1 then
-    redis.call('HSET', task, 'status', ARGV[i + 1], 'answer', ARGV[i + 2], 'completed_at', now)
+local replies = ARGV[3]
+local repliesTtl = tonumber(ARGV[4])
+local k = 1
+local a = 5
+local done = 0
+while a <= #ARGV do
+  local context = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  local processing = KEYS[k]
+  k = k + 1
+  for i = 0, n - 1 do
+    local b = a + i * 5
+    local task = KEYS[k + i * 2]
+    local reply = KEYS[k + i * 2 + 1]
+    local answer = ARGV[b + 2]
+    if redis.call('EXISTS', task) == 1 then
+      redis.call('HSET', task, 'status', ARGV[b + 1], 'answer', answer, 'completed_at', now)
+    end
+    if answer ~= '' then
+      redis.call('RPUSH', reply, answer)
+      redis.call('PEXPIREAT', reply, tonumber(ARGV[b + 3]) + retention)
+      if replies ~= '' and ARGV[b + 4] ~= '' then
+        local list = string.gsub(replies, '%*', ARGV[b + 4])
+        redis.call('RPUSH', list, context .. ' ' .. ARGV[b] .. ' ' .. answer)
+        redis.call('PEXPIRE', list, repliesTtl)
+      end
+    end
+    redis.call('LREM', processing, 1, ARGV[b])
+    done = done + 1
   end
-  if ARGV[i + 2] ~= '' then
-    redis.call('RPUSH', reply, ARGV[i + 2])
-    redis.call('PEXPIREAT', reply, tonumber(ARGV[i + 3]) + retention)
-  end
-  redis.call('LREM', KEYS[1], 1, ARGV[i])
-  n = n + 1
+  k = k + n * 2
+  a = a + n * 5
 end
-return n
+return done
 `
 
 /**

@@ -7,7 +7,7 @@ import { Cluster, Redis } from 'ioredis'
 import { mkdirSync } from 'node:fs'
 import { CirclesClient, type RpcError } from '../../src/client/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
-import { QueueKeys, connectRedis, parseRedisTarget } from '../../src/queue/index.js'
+import { QueueKeys, connectRedis, hashSlot, parseRedisTarget } from '../../src/queue/index.js'
 import { NAMESPACE_DIRS, namespacePath } from '../../src/storage/index.js'
 import { cliBuilt, startCli } from '../helpers/cli-node.js'
 import { authenticate, openSocket } from '../helpers/raw-socket.js'
@@ -65,6 +65,7 @@ t.test('cross-node plays through a 3-master Redis Cluster', { timeout: 90_000 },
     const others = [keys.task(context, randomUUID()), keys.processing(context), keys.reply(context, randomUUID()), keys.lease(context)]
     const slots = await Promise.all(others.map(async (key) => Number(await cluster.cluster('KEYSLOT', key))))
     t.same(slots, [slot, slot, slot, slot], `every key of context ${context.slice(0, 8)}… is in its queue's slot`)
+    t.equal(hashSlot(keys.queue(context)), slot, 'the bridge computes the slot the cluster does')
   }
   const args = ['--redis-url', url, '--cluster-secret', SECRET, '--sandbox-processes', '1', '--admin-port', '0']
   const worker = await startCli(t, ['worker', '--db-path', join(dir, 'db-worker'), ...args], /^worker serving /)
