@@ -31,7 +31,9 @@ const PLAN = quick
   : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 10000, sandboxSeconds: 3, authMs: 5000 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
-const NODE_ARGS = ['--no-node-snapshot']
+// BENCH_CPU_PROF=<dir> profiles the servers (node --cpu-prof), e.g. to see where a cross-node task's time goes.
+const CPU_PROF_DIR = process.env['BENCH_CPU_PROF']
+const NODE_ARGS = ['--no-node-snapshot', ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`])]
 
 interface Server {
   readonly child: ChildProcess
