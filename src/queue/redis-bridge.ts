@@ -10,11 +10,13 @@ import { connect, type Connection, type Scripted } from './redis-connection.js'
 import type { RedisTarget } from './redis-target.js'
 import {
   decodeAnswer,
+  decodeHandoff,
   decodeReplyEntry,
   encodeAnswer,
+  encodeHandoff,
   encodeReplyEntry,
   isContextKey,
-  isNodeId,
+  parseOwnerToken,
   readTaskRow,
   signTask,
   type QueuedTask,
@@ -88,22 +90,26 @@ const NODE_LIST_TTL_MS = 60_000
  * The Redis bridge: the one part of a node that talks to Redis, and only for work between nodes.
  *
  * Gateway side: a `play` for a context this node does not host is queued for the context's
- * owner. The tasks of one event-loop turn for one context go in one script, which reads the
- * context's lease in the same atomic step: with no lease nothing is queued and the play answers
- * UNKNOWN_CIRCLE; otherwise the script returns the owner, which is woken through its wake list
- * (one push per owner per turn). Replies come back on this node's reply list, read by the same
- * blocking reader, and are checked (MAC) before use. A task not answered by its deadline (the
- * run's wall limit plus the queueing allowance) is answered TASK_EXPIRED; while Redis is away,
- * cross-node plays fail at once with UNAVAILABLE.
+ * owner. The tasks of one event-loop turn go in one script per hash slot (one per turn on one
+ * server), which reads each context's lease in the same atomic step: with no lease nothing is
+ * queued and the play answers UNKNOWN_CIRCLE. On one server the script also hands the tasks to
+ * their owner: straight onto its processing list and its wake list (the owner runs them without
+ * taking them). On a cluster (the owner's list is in another slot) the tasks go to the context's
+ * queue and the bridge wakes the owner, which takes them. Replies come back on this node's
+ * reply list, read by the same blocking reader, and are checked (MAC) before use. A task not
+ * answered by its deadline (the run's wall limit plus the queueing allowance) is answered
+ * TASK_EXPIRED; while Redis is away, cross-node plays fail at once with UNAVAILABLE.
  *
- * Owner side: the node holds a lease for every context it hosts. Woken for a context, it takes
- * its tasks with one script (queue → processing list), runs them through the peer actor (same
- * policy, limits and order as a local run), and completes them with one script per context per
- * turn — result into the task hash (the completion record), reply list written, then off the
- * processing list — and one push of the replies per gateway node. A node that starts serving a
- * context first re-delivers what the previous owner left in its processing list: tasks with a
- * completion record are answered from it, never run again; the others run again (at-least-once
- * for a run that was cut off), unless their deadline has passed.
+ * Owner side: the node holds a lease for every context it hosts, naming its id and the epoch of
+ * its connection. Tasks handed to it, or taken from a queue (queue → processing list, one script
+ * per slot), run through the peer actor (same policy, limits and order as a local run); their
+ * results are recorded with one script per slot per turn — result into the task hash (the
+ * completion record), reply list written, reply pushed to the gateway node (on one server; else
+ * one push per gateway node), then off the processing list: a task leaves the processing list
+ * only once its reply is written. A node that starts serving a context (or reconnects) first
+ * re-delivers the context's processing list: tasks with a completion record are answered from
+ * it, never run again; the others run again (at-least-once for a run that was cut off), unless
+ * their deadline has passed.
  *
  * The bridge is a supervised child of the node (`permanent`); ioredis reconnects by itself.
  */
@@ -119,6 +125,13 @@ export class RedisBridge implements ChildHandle {
   private blocking!: Connection
   private up = false
   private everUp = false
+  /**
+   * Counts this node's connections to Redis. Leases name `<node_id>.<epoch>`, and tasks are handed
+   * to the wake list of the epoch their lease named: after a reconnection the node reads a new
+   * list, and what was handed to an earlier epoch is re-delivered from the processing lists
+   * instead — so no task reaches this node both ways.
+   */
+  private epoch = 0
   private stopping = false
   private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private readyWaiters: (() => void)[] = []
@@ -132,6 +145,8 @@ export class RedisBridge implements ChildHandle {
   private readonly claimed = new Set<string>()
   private toTake = new Set<string>()
   private toRecover = new Set<string>()
+  /** Contexts being re-delivered: tasks handed to them meanwhile wait here, to keep queue order. */
+  private readonly recovering = new Map<string, unknown[]>()
   private takesScheduled = false
   /** Tasks taken by this node whose completion Redis has not acknowledged: never handled twice. */
   private readonly active = new Set<string>()
@@ -151,6 +166,11 @@ export class RedisBridge implements ChildHandle {
     this.keys = new QueueKeys(options.prefix)
     this.single = options.target.type === 'single'
     this.log = options.log.child({ part: 'redis', node_id: this.nodeId })
+  }
+
+  /** The value of this node's leases: its id and the epoch of its current connection. */
+  private get token(): string {
+    return `${this.nodeId}.${this.epoch}`
   }
 
   /** Whether Redis answers now (else cross-node work fails fast; local work is untouched). */
@@ -185,7 +205,7 @@ export class RedisBridge implements ChildHandle {
         if (this.up) void this.cmd.set(this.keys.alive(this.nodeId), '1', 'PX', ALIVE_TTL_MS).catch(() => {})
       }, ALIVE_TTL_MS / 3),
       setInterval(() => {
-        if (this.up) for (const pubkey of this.claimed) void this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS).catch(() => {})
+        if (this.up) for (const pubkey of this.claimed) void this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS).catch(() => {})
       }, LEASE_TTL_MS / 3),
     )
     for (const timer of this.timers) timer.unref()
@@ -195,6 +215,7 @@ export class RedisBridge implements ChildHandle {
     if (this.stopping) return
     if (this.everUp) this.counters.reconnects++
     this.everUp = true
+    this.epoch++
     this.up = true
     this.log.info('connected to redis')
     for (const resolve of this.readyWaiters.splice(0)) resolve()
@@ -206,7 +227,7 @@ export class RedisBridge implements ChildHandle {
       // Leases may be gone (a Redis that keeps nothing on disk): claim every hosted context again,
       // then serve what its queue and processing list hold.
       for (const pubkey of this.options.peers().keys()) this.claimed.add(pubkey)
-      await Promise.all([...this.claimed].map((pubkey) => this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS)))
+      await Promise.all([...this.claimed].map((pubkey) => this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS)))
       for (const pubkey of this.claimed) this.take(pubkey, true)
       this.markServing()
     } catch (error) {
@@ -218,7 +239,7 @@ export class RedisBridge implements ChildHandle {
   claim(pubkey: string): void {
     this.claimed.add(pubkey)
     if (!this.up) return
-    this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS).then(
+    this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS).then(
       () => this.take(pubkey, true),
       () => {}, // Redis went away: onReady claims it again.
     )
@@ -269,13 +290,14 @@ export class RedisBridge implements ChildHandle {
     const now = Date.now()
     for (const group of this.bySlot(outbox)) {
       const keys: string[] = []
-      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.wakePattern() : '', NODE_LIST_TTL_MS]
+      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS]
       for (const [pubkey, tasks] of group) {
-        keys.push(this.keys.queue(pubkey), this.keys.lease(pubkey))
+        keys.push(this.keys.queue(pubkey), this.keys.processing(pubkey), this.keys.lease(pubkey))
         args.push(pubkey, tasks.length)
         for (const t of tasks) {
           keys.push(this.keys.task(pubkey, t.taskId))
-          args.push(t.taskId, t.script, t.caller, t.context, t.timeoutMs ?? '', t.replyTo, t.deadline, signTask(this.options.secret, t), t.origin)
+          const mac = signTask(this.options.secret, t)
+          args.push(t.taskId, t.script, t.caller, t.context, t.timeoutMs ?? '', t.replyTo, t.deadline, mac, t.origin, this.single ? encodeHandoff(t, mac) : '')
         }
       }
       this.cmd.circlesEnqueue(keys.length, ...keys, ...args).then(
@@ -284,13 +306,16 @@ export class RedisBridge implements ChildHandle {
             const owner = Array.isArray(owners) ? owners[i] : undefined
             if (owner === null) {
               for (const t of tasks) this.fail(t.taskId, circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
-            } else if (!isNodeId(owner)) {
+              return
+            }
+            const token = parseOwnerToken(owner)
+            if (token === undefined) {
               this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A lease that does not name a node', { reason: 'lease', context: pubkey }))
               for (const t of tasks) this.fail(t.taskId, unavailable('the context has an unreadable lease'))
-            } else {
-              this.counters.sent += tasks.length
-              if (!this.single) this.wake(owner, pubkey)
+              return
             }
+            this.counters.sent += tasks.length
+            if (!this.single) this.wake(this.keys.wake(token.nodeId, token.epoch), pubkey)
           })
         },
         (error: Error) => {
@@ -314,10 +339,10 @@ export class RedisBridge implements ChildHandle {
     return [...groups.values()]
   }
 
-  /** Wake `owner` for `pubkey` (on a cluster): the wakes of one turn go in one push per owner. */
-  private wake(owner: string, pubkey: string): void {
-    let contexts = this.wakes.get(owner)
-    if (contexts === undefined) this.wakes.set(owner, (contexts = new Set()))
+  /** Wake an owner for `pubkey` through its wake list (on a cluster): the wakes of one turn go in one push per list. */
+  private wake(list: string, pubkey: string): void {
+    let contexts = this.wakes.get(list)
+    if (contexts === undefined) this.wakes.set(list, (contexts = new Set()))
     contexts.add(pubkey)
     if (!this.wakesScheduled) {
       this.wakesScheduled = true
@@ -329,7 +354,7 @@ export class RedisBridge implements ChildHandle {
     this.wakesScheduled = false
     const wakes = this.wakes
     this.wakes = new Map()
-    for (const [owner, contexts] of wakes) this.push(this.keys.wake(owner), [...contexts])
+    for (const [list, contexts] of wakes) this.push(list, [...contexts])
   }
 
   /** Append entries to a node's list (in chunks), refreshing its expiry. */
@@ -387,32 +412,27 @@ export class RedisBridge implements ChildHandle {
   // --- The blocking reader ------------------------------------------------------------------
 
   private async readLoop(): Promise<void> {
-    const wake = this.keys.wake(this.nodeId)
     const replies = this.keys.replies(this.nodeId)
-    let order = [wake, replies]
+    let wakeFirst = true
     while (!this.stopping) {
       if (!this.up) {
         await new Promise<void>((resolve) => this.readyWaiters.push(resolve))
         continue
       }
+      const wake = this.keys.wake(this.nodeId, this.epoch)
       let result: unknown
       try {
-        result = await this.blocking.blmpop(BLOCK_SECONDS, 2, order[0]!, order[1]!, 'LEFT', 'COUNT', READ_BATCH)
+        result = await this.blocking.blmpop(BLOCK_SECONDS, 2, wakeFirst ? wake : replies, wakeFirst ? replies : wake, 'LEFT', 'COUNT', READ_BATCH)
       } catch {
         if (this.stopping) return
         await new Promise<void>((resolve) => setTimeout(resolve, 100).unref())
         continue
       }
       // Alternate which list is read first, so that neither starves the other.
-      order = [order[1]!, order[0]!]
+      wakeFirst = !wakeFirst
       if (result === null) continue
       const [key, entries] = result as [string, unknown[]]
-      if (key === wake) {
-        for (const pubkey of new Set(entries)) {
-          if (isContextKey(pubkey)) this.take(pubkey, false)
-          else this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A wake entry that is not a context key', { reason: 'wake' }))
-        }
-      } else {
+      if (key === replies) {
         for (const entry of entries) {
           try {
             const reply = decodeReplyEntry(entry)
@@ -421,7 +441,26 @@ export class RedisBridge implements ChildHandle {
             this.refuse(error)
           }
         }
+      } else if (key === this.keys.wake(this.nodeId, this.epoch)) {
+        for (const entry of entries) this.woken(entry)
       }
+      // Else the list of an earlier epoch (a read resent after a reconnection): what it held is
+      // re-delivered from the processing lists.
+    }
+  }
+
+  /** A wake-list entry: a context whose queue to take, or (on one server) a task handed to this node. */
+  private woken(entry: unknown): void {
+    if (isContextKey(entry)) return this.take(entry, false)
+    try {
+      if (typeof entry !== 'string') throw circlesError('QUEUE_MESSAGE_INVALID', 'A wake entry that is not text', { reason: 'wake' })
+      const { context, row } = decodeHandoff(entry)
+      if (this.stopping || !this.options.peers().has(context)) return // Left in the processing list for the context's next owner.
+      const held = this.recovering.get(context)
+      if (held !== undefined) held.push(row)
+      else this.handle(context, row, false)
+    } catch (error) {
+      this.refuse(error)
     }
   }
 
@@ -454,9 +493,27 @@ export class RedisBridge implements ChildHandle {
       if (this.up) this.log.warn({ err: error.message, contexts: pubkeys.length }, 'could not take tasks')
     }
     for (const pubkey of recover) {
-      this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey)).then((rows) => {
-        for (const row of Array.isArray(rows) ? rows : []) this.handle(pubkey, row, true)
-      }, failed([pubkey]))
+      if (!this.recovering.has(pubkey)) this.recovering.set(pubkey, [])
+      const token = this.token
+      const done = () => {
+        const held = this.recovering.get(pubkey) ?? []
+        this.recovering.delete(pubkey)
+        for (const row of held) this.handle(pubkey, row, false)
+      }
+      this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey)).then(
+        (rows) => {
+          for (const row of Array.isArray(rows) ? rows : [rows]) {
+            // A task handed to this very epoch arrives through its wake list: not twice.
+            if (Array.isArray(row) && row[10] === token) continue
+            this.handle(pubkey, Array.isArray(row) ? row.slice(0, 10) : row, true)
+          }
+          done()
+        },
+        (error: Error) => {
+          failed([pubkey])(error)
+          done()
+        },
+      )
     }
     for (const group of this.bySlot(new Map([...take].map((pubkey) => [pubkey, pubkey])))) {
       const pubkeys = group.map(([pubkey]) => pubkey)
@@ -575,7 +632,7 @@ export class RedisBridge implements ChildHandle {
     const now = Date.now()
     for (const group of this.bySlot(byContext)) {
       const keys: string[] = []
-      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.repliesPattern() : '', NODE_LIST_TTL_MS]
+      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS]
       const written: Completion[] = []
       for (const [pubkey, list] of group) {
         keys.push(this.keys.processing(pubkey))
@@ -629,7 +686,7 @@ export class RedisBridge implements ChildHandle {
     await new Promise((resolve) => setImmediate(resolve))
     await Promise.allSettled([...this.writes])
     if (this.up) {
-      await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
+      await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.token).catch(() => 0)))
       await this.cmd.del(this.keys.alive(this.nodeId)).catch(() => 0)
     }
     this.shutdown()

@@ -8,10 +8,10 @@
  * script touch such a key (it refuses only a key of another slot, or one this node does not
  * serve). The cluster test runs the scripts against a real 3-master cluster.
  *
- * On one Redis server (not a cluster) the bridge also hands circlesEnqueue and circlesComplete
- * the name pattern of the nodes' wake and reply lists, so that waking an owner and answering a
- * gateway happen inside the same script: one command per event-loop turn instead of two round
- * trips. On a cluster those lists live in other slots and the bridge pushes them itself.
+ * On one Redis server (not a cluster) the bridge also lets circlesEnqueue and circlesComplete
+ * write the nodes' wake and reply lists, so that handing tasks to their owner and answering a
+ * gateway happen inside the same script: no take, no separate push. On a cluster those lists
+ * live in other slots: the owner is woken and takes the queue, and the bridge pushes replies.
  *
  * Several contexts go in one call when their keys share a hash slot: every context on one
  * server, contexts of one slot on a cluster.
@@ -20,57 +20,79 @@
 /**
  * circlesEnqueue — queue tasks for one or more contexts (of one hash slot on a cluster), each if
  * a node serves it.
- * KEYS         per context: its queue, its lease, then its task hashes in order
+ * KEYS         per context: its queue, its processing list, its lease, then its task hashes in order
  * ARGV[1]      now (unix ms)
  * ARGV[2]      how long a task record is kept after its deadline (ms)
- * ARGV[3]      the wake-list key of a node, with `*` for its node id ('' on a cluster: the caller
- *              wakes the owners, whose lists are in other slots)
- * ARGV[4]      how long a wake list lives after a push (ms)
- * ARGV[5..]    per context: its key, its number of tasks n, then n × 9 values: task_id, script,
- *              caller, context, timeout_ms, reply_to, deadline (unix ms), mac, origin
- * For a context with no lease (no node serves it) nothing is written. Otherwise its task hashes
- * are written (status `pending`, expiring `retention` after their deadline), the ids appended to
- * its queue (which expires once its last task would have), and its owner woken (ARGV[3]).
- * Returns per context its lease — the owner's node id — or false.
+ * ARGV[3]      what every node's list names start with (`<prefix>node:{`) on one server, where
+ *              the script hands tasks to their owner itself; '' on a cluster (the nodes' lists
+ *              are in other slots: the caller wakes the owners)
+ * ARGV[4]      how long a node's wake list lives after a push (ms)
+ * ARGV[5..]    per context: its key, its number of tasks n, then n × 10 values: task_id, script,
+ *              caller, context, timeout_ms, reply_to, deadline (unix ms), mac, origin, and the
+ *              task as its owner reads it from its wake list (used on one server)
+ * The lease holds the owner's token, `<node_id>.<epoch>`. For a context with no lease nothing is
+ * written. Otherwise its task hashes are written, expiring `retention` after their deadline, and:
+ * - hand-off (ARGV[3] set, the queue empty): each task goes straight to the processing list
+ *   (status `processing`, `owner` = the token) and onto the owner's wake list of that epoch, so
+ *   the owner runs it without taking it — one round trip less; the processing list is what a
+ *   later owner re-delivers from, as for a taken task;
+ * - otherwise each id is appended to the queue (status `pending`) and, on one server, the
+ *   context's key onto the owner's wake list (the owner takes the queue).
+ * Queues and processing lists expire once their last task would have.
+ * Returns per context its lease — the owner's token — or false.
  */
 export const ENQUEUE = `
 local now = ARGV[1]
 local retention = tonumber(ARGV[2])
-local wake = ARGV[3]
+local nodes = ARGV[3]
 local wakeTtl = tonumber(ARGV[4])
 local owners = {}
 local k = 1
 local a = 5
+local function extend(key, expiry)
+  if redis.call('PEXPIRETIME', key) < expiry then redis.call('PEXPIREAT', key, expiry) end
+end
 while a <= #ARGV do
   local context = ARGV[a]
   local n = tonumber(ARGV[a + 1])
   a = a + 2
   local queue = KEYS[k]
-  local owner = redis.call('GET', KEYS[k + 1])
-  k = k + 2
+  local processing = KEYS[k + 1]
+  local owner = redis.call('GET', KEYS[k + 2])
+  k = k + 3
   owners[#owners + 1] = owner
-  if owner then
+  local node, epoch = nil, nil
+  if owner then node, epoch = string.match(owner, '^(%x+)%.(%d+)$') end
+  if node then
+    local wake = nil
+    if nodes ~= '' then wake = nodes .. node .. '}:wake:' .. epoch end
+    local handoff = wake ~= nil and redis.call('LLEN', queue) == 0
     local latest = 0
     for i = 0, n - 1 do
-      local b = a + i * 9
+      local b = a + i * 10
       local deadline = tonumber(ARGV[b + 6])
+      local status = 'pending'
+      if handoff then status = 'processing' end
       redis.call('HSET', KEYS[k + i], 'task_id', ARGV[b], 'script', ARGV[b + 1], 'caller', ARGV[b + 2], 'context', ARGV[b + 3],
         'timeout_ms', ARGV[b + 4], 'reply_to', ARGV[b + 5], 'deadline', ARGV[b + 6], 'mac', ARGV[b + 7], 'origin', ARGV[b + 8],
-        'status', 'pending', 'created_at', now)
+        'status', status, 'created_at', now, 'owner', owner)
       redis.call('PEXPIREAT', KEYS[k + i], deadline + retention)
-      redis.call('RPUSH', queue, ARGV[b])
+      if handoff then
+        redis.call('RPUSH', processing, ARGV[b])
+        redis.call('RPUSH', wake, ARGV[b + 9])
+      else
+        redis.call('RPUSH', queue, ARGV[b])
+      end
       if deadline > latest then latest = deadline end
     end
-    local expiry = latest + retention
-    if redis.call('PEXPIRETIME', queue) < expiry then redis.call('PEXPIREAT', queue, expiry) end
-    if wake ~= '' then
-      local list = string.gsub(wake, '%*', owner)
-      redis.call('RPUSH', list, context)
-      redis.call('PEXPIRE', list, wakeTtl)
+    if handoff then extend(processing, latest + retention) else extend(queue, latest + retention) end
+    if wake then
+      if not handoff then redis.call('RPUSH', wake, context) end
+      redis.call('PEXPIRE', wake, wakeTtl)
     end
   end
   k = k + n
-  a = a + n * 9
+  a = a + n * 10
 end
 return owners
 `
@@ -126,14 +148,14 @@ export const TASK_FIELDS = ['status', 'script', 'caller', 'timeout_ms', 'reply_t
  * list), for the node that serves the context now.
  * KEYS[1]  the context's processing list
  * ARGV[1]  the context's task key prefix
- * Returns, in order, [task_id, <TASK_FIELDS…>] for each; the ids stay in the list until
- * completed.
+ * Returns, in order, [task_id, <TASK_FIELDS…>, owner] for each (owner: the token of the node a
+ * task was handed to, if it was); the ids stay in the list until completed.
  */
 export const RECOVER = `
 local out = {}
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, id in ipairs(ids) do
-  local f = redis.call('HMGET', ARGV[1] .. id, 'status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin')
+  local f = redis.call('HMGET', ARGV[1] .. id, 'status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin', 'owner')
   table.insert(f, 1, id)
   out[#out + 1] = f
 end
@@ -146,7 +168,8 @@ return out
  * KEYS         per context: its processing list, then per task its hash and its reply list
  * ARGV[1]      now (unix ms)
  * ARGV[2]      how long a reply is kept after the task's deadline (ms)
- * ARGV[3]      the reply-list key of a node, with `*` for its node id ('' on a cluster: the caller
+ * ARGV[3]      what every node's list names start with (`<prefix>node:{`) on one server, where the
+ *              script pushes each reply to its gateway node's list; '' on a cluster (the caller
  *              pushes the replies, whose lists are in other slots)
  * ARGV[4]      how long a node's reply list lives after a push (ms)
  * ARGV[5..]    per context: its key, its number of tasks n, then n × 5 values: task_id, status
@@ -160,7 +183,7 @@ return out
 export const COMPLETE = `
 local now = ARGV[1]
 local retention = tonumber(ARGV[2])
-local replies = ARGV[3]
+local nodes = ARGV[3]
 local repliesTtl = tonumber(ARGV[4])
 local k = 1
 local a = 5
@@ -182,8 +205,8 @@ while a <= #ARGV do
     if answer ~= '' then
       redis.call('RPUSH', reply, answer)
       redis.call('PEXPIREAT', reply, tonumber(ARGV[b + 3]) + retention)
-      if replies ~= '' and ARGV[b + 4] ~= '' then
-        local list = string.gsub(replies, '%*', ARGV[b + 4])
+      if nodes ~= '' and ARGV[b + 4] ~= '' then
+        local list = nodes .. ARGV[b + 4] .. '}:replies'
         redis.call('RPUSH', list, context .. ' ' .. ARGV[b] .. ' ' .. answer)
         redis.call('PEXPIRE', list, repliesTtl)
       end

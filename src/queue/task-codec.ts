@@ -53,6 +53,35 @@ export function isContextKey(value: unknown): value is string {
   return isCanonicalPublicKey(value)
 }
 
+/** A lease's value: the owner's node id and its epoch (a node starts a new one at each connection to Redis). */
+export function parseOwnerToken(value: unknown): { readonly nodeId: string; readonly epoch: number } | undefined {
+  if (typeof value !== 'string') return undefined
+  const match = /^([0-9a-f]{16})\.(\d{1,15})$/.exec(value)
+  return match === null ? undefined : { nodeId: match[1]!, epoch: Number(match[2]) }
+}
+
+/**
+ * A task handed straight to its owner (on one server): what the owner reads from its wake list,
+ * `{"c":<context>,"r":<the row circlesTake would return>}`.
+ */
+export function encodeHandoff(task: QueuedTask, mac: string): string {
+  const row = [task.taskId, 'processing', task.script, task.caller, task.timeoutMs === undefined ? '' : String(task.timeoutMs), task.replyTo, String(task.deadline), mac, null, task.origin]
+  return JSON.stringify({ c: task.context, r: row })
+}
+
+/** Read a hand-off entry; the row is checked by readTaskRow. Throws QUEUE_MESSAGE_INVALID. */
+export function decodeHandoff(entry: string): { context: string; row: unknown } {
+  let value: unknown
+  try {
+    value = JSON.parse(entry)
+  } catch {
+    throw invalid('a wake entry that is neither a context key nor a task')
+  }
+  const { c, r } = (value ?? {}) as { c?: unknown; r?: unknown }
+  if (!isContextKey(c)) throw invalid('a handed-off task without a valid context')
+  return { context: c, row: r }
+}
+
 function invalid(reason: string, details: Record<string, unknown> = {}): CirclesError {
   return circlesError('QUEUE_MESSAGE_INVALID', `A message read from Redis was refused: ${reason}`, { reason, ...details })
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { CirclesClient, RpcError } from '../../src/client/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { writePolicy } from '../../src/policy/index.js'
-import { QueueKeys } from '../../src/queue/index.js'
+import { QueueKeys, parseOwnerToken } from '../../src/queue/index.js'
 import { NAMESPACE_DIRS, namespacePath } from '../../src/storage/index.js'
 import { cliBuilt, metric, startCli, type CliNode } from '../helpers/cli-node.js'
 import { authenticate, openSocket } from '../helpers/raw-socket.js'
@@ -162,7 +162,7 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
       }
       c.close()
     }
-    t.equal(await redis.get(keys.lease(single)), w1.events.find((e) => /^worker serving/.test(String(e.msg)))!['node_id'], 'the lease names the worker')
+    t.equal(parseOwnerToken(await redis.get(keys.lease(single)))?.nodeId, w1.events.find((e) => /^worker serving/.test(String(e.msg)))!['node_id'], 'the lease names the worker')
     t.equal(await w1.stop(), 0)
     t.equal(await redis.get(keys.lease(single)), null, 'a clean stop lets go of the lease')
     const gone = await CirclesClient.connect(via1(single))
@@ -173,7 +173,7 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
   })
 
   await t.test('a task or a reply with a bad MAC is refused and counted', async (t) => {
-    const ownerNode = (await redis.get(keys.lease(open.public_key)))!
+    const ownerToken = parseOwnerToken(await redis.get(keys.lease(open.public_key)))!
     const frontNode = (await (await fetch(`${front.url.replace(/^ws/, 'http')}info`)).json() as { cluster: { node_id: string } }).cluster.node_id
     const taskId = randomUUID()
     const before2 = await metric(node2.admin!, 'circles_cross_node_refused_total')
@@ -191,7 +191,8 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     })
     await redis.pexpire(keys.task(open.public_key, taskId), 120_000)
     await redis.rpush(keys.queue(open.public_key), taskId)
-    await redis.rpush(keys.wake(ownerNode), open.public_key)
+    // A forged task in the queue, and the owner woken to take it.
+    await redis.rpush(keys.wake(ownerToken.nodeId, ownerToken.epoch), open.public_key)
     while ((await metric(node2.admin!, 'circles_cross_node_refused_total')) === before2) await redis.blpop(`${prefix}never`, 0.05)
     t.equal(await metric(node2.admin!, 'circles_cross_node_refused_total'), before2 + 1, 'the owner refused the forged task')
     // The refusal takes it off the processing list, unanswered.

@@ -72,7 +72,7 @@ t.test('cross-node plays through a 3-master Redis Cluster', { timeout: 90_000 },
   const front = await startCli(t, ['launch', '--config', join(dir, 'front.json'), '--db-path', join(dir, 'db-front'), ...args], /^serving /)
   const frontUrl = front.events.find((e) => e['circle'] === 'front')!['url'] as string
   const nodeIds = [worker.events.find((e) => /^worker serving/.test(String(e.msg)))!['node_id'] as string, front.events.find((e) => /^serving/.test(String(e.msg)))!['node_id'] as string]
-  t.comment(`contexts on masters ${[...byMaster.keys()].join(', ')}; the nodes' wake/reply lists on ${(await Promise.all(nodeIds.map((id) => masterOf(keys.wake(id))))).join(', ')}`)
+  t.comment(`contexts on masters ${[...byMaster.keys()].join(', ')}; the nodes' wake/reply lists on ${(await Promise.all(nodeIds.map((id) => masterOf(keys.replies(id))))).join(', ')}`)
   while ((await Promise.all(contexts.map((c) => cluster.exists(keys.lease(c))))).some((n) => n === 0)) await sleep(20)
 
   const caller = generateKeyPair()
@@ -109,7 +109,7 @@ t.test('cross-node plays through a 3-master Redis Cluster', { timeout: 90_000 },
     await cluster.hset(keys.task(context, taskId), { status: 'processing', script: '1', caller: '', timeout_ms: '', reply_to: '0123456789abcdef', deadline: '1', mac: 'x', origin: '' })
     await cluster.rpush(keys.processing(context), taskId)
     const rows = await connection.circlesRecover(1, keys.processing(context), keys.taskPrefix(context))
-    t.same(rows, [[taskId, 'processing', '1', '', '', '0123456789abcdef', '1', 'x', null, '']])
+    t.same(rows, [[taskId, 'processing', '1', '', '', '0123456789abcdef', '1', 'x', null, '', null]])
     await cluster.del(keys.task(context, taskId), keys.processing(context))
   })
 

@@ -1,7 +1,18 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { generateKeyPair } from '../../src/identity/index.js'
-import { decodeAnswer, decodeReplyEntry, encodeAnswer, encodeReplyEntry, readTaskRow, signTask, type QueuedTask } from '../../src/queue/index.js'
+import {
+  decodeAnswer,
+  decodeHandoff,
+  decodeReplyEntry,
+  encodeAnswer,
+  encodeHandoff,
+  encodeReplyEntry,
+  parseOwnerToken,
+  readTaskRow,
+  signTask,
+  type QueuedTask,
+} from '../../src/queue/index.js'
 import { isValidPrefix, QueueKeys } from '../../src/queue/index.js'
 
 const SECRET = 'a-cluster-secret-of-some-length'
@@ -47,6 +58,17 @@ t.test('readTaskRow', async (t) => {
   for (const [what, r] of refused) t.throws(() => readTaskRow(SECRET, context, r), { code: 'QUEUE_MESSAGE_INVALID' }, what)
 })
 
+t.test('hand-offs and lease tokens', async (t) => {
+  const q = task()
+  const { context: c, row: r } = decodeHandoff(encodeHandoff(q, signTask(SECRET, q)))
+  t.equal(c, context)
+  t.same(readTaskRow(SECRET, c, r), { type: 'run', task: q }, 'a handed-off task reads back as taken')
+  t.throws(() => readTaskRow(SECRET, c, decodeHandoff(encodeHandoff(q, 'AAAA')).row), { code: 'QUEUE_MESSAGE_INVALID' }, 'and is checked the same way')
+  for (const bad of ['{', '{"c":"x","r":[]}', '[]', 'null']) t.throws(() => decodeHandoff(bad), { code: 'QUEUE_MESSAGE_INVALID' }, bad)
+  t.same(parseOwnerToken('0123456789abcdef.12'), { nodeId: '0123456789abcdef', epoch: 12 })
+  for (const bad of ['0123456789abcdef', '0123456789abcdef.', 'zz.1', null, 3]) t.equal(parseOwnerToken(bad), undefined, String(bad))
+})
+
 t.test('answers and reply entries', async (t) => {
   const taskId = randomUUID()
   const run = { type: 'run', outcome: { code: null, message: '', body: '"output":"2","result":2,"logs":[]', runMs: 1.5, cpuMs: 1 }, queuedMs: 0.25 } as const
@@ -67,14 +89,14 @@ t.test('key layout', async (t) => {
   const keys = new QueueKeys('rhailib:')
   const id = randomUUID()
   t.same(
-    [keys.queue(context), keys.task(context, id), keys.processing(context), keys.reply(context, id), keys.lease(context), keys.wake('n1'), keys.replies('n1'), keys.alive('n1')],
+    [keys.queue(context), keys.task(context, id), keys.processing(context), keys.reply(context, id), keys.lease(context), keys.wake('n1', 3), keys.replies('n1'), keys.alive('n1')],
     [
       `rhailib:{${context}}`,
       `rhailib:{${context}}:${id}`,
       `rhailib:{${context}}:processing`,
       `rhailib:reply:{${context}}:${id}`,
       `rhailib:lease:{${context}}`,
-      'rhailib:node:{n1}:wake',
+      'rhailib:node:{n1}:wake:3',
       'rhailib:node:{n1}:replies',
       'rhailib:node:{n1}:alive',
     ],
