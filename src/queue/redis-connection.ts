@@ -23,8 +23,6 @@ const SCRIPTS = {
   circlesRelease: RELEASE,
 } as const satisfies Record<keyof Scripted, string>
 
-const SCRIPT_NAMES = Object.keys(SCRIPTS)
-
 /** Longest wait between two reconnection attempts. */
 const MAX_RETRY_DELAY_MS = 1_000
 
@@ -48,11 +46,6 @@ export function connect(target: RedisTarget, role: 'commands' | 'blocking'): Con
       ? new Redis(target.url, { ...common, retryStrategy: retry, enableAutoPipelining: !blocking })
       : new Cluster([...target.nodes], {
           enableAutoPipelining: !blocking,
-          // ioredis routes an auto-pipelined script by its first argument, which for a script is
-          // its key count, not a key: the pipeline lands on the wrong node and is refused
-          // ("All keys in the pipeline should belong to the same slots allocation group").
-          // Scripts are sent as they are issued instead, each routed by its first key.
-          autoPipeliningIgnoredCommands: [...SCRIPT_NAMES],
           enableOfflineQueue: blocking,
           clusterRetryStrategy: retry,
           redisOptions: {
@@ -62,6 +55,16 @@ export function connect(target: RedisTarget, role: 'commands' | 'blocking'): Con
             ...(target.tls ? { tls: {} } : {}),
           },
         })
-  for (const [name, lua] of Object.entries(SCRIPTS)) connection.defineCommand(name, { lua })
-  return connection as Connection & Scripted
+  // The scripts are sent with EVAL, not ioredis' defineCommand (EVALSHA, then EVAL on NOSCRIPT):
+  // - a fallback re-sends its command after later ones that found the script cached — two
+  //   batches of one context would then run out of order (seen on a fresh cluster node);
+  // - ioredis routes an auto-pipelined EVALSHA of a defined command by its key count, not its
+  //   first key, and a cluster refuses the pipeline; EVAL it routes by its first key.
+  // EVAL costs the script's text per call (~2 KB) and a SHA1 in Redis, shared by every task of
+  // an event-loop turn.
+  const scripted = connection as Connection & Scripted
+  for (const [name, lua] of Object.entries(SCRIPTS)) {
+    Object.defineProperty(scripted, name, { value: (numkeys: number, ...args: (string | number)[]) => connection.eval(lua, numkeys, ...args) })
+  }
+  return scripted
 }
