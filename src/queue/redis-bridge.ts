@@ -10,13 +10,13 @@ import { connect, type Connection, type Scripted } from './redis-connection.js'
 import type { RedisTarget } from './redis-target.js'
 import {
   decodeAnswer,
-  decodeHandoff,
   decodeReplyEntry,
   encodeAnswer,
-  encodeHandoff,
+  encodeTask,
   encodeReplyEntry,
   isContextKey,
   parseOwnerToken,
+  peekTask,
   readTaskRow,
   signTask,
   type QueuedTask,
@@ -296,8 +296,7 @@ export class RedisBridge implements ChildHandle {
         args.push(pubkey, tasks.length)
         for (const t of tasks) {
           keys.push(this.keys.task(pubkey, t.taskId))
-          const mac = signTask(this.options.secret, t)
-          args.push(t.taskId, t.script, t.caller, t.context, t.timeoutMs ?? '', t.replyTo, t.deadline, mac, t.origin, this.single ? encodeHandoff(t, mac) : '')
+          args.push(t.taskId, t.deadline, encodeTask(t, signTask(this.options.secret, t)))
         }
       }
       this.cmd.circlesEnqueue(keys.length, ...keys, ...args).then(
@@ -454,7 +453,8 @@ export class RedisBridge implements ChildHandle {
     if (isContextKey(entry)) return this.take(entry, false)
     try {
       if (typeof entry !== 'string') throw circlesError('QUEUE_MESSAGE_INVALID', 'A wake entry that is not text', { reason: 'wake' })
-      const { context, row } = decodeHandoff(entry)
+      const { context, taskId } = peekTask(entry)
+      const row = [taskId, 'processing', entry, null]
       if (this.stopping || !this.options.peers().has(context)) return // Left in the processing list for the context's next owner.
       const held = this.recovering.get(context)
       if (held !== undefined) held.push(row)
@@ -504,8 +504,8 @@ export class RedisBridge implements ChildHandle {
         (rows) => {
           for (const row of Array.isArray(rows) ? rows : [rows]) {
             // A task handed to this very epoch arrives through its wake list: not twice.
-            if (Array.isArray(row) && row[10] === token) continue
-            this.handle(pubkey, Array.isArray(row) ? row.slice(0, 10) : row, true)
+            if (Array.isArray(row) && row[4] === token) continue
+            this.handle(pubkey, Array.isArray(row) ? row.slice(0, 4) : row, true)
           }
           done()
         },

@@ -27,9 +27,10 @@
  *              the script hands tasks to their owner itself; '' on a cluster (the nodes' lists
  *              are in other slots: the caller wakes the owners)
  * ARGV[4]      how long a node's wake list lives after a push (ms)
- * ARGV[5..]    per context: its key, its number of tasks n, then n × 10 values: task_id, script,
- *              caller, context, timeout_ms, reply_to, deadline (unix ms), mac, origin, and the
- *              task as its owner reads it from its wake list (used on one server)
+ * ARGV[5..]    per context: its key, its number of tasks n, then n × 3 values: task_id, deadline
+ *              (unix ms), and the task as its owner reads it: one JSON text with its MAC
+ *              (task-codec.ts), stored in the hash's `task` field and, on a hand-off, pushed
+ *              onto the owner's wake list as it is
  * The lease holds the owner's token, `<node_id>.<epoch>`. For a context with no lease nothing is
  * written. Otherwise its task hashes are written, expiring `retention` after their deadline, and:
  * - hand-off (ARGV[3] set, the queue empty): each task goes straight to the processing list
@@ -69,17 +70,15 @@ while a <= #ARGV do
     local handoff = wake ~= nil and redis.call('LLEN', queue) == 0
     local latest = 0
     for i = 0, n - 1 do
-      local b = a + i * 10
-      local deadline = tonumber(ARGV[b + 6])
+      local b = a + i * 3
+      local deadline = tonumber(ARGV[b + 1])
       local status = 'pending'
       if handoff then status = 'processing' end
-      redis.call('HSET', KEYS[k + i], 'task_id', ARGV[b], 'script', ARGV[b + 1], 'caller', ARGV[b + 2], 'context', ARGV[b + 3],
-        'timeout_ms', ARGV[b + 4], 'reply_to', ARGV[b + 5], 'deadline', ARGV[b + 6], 'mac', ARGV[b + 7], 'origin', ARGV[b + 8],
-        'status', status, 'created_at', now, 'owner', owner)
+      redis.call('HSET', KEYS[k + i], 'task', ARGV[b + 2], 'status', status, 'deadline', ARGV[b + 1], 'created_at', now, 'owner', owner)
       redis.call('PEXPIREAT', KEYS[k + i], deadline + retention)
       if handoff then
         redis.call('RPUSH', processing, ARGV[b])
-        redis.call('RPUSH', wake, ARGV[b + 9])
+        redis.call('RPUSH', wake, ARGV[b + 2])
       else
         redis.call('RPUSH', queue, ARGV[b])
       end
@@ -92,7 +91,7 @@ while a <= #ARGV do
     end
   end
   k = k + n
-  a = a + n * 10
+  a = a + n * 3
 end
 return owners
 `
@@ -108,7 +107,7 @@ return owners
  * Moves up to ARGV[1] ids of each context from its queue to its processing list — a task leaves
  * the processing list only once its reply is written (circlesComplete); the list expires once
  * its last task would have — marks pending ones `processing`, and returns per context a list of
- * [task_id, <TASK_FIELDS…>] (false for a field that is not set: an expired task has none).
+ * [task_id, status, task, answer] (false for a field that is not set: an expired task has none).
  */
 export const TAKE = `
 local max = tonumber(ARGV[1])
@@ -124,9 +123,10 @@ for c = 4, #ARGV do
     local id = redis.call('LMOVE', queue, processing, 'LEFT', 'RIGHT')
     if not id then break end
     local key = ARGV[c] .. id
-    local f = redis.call('HMGET', key, 'status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin')
+    local f = redis.call('HMGET', key, 'status', 'task', 'answer', 'deadline')
     if f[1] == 'pending' then redis.call('HSET', key, 'status', 'processing', 'started_at', now) end
-    local deadline = tonumber(f[6]) or 0
+    local deadline = tonumber(f[4]) or 0
+    f[4] = nil
     if deadline > latest then latest = deadline end
     table.insert(f, 1, id)
     out[#out + 1] = f
@@ -140,22 +140,19 @@ end
 return all
 `
 
-/** The fields circlesTake and circlesRecover return after the task id, in this order. */
-export const TASK_FIELDS = ['status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin'] as const
-
 /**
  * circlesRecover — what a context's previous owner took and did not complete (its processing
  * list), for the node that serves the context now.
  * KEYS[1]  the context's processing list
  * ARGV[1]  the context's task key prefix
- * Returns, in order, [task_id, <TASK_FIELDS…>, owner] for each (owner: the token of the node a
- * task was handed to, if it was); the ids stay in the list until completed.
+ * Returns, in order, [task_id, status, task, answer, owner] for each (owner: the token of the
+ * node the task was handed to or queued for); the ids stay in the list until completed.
  */
 export const RECOVER = `
 local out = {}
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, id in ipairs(ids) do
-  local f = redis.call('HMGET', ARGV[1] .. id, 'status', 'script', 'caller', 'timeout_ms', 'reply_to', 'deadline', 'mac', 'answer', 'origin', 'owner')
+  local f = redis.call('HMGET', ARGV[1] .. id, 'status', 'task', 'answer', 'owner')
   table.insert(f, 1, id)
   out[#out + 1] = f
 end

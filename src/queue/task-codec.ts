@@ -60,27 +60,6 @@ export function parseOwnerToken(value: unknown): { readonly nodeId: string; read
   return match === null ? undefined : { nodeId: match[1]!, epoch: Number(match[2]) }
 }
 
-/**
- * A task handed straight to its owner (on one server): what the owner reads from its wake list,
- * `{"c":<context>,"r":<the row circlesTake would return>}`.
- */
-export function encodeHandoff(task: QueuedTask, mac: string): string {
-  const row = [task.taskId, 'processing', task.script, task.caller, task.timeoutMs === undefined ? '' : String(task.timeoutMs), task.replyTo, String(task.deadline), mac, null, task.origin]
-  return JSON.stringify({ c: task.context, r: row })
-}
-
-/** Read a hand-off entry; the row is checked by readTaskRow. Throws QUEUE_MESSAGE_INVALID. */
-export function decodeHandoff(entry: string): { context: string; row: unknown } {
-  let value: unknown
-  try {
-    value = JSON.parse(entry)
-  } catch {
-    throw invalid('a wake entry that is neither a context key nor a task')
-  }
-  const { c, r } = (value ?? {}) as { c?: unknown; r?: unknown }
-  if (!isContextKey(c)) throw invalid('a handed-off task without a valid context')
-  return { context: c, row: r }
-}
 
 function invalid(reason: string, details: Record<string, unknown> = {}): CirclesError {
   return circlesError('QUEUE_MESSAGE_INVALID', `A message read from Redis was refused: ${reason}`, { reason, ...details })
@@ -121,35 +100,66 @@ export type TaskRecord =
   | { readonly type: 'run'; readonly task: QueuedTask }
 
 /**
- * Read one row of circlesTake / circlesRecover ([task_id, status, script, caller, timeout_ms,
- * reply_to, deadline, mac, answer, origin]) for context `context`. A task to run must carry a
- * MAC that verifies over its fields and this context. Throws QUEUE_MESSAGE_INVALID (with
- * `details.task_id` when the id could be read) for anything else.
+ * A task as it is stored (the task hash's `task` field) and handed to its owner: one JSON text,
+ * `{"c":<context>,"r":[task_id, script, caller, timeout_ms, reply_to, deadline, mac, origin]}`.
+ */
+export function encodeTask(task: QueuedTask, mac: string): string {
+  return JSON.stringify({ c: task.context, r: [task.taskId, task.script, task.caller, task.timeoutMs ?? null, task.replyTo, task.deadline, mac, task.origin] })
+}
+
+/** The context and id of a stored or handed-off task (not yet checked: see readTaskRow). Throws QUEUE_MESSAGE_INVALID. */
+export function peekTask(text: unknown): { context: string; taskId: string } {
+  let value: unknown
+  try {
+    value = typeof text === 'string' ? JSON.parse(text) : undefined
+  } catch {
+    // Reported below.
+  }
+  const { c, r } = (value ?? {}) as { c?: unknown; r?: unknown }
+  if (!isContextKey(c) || !Array.isArray(r) || !isTaskId(r[0])) throw invalid('a task that is not a task')
+  return { context: c, taskId: r[0] }
+}
+
+/** Read and check a stored task: its shape, its context, its MAC. Throws QUEUE_MESSAGE_INVALID. */
+function readTask(secret: string, context: string, taskId: string, text: unknown): QueuedTask {
+  let value: unknown
+  try {
+    value = typeof text === 'string' ? JSON.parse(text) : undefined
+  } catch {
+    // Reported below.
+  }
+  const { c, r } = (value ?? {}) as { c?: unknown; r?: unknown }
+  if (!Array.isArray(r) || r.length !== 8) throw invalid('a task of the wrong shape', { task_id: taskId })
+  const [id, script, caller, timeoutMs, replyTo, deadline, signature, origin] = r as unknown[]
+  if (c !== context || id !== taskId) throw invalid('a task stored under another context or id', { task_id: taskId })
+  if (typeof script !== 'string' || typeof origin !== 'string' || typeof signature !== 'string') throw invalid('a task with a missing field', { task_id: taskId })
+  if (caller !== '' && !isContextKey(caller)) throw invalid('a task whose caller is not a public key', { task_id: taskId })
+  if (!isNodeId(replyTo)) throw invalid('a task without a valid reply_to node id', { task_id: taskId })
+  if (typeof deadline !== 'number' || !Number.isSafeInteger(deadline) || deadline <= 0) throw invalid('a task without a valid deadline', { task_id: taskId })
+  if (timeoutMs !== null && (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)) {
+    throw invalid('a task with a bad timeout_ms', { task_id: taskId })
+  }
+  const task: QueuedTask = { taskId, context, caller: caller as string, script, timeoutMs: timeoutMs ?? undefined, replyTo, deadline, origin }
+  if (!verifyTask(secret, task, signature)) throw invalid('a task whose MAC does not verify (is every node given the same cluster secret?)', { task_id: taskId })
+  return task
+}
+
+/**
+ * Read one row of circlesTake / circlesRecover ([task_id, status, task, answer]) for context
+ * `context`: the stored task must have the right shape, context and id, and a MAC that verifies.
+ * Throws QUEUE_MESSAGE_INVALID (with `details.task_id` when the id could be read) for anything else.
  */
 export function readTaskRow(secret: string, context: string, row: unknown): TaskRecord {
-  if (!Array.isArray(row) || row.length !== 10) throw invalid('a task row of the wrong shape')
-  const [taskId, status, script, caller, timeoutText, replyTo, deadlineText, signature, answer, origin] = row as unknown[]
+  if (!Array.isArray(row) || row.length !== 4) throw invalid('a task row of the wrong shape')
+  const [taskId, status, text, answer] = row as unknown[]
   if (!isTaskId(taskId)) throw invalid('a task id that is not a UUID')
   if (status === null || status === undefined) return { type: 'gone', taskId }
-  const deadline = Number(deadlineText)
-  if (typeof deadlineText !== 'string' || !Number.isSafeInteger(deadline) || deadline <= 0) throw invalid('a task without a valid deadline', { task_id: taskId })
-  if (!isNodeId(replyTo)) throw invalid('a task without a valid reply_to node id', { task_id: taskId })
+  const task = readTask(secret, context, taskId, text)
   if (status === 'completed' || status === 'error') {
     if (typeof answer !== 'string' || answer === '') throw invalid('a completed task without its answer', { task_id: taskId })
-    return { type: 'done', taskId, status, answer, deadline, replyTo }
+    return { type: 'done', taskId, status, answer, deadline: task.deadline, replyTo: task.replyTo }
   }
   if (status !== 'pending' && status !== 'processing') throw invalid('a task with an unknown status', { task_id: taskId })
-  if (typeof script !== 'string' || typeof caller !== 'string' || typeof origin !== 'string' || typeof signature !== 'string') {
-    throw invalid('a task with a missing field', { task_id: taskId })
-  }
-  if (caller !== '' && !isContextKey(caller)) throw invalid('a task whose caller is not a public key', { task_id: taskId })
-  let timeoutMs: number | undefined
-  if (timeoutText !== '') {
-    timeoutMs = Number(timeoutText)
-    if (typeof timeoutText !== 'string' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) throw invalid('a task with a bad timeout_ms', { task_id: taskId })
-  }
-  const task: QueuedTask = { taskId, context, caller, script, timeoutMs, replyTo, deadline, origin }
-  if (!verifyTask(secret, task, signature)) throw invalid('a task whose MAC does not verify (is every node given the same cluster secret?)', { task_id: taskId })
   return { type: 'run', task }
 }
 

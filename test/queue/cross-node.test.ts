@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { CirclesClient, RpcError } from '../../src/client/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { writePolicy } from '../../src/policy/index.js'
-import { QueueKeys, parseOwnerToken } from '../../src/queue/index.js'
+import { QueueKeys, encodeTask, parseOwnerToken } from '../../src/queue/index.js'
 import { NAMESPACE_DIRS, namespacePath } from '../../src/storage/index.js'
 import { cliBuilt, metric, startCli, type CliNode } from '../helpers/cli-node.js'
 import { authenticate, openSocket } from '../helpers/raw-socket.js'
@@ -177,18 +177,9 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     const frontNode = (await (await fetch(`${front.url.replace(/^ws/, 'http')}info`)).json() as { cluster: { node_id: string } }).cluster.node_id
     const taskId = randomUUID()
     const before2 = await metric(node2.admin!, 'circles_cross_node_refused_total')
-    await redis.hset(keys.task(open.public_key, taskId), {
-      task_id: taskId,
-      script: 'save_data("forged", true)',
-      caller: caller.publicKey,
-      context: open.public_key,
-      timeout_ms: '',
-      reply_to: frontNode,
-      deadline: String(Date.now() + 60_000),
-      mac: 'AAAA',
-      origin: '',
-      status: 'pending',
-    })
+    const deadline = Date.now() + 60_000
+    const forged = { taskId, context: open.public_key, caller: caller.publicKey, script: 'save_data("forged", true)', timeoutMs: undefined, replyTo: frontNode, deadline, origin: '' }
+    await redis.hset(keys.task(open.public_key, taskId), { task: encodeTask(forged, 'AAAA'), status: 'pending', deadline: String(deadline) })
     await redis.pexpire(keys.task(open.public_key, taskId), 120_000)
     await redis.rpush(keys.queue(open.public_key), taskId)
     // A forged task in the queue, and the owner woken to take it.

@@ -106,10 +106,10 @@ t.test('cross-node plays through a 3-master Redis Cluster', { timeout: 90_000 },
     await new Promise((resolve) => connection.once('ready', resolve))
     const context = generateKeyPair().publicKey
     const taskId = randomUUID()
-    await cluster.hset(keys.task(context, taskId), { status: 'processing', script: '1', caller: '', timeout_ms: '', reply_to: '0123456789abcdef', deadline: '1', mac: 'x', origin: '' })
+    await cluster.hset(keys.task(context, taskId), { status: 'processing', task: '{"stored":true}', owner: 'n.1' })
     await cluster.rpush(keys.processing(context), taskId)
     const rows = await connection.circlesRecover(1, keys.processing(context), keys.taskPrefix(context))
-    t.same(rows, [[taskId, 'processing', '1', '', '', '0123456789abcdef', '1', 'x', null, '', null]])
+    t.same(rows, [[taskId, 'processing', '{"stored":true}', null, 'n.1']])
     await cluster.del(keys.task(context, taskId), keys.processing(context))
   })
 

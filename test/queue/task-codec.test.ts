@@ -3,12 +3,12 @@ import { randomUUID } from 'node:crypto'
 import { generateKeyPair } from '../../src/identity/index.js'
 import {
   decodeAnswer,
-  decodeHandoff,
   decodeReplyEntry,
   encodeAnswer,
-  encodeHandoff,
   encodeReplyEntry,
+  encodeTask,
   parseOwnerToken,
+  peekTask,
   readTaskRow,
   signTask,
   type QueuedTask,
@@ -23,48 +23,53 @@ function task(over: Partial<QueuedTask> = {}): QueuedTask {
   return { taskId: randomUUID(), context, caller, script: '1 + 1', timeoutMs: 500, replyTo: '0123456789abcdef', deadline: Date.now() + 10_000, origin: '127.0.0.1', ...over }
 }
 
-/** The row circlesTake returns for a task as the gateway wrote it. */
-function row(q: QueuedTask, mac = signTask(SECRET, q), over: Record<number, unknown> = {}): unknown[] {
-  const r: unknown[] = [q.taskId, 'pending', q.script, q.caller, q.timeoutMs === undefined ? '' : String(q.timeoutMs), q.replyTo, String(q.deadline), mac, null, q.origin]
-  for (const [i, v] of Object.entries(over)) r[Number(i)] = v
-  return r
+/** The stored task with element `i` of its array replaced. */
+function tampered(q: QueuedTask, i: number, value: unknown, mac = signTask(SECRET, q)): string {
+  const stored = JSON.parse(encodeTask(q, mac)) as { c: string; r: unknown[] }
+  stored.r[i] = value
+  return JSON.stringify(stored)
 }
 
 t.test('readTaskRow', async (t) => {
   const q = task()
-  t.same(readTaskRow(SECRET, context, row(q)), { type: 'run', task: q }, 'a signed task reads back as written')
+  const stored = encodeTask(q, signTask(SECRET, q))
+  t.same(readTaskRow(SECRET, context, [q.taskId, 'pending', stored, null]), { type: 'run', task: q }, 'a signed task reads back as written')
   const anonymous = task({ caller: '', timeoutMs: undefined, origin: '' })
-  t.same(readTaskRow(SECRET, context, row(anonymous)), { type: 'run', task: anonymous })
-  t.same(readTaskRow(SECRET, context, [q.taskId, null, null, null, null, null, null, null, null, null]), { type: 'gone', taskId: q.taskId }, 'an expired record')
-  t.match(readTaskRow(SECRET, context, row(q, 'x', { 1: 'completed', 8: 'mac.{}' })), { type: 'done', status: 'completed', answer: 'mac.{}' }, 'a completion record is answered as it is')
-
-  const refused: [string, unknown][] = [
-    ['a bad MAC', row(q, 'AAAA')],
-    ['another secret', row(q, signTask('another-secret-entirely', q))],
-    ['the MAC of another context', row(q, signTask(SECRET, { ...q, context: generateKeyPair().publicKey }))],
-    ['a changed caller', row(q, undefined, { 3: generateKeyPair().publicKey })],
-    ['a changed script', row(q, undefined, { 2: 'save_data("x", 1)' })],
-    ['a later deadline', row(q, undefined, { 6: String(q.deadline + 1) })],
-    ['a task id that is not a UUID', row(q, undefined, { 0: 'x' })],
+  t.same(readTaskRow(SECRET, context, [anonymous.taskId, 'processing', encodeTask(anonymous, signTask(SECRET, anonymous)), null]), { type: 'run', task: anonymous })
+  t.same(readTaskRow(SECRET, context, [q.taskId, null, null, null]), { type: 'gone', taskId: q.taskId }, 'an expired record')
+  t.same(
+    readTaskRow(SECRET, context, [q.taskId, 'completed', stored, 'mac.{}']),
+    { type: 'done', taskId: q.taskId, status: 'completed', answer: 'mac.{}', deadline: q.deadline, replyTo: q.replyTo },
+    'a completion record is answered as it is',
+  )
+  const other = generateKeyPair().publicKey
+  const refused: [string, unknown, string?][] = [
+    ['a bad MAC', [q.taskId, 'pending', encodeTask(q, 'AAAA'), null]],
+    ['another secret', [q.taskId, 'pending', encodeTask(q, signTask('another-secret-entirely', q)), null]],
+    ['the MAC of another context', [q.taskId, 'pending', encodeTask(q, signTask(SECRET, { ...q, context: other })), null]],
+    ['read for another context', [q.taskId, 'pending', stored, null], other],
+    ['stored under another id', [randomUUID(), 'pending', stored, null]],
+    ['a changed script', [q.taskId, 'pending', tampered(q, 1, 'save_data("x", 1)'), null]],
+    ['a changed caller', [q.taskId, 'pending', tampered(q, 2, generateKeyPair().publicKey), null]],
+    ['a later deadline', [q.taskId, 'pending', tampered(q, 5, q.deadline + 1), null]],
+    ['a task id that is not a UUID', ['x', 'pending', stored, null]],
     ['a row of the wrong shape', [q.taskId]],
     ['not a row', 'text'],
-    ['an unknown status', row(q, undefined, { 1: 'weird' })],
-    ['a deadline that is not a number', row(q, undefined, { 6: 'soon' })],
-    ['a reply_to that is not a node id', row(q, undefined, { 5: '../x' })],
-    ['a caller that is not a key', row(q, undefined, { 3: 'alice' })],
-    ['a bad timeout', row(q, undefined, { 4: '-1' })],
-    ['a completion without its answer', row(q, undefined, { 1: 'completed', 8: null })],
+    ['a task that is not JSON', [q.taskId, 'pending', '{', null]],
+    ['an unknown status', [q.taskId, 'weird', stored, null]],
+    ['a deadline that is not a number', [q.taskId, 'pending', tampered(q, 5, 'soon'), null]],
+    ['a reply_to that is not a node id', [q.taskId, 'pending', tampered(q, 4, '../x'), null]],
+    ['a caller that is not a key', [q.taskId, 'pending', tampered(q, 2, 'alice'), null]],
+    ['a bad timeout', [q.taskId, 'pending', tampered(q, 3, -1), null]],
+    ['a completion without its answer', [q.taskId, 'completed', stored, null]],
   ]
-  for (const [what, r] of refused) t.throws(() => readTaskRow(SECRET, context, r), { code: 'QUEUE_MESSAGE_INVALID' }, what)
+  for (const [what, r, ctx] of refused) t.throws(() => readTaskRow(SECRET, ctx ?? context, r), { code: 'QUEUE_MESSAGE_INVALID' }, what)
 })
 
 t.test('hand-offs and lease tokens', async (t) => {
   const q = task()
-  const { context: c, row: r } = decodeHandoff(encodeHandoff(q, signTask(SECRET, q)))
-  t.equal(c, context)
-  t.same(readTaskRow(SECRET, c, r), { type: 'run', task: q }, 'a handed-off task reads back as taken')
-  t.throws(() => readTaskRow(SECRET, c, decodeHandoff(encodeHandoff(q, 'AAAA')).row), { code: 'QUEUE_MESSAGE_INVALID' }, 'and is checked the same way')
-  for (const bad of ['{', '{"c":"x","r":[]}', '[]', 'null']) t.throws(() => decodeHandoff(bad), { code: 'QUEUE_MESSAGE_INVALID' }, bad)
+  t.same(peekTask(encodeTask(q, 'x')), { context, taskId: q.taskId })
+  for (const bad of ['{', '{"c":"x","r":[]}', '[]', 'null', 3]) t.throws(() => peekTask(bad), { code: 'QUEUE_MESSAGE_INVALID' }, String(bad))
   t.same(parseOwnerToken('0123456789abcdef.12'), { nodeId: '0123456789abcdef', epoch: 12 })
   for (const bad of ['0123456789abcdef', '0123456789abcdef.', 'zz.1', null, 3]) t.equal(parseOwnerToken(bad), undefined, String(bad))
 })
