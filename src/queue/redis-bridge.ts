@@ -474,7 +474,11 @@ export class RedisBridge implements ChildHandle {
   private take(pubkey: string, recover: boolean): void {
     if (this.stopping || !this.options.peers().has(pubkey)) return
     this.toTake.add(pubkey)
-    if (recover) this.toRecover.add(pubkey)
+    if (recover) {
+      this.toRecover.add(pubkey)
+      // From now until the re-delivery is read, tasks handed to this context wait behind it.
+      if (!this.recovering.has(pubkey)) this.recovering.set(pubkey, [])
+    }
     if (!this.takesScheduled) {
       this.takesScheduled = true
       setImmediate(this.flushTakes)
@@ -493,7 +497,6 @@ export class RedisBridge implements ChildHandle {
       if (this.up) this.log.warn({ err: error.message, contexts: pubkeys.length }, 'could not take tasks')
     }
     for (const pubkey of recover) {
-      if (!this.recovering.has(pubkey)) this.recovering.set(pubkey, [])
       const token = this.token
       const done = () => {
         const held = this.recovering.get(pubkey) ?? []
