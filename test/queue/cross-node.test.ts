@@ -194,6 +194,16 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     t.equal((await check.play('load_data("forged")')).result, null, 'and it did not run')
     check.close()
 
+    // The same forged task handed straight to the owner, as the enqueue script hands tasks over.
+    const handed = { ...forged, taskId: randomUUID(), script: 'save_data("handed", true)' }
+    await redis.rpush(keys.wake(ownerToken.nodeId, ownerToken.epoch), encodeTask(handed, 'AAAA'))
+    while ((await metric(node2.admin!, 'circles_cross_node_refused_total')) === before2 + 1) await redis.blpop(`${prefix}never`, 0.05)
+    t.equal(await metric(node2.admin!, 'circles_cross_node_refused_total'), before2 + 2, 'the owner refused the forged hand-off')
+    const check2 = await CirclesClient.connect(open.url)
+    await check2.authenticate(caller)
+    t.equal((await check2.play('load_data("handed")')).result, null, 'and it did not run')
+    check2.close()
+
     const before1 = await metric(node1.admin!, 'circles_cross_node_refused_total')
     await redis.rpush(keys.replies(frontNode), `${open.public_key} ${randomUUID()} forged.{"t":"run","c":null,"m":"","b":"\\"output\\":\\"1\\",\\"logs\\":[]"}`, 'not a reply')
     while ((await metric(node1.admin!, 'circles_cross_node_refused_total')) < before1 + 2) await redis.blpop(`${prefix}never`, 0.05)
