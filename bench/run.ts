@@ -7,6 +7,7 @@
  *   npm run bench -- --pin       # also the pinned rows: servers on core 0, load on core 1
  *   npm run bench -- --sandbox-processes 2
  *   npm run bench -- --auth-lag  # only: the node's event-loop lag while 1,000 sockets send bad signatures
+ *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL or 127.0.0.1:6379)
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
  * file and an SVG chart under bench/results/.
@@ -16,6 +17,7 @@ import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { createInterface, type Interface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
 import { renderChart } from './lib/chart.js'
 import { formatNumber, machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
 import { SCRIPTS } from './lib/scripts.js'
@@ -29,13 +31,17 @@ const pin = argv.includes('--pin')
 const authLagOnly = argv.includes('--auth-lag')
 /** Sockets sending bad signatures at once while the node's event-loop lag is measured. */
 const BAD_AUTH_SOCKETS = 1000
+const onlyCrossNode = argv.includes('--cross-node-only')
+const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379'
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
   ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 500, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50 }
   : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 100_000, cold: 200, sandboxSeconds: 3, engineSeconds: 3, authMs: 5000, manyContexts: 50 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
-const NODE_ARGS = ['--no-node-snapshot']
+// BENCH_CPU_PROF=<dir> profiles the servers (node --cpu-prof), e.g. to see where a cross-node task's time goes.
+const CPU_PROF_DIR = process.env['BENCH_CPU_PROF']
+const NODE_ARGS = ['--no-node-snapshot', ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`])]
 /** CPU pinning with taskset: servers on core 0, load generator on core 1 (when asked and possible). */
 const canPin = pin && availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
 if (pin && !canPin) process.stderr.write('bench: --pin needs taskset and two cores; the pinned rows are skipped\n')
@@ -49,7 +55,7 @@ function command(args: readonly string[], core?: string): [string, string[]] {
 
 interface Server {
   readonly child: ChildProcess
-  readonly info: Record<string, string>
+  readonly info: Record<string, string> & { contexts?: string[] }
   readonly lines: Interface
   command(value: unknown): Promise<Record<string, unknown>>
   stop(): Promise<void>
@@ -68,7 +74,7 @@ function startServer(file: string, env: Record<string, string> = {}, extraArgs: 
       resolve({
         child,
         lines,
-        info: JSON.parse(line) as Record<string, string>,
+        info: JSON.parse(line) as Server['info'],
         async command(value) {
           child.stdin!.write(`${JSON.stringify(value)}\n`)
           return JSON.parse(await nextLine()) as Record<string, unknown>
@@ -169,10 +175,84 @@ async function authLag(): Promise<void> {
   writeResult('bench-auth-lag', { kind: 'auth-lag', date: new Date().toISOString(), machine: machineInfo(), sockets: BAD_AUTH_SOCKETS, ...figures })
 }
 
+interface CrossNodeFigures {
+  readonly available: true
+  /** Local play on the owner node, measured right before (the ratio's denominator). */
+  readonly local: LoadResult
+  readonly one_context: LoadResult
+  readonly fifty_contexts: LoadResult
+  readonly ratio_one_context: number
+  readonly ratio_fifty_contexts: number
+}
+
+/**
+ * Cross-node: two nodes joined through Redis; clients on node 1 (the gateway), contexts on node 2
+ * (the owner) — one context for every connection, then 50 contexts (connection i → context
+ * i mod 50) — and, for the ratio, the same load as local plays on node 2.
+ */
+async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeFigures | { available: false; reason: string }> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  try {
+    await redis.connect()
+  } catch (error) {
+    redis.disconnect()
+    return { available: false, reason: `no Redis at ${REDIS_URL}: ${(error as Error).message}` }
+  }
+  const prefix = `circles-bench:${process.pid}:`
+  const env = { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix }
+  const owner = await startServer('./servers/circles-server.js', { ...env, BENCH_CONTEXTS: '50' })
+  const front = await startServer('./servers/circles-server.js', env)
+  const via = (key: string) => `${front.info['url']!}${key}`
+  const common = { mode: 'play', connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial } as const
+  say('cross-node: local play on the owner node, 50 connections (for the ratio)')
+  const local = await load({ ...common, url: owner.info['url']! })
+  say('cross-node: 1 context on node 2, clients on node 1, 50 connections')
+  const one = await load({ ...common, url: via(owner.info['circle']!) })
+  say('cross-node: 50 contexts on node 2, clients on node 1, 50 connections')
+  const contexts = owner.info.contexts ?? []
+  const fifty = await load({ ...common, url: via(contexts[0]!), urls: contexts.map(via) })
+  await front.stop()
+  await owner.stop()
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length > 0) await redis.del(...keys)
+  } while (cursor !== '0')
+  redis.disconnect()
+  return {
+    available: true,
+    local,
+    one_context: one,
+    fifty_contexts: fifty,
+    ratio_one_context: one.per_second / local.per_second,
+    ratio_fifty_contexts: fifty.per_second / local.per_second,
+  }
+}
+
+async function crossNodeOnly(): Promise<void> {
+  let step = 0
+  const cross = await measureCrossNode((what) => progress(`[${++step}/3] ${what}`))
+  progressDone()
+  if (!cross.available) {
+    console.log(`cross-node: not measured (${cross.reason})`)
+    return
+  }
+  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
+  console.log(
+    table(headers, [
+      row('local play on the owner node', cross.local),
+      row('cross-node, 1 context', cross.one_context, cross.local.per_second),
+      row('cross-node, 50 contexts', cross.fifty_contexts, cross.local.per_second),
+    ]),
+  )
+  writeResult(quick ? 'bench-cross-node-quick' : 'bench-cross-node', { kind: 'cross-node', quick, date: new Date().toISOString(), machine: machineInfo(), parameters: { ...PLAN, sandbox_processes: sandboxProcesses }, cross_node: cross })
+}
+
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 12 + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 15 + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
@@ -280,6 +360,8 @@ async function main(): Promise<void> {
       thread_vs_limit: rows['thread']!.per_second / limit,
     }
   }
+
+  const cross = await measureCrossNode(say)
   progressDone()
 
   const per = (after: Record<string, number>, before: Record<string, number>, n: number, key: 'held' | 'rss') => (after[key]! - before[key]!) / n
@@ -340,6 +422,7 @@ async function main(): Promise<void> {
     local_many_contexts: manyContexts,
     local_thread_isolation: threadIsolation,
     pinned: pinned ?? null,
+    cross_node: cross,
     auth: { handshakes, quiet, flooded, flood, lag },
     footprint,
     summary,
@@ -356,6 +439,11 @@ async function main(): Promise<void> {
   rows.push(row('Circles, thread isolation, trivial', threadIsolation, a50.per_second))
   rows.push(row('play, quiet', quiet, a50.per_second))
   rows.push(row('play, bad-auth flood', flooded, a50.per_second))
+  if (cross.available) {
+    rows.push(row('local play on the cross-node owner', cross.local, a50.per_second))
+    rows.push(row('cross-node, 1 context', cross.one_context, a50.per_second))
+    rows.push(row('cross-node, 50 contexts', cross.fifty_contexts, a50.per_second))
+  }
   console.log(table(headers, rows))
   if (pinned !== undefined) {
     const limit = pinned['one_core_limit_per_second'] as number
@@ -392,6 +480,12 @@ async function main(): Promise<void> {
         [`node RSS with ${PLAN.contexts} contexts registered (MB)`, formatNumber((footprint.rss_after_contexts_bytes ?? 0) / 1e6)],
         [`time to a passivated context's first answer, p50 / p99 (ms)`, `${formatNumber(footprint.cold_first_answer_ms.p50 ?? Number.NaN)} / ${formatNumber(footprint.cold_first_answer_ms.p99 ?? Number.NaN)}`],
         [`memory per active context (bytes, ${activeCount} with a live actor)`, formatNumber(footprint.bytes_per_active_context)],
+        ...(cross.available
+          ? [
+              ['cross-node ÷ local play (same run, 50 connections), 1 context', `${cross.ratio_one_context.toFixed(2)}×`] as [string, string],
+              ['cross-node ÷ local play (same run, 50 connections), 50 contexts', `${cross.ratio_fifty_contexts.toFixed(2)}×`] as [string, string],
+            ]
+          : [['cross-node', `not measured: ${cross.reason}`] as [string, string]]),
       ],
     ),
   )
@@ -421,4 +515,4 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${path}\nchart:   ${chartPath}\n(${((performance.now() - started) / 1000).toFixed(0)} s)`)
 }
 
-await main()
+await (onlyCrossNode ? crossNodeOnly() : main())

@@ -15,7 +15,7 @@ import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/id
 export interface LoadConfig {
   readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle'
   readonly url: string
-  /** Per-connection targets (connection i uses urls[i % length]); `url` otherwise. */
+  /** Connection i opens urls[i % urls.length] instead of url (e.g. many contexts through one node). */
   readonly urls?: readonly string[]
   readonly connections: number
   readonly durationMs: number
@@ -152,11 +152,11 @@ async function main(): Promise<void> {
   }
   if (config.mode === 'echo' || config.mode === 'play') {
     const sockets: WebSocket[] = []
+    const urlOf = (n: number) => (config.urls === undefined ? config.url : config.urls[n % config.urls.length]!)
     for (let i = 0; i < config.connections; i += 50) {
-      const batch = Array.from({ length: Math.min(50, config.connections - i) }, (_, j) => {
-        const url = config.urls === undefined ? config.url : config.urls[(i + j) % config.urls.length]!
-        return config.mode === 'echo' ? open(url) : authenticated(url, generateKeyPair())
-      })
+      const batch = Array.from({ length: Math.min(50, config.connections - i) }, (_, k) =>
+        config.mode === 'echo' ? open(urlOf(i + k)) : authenticated(urlOf(i + k), generateKeyPair()),
+      )
       sockets.push(...(await Promise.all(batch)))
     }
     for (const ws of sockets) loops.push(closedLoop(ws, frame))

@@ -10,6 +10,10 @@
  *   {"cmd":"urls","count":N}         → ws URLs of the first N spawned contexts (spawning as needed)
  *   {"cmd":"lag-reset"}              → starts a new event-loop delay histogram
  *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
+ *
+ * Cross-node: with BENCH_REDIS_URL (and BENCH_REDIS_PREFIX) the node joins the others through
+ * Redis; BENCH_CONTEXTS=N makes it host N more contexts, whose keys it prints as `contexts`
+ * once it has claimed them.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -19,21 +23,35 @@ import { createInterface } from 'node:readline'
 import { CircleNode } from '../../src/node/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { createLogger } from '../../src/log/index.js'
+import { parseRedisTarget } from '../../src/queue/index.js'
 
 const processes = Number(process.env['BENCH_SANDBOX_PROCESSES'] ?? '1')
 const isolation = process.env['BENCH_SANDBOX_ISOLATION'] === 'thread' ? 'thread' : 'process'
 const dbPath = mkdtempSync(join(tmpdir(), 'circles-bench-node-'))
 const circle = generateKeyPair()
+const redisUrl = process.env['BENCH_REDIS_URL']
+const redis =
+  redisUrl === undefined
+    ? undefined
+    : { target: parseRedisTarget([redisUrl]), secret: 'bench-cluster-secret-0123456789', prefix: process.env['BENCH_REDIS_PREFIX'] ?? 'circles-bench:' }
 const node = await CircleNode.start({
   dbPath,
   circles: [{ name: 'bench', keyPair: circle, host: '127.0.0.1', port: 0 }],
   sandbox: { processes, isolation },
   gateway: { maxInFlight: 1024, idleTimeoutMs: 600_000 },
   logger: createLogger({ level: 'warn', destination: process.stderr }),
+  ...(redis === undefined ? {} : { redis }),
 })
 const served = node.served[0]!
 const reply = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`)
-reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey })
+const contexts: string[] = []
+for (let i = 0; i < Number(process.env['BENCH_CONTEXTS'] ?? '0'); i++) {
+  const { publicKey } = generateKeyPair()
+  await node.peers.spawnPeer({ pubkey: publicKey })
+  contexts.push(publicKey)
+}
+await node.redis?.whenServing()
+reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey, contexts })
 
 const spawned: string[] = []
 /** The node's own event-loop delay (10 ms sampling), as perf_hooks measures it. */

@@ -1,5 +1,5 @@
 import { launch } from '../launcher/index.js'
-import { NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
+import { awaitRedis, NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
 import { REDIS_OPTIONS, redisOptionsFrom } from './redis-options.js'
 import { parseOptions, type CliIo } from './run-cli.js'
 
@@ -22,6 +22,7 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
     dbPath,
     node: { sandbox, limits, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
   })
+  await awaitRedis(node, log)
   for (const c of circles) {
     const http = c.url.replace(/^ws/, 'http')
     log.info({ circle: c.name, public_key: c.publicKey, url: c.url, playground: http, info: `${http}info`, new_key: c.keyCreated }, `circle ${c.name} served at ${http}`)

@@ -105,6 +105,28 @@ export function servingOptionsFrom(
   return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, limits, admin, log: createLogger({ level, destination: io.stdout }) }
 }
 
+/** How long start-up waits for Redis before logging that cross-node work waits for it. */
+const REDIS_START_WAIT_MS = 5_000
+
+/**
+ * Wait until a clustered node has connected to Redis and claimed the contexts it hosts, so that
+ * the "serving" line means other nodes can reach them; if Redis does not answer soon, say so and
+ * go on (local circles are served all the same; the bridge catches up when Redis is back).
+ */
+export async function awaitRedis(node: CircleNode, log: Logger): Promise<void> {
+  const bridge = node.redis
+  if (bridge === undefined) return
+  let timer: NodeJS.Timeout | undefined
+  const ready = await Promise.race([
+    bridge.whenServing().then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), REDIS_START_WAIT_MS)
+    }),
+  ])
+  clearTimeout(timer)
+  if (!ready) log.warn({ waited_ms: REDIS_START_WAIT_MS }, 'Redis does not answer yet: cross-node work waits for it; local circles are served')
+}
+
 /**
  * Serve until SIGTERM/SIGINT (then drain and resolve 0), or until the node stops on its own
  * (its supervision tree gave up: the reason is logged; resolve 1).

@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { circlesError } from '../errors/index.js'
 import { parsePublicKey } from '../identity/index.js'
 import { CircleNode } from '../node/index.js'
-import { NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
+import { awaitRedis, NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
 import { REDIS_OPTIONS, redisOptionsFrom } from './redis-options.js'
 import { parseOptions, type CliIo } from './run-cli.js'
 
@@ -35,10 +35,11 @@ export async function workerCommand(argv: readonly string[], io: CliIo): Promise
     logger: log,
     redis,
     adoptExisting: single === undefined,
+    ...(single === undefined ? {} : { contexts: [single] }),
     lock: values.standby === true ? 'wait' : 'fail',
     ...(admin === undefined ? {} : { admin }),
   })
-  if (single !== undefined) await node.peers.spawnPeer({ pubkey: single })
+  await awaitRedis(node, log)
   log.info(
     { db_path: dbPath, contexts: node.peers.size.registered, single: single ?? null, node_id: node.redis!.nodeId, admin: node.adminUrl ?? null, sandbox_pids: node.sandbox.pids },
     single === undefined ? `worker serving ${node.peers.size.registered} context(s) from ${dbPath}` : `worker serving context ${single}`,

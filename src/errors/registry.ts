@@ -108,6 +108,13 @@ export const ERROR_REGISTRY = {
   ABORTED: { rpc: null, base: 'Error', message: 'The request was aborted by its signal' },
   MALFORMED_ANSWER: { rpc: null, base: 'TypeError', message: 'The node sent an answer that is not what the protocol says' },
 
+  /** Never sent to a client: the node logs and counts a task or reply it refuses to act on. */
+  QUEUE_MESSAGE_INVALID: {
+    rpc: null,
+    base: 'TypeError',
+    message: 'A task or reply read from Redis is malformed or its MAC does not verify',
+  },
+
   // Local configuration and command line (never sent over JSON-RPC).
   CONFIG_INVALID: { rpc: null, base: 'TypeError', message: 'Configuration is invalid' },
   INVALID_OPTION: { rpc: null, base: 'TypeError', message: 'Invalid option' },

@@ -42,6 +42,8 @@ export interface CircleNodeOptions {
   readonly limits?: LoadLimitOptions
   /** Register every namespace already under `dbPath` (default true). */
   readonly adoptExisting?: boolean
+  /** Further contexts to host from the start, served through Redis or the ports (a worker's). */
+  readonly contexts?: readonly string[]
   readonly drainTimeoutMs?: number
   /** The node's root logger (default: stderr, at `$CIRCLES_LOG_LEVEL` or warn). */
   readonly logger?: Logger
@@ -273,6 +275,7 @@ export class CircleNode {
           for (const circle of options.circles) {
             await this.peerHost.spawnPeer({ pubkey: circle.keyPair.publicKey, policy: circle.policy, ...circle.overrides })
           }
+          for (const pubkey of options.contexts ?? []) await this.peerHost.spawnPeer({ pubkey })
           if (options.adoptExisting !== false) await this.peerHost.adoptExisting()
           return this.peerHost.supervisor
         },

@@ -1,4 +1,20 @@
 export { RedisBridge, type RedisBridgeOptions, type BridgeCounters } from './redis-bridge.js'
 export { QueueKeys, DEFAULT_PREFIX, isValidPrefix } from './keys.js'
+export { hashSlot, HASH_SLOTS } from './hash-slot.js'
 export { parseRedisTarget, redactRedisUrl, type RedisTarget } from './redis-target.js'
-export { signTask, verifyTask, encodeAnswer, decodeAnswer, type QueuedTask, type TaskAnswer } from './task-codec.js'
+export { connect as connectRedis, type Connection as RedisConnection } from './redis-connection.js'
+export {
+  signTask,
+  verifyTask,
+  readTaskRow,
+  encodeAnswer,
+  decodeAnswer,
+  encodeReplyEntry,
+  decodeReplyEntry,
+  encodeTask,
+  peekTask,
+  parseOwnerToken,
+  type QueuedTask,
+  type TaskAnswer,
+  type TaskRecord,
+} from './task-codec.js'

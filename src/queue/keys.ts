@@ -7,12 +7,12 @@
  *   <prefix>{<pubkey>}:<task_id>           hash   a task: its request, status, result
  *   <prefix>{<pubkey>}:processing          list   tasks taken by the context's owner, not completed
  *   <prefix>reply:{<pubkey>}:<task_id>     list   the task's reply (for tooling; expires)
- *   <prefix>lease:{<pubkey>}               string the node that owns the context
- *   <prefix>node:{<node_id>}:wake          list   contexts with new tasks for that node (owner side)
+ *   <prefix>lease:{<pubkey>}               string the node that owns the context: <node_id>.<epoch>
+ *   <prefix>node:{<node_id>}:wake:<epoch>  list   new tasks for that node (owner side), or contexts to take
  *   <prefix>node:{<node_id>}:replies       list   replies for tasks that node queued (gateway side)
  *   <prefix>node:{<node_id>}:alive         string present while the node lives (expires)
  *
- * The first four share the context's slot (queueing, taking and completing a task are single
+ * The first five share the context's slot (queueing, taking and completing a task are single
  * Lua scripts); a node's wake and reply lists share the node's slot, so one blocking BLMPOP
  * reads both.
  */
@@ -48,12 +48,18 @@ export class QueueKeys {
     return `${this.prefix}lease:{${pubkey}}`
   }
 
-  wake(nodeId: string): string {
-    return `${this.prefix}node:{${nodeId}}:wake`
+  /** A node's wake list for one epoch (a node starts a new epoch at each connection to Redis). */
+  wake(nodeId: string, epoch: number): string {
+    return `${this.prefix}node:{${nodeId}}:wake:${epoch}`
   }
 
   replies(nodeId: string): string {
     return `${this.prefix}node:{${nodeId}}:replies`
+  }
+
+  /** What every node's list names start with (a script on one server completes them: `<id>}:…`). */
+  nodePrefix(): string {
+    return `${this.prefix}node:{`
   }
 
   alive(nodeId: string): string {

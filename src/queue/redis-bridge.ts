@@ -1,25 +1,27 @@
 import { randomUUID } from 'node:crypto'
-import { Cluster, Redis } from 'ioredis'
 import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import type { ChildHandle, ExitReason } from '../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../actors/peer/index.js'
+import { hashSlot } from './hash-slot.js'
 import { QueueKeys } from './keys.js'
+import { connect, type Connection, type Scripted } from './redis-connection.js'
 import type { RedisTarget } from './redis-target.js'
-import { COMPLETE, ENQUEUE, RECOVER, RELEASE, TAKE } from './scripts.js'
-import { decodeAnswer, decodeReplyEntry, encodeAnswer, encodeReplyEntry, signTask, verifyTask, type QueuedTask, type TaskAnswer } from './task-codec.js'
-
-type Connection = Redis | Cluster
-
-/** The scripts, as ioredis commands (numkeys first). */
-interface Scripted {
-  circlesEnqueue(numkeys: number, ...args: (string | number)[]): Promise<number>
-  circlesTake(numkeys: number, ...args: (string | number)[]): Promise<(string | null)[][]>
-  circlesRecover(numkeys: number, ...args: (string | number)[]): Promise<(string | null)[][]>
-  circlesComplete(numkeys: number, ...args: (string | number)[]): Promise<number>
-  circlesRelease(numkeys: number, ...args: (string | number)[]): Promise<number>
-}
+import {
+  decodeAnswer,
+  decodeReplyEntry,
+  encodeAnswer,
+  encodeTask,
+  encodeReplyEntry,
+  isContextKey,
+  parseOwnerToken,
+  peekTask,
+  readTaskRow,
+  signTask,
+  type QueuedTask,
+  type TaskAnswer,
+} from './task-codec.js'
 
 export interface RedisBridgeOptions {
   readonly target: RedisTarget
@@ -46,7 +48,7 @@ export interface BridgeCounters {
   expired: number
   /** Times the connection to Redis came back. */
   reconnects: number
-  /** Tasks or replies refused because their MAC did not verify. */
+  /** Tasks or replies refused: malformed, or their MAC did not verify (QUEUE_MESSAGE_INVALID). */
   refused: number
 }
 
@@ -61,74 +63,53 @@ interface Completion {
   readonly pubkey: string
   readonly taskId: string
   readonly status: 'completed' | 'error'
+  /** The signed answer; '' when nobody waits for one (an expired or refused task). */
   readonly answer: string
   readonly deadline: number
+  /** The gateway node to push the reply to; '' for none. */
   readonly replyTo: string
 }
 
-/** One row of circlesTake / circlesRecover: [task_id, status, script, caller, timeout_ms, reply_to, deadline, mac, answer, origin]. */
-type TaskRow = (string | null)[]
-
-const LEASE_TTL_MS = 600_000
+/** A lease outlives its last renewal by this much: a context whose node died for good is unknown after it. */
+const LEASE_TTL_MS = 60_000
 const ALIVE_TTL_MS = 15_000
-const LEASE_CACHE_MS = 1_000
+/** A task record (and its reply) is kept this long after its deadline, for re-delivery and tooling. */
 const RETENTION_MS = 60_000
+/** Most tasks one circlesTake moves at a time. */
 const MAX_TAKE = 256
+/** How long one BLMPOP blocks before it is issued again (lets a stopping node leave promptly). */
 const BLOCK_SECONDS = 1
-const REPLY_BATCH = 512
-
-function connect(target: RedisTarget, blocking: boolean): Connection {
-  // Fail fast while Redis is away (cross-node plays answer UNAVAILABLE at once); the blocking
-  // reader waits for it instead.
-  const common = {
-    lazyConnect: false,
-    enableOfflineQueue: blocking,
-    maxRetriesPerRequest: blocking ? null : 0,
-    retryStrategy: (times: number) => Math.min(100 * times, 2_000),
-  }
-  if (target.type === 'single') {
-    return new Redis(target.url, { ...common, enableAutoPipelining: !blocking })
-  }
-  return new Cluster([...target.nodes], {
-    enableAutoPipelining: !blocking,
-    enableOfflineQueue: blocking,
-    clusterRetryStrategy: (times: number) => Math.min(100 * times, 2_000),
-    redisOptions: {
-      maxRetriesPerRequest: blocking ? null : 0,
-      ...(target.username === undefined ? {} : { username: target.username }),
-      ...(target.password === undefined ? {} : { password: target.password }),
-      ...(target.tls ? { tls: {} } : {}),
-    },
-  })
-}
-
-function define(connection: Connection): Connection & Scripted {
-  connection.defineCommand('circlesEnqueue', { lua: ENQUEUE })
-  connection.defineCommand('circlesTake', { lua: TAKE })
-  connection.defineCommand('circlesRecover', { lua: RECOVER })
-  connection.defineCommand('circlesComplete', { lua: COMPLETE })
-  connection.defineCommand('circlesRelease', { lua: RELEASE })
-  return connection as Connection & Scripted
-}
+/** Most entries one BLMPOP returns. */
+const READ_BATCH = 1_024
+/** Most entries one circlesPush carries (Lua's unpack has a stack limit). */
+const PUSH_BATCH = 1_000
+/** A node's wake and reply lists expire this long after their last push unless read. */
+const NODE_LIST_TTL_MS = 60_000
 
 /**
  * The Redis bridge: the one part of a node that talks to Redis, and only for work between nodes.
  *
- * Gateway side: a `play` for a context this node does not host is queued to the context's owner
- * (found by its lease): the task hash and the queue entry are written by one script per context
- * per event-loop turn, and the owner is woken through its wake list. Replies come back on this
- * node's reply list, read by the same blocking reader, and are checked (MAC) before use. A task
- * not answered by its deadline (the run's wall limit plus the queueing allowance) is answered
+ * Gateway side: a `play` for a context this node does not host is queued for the context's
+ * owner. The tasks of one event-loop turn go in one script per hash slot (one per turn on one
+ * server), which reads each context's lease in the same atomic step: with no lease nothing is
+ * queued and the play answers UNKNOWN_CIRCLE. On one server the script also hands the tasks to
+ * their owner: straight onto its processing list and its wake list (the owner runs them without
+ * taking them). On a cluster (the owner's list is in another slot) the tasks go to the context's
+ * queue and the bridge wakes the owner, which takes them. Replies come back on this node's
+ * reply list, read by the same blocking reader, and are checked (MAC) before use. A task not
+ * answered by its deadline (the run's wall limit plus the queueing allowance) is answered
  * TASK_EXPIRED; while Redis is away, cross-node plays fail at once with UNAVAILABLE.
  *
- * Owner side: the node holds a lease for every context it hosts. Woken for a context, it takes
- * its tasks with one script (queue → processing list), runs them through the peer actor (same
- * policy, limits and order as a local run), and completes them with one script per context per
- * turn — result into the task hash (the completion record), reply list written, then off the
- * processing list: a task leaves Redis's processing list only after its reply is written. A node
- * that starts serving a context first re-delivers what the previous owner left in its processing
- * list: tasks with a completion record are answered from it, never run again; the others run
- * again (at-least-once for a run that was cut off), unless their deadline has passed.
+ * Owner side: the node holds a lease for every context it hosts, naming its id and the epoch of
+ * its connection. Tasks handed to it, or taken from a queue (queue → processing list, one script
+ * per slot), run through the peer actor (same policy, limits and order as a local run); their
+ * results are recorded with one script per slot per turn — result into the task hash (the
+ * completion record), reply list written, reply pushed to the gateway node (on one server; else
+ * one push per gateway node), then off the processing list: a task leaves the processing list
+ * only once its reply is written. A node that starts serving a context (or reconnects) first
+ * re-delivers the context's processing list: tasks with a completion record are answered from
+ * it, never run again; the others run again (at-least-once for a run that was cut off), unless
+ * their deadline has passed.
  *
  * The bridge is a supervised child of the node (`permanent`); ioredis reconnects by itself.
  */
@@ -137,35 +118,59 @@ export class RedisBridge implements ChildHandle {
   readonly counters: BridgeCounters = { sent: 0, received: 0, redelivered: 0, expired: 0, reconnects: 0, refused: 0 }
   private readonly options: RedisBridgeOptions
   private readonly keys: QueueKeys
+  /** One Redis server (not a cluster): scripts may also push to the nodes' lists. */
+  private readonly single: boolean
   private readonly log: Logger
   private cmd!: Connection & Scripted
   private blocking!: Connection
   private up = false
   private everUp = false
+  /**
+   * Counts this node's connections to Redis. Leases name `<node_id>.<epoch>`, and tasks are handed
+   * to the wake list of the epoch their lease named: after a reconnection the node reads a new
+   * list, and what was handed to an earlier epoch is re-delivered from the processing lists
+   * instead — so no task reaches this node both ways.
+   */
+  private epoch = 0
   private stopping = false
   private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private readyWaiters: (() => void)[] = []
   // Gateway side.
   private readonly waiting = new Map<string, Waiter>()
-  private outbox = new Map<string, { owner: string; tasks: QueuedTask[] }>()
+  private outbox = new Map<string, QueuedTask[]>()
   private outboxScheduled = false
-  private readonly leases = new Map<string, { owner: string | null; at: number }>()
-  private readonly leaseLookups = new Map<string, Promise<string | null>>()
+  private wakes = new Map<string, Set<string>>()
+  private wakesScheduled = false
   // Owner side.
   private readonly claimed = new Set<string>()
-  private readonly taking = new Map<string, { again: boolean }>()
+  private toTake = new Set<string>()
+  private toRecover = new Set<string>()
+  /** Contexts being re-delivered: tasks handed to them meanwhile wait here, to keep queue order. */
+  private readonly recovering = new Map<string, unknown[]>()
+  private takesScheduled = false
+  /** Tasks taken by this node whose completion Redis has not acknowledged: never handled twice. */
+  private readonly active = new Set<string>()
   private running = 0
   private completions: Completion[] = []
   private completionsScheduled = false
   private retry: Completion[] = []
+  private readonly writes = new Set<Promise<unknown>>()
   private loop: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
   private idle: (() => void) | undefined
+  private markServing: () => void = () => {}
+  private readonly servingOnce = new Promise<void>((resolve) => (this.markServing = resolve))
 
   constructor(options: RedisBridgeOptions) {
     this.options = options
     this.keys = new QueueKeys(options.prefix)
+    this.single = options.target.type === 'single'
     this.log = options.log.child({ part: 'redis', node_id: this.nodeId })
+  }
+
+  /** The value of this node's leases: its id and the epoch of its current connection. */
+  private get token(): string {
+    return `${this.nodeId}.${this.epoch}`
   }
 
   /** Whether Redis answers now (else cross-node work fails fast; local work is untouched). */
@@ -178,10 +183,15 @@ export class RedisBridge implements ChildHandle {
     return { waiting: this.waiting.size, running: this.running }
   }
 
+  /** Resolves once the node has connected and claimed every context it hosts (the first time). */
+  whenServing(): Promise<void> {
+    return this.servingOnce
+  }
+
   /** Connect (in the background: a node starts while Redis is away, and catches up when it returns). */
   start(): void {
-    this.cmd = define(connect(this.options.target, false))
-    this.blocking = connect(this.options.target, true)
+    this.cmd = connect(this.options.target, 'commands')
+    this.blocking = connect(this.options.target, 'blocking')
     this.cmd.on('ready', () => void this.onReady())
     this.cmd.on('error', (error: Error) => this.log.debug({ err: error.message }, 'redis error'))
     this.blocking.on('error', () => {})
@@ -195,33 +205,31 @@ export class RedisBridge implements ChildHandle {
         if (this.up) void this.cmd.set(this.keys.alive(this.nodeId), '1', 'PX', ALIVE_TTL_MS).catch(() => {})
       }, ALIVE_TTL_MS / 3),
       setInterval(() => {
-        if (this.up) for (const pubkey of this.claimed) void this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS).catch(() => {})
+        if (this.up) for (const pubkey of this.claimed) void this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS).catch(() => {})
       }, LEASE_TTL_MS / 3),
     )
     for (const timer of this.timers) timer.unref()
   }
 
   private async onReady(): Promise<void> {
+    if (this.stopping) return
     if (this.everUp) this.counters.reconnects++
     this.everUp = true
+    this.epoch++
     this.up = true
     this.log.info('connected to redis')
     for (const resolve of this.readyWaiters.splice(0)) resolve()
     try {
       await this.cmd.set(this.keys.alive(this.nodeId), '1', 'PX', ALIVE_TTL_MS)
-      // Leases may be gone (a Redis that keeps nothing on disk): claim every hosted context again,
-      // then serve what its queue holds.
-      const peers = this.options.peers()
-      for (const pubkey of peers.keys()) this.claimed.add(pubkey)
-      await Promise.all([...this.claimed].map((pubkey) => this.cmd.set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS)))
+      // Results recorded while Redis was away go first: a recovery must find them completed.
       const retry = this.retry.splice(0)
       if (retry.length > 0) this.enqueueCompletions(retry)
-      await Promise.all([...this.claimed].map((pubkey) => this.serve(pubkey, true)))
-      // A gateway that read the previous owner from its lease cache may still wake that owner
-      // for a moment: look at the queues once more after the caches have expired.
-      setTimeout(() => {
-        if (this.up && !this.stopping) for (const pubkey of this.claimed) void this.take(pubkey)
-      }, 2 * LEASE_CACHE_MS).unref()
+      // Leases may be gone (a Redis that keeps nothing on disk): claim every hosted context again,
+      // then serve what its queue and processing list hold.
+      for (const pubkey of this.options.peers().keys()) this.claimed.add(pubkey)
+      await Promise.all([...this.claimed].map((pubkey) => this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS)))
+      for (const pubkey of this.claimed) this.take(pubkey, true)
+      this.markServing()
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, 'redis start-up duties failed; they run again on the next connection')
     }
@@ -230,12 +238,11 @@ export class RedisBridge implements ChildHandle {
   /** Serve a context hosted here: claim its lease, re-deliver what a previous owner left, take its queue. */
   claim(pubkey: string): void {
     this.claimed.add(pubkey)
-    if (this.up) {
-      void this.cmd
-        .set(this.keys.lease(pubkey), this.nodeId, 'PX', LEASE_TTL_MS)
-        .then(() => this.serve(pubkey, true))
-        .catch(() => {})
-    }
+    if (!this.up) return
+    this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS).then(
+      () => this.take(pubkey, true),
+      () => {}, // Redis went away: onReady claims it again.
+    )
   }
 
   // --- Gateway side ---------------------------------------------------------------------------
@@ -246,39 +253,9 @@ export class RedisBridge implements ChildHandle {
    * and the owner's own refusals (policy, mailbox, …) as a local run would.
    */
   dispatch(pubkey: string, request: PlayRequest): Promise<PlayOutcome> {
-    if (!this.up || this.stopping) {
-      return Promise.reject(circlesError('UNAVAILABLE', 'Cross-node work is unavailable: the node cannot reach Redis', { reason: 'redis' }))
-    }
-    const cached = this.leases.get(pubkey)
-    if (cached !== undefined && performance.now() - cached.at < LEASE_CACHE_MS) return this.queue(pubkey, cached.owner, request)
-    return this.lookupLease(pubkey).then((owner) => this.queue(pubkey, owner, request))
-  }
-
-  private lookupLease(pubkey: string): Promise<string | null> {
-    let lookup = this.leaseLookups.get(pubkey)
-    if (lookup === undefined) {
-      lookup = this.cmd.get(this.keys.lease(pubkey)).then(
-        (owner) => {
-          this.leaseLookups.delete(pubkey)
-          this.leases.set(pubkey, { owner, at: performance.now() })
-          if (this.leases.size > 100_000) this.leases.delete(this.leases.keys().next().value as string)
-          return owner
-        },
-        () => {
-          this.leaseLookups.delete(pubkey)
-          throw circlesError('UNAVAILABLE', 'Cross-node work is unavailable: the node cannot reach Redis', { reason: 'redis' })
-        },
-      )
-      this.leaseLookups.set(pubkey, lookup)
-    }
-    return lookup
-  }
-
-  private queue(pubkey: string, owner: string | null, request: PlayRequest): Promise<PlayOutcome> {
-    if (owner === null) return Promise.reject(circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
+    if (!this.up || this.stopping) return Promise.reject(unavailable('the node cannot reach Redis'))
     const taskId = randomUUID()
-    const wallMs = request.timeoutMs ?? DEFAULTS.SCRIPT_TIMEOUT_MS
-    const allowance = this.options.queueAllowanceMs
+    const waitMs = (request.timeoutMs ?? DEFAULTS.SCRIPT_TIMEOUT_MS) + this.options.queueAllowanceMs
     const task: QueuedTask = {
       taskId,
       context: pubkey,
@@ -286,15 +263,15 @@ export class RedisBridge implements ChildHandle {
       script: request.script,
       timeoutMs: request.timeoutMs,
       replyTo: this.nodeId,
-      deadline: Date.now() + wallMs + allowance,
+      deadline: Date.now() + waitMs,
       origin: request.origin ?? '',
     }
     return new Promise<PlayOutcome>((resolve, reject) => {
-      const timer = setTimeout(() => void this.expire(taskId), wallMs + allowance)
+      const timer = setTimeout(() => void this.expire(taskId), waitMs)
       this.waiting.set(taskId, { pubkey, resolve, reject, timer })
-      let group = this.outbox.get(pubkey)
-      if (group === undefined) this.outbox.set(pubkey, (group = { owner, tasks: [] }))
-      group.tasks.push(task)
+      let tasks = this.outbox.get(pubkey)
+      if (tasks === undefined) this.outbox.set(pubkey, (tasks = []))
+      tasks.push(task)
       if (!this.outboxScheduled) {
         this.outboxScheduled = true
         setImmediate(this.flushOutbox)
@@ -302,26 +279,87 @@ export class RedisBridge implements ChildHandle {
     })
   }
 
-  /** Queue this turn's tasks: one script per context, one wake per (owner, context). */
+  /**
+   * Queue this turn's tasks: one script per hash slot (per turn on one server) that reads each
+   * context's lease, queues its tasks if it has an owner, and — on one server — wakes the owner.
+   */
   private readonly flushOutbox = (): void => {
     this.outboxScheduled = false
-    const groups = this.outbox
+    const outbox = this.outbox
     this.outbox = new Map()
     const now = Date.now()
-    for (const [pubkey, { owner, tasks }] of groups) {
-      const keys = [this.keys.queue(pubkey), ...tasks.map((t) => this.keys.task(pubkey, t.taskId))]
-      const args: (string | number)[] = [now, RETENTION_MS]
-      for (const t of tasks) {
-        args.push(t.taskId, t.script, t.caller, t.context, t.timeoutMs ?? '', t.replyTo, t.deadline, signTask(this.options.secret, t), t.origin)
+    for (const group of this.bySlot(outbox)) {
+      const keys: string[] = []
+      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS]
+      for (const [pubkey, tasks] of group) {
+        keys.push(this.keys.queue(pubkey), this.keys.processing(pubkey), this.keys.lease(pubkey))
+        args.push(pubkey, tasks.length)
+        for (const t of tasks) {
+          keys.push(this.keys.task(pubkey, t.taskId))
+          args.push(t.taskId, t.deadline, encodeTask(t, signTask(this.options.secret, t)))
+        }
       }
-      this.counters.sent += tasks.length
       this.cmd.circlesEnqueue(keys.length, ...keys, ...args).then(
-        () => this.cmd.lpush(this.keys.wake(owner), pubkey).catch(() => {}),
+        (owners) => {
+          group.forEach(([pubkey, tasks], i) => {
+            const owner = Array.isArray(owners) ? owners[i] : undefined
+            if (owner === null) {
+              for (const t of tasks) this.fail(t.taskId, circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
+              return
+            }
+            const token = parseOwnerToken(owner)
+            if (token === undefined) {
+              this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A lease that does not name a node', { reason: 'lease', context: pubkey }))
+              for (const t of tasks) this.fail(t.taskId, unavailable('the context has an unreadable lease'))
+              return
+            }
+            this.counters.sent += tasks.length
+            if (!this.single) this.wake(this.keys.wake(token.nodeId, token.epoch), pubkey)
+          })
+        },
         (error: Error) => {
-          this.log.warn({ err: error.message, context: pubkey, tasks: tasks.length }, 'could not queue cross-node tasks')
-          for (const t of tasks) this.fail(t.taskId, circlesError('UNAVAILABLE', 'Cross-node work is unavailable: the task could not be queued', { reason: 'redis' }))
+          this.log.warn({ err: error.message, contexts: group.length }, 'could not queue cross-node tasks')
+          for (const [, tasks] of group) for (const t of tasks) this.fail(t.taskId, unavailable('the task could not be queued'))
         },
       )
+    }
+  }
+
+  /** Entries by context, split into the groups one script may serve: all of them on one server, one hash slot each on a cluster. */
+  private bySlot<T>(byContext: Map<string, T>): [string, T][][] {
+    if (this.single) return byContext.size === 0 ? [] : [[...byContext]]
+    const groups = new Map<number, [string, T][]>()
+    for (const entry of byContext) {
+      const slot = hashSlot(this.keys.queue(entry[0]))
+      let group = groups.get(slot)
+      if (group === undefined) groups.set(slot, (group = []))
+      group.push(entry)
+    }
+    return [...groups.values()]
+  }
+
+  /** Wake an owner for `pubkey` through its wake list (on a cluster): the wakes of one turn go in one push per list. */
+  private wake(list: string, pubkey: string): void {
+    let contexts = this.wakes.get(list)
+    if (contexts === undefined) this.wakes.set(list, (contexts = new Set()))
+    contexts.add(pubkey)
+    if (!this.wakesScheduled) {
+      this.wakesScheduled = true
+      setImmediate(this.flushWakes)
+    }
+  }
+
+  private readonly flushWakes = (): void => {
+    this.wakesScheduled = false
+    const wakes = this.wakes
+    this.wakes = new Map()
+    for (const [list, contexts] of wakes) this.push(list, [...contexts])
+  }
+
+  /** Append entries to a node's list (in chunks), refreshing its expiry. */
+  private push(key: string, entries: readonly string[]): void {
+    for (let i = 0; i < entries.length; i += PUSH_BATCH) {
+      this.track(this.cmd.circlesPush(1, key, NODE_LIST_TTL_MS, ...entries.slice(i, i + PUSH_BATCH)).catch(() => 0))
     }
   }
 
@@ -333,27 +371,29 @@ export class RedisBridge implements ChildHandle {
     waiter.reject(error)
   }
 
-  /** The deadline passed: look once for a reply whose wake-up was lost, else answer TASK_EXPIRED. */
+  /** The deadline passed: look once for a reply whose push was lost, else answer TASK_EXPIRED. */
   private async expire(taskId: string): Promise<void> {
     const waiter = this.waiting.get(taskId)
     if (waiter === undefined) return
     let text: string | null = null
     if (this.up) text = await this.cmd.lindex(this.keys.reply(waiter.pubkey, taskId), 0).catch(() => null)
     if (text !== null && this.deliver(taskId, text)) return
+    if (!this.waiting.has(taskId)) return
     this.counters.expired++
     this.fail(taskId, circlesError('TASK_EXPIRED', 'No node answered this task by its deadline; it may or may not have run', { task_id: taskId }))
   }
 
-  /** Hand a reply to its waiter. False when nobody waits or the reply does not verify. */
+  /** Check a reply and hand it to its waiter, if one still waits. False when the reply is refused. */
   private deliver(taskId: string, text: string): boolean {
-    const waiter = this.waiting.get(taskId)
-    if (waiter === undefined) return false
-    const answer = decodeAnswer(this.options.secret, taskId, text)
-    if (answer === undefined) {
-      this.counters.refused++
-      this.log.warn({ task_id: taskId }, 'a reply failed its MAC check and was ignored (is every node given the same cluster secret?)')
+    let answer: TaskAnswer
+    try {
+      answer = decodeAnswer(this.options.secret, taskId, text)
+    } catch (error) {
+      this.refuse(error)
       return false
     }
+    const waiter = this.waiting.get(taskId)
+    if (waiter === undefined) return true
     this.waiting.delete(taskId)
     clearTimeout(waiter.timer)
     if (answer.type === 'run') waiter.resolve({ outcome: answer.outcome, taskId, queuedMs: answer.queuedMs })
@@ -361,121 +401,175 @@ export class RedisBridge implements ChildHandle {
     return true
   }
 
+  /** A message from Redis that the node will not act on: counted and logged (at most its reason). */
+  private refuse(error: unknown): void {
+    this.counters.refused++
+    const e = isCirclesError(error) ? error : circlesError('QUEUE_MESSAGE_INVALID', (error as Error).message)
+    this.log.warn({ code: e.code, ...e.details }, e.message)
+  }
+
   // --- The blocking reader ------------------------------------------------------------------
 
   private async readLoop(): Promise<void> {
-    const wake = this.keys.wake(this.nodeId)
     const replies = this.keys.replies(this.nodeId)
-    let order = [wake, replies]
+    let wakeFirst = true
     while (!this.stopping) {
       if (!this.up) {
         await new Promise<void>((resolve) => this.readyWaiters.push(resolve))
         continue
       }
-      let result: [string, string[]] | null
+      const wake = this.keys.wake(this.nodeId, this.epoch)
+      let result: unknown
       try {
-        result = (await this.blocking.blmpop(BLOCK_SECONDS, 2, order[0]!, order[1]!, 'LEFT', 'COUNT', REPLY_BATCH)) as [string, string[]] | null
+        result = await this.blocking.blmpop(BLOCK_SECONDS, 2, wakeFirst ? wake : replies, wakeFirst ? replies : wake, 'LEFT', 'COUNT', READ_BATCH)
       } catch {
         if (this.stopping) return
-        await new Promise<void>((resolve) => setTimeout(resolve, 200).unref())
+        await new Promise<void>((resolve) => setTimeout(resolve, 100).unref())
         continue
       }
       // Alternate which list is read first, so that neither starves the other.
-      order = [order[1]!, order[0]!]
+      wakeFirst = !wakeFirst
       if (result === null) continue
-      const [key, entries] = result
-      if (key === wake) {
-        for (const pubkey of new Set(entries)) void this.take(pubkey)
-      } else {
+      const [key, entries] = result as [string, unknown[]]
+      if (key === replies) {
         for (const entry of entries) {
-          const reply = decodeReplyEntry(entry)
-          if (reply !== undefined) this.deliver(reply.taskId, reply.answer)
+          try {
+            const reply = decodeReplyEntry(entry)
+            this.deliver(reply.taskId, reply.answer)
+          } catch (error) {
+            this.refuse(error)
+          }
         }
+      } else if (key === this.keys.wake(this.nodeId, this.epoch)) {
+        for (const entry of entries) this.woken(entry)
       }
+      // Else the list of an earlier epoch (a read resent after a reconnection): what it held is
+      // re-delivered from the processing lists.
+    }
+  }
+
+  /** A wake-list entry: a context whose queue to take, or (on one server) a task handed to this node. */
+  private woken(entry: unknown): void {
+    if (isContextKey(entry)) return this.take(entry, false)
+    try {
+      if (typeof entry !== 'string') throw circlesError('QUEUE_MESSAGE_INVALID', 'A wake entry that is not text', { reason: 'wake' })
+      const { context, taskId } = peekTask(entry)
+      const row = [taskId, 'processing', entry, null]
+      if (this.stopping || !this.options.peers().has(context)) return // Left in the processing list for the context's next owner.
+      const held = this.recovering.get(context)
+      if (held !== undefined) held.push(row)
+      else this.handle(context, row, false)
+    } catch (error) {
+      this.refuse(error)
     }
   }
 
   // --- Owner side ---------------------------------------------------------------------------
 
-  /** At start and on a new context: re-deliver what a previous owner left, then take the queue. */
-  private async serve(pubkey: string, recover: boolean): Promise<void> {
+  /**
+   * Take a context's queue (first re-delivering its processing list when `recover`). The takes of
+   * one turn go in one script per hash slot; the scripts and recoveries of a slot leave on one
+   * connection in the order they were issued, so tasks reach a peer's mailbox in queue order.
+   */
+  private take(pubkey: string, recover: boolean): void {
+    if (this.stopping || !this.options.peers().has(pubkey)) return
+    this.toTake.add(pubkey)
     if (recover) {
-      try {
-        const rows = await this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey))
-        for (const row of rows) this.handle(pubkey, row, true)
-      } catch (error) {
-        this.log.warn({ err: (error as Error).message, context: pubkey }, 'could not read the processing list')
-      }
+      this.toRecover.add(pubkey)
+      // From now until the re-delivery is read, tasks handed to this context wait behind it.
+      if (!this.recovering.has(pubkey)) this.recovering.set(pubkey, [])
     }
-    await this.take(pubkey)
+    if (!this.takesScheduled) {
+      this.takesScheduled = true
+      setImmediate(this.flushTakes)
+    }
   }
 
-  private async take(pubkey: string): Promise<void> {
-    if (!this.options.peers().has(pubkey) || this.stopping) return
-    const running = this.taking.get(pubkey)
-    if (running !== undefined) {
-      running.again = true
-      return
+  private readonly flushTakes = (): void => {
+    this.takesScheduled = false
+    const recover = this.toRecover
+    const take = this.toTake
+    this.toRecover = new Set()
+    this.toTake = new Set()
+    // While Redis is away nothing can be taken; onReady recovers and takes every context again.
+    if (!this.up || this.stopping) return
+    const failed = (pubkeys: readonly string[]) => (error: Error) => {
+      if (this.up) this.log.warn({ err: error.message, contexts: pubkeys.length }, 'could not take tasks')
     }
-    const state = { again: false }
-    this.taking.set(pubkey, state)
-    try {
-      for (;;) {
-        state.again = false
-        const rows = await this.cmd.circlesTake(2, this.keys.queue(pubkey), this.keys.processing(pubkey), this.keys.taskPrefix(pubkey), MAX_TAKE, Date.now())
-        for (const row of rows) this.handle(pubkey, row, false)
-        if (rows.length < MAX_TAKE && !state.again) break
+    for (const pubkey of recover) {
+      const token = this.token
+      const done = () => {
+        const held = this.recovering.get(pubkey) ?? []
+        this.recovering.delete(pubkey)
+        for (const row of held) this.handle(pubkey, row, false)
       }
-    } catch (error) {
-      if (this.up) this.log.warn({ err: (error as Error).message, context: pubkey }, 'could not take tasks')
-    } finally {
-      this.taking.delete(pubkey)
+      this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey)).then(
+        (rows) => {
+          for (const row of Array.isArray(rows) ? rows : [rows]) {
+            // A task handed to this very epoch arrives through its wake list: not twice.
+            if (Array.isArray(row) && row[4] === token) continue
+            this.handle(pubkey, Array.isArray(row) ? row.slice(0, 4) : row, true)
+          }
+          done()
+        },
+        (error: Error) => {
+          failed([pubkey])(error)
+          done()
+        },
+      )
+    }
+    for (const group of this.bySlot(new Map([...take].map((pubkey) => [pubkey, pubkey])))) {
+      const pubkeys = group.map(([pubkey]) => pubkey)
+      const keys = pubkeys.flatMap((pubkey) => [this.keys.queue(pubkey), this.keys.processing(pubkey)])
+      this.cmd.circlesTake(keys.length, ...keys, MAX_TAKE, Date.now(), RETENTION_MS, ...pubkeys.map((pubkey) => this.keys.taskPrefix(pubkey))).then((all) => {
+        pubkeys.forEach((pubkey, i) => {
+          const rows = Array.isArray(all) ? all[i] : undefined
+          if (!Array.isArray(rows)) return this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A take that did not return rows', { reason: 'take', context: pubkey }))
+          for (const row of rows) this.handle(pubkey, row, false)
+          // A full take may have left more behind.
+          if (rows.length >= MAX_TAKE) this.take(pubkey, false)
+        })
+      }, failed(pubkeys))
     }
   }
 
   /** One task taken (or left by a previous owner): run it, or answer it from its record. */
-  private handle(pubkey: string, row: TaskRow, redelivered: boolean): void {
-    const [taskId, status, script, caller, timeoutText, replyTo, deadlineText, mac, answer, origin] = row
-    if (taskId === null || taskId === undefined) return
-    const deadline = Number(deadlineText ?? 0)
+  private handle(pubkey: string, row: unknown, redelivered: boolean): void {
+    const rawId = Array.isArray(row) ? row[0] : undefined
+    if (typeof rawId === 'string' && this.active.has(rawId)) return // Already running here.
     if (redelivered) this.counters.redelivered++
     else this.counters.received++
-    if (status === null || replyTo === null || replyTo === undefined) {
+    let record
+    try {
+      record = readTaskRow(this.options.secret, pubkey, row)
+    } catch (error) {
+      this.refuse(error)
+      // Off the processing list, unanswered: nothing that failed its check is acted on.
+      if (typeof rawId === 'string' && rawId.length <= 200) this.settle({ pubkey, taskId: rawId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
+      return
+    }
+    if (record.type === 'gone') {
       // The task's record expired: nobody waits for it any more.
-      this.complete({ pubkey, taskId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
+      this.settle({ pubkey, taskId: record.taskId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
       return
     }
-    if ((status === 'completed' || status === 'error') && typeof answer === 'string' && answer !== '') {
+    if (record.type === 'done') {
       // Completed before its owner died: answer from the record, never run it again.
-      this.complete({ pubkey, taskId, status, answer, deadline, replyTo })
+      this.settle({ pubkey, taskId: record.taskId, status: record.status, answer: record.answer, deadline: record.deadline, replyTo: record.replyTo })
       return
     }
-    const task: QueuedTask = {
-      taskId,
-      context: pubkey,
-      caller: caller ?? '',
-      script: script ?? '',
-      timeoutMs: timeoutText === null || timeoutText === undefined || timeoutText === '' ? undefined : Number(timeoutText),
-      replyTo,
-      deadline,
-      origin: origin ?? '',
-    }
-    if (!verifyTask(this.options.secret, task, mac ?? '')) {
-      this.counters.refused++
-      this.log.warn({ task_id: taskId, context: pubkey }, 'a task failed its MAC check and was dropped (is every node given the same cluster secret?)')
-      this.complete({ pubkey, taskId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
-      return
-    }
-    if (Date.now() > deadline) {
+    const { task } = record
+    if (Date.now() > task.deadline) {
       this.counters.expired++
-      this.complete({ pubkey, taskId, status: 'error', answer: '', deadline, replyTo: '' })
+      this.settle({ pubkey, taskId: task.taskId, status: 'error', answer: '', deadline: task.deadline, replyTo: '' })
       return
     }
+    this.active.add(task.taskId)
     this.running++
     const request: PlayRequest = {
       caller: task.caller,
       script: task.script,
-      taskId,
+      taskId: task.taskId,
       ...(task.origin === '' ? {} : { origin: task.origin }),
       ...(task.timeoutMs === undefined ? {} : { timeoutMs: task.timeoutMs }),
     }
@@ -495,14 +589,16 @@ export class RedisBridge implements ChildHandle {
       )
       .then((result) => {
         this.running--
-        const text = encodeAnswer(this.options.secret, taskId, result)
+        const text = encodeAnswer(this.options.secret, task.taskId, result)
         const failed = result.type === 'refusal' || result.outcome.code !== null
-        this.complete({ pubkey, taskId, status: failed ? 'error' : 'completed', answer: text, deadline, replyTo })
+        this.enqueueCompletions([{ pubkey, taskId: task.taskId, status: failed ? 'error' : 'completed', answer: text, deadline: task.deadline, replyTo: task.replyTo }])
         if (this.running === 0) this.idle?.()
       })
   }
 
-  private complete(completion: Completion): void {
+  /** Complete a task that was not run here (answered from its record, expired, or refused). */
+  private settle(completion: Completion): void {
+    this.active.add(completion.taskId)
     this.enqueueCompletions([completion])
   }
 
@@ -514,7 +610,14 @@ export class RedisBridge implements ChildHandle {
     }
   }
 
-  /** Record this turn's results: one script per context, then one push per waiting node. */
+  /**
+   * Record this turn's results: one script per hash slot (per turn on one server) writes each
+   * completion record and reply, takes the tasks off their processing lists and — on one server
+   * — pushes each reply to its gateway node's list. On a cluster the bridge pushes the replies
+   * itself, one push per gateway node, in the same write; the push may then overtake the record,
+   * which only means a task whose owner dies right then runs again (at-least-once), never that a
+   * recorded one does.
+   */
   private readonly flushCompletions = (): void => {
     this.completionsScheduled = false
     const all = this.completions
@@ -530,41 +633,63 @@ export class RedisBridge implements ChildHandle {
       list.push(c)
     }
     const now = Date.now()
-    for (const [pubkey, list] of byContext) {
-      const keys = [this.keys.processing(pubkey)]
-      const args: (string | number)[] = [now, RETENTION_MS]
-      for (const c of list) {
-        keys.push(this.keys.task(pubkey, c.taskId), this.keys.reply(pubkey, c.taskId))
-        args.push(c.taskId, c.status, c.answer, c.deadline)
+    for (const group of this.bySlot(byContext)) {
+      const keys: string[] = []
+      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS]
+      const written: Completion[] = []
+      for (const [pubkey, list] of group) {
+        keys.push(this.keys.processing(pubkey))
+        args.push(pubkey, list.length)
+        for (const c of list) {
+          keys.push(this.keys.task(pubkey, c.taskId), this.keys.reply(pubkey, c.taskId))
+          args.push(c.taskId, c.status, c.answer, c.deadline, c.replyTo)
+          written.push(c)
+        }
       }
-      this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
-        () => {
-          const byNode = new Map<string, string[]>()
-          for (const c of list) {
-            if (c.replyTo === '' || c.answer === '') continue
-            let entries = byNode.get(c.replyTo)
-            if (entries === undefined) byNode.set(c.replyTo, (entries = []))
-            entries.push(encodeReplyEntry(pubkey, c.taskId, c.answer))
-          }
-          for (const [node, entries] of byNode) void this.cmd.lpush(this.keys.replies(node), ...entries).catch(() => {})
-        },
-        () => {
-          // Redis went away: keep the results and write them when it is back.
-          this.retry.push(...list)
-        },
+      this.track(
+        this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
+          () => {
+            for (const c of written) this.active.delete(c.taskId)
+          },
+          (error: Error) => {
+            if (!this.up) {
+              // Redis went away: keep the results and write them when it is back.
+              this.retry.push(...written)
+              return
+            }
+            // Left on the processing lists: the next recovery re-delivers them (at-least-once).
+            this.log.warn({ err: error.message, tasks: written.length }, 'could not record completed tasks')
+            for (const c of written) this.active.delete(c.taskId)
+          },
+        ),
       )
     }
+    if (this.single) return
+    const byNode = new Map<string, string[]>()
+    for (const c of all) {
+      if (c.replyTo === '' || c.answer === '') continue
+      let entries = byNode.get(c.replyTo)
+      if (entries === undefined) byNode.set(c.replyTo, (entries = []))
+      entries.push(encodeReplyEntry(c.pubkey, c.taskId, c.answer))
+    }
+    for (const [node, entries] of byNode) this.push(this.keys.replies(node), entries)
+  }
+
+  private track(write: Promise<unknown>): void {
+    this.writes.add(write)
+    void write.finally(() => this.writes.delete(write))
   }
 
   // --- Lifecycle ----------------------------------------------------------------------------
 
-  /** ChildHandle: finish the tasks taken, let go of the leases, disconnect. */
+  /** ChildHandle: finish the tasks taken, record them, let go of the leases, disconnect. */
   async stop(): Promise<void> {
     this.stopping = true
     if (this.running > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await new Promise((resolve) => setImmediate(resolve))
+    await Promise.allSettled([...this.writes])
     if (this.up) {
-      await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
+      await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.token).catch(() => 0)))
       await this.cmd.del(this.keys.alive(this.nodeId)).catch(() => 0)
     }
     this.shutdown()
@@ -583,6 +708,7 @@ export class RedisBridge implements ChildHandle {
   }
 
   private shutdown(): void {
+    this.up = false
     for (const timer of this.timers) clearInterval(timer)
     for (const taskId of [...this.waiting.keys()]) {
       this.fail(taskId, circlesError('UNAVAILABLE', 'The node stopped before the reply came', { reason: 'shutdown' }))
@@ -595,4 +721,8 @@ export class RedisBridge implements ChildHandle {
   private exit(reason: ExitReason): void {
     for (const listener of this.exitListeners.splice(0)) listener(reason)
   }
+}
+
+function unavailable(why: string): CirclesError {
+  return circlesError('UNAVAILABLE', `Cross-node work is unavailable: ${why}`, { reason: 'redis' })
 }

@@ -13,24 +13,50 @@ export type RedisTarget =
 
 const SCHEMES = new Set(['redis:', 'rediss:', 'redis+cluster:', 'rediss+cluster:'])
 
-function parseOne(text: string): URL {
-  let url: URL
-  try {
-    url = new URL(text)
-  } catch {
-    throw circlesError('USAGE', `--redis-url "${text.slice(0, 80)}" is not a URL (redis://host:port, rediss://…, redis+cluster://h1:p1,h2:p2)`)
-  }
-  if (!SCHEMES.has(url.protocol)) {
-    throw circlesError('USAGE', `--redis-url scheme must be redis, rediss, redis+cluster or rediss+cluster (got ${url.protocol.slice(0, 20)})`)
-  }
-  return url
+interface ParsedUrl {
+  readonly scheme: string
+  readonly nodes: { host: string; port: number }[]
+  readonly username: string
+  readonly password: string
 }
 
 function hostPort(spec: string, text: string): { host: string; port: number } {
-  const match = /^(\[[^\]]+\]|[^:]+)(?::(\d{1,5}))?$/.exec(spec)
+  const match = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(spec)
   const port = Number(match?.[2] ?? '6379')
-  if (match === null || !(port >= 1 && port <= 65535)) throw circlesError('USAGE', `--redis-url "${text.slice(0, 80)}": "${spec.slice(0, 40)}" is not host:port`)
+  if (match === null || !(port >= 1 && port <= 65535)) throw circlesError('USAGE', `--redis-url "${redactRedisUrl(text).slice(0, 80)}": "${spec.slice(0, 40)}" is not host:port`)
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port }
+}
+
+/**
+ * Read one URL ourselves: WHATWG URL refuses the comma-separated authority of the cluster form
+ * (`redis+cluster://h1:p1,h2:p2`), and the single form is checked the same way.
+ */
+function parseOne(text: string): ParsedUrl {
+  const match = /^([a-z+]+):\/\/([^/?#]*)([/?#].*)?$/i.exec(text)
+  const scheme = `${match?.[1]?.toLowerCase() ?? ''}:`
+  if (match === null) {
+    throw circlesError('USAGE', `--redis-url "${redactRedisUrl(text).slice(0, 80)}" is not a URL (redis://host:port, rediss://…, redis+cluster://h1:p1,h2:p2)`)
+  }
+  if (!SCHEMES.has(scheme)) throw circlesError('USAGE', `--redis-url scheme must be redis, rediss, redis+cluster or rediss+cluster (got ${scheme.slice(0, 20)})`)
+  const authority = match[2]!
+  const at = authority.lastIndexOf('@')
+  const credentials = at < 0 ? '' : authority.slice(0, at)
+  const hosts = at < 0 ? authority : authority.slice(at + 1)
+  if (hosts === '') throw circlesError('USAGE', `--redis-url "${redactRedisUrl(text).slice(0, 80)}" names no host`)
+  const colon = credentials.indexOf(':')
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part)
+    } catch {
+      throw circlesError('USAGE', '--redis-url: malformed %-escape in the credentials')
+    }
+  }
+  return {
+    scheme,
+    nodes: hosts.split(',').map((spec) => hostPort(spec, text)),
+    username: decode(colon < 0 ? credentials : credentials.slice(0, colon)),
+    password: decode(colon < 0 ? '' : credentials.slice(colon + 1)),
+  }
 }
 
 /**
@@ -45,25 +71,20 @@ function hostPort(spec: string, text: string): { host: string; port: number } {
 export function parseRedisTarget(urls: readonly string[]): RedisTarget {
   if (urls.length === 0) throw circlesError('USAGE', '--redis-url is required')
   const parsed = urls.map(parseOne)
-  const clusterForm = parsed.some((u) => u.protocol.endsWith('+cluster:'))
-  if (parsed.length === 1 && !clusterForm) return { type: 'single', url: urls[0]! }
-  const tls = parsed.every((u) => u.protocol.startsWith('rediss'))
-  if (!tls && parsed.some((u) => u.protocol.startsWith('rediss'))) throw circlesError('USAGE', '--redis-url: mix of TLS (rediss) and plain seed nodes')
-  const nodes: { host: string; port: number }[] = []
-  for (const [i, url] of parsed.entries()) {
-    const text = urls[i]!
-    // new URL() keeps only the first host of "h1:p1,h2:p2": read the authority ourselves.
-    const authority = text.replace(/^[a-z+]+:\/\//, '').split('/')[0]!.split('@').pop()!
-    for (const spec of authority.split(',')) nodes.push(hostPort(spec, text))
-    void url
+  const clusterForm = parsed.some((u) => u.scheme.endsWith('+cluster:'))
+  if (parsed.length === 1 && !clusterForm) {
+    if (parsed[0]!.nodes.length > 1) throw circlesError('USAGE', '--redis-url: several hosts need the redis+cluster:// form')
+    return { type: 'single', url: urls[0]! }
   }
+  const tls = parsed.every((u) => u.scheme.startsWith('rediss'))
+  if (!tls && parsed.some((u) => u.scheme.startsWith('rediss'))) throw circlesError('USAGE', '--redis-url: mix of TLS (rediss) and plain seed nodes')
   const first = parsed[0]!
   return {
     type: 'cluster',
-    nodes,
+    nodes: parsed.flatMap((u) => u.nodes),
     tls,
-    ...(first.username === '' ? {} : { username: decodeURIComponent(first.username) }),
-    ...(first.password === '' ? {} : { password: decodeURIComponent(first.password) }),
+    ...(first.username === '' ? {} : { username: first.username }),
+    ...(first.password === '' ? {} : { password: first.password }),
   }
 }
 

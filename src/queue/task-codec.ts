@@ -1,12 +1,15 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { isErrorCode, type ErrorCode } from '../errors/index.js'
+import { circlesError, isErrorCode, type CirclesError, type ErrorCode } from '../errors/index.js'
+import { isCanonicalPublicKey } from '../identity/index.js'
 import type { RunOutcome } from '../protocol/index.js'
 
 /**
  * Tasks and replies cross Redis, which is a trust boundary: whoever can write to it could
  * otherwise queue a script as any caller, or answer a client with anything. Both carry an
  * HMAC-SHA256 made with the cluster secret that every node shares, over every field the other
- * side acts on; a task or reply whose MAC does not verify is refused and logged.
+ * side acts on. Everything read back from Redis is validated here: a task or reply that is
+ * malformed or whose MAC does not verify is a QUEUE_MESSAGE_INVALID error, which the bridge logs
+ * and counts, and never acts on.
  */
 
 /** A task as queued by a gateway node. */
@@ -31,14 +34,49 @@ export type TaskAnswer =
   | { readonly type: 'run'; readonly outcome: RunOutcome; readonly queuedMs: number }
   | { readonly type: 'refusal'; readonly code: ErrorCode; readonly message: string; readonly details: Record<string, unknown> }
 
-function field(value: string): string {
-  return `${value.length}:${value}`
+/** A task id: a UUID as randomUUID() writes it. */
+const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+/** A node id (see RedisBridge.nodeId). */
+const NODE_ID = /^[0-9a-f]{16}$/
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+export function isTaskId(value: unknown): value is string {
+  return typeof value === 'string' && TASK_ID.test(value)
 }
 
+export function isNodeId(value: unknown): value is string {
+  return typeof value === 'string' && NODE_ID.test(value)
+}
+
+/** A context or caller key in its canonical form (compressed secp256k1, lower-case hex). */
+export function isContextKey(value: unknown): value is string {
+  return isCanonicalPublicKey(value)
+}
+
+/** A lease's value: the owner's node id and its epoch (a node starts a new one at each connection to Redis). */
+export function parseOwnerToken(value: unknown): { readonly nodeId: string; readonly epoch: number } | undefined {
+  if (typeof value !== 'string') return undefined
+  const match = /^([0-9a-f]{16})\.(\d{1,15})$/.exec(value)
+  return match === null ? undefined : { nodeId: match[1]!, epoch: Number(match[2]) }
+}
+
+
+function invalid(reason: string, details: Record<string, unknown> = {}): CirclesError {
+  return circlesError('QUEUE_MESSAGE_INVALID', `A message read from Redis was refused: ${reason}`, { reason, ...details })
+}
+
+/** The last secret's key bytes (every node has one secret: this is not a cache of many). */
+let keyOf: { secret: string; key: Buffer } = { secret: '', key: Buffer.alloc(0) }
+
+/**
+ * HMAC-SHA256 over the fields, each as `<length>:<value>` (so no two field lists encode alike).
+ * One update of the whole text: each update crosses into C++, and a task has eight fields.
+ */
 function mac(secret: string, parts: readonly string[]): string {
-  const h = createHmac('sha256', secret)
-  for (const part of parts) h.update(field(part))
-  return h.digest('base64url')
+  if (keyOf.secret !== secret) keyOf = { secret, key: Buffer.from(secret) }
+  let text = ''
+  for (const part of parts) text += `${part.length}:${part}`
+  return createHmac('sha256', keyOf.key).update(text).digest('base64url')
 }
 
 function same(a: string, b: string): boolean {
@@ -59,6 +97,76 @@ export function verifyTask(secret: string, task: QueuedTask, signature: string):
   return same(signTask(secret, task), signature)
 }
 
+/** A row of circlesTake / circlesRecover, read: a task to run or answer, or one whose record is gone. */
+export type TaskRecord =
+  | { readonly type: 'gone'; readonly taskId: string }
+  | { readonly type: 'done'; readonly taskId: string; readonly status: 'completed' | 'error'; readonly answer: string; readonly deadline: number; readonly replyTo: string }
+  | { readonly type: 'run'; readonly task: QueuedTask }
+
+/**
+ * A task as it is stored (the task hash's `task` field) and handed to its owner: one JSON text,
+ * `{"c":<context>,"r":[task_id, script, caller, timeout_ms, reply_to, deadline, mac, origin]}`.
+ */
+export function encodeTask(task: QueuedTask, mac: string): string {
+  return JSON.stringify({ c: task.context, r: [task.taskId, task.script, task.caller, task.timeoutMs ?? null, task.replyTo, task.deadline, mac, task.origin] })
+}
+
+/** The context and id of a stored or handed-off task (not yet checked: see readTaskRow). Throws QUEUE_MESSAGE_INVALID. */
+export function peekTask(text: unknown): { context: string; taskId: string } {
+  let value: unknown
+  try {
+    value = typeof text === 'string' ? JSON.parse(text) : undefined
+  } catch {
+    // Reported below.
+  }
+  const { c, r } = (value ?? {}) as { c?: unknown; r?: unknown }
+  if (!isContextKey(c) || !Array.isArray(r) || !isTaskId(r[0])) throw invalid('a task that is not a task')
+  return { context: c, taskId: r[0] }
+}
+
+/** Read and check a stored task: its shape, its context, its MAC. Throws QUEUE_MESSAGE_INVALID. */
+function readTask(secret: string, context: string, taskId: string, text: unknown): QueuedTask {
+  let value: unknown
+  try {
+    value = typeof text === 'string' ? JSON.parse(text) : undefined
+  } catch {
+    // Reported below.
+  }
+  const { c, r } = (value ?? {}) as { c?: unknown; r?: unknown }
+  if (!Array.isArray(r) || r.length !== 8) throw invalid('a task of the wrong shape', { task_id: taskId })
+  const [id, script, caller, timeoutMs, replyTo, deadline, signature, origin] = r as unknown[]
+  if (c !== context || id !== taskId) throw invalid('a task stored under another context or id', { task_id: taskId })
+  if (typeof script !== 'string' || typeof origin !== 'string' || typeof signature !== 'string') throw invalid('a task with a missing field', { task_id: taskId })
+  if (caller !== '' && !isContextKey(caller)) throw invalid('a task whose caller is not a public key', { task_id: taskId })
+  if (!isNodeId(replyTo)) throw invalid('a task without a valid reply_to node id', { task_id: taskId })
+  if (typeof deadline !== 'number' || !Number.isSafeInteger(deadline) || deadline <= 0) throw invalid('a task without a valid deadline', { task_id: taskId })
+  if (timeoutMs !== null && (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)) {
+    throw invalid('a task with a bad timeout_ms', { task_id: taskId })
+  }
+  const task: QueuedTask = { taskId, context, caller: caller as string, script, timeoutMs: timeoutMs ?? undefined, replyTo, deadline, origin }
+  if (!verifyTask(secret, task, signature)) throw invalid('a task whose MAC does not verify (is every node given the same cluster secret?)', { task_id: taskId })
+  return task
+}
+
+/**
+ * Read one row of circlesTake / circlesRecover ([task_id, status, task, answer]) for context
+ * `context`: the stored task must have the right shape, context and id, and a MAC that verifies.
+ * Throws QUEUE_MESSAGE_INVALID (with `details.task_id` when the id could be read) for anything else.
+ */
+export function readTaskRow(secret: string, context: string, row: unknown): TaskRecord {
+  if (!Array.isArray(row) || row.length !== 4) throw invalid('a task row of the wrong shape')
+  const [taskId, status, text, answer] = row as unknown[]
+  if (!isTaskId(taskId)) throw invalid('a task id that is not a UUID')
+  if (status === null || status === undefined) return { type: 'gone', taskId }
+  const task = readTask(secret, context, taskId, text)
+  if (status === 'completed' || status === 'error') {
+    if (typeof answer !== 'string' || answer === '') throw invalid('a completed task without its answer', { task_id: taskId })
+    return { type: 'done', taskId, status, answer, deadline: task.deadline, replyTo: task.replyTo }
+  }
+  if (status !== 'pending' && status !== 'processing') throw invalid('a task with an unknown status', { task_id: taskId })
+  return { type: 'run', task }
+}
+
 /**
  * The reply a gateway reads: `<mac>.<json>`, the MAC over the task id and the JSON. The same
  * text is the completion record kept in the task hash.
@@ -71,30 +179,28 @@ export function encodeAnswer(secret: string, taskId: string, answer: TaskAnswer)
   return `${mac(secret, [taskId, json])}.${json}`
 }
 
-/** The answer in a reply, or undefined when it is malformed or its MAC does not verify. */
-export function decodeAnswer(secret: string, taskId: string, text: string): TaskAnswer | undefined {
+/** The answer in a reply. Throws QUEUE_MESSAGE_INVALID when it is malformed or its MAC does not verify. */
+export function decodeAnswer(secret: string, taskId: string, text: string): TaskAnswer {
   const dot = text.indexOf('.')
-  if (dot < 0) return undefined
+  if (dot < 0) throw invalid('a reply without a MAC', { task_id: taskId })
   const json = text.slice(dot + 1)
-  if (!same(mac(secret, [taskId, json]), text.slice(0, dot))) return undefined
+  if (!same(mac(secret, [taskId, json]), text.slice(0, dot))) throw invalid('a reply whose MAC does not verify (is every node given the same cluster secret?)', { task_id: taskId })
   let value: Record<string, unknown>
   try {
     value = JSON.parse(json) as Record<string, unknown>
   } catch {
-    return undefined
+    throw invalid('a reply that is not JSON', { task_id: taskId })
   }
   const code = value['c']
-  if (value['t'] === 'run') {
-    if (code !== null && !isErrorCode(code)) return undefined
-    if (typeof value['m'] !== 'string' || typeof value['b'] !== 'string') return undefined
-    const num = (k: string) => (typeof value[k] === 'number' ? (value[k] as number) : 0)
+  const num = (k: string) => (typeof value[k] === 'number' && Number.isFinite(value[k]) ? (value[k] as number) : 0)
+  if (value['t'] === 'run' && (code === null || isErrorCode(code)) && typeof value['m'] === 'string' && typeof value['b'] === 'string') {
     return { type: 'run', outcome: { code, message: value['m'], body: value['b'], runMs: num('r'), cpuMs: num('u') }, queuedMs: num('q') }
   }
   if (value['t'] === 'refusal' && isErrorCode(code) && typeof value['m'] === 'string') {
-    const details = value['d'] !== null && typeof value['d'] === 'object' ? (value['d'] as Record<string, unknown>) : {}
+    const details = value['d'] !== null && typeof value['d'] === 'object' && !Array.isArray(value['d']) ? (value['d'] as Record<string, unknown>) : {}
     return { type: 'refusal', code, message: value['m'], details }
   }
-  return undefined
+  throw invalid('a reply of an unknown shape', { task_id: taskId })
 }
 
 /** A reply as pushed to the gateway node's reply list: `<context> <task_id> <answer>`. */
@@ -102,9 +208,14 @@ export function encodeReplyEntry(context: string, taskId: string, answer: string
   return `${context} ${taskId} ${answer}`
 }
 
-export function decodeReplyEntry(entry: string): { context: string; taskId: string; answer: string } | undefined {
+/** Read a reply-list entry (its answer is checked later, by decodeAnswer). Throws QUEUE_MESSAGE_INVALID. */
+export function decodeReplyEntry(entry: unknown): { context: string; taskId: string; answer: string } {
+  if (typeof entry !== 'string') throw invalid('a reply entry that is not text')
   const a = entry.indexOf(' ')
   const b = a < 0 ? -1 : entry.indexOf(' ', a + 1)
-  if (b < 0) return undefined
-  return { context: entry.slice(0, a), taskId: entry.slice(a + 1, b), answer: entry.slice(b + 1) }
+  if (b < 0) throw invalid('a reply entry of the wrong shape')
+  const context = entry.slice(0, a)
+  const taskId = entry.slice(a + 1, b)
+  if (!isContextKey(context) || !isTaskId(taskId)) throw invalid('a reply entry without a valid context and task id')
+  return { context, taskId, answer: entry.slice(b + 1) }
 }

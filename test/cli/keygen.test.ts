@@ -52,7 +52,7 @@ t.test('circles launch options', async (t) => {
   const cases: [string[], RegExp][] = [
     [['launch', '--sandbox-processes', '0'], /--sandbox-processes must be a positive integer/],
     [['launch', '--sandbox-isolation', 'vm'], /--sandbox-isolation must be "process" or "thread"/],
-    [['launch', '--redis-url', 'redis://127.0.0.1'], /--redis-url needs a cluster secret of at least 16 bytes/],
+    [['launch', '--redis-url', 'redis://127.0.0.1', '--cluster-secret', 'short'], /--redis-url needs a cluster secret of at least 16 bytes/],
     [['launch', '--colour'], /Unknown option '--colour'/],
     [['launch', '--plays-per-second', '0'], /--plays-per-second must be a positive integer/],
     [['launch', '--connections-per-address', 'many'], /--connections-per-address must be a positive integer/],
