@@ -35,7 +35,7 @@ const onlyCrossNode = argv.includes('--cross-node-only')
 const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379'
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
-  ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 500, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50 }
+  ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 2_000, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50 }
   : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 100_000, cold: 200, sandboxSeconds: 3, engineSeconds: 3, authMs: 5000, manyContexts: 50 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))

@@ -1,7 +1,7 @@
 /**
- * Entry point of a sandbox host process: a piscina pool of one isolated-vm worker thread, fed by
- * the node through the pipe on fd 3. The worker thread writes outcomes to the pipe on fd 4
- * itself; this thread only cuts the input into frames and hands them to the pool.
+ * Entry point of a sandbox host process: a piscina pool of one isolated-vm worker thread. The
+ * worker thread reads the node's frames from the pipe on fd 3 and writes outcomes to the pipe on
+ * fd 4 itself (see `serve` in worker.ts); this thread starts it, and exits when it returns.
  *
  * Why a process of its own: some allocations inside an isolate (a Map or an array growing past
  * the heap limit in one step) make V8 abort the whole process instead of throwing, whatever
@@ -12,11 +12,9 @@
  * The process is the unit the node supervises. Should piscina lose its thread (an uncaught
  * error in it), this process exits rather than letting a new thread run frames out of order.
  */
-import { Socket } from 'node:net'
 import { Piscina } from 'piscina'
 import { faultsFromEnv } from '../faults/index.js'
 import { workerModule } from '../threads/index.js'
-import { CLOSE_FRAME, FrameReader } from './wire.js'
 import type { WorkerData } from './worker.js'
 
 /** The progress marker file the node named (argv): the worker records there the run it starts. */
@@ -25,6 +23,8 @@ const INPUT_FD = 3
 const OUTCOME_FD = 4
 /** Exit code of a host whose worker thread failed (the node logs it with the stderr tail). */
 const EXIT_WORKER_FAILED = 70
+/** How often the host checks that the node that started it is still there. */
+const ORPHAN_CHECK_MS = 1000
 
 const worker = workerModule(import.meta.url, 'worker')
 if (faultsFromEnv().includes('host-crash-on-start')) {
@@ -38,7 +38,7 @@ if (MARKER_PATH === '') {
 }
 
 let closing = false
-const pool = new Piscina<string, number>({
+const pool = new Piscina<number, string>({
   filename: worker.url,
   ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
   minThreads: 1,
@@ -58,26 +58,25 @@ pool.on('workerDestroy', () => {
   process.exit(EXIT_WORKER_FAILED)
 })
 
-const closeText = CLOSE_FRAME.slice(0, -1)
-const input = new Socket({ fd: INPUT_FD, readable: true, writable: false })
-const reader = new FrameReader()
-input.on('data', (chunk: Buffer) => {
-  reader.push(chunk, (frame) => {
-    if (frame === closeText) {
-      closing = true
-      void pool.close().then(() => process.exit(0))
-      return
-    }
-    if (closing) return
-    pool.run(frame).catch((error: unknown) => {
-      process.stderr.write(`sandbox host: a frame failed: ${(error as Error).message}\n`)
-      process.exit(EXIT_WORKER_FAILED)
-    })
-  })
-})
-// The node going away (crash, SIGKILL) closes the pipe: this process must not stay behind.
-input.on('end', () => process.exit(0))
-input.on('error', () => process.exit(0))
+pool.run(INPUT_FD, { name: 'serve' }).then(
+  () => {
+    // CLOSE from the node (everything sent has run) or the node's end of the pipe closed.
+    closing = true
+    void pool.close().then(() => process.exit(0))
+  },
+  (error: unknown) => {
+    process.stderr.write(`sandbox host: the worker thread failed: ${(error as Error).message}\n`)
+    process.exit(EXIT_WORKER_FAILED)
+  },
+)
+
+// The node killed while this host's thread is stuck in something no time limit interrupts: the
+// thread never reads the pipe's end, so check the parent instead. This process must not stay
+// behind holding the database lock; SIGKILL, because an orderly exit would wait for the thread.
+const parent = process.ppid
+setInterval(() => {
+  if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL')
+}, ORPHAN_CHECK_MS).unref()
 
 // The node decides when this host stops (it drains first). A Ctrl-C in a terminal, or a service
 // manager signalling the whole process group, reaches this process too: ignore it.

@@ -16,7 +16,7 @@
  * run of a context goes to the same host and this one thread, so the thread is the namespace's
  * only writer and its size figures stay exact (a new thread measures them again).
  */
-import { openSync, writeSync } from 'node:fs'
+import { openSync, readSync, writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { DEFAULTS } from '../config/index.js'
 import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
@@ -24,7 +24,7 @@ import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
 import { Engine, type RunContext, type RunStore } from './engine.js'
 import type { SandboxContext } from './run.js'
-import { encodeOutcome, encodeReady, FLAG_REBUILT, MESSAGE, type HostMessage } from './wire.js'
+import { CLOSE_FRAME, encodeOutcome, encodeReady, FLAG_REBUILT, FrameReader, MESSAGE, type HostMessage } from './wire.js'
 
 /** Where outcomes go: the host's outcome pipe (process hosts) or a channel to the node (thread hosts). */
 export type OutcomeSink = { readonly type: 'fd'; readonly fd: number } | { readonly type: 'channel'; readonly name: string }
@@ -203,7 +203,10 @@ export default function handle(frame: string): number {
       case MESSAGE.RUN: {
         mark(seq)
         // Tests only: a hang no time limit can interrupt (the pool's watchdog must see it).
-        if (hangFault && message[2].includes(FAULT_MARKER)) Atomics.wait(waitCell, 0, 0)
+        if (hangFault && message[2].includes(FAULT_MARKER)) {
+          writeSync(2, `sandbox host: fault injected: host-hang (run ${seq})\n`)
+          Atomics.wait(waitCell, 0, 0)
+        }
         const { outcome, flags, changed } = runOne(message[1], message[2], message[3], message[4] === 1, message[5])
         pending.push(encodeOutcome(seq++, outcome, flags))
         if (changed) flush()
@@ -216,6 +219,45 @@ export default function handle(frame: string): number {
   }
   flush()
   return runs
+}
+
+const CLOSE_TEXT = CLOSE_FRAME.slice(0, -1)
+const READ_CHUNK_BYTES = 256 * 1024
+
+/**
+ * Process hosts: this thread reads the node's frames from the input pipe itself and runs them,
+ * until the node sends CLOSE ('closed') or its end of the pipe closes ('eof'). The host's main
+ * thread only started it: a frame crosses one boundary (node → this thread), not two, and the
+ * host's main thread is not woken per frame. The read blocks this thread, which has nothing
+ * else to do between frames.
+ */
+export function serve(fd: number): 'closed' | 'eof' {
+  const reader = new FrameReader()
+  const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES)
+  let closed = false
+  const onFrame = (frame: string): void => {
+    if (closed) return
+    if (frame === CLOSE_TEXT) closed = true
+    else handle(frame)
+  }
+  while (!closed) {
+    let read: number
+    try {
+      read = readSync(fd, chunk, 0, chunk.length, null)
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'EAGAIN') {
+        // Only if the descriptor was made non-blocking: wait a little for input.
+        Atomics.wait(waitCell, 0, 0, 1)
+        continue
+      }
+      if (code === 'EOF') return 'eof'
+      throw error
+    }
+    if (read === 0) return 'eof'
+    reader.push(chunk.subarray(0, read), onFrame)
+  }
+  return 'closed'
 }
 
 // Warm up before announcing readiness: the first isolate is built with the default limits.

@@ -1,0 +1,46 @@
+/**
+ * A sandbox host must not outlive its node. It holds the database lock (it inherits the lock's
+ * descriptor), so a host left behind by a node killed with -9 would keep a standby from taking
+ * the path over. An idle host sees its input pipe close; this test covers the host whose thread
+ * is stuck in something no time limit interrupts (the host-hang fault), which never reads the
+ * pipe again: the host notices its parent is gone and ends itself.
+ */
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { FAULT_MARKER } from '../../src/faults/index.js'
+import { acquireDatabaseLock } from '../../src/storage/index.js'
+import { launchNode } from '../helpers/launched-node.js'
+import { openSocket } from '../helpers/raw-socket.js'
+
+/** Resolves once `check` holds, looking every 20 ms (the test's own timeout bounds it). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await sleep(20)
+}
+
+t.test('a host whose thread hangs ends itself when its node is killed -9, freeing the database path', { timeout: 60_000 }, async (t) => {
+  const dbPath = join(mkdtempSync(join(tmpdir(), 'circles-orphan-')), 'db')
+  const node = await launchNode(t, {
+    circles: [{ name: 'open', port: 0, policy: { run: 'anonymous' } }],
+    args: ['--db-path', dbPath],
+    env: { CIRCLES_TEST_FAULTS: 'host-hang' },
+  })
+  const [host] = node.hostPids
+  t.ok(host !== undefined && existsSync(`/proc/${host}`), 'the node runs one sandbox host')
+  const socket = await openSocket(node.circles.get('open')!.url)
+  socket.send({ jsonrpc: '2.0', id: 1, method: 'play', params: { script: `"${FAULT_MARKER}"` } })
+  // The fault says so on the host's stderr, which the node logs.
+  await node.waitFor((line) => line.msg === 'sandbox host stderr' && String(line['line']).includes('host-hang'))
+  t.pass("the host's thread started the run and is stuck in it")
+
+  process.kill(node.pid, 'SIGKILL')
+  await node.exited
+  await until(() => !existsSync(`/proc/${host}`) || readFileSync(`/proc/${host}/stat`, 'utf8').split(' ')[2] === 'Z')
+  t.pass('the orphaned host ended itself')
+
+  const lock = await acquireDatabaseLock(dbPath, { wait: false })
+  t.equal(lock.mechanism, 'flock', 'the database path is free for the next node')
+  await lock.release()
+})
