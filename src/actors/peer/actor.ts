@@ -85,6 +85,8 @@ export class PeerActor implements ChildHandle {
   /** Resolves the running drain once the mailbox is empty and every run has answered. */
   private drained: (() => void) | undefined
   private lingerTimer: NodeJS.Timeout | undefined
+  /** When a run was last dispatched or answered: the drain lingers from there. */
+  private lastActiveAt = 0
   /** stop() was called: dispatch nothing more. */
   private stopping = false
   private ended = false
@@ -203,7 +205,13 @@ export class PeerActor implements ChildHandle {
 
   private readonly lingered = (): void => {
     this.lingerTimer = undefined
-    if (this.inFlight === 0 && this.pending === 0) this.endDrain()
+    if (this.inFlight !== 0 || this.pending !== 0 || this.drained === undefined) return
+    // Busy since the timer was set (a context whose callers wait on each answer is empty most
+    // of the time, between runs): wait out the rest of the linger from its last activity, or
+    // a context with steady traffic would end and restart its drain every 20 ms.
+    const idleMs = performance.now() - this.lastActiveAt
+    if (idleMs < DRAIN_LINGER_MS) this.lingerTimer = setTimeout(this.lingered, DRAIN_LINGER_MS - idleMs)
+    else this.endDrain()
   }
 
   private endDrain(): void {
@@ -218,11 +226,13 @@ export class PeerActor implements ChildHandle {
     const started = performance.now()
     task.status = 'processing'
     this.inFlight++
+    this.lastActiveAt = started
     const { request } = task
     void this.pool
       .run(this.context, { script: request.script, caller: request.caller, canWrite: task.canWrite, timeoutMs: task.timeoutMs }, request.origin)
       .then((outcome) => {
         this.inFlight--
+        this.lastActiveAt = performance.now()
         if (task.status === 'processing') {
           task.status = outcome.code === null ? 'completed' : 'error'
           task.resolve({ outcome, taskId: task.taskId, queuedMs: started - task.enqueuedAt })
