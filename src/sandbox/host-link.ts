@@ -5,11 +5,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Readable, Writable } from 'node:stream'
 import type { Worker } from 'node:worker_threads'
-import { Piscina } from 'piscina'
 import { FAULTS_ENV } from '../faults/index.js'
 import { workerModule } from '../threads/index.js'
 import { CLOSE_FRAME, ReplyReader, type HostReply } from './wire.js'
-import type { WorkerData } from './worker.js'
+import { scriptThreadPool } from './script-thread.js'
 
 /**
  * Where a sandbox host runs. `process`: a child process holding a piscina pool of one thread, so
@@ -154,18 +153,8 @@ function threadHost(events: HostLinkEvents): HostLink {
     const data = (event as unknown as { data: Uint8Array }).data
     reader.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength), events.onReply)
   }
-  const worker = workerModule(import.meta.url, 'worker')
   const progress = new SharedArrayBuffer(4)
-  const pool = new Piscina<string, number>({
-    filename: worker.url,
-    ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
-    minThreads: 1,
-    maxThreads: 1,
-    idleTimeout: Number.POSITIVE_INFINITY,
-    concurrentTasksPerWorker: 1,
-    recordTiming: false,
-    workerData: { sink: { type: 'channel', name }, marker: { type: 'shared', buffer: progress } } satisfies WorkerData,
-  })
+  const pool = scriptThreadPool<string, number>({ sink: { type: 'channel', name }, marker: { type: 'shared', buffer: progress } })
   const started = () => Atomics.load(new Int32Array(progress), 0)
   let exited = false
   const exit = (why: string) => {

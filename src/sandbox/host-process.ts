@@ -12,10 +12,8 @@
  * The process is the unit the node supervises. Should piscina lose its thread (an uncaught
  * error in it), this process exits rather than letting a new thread run frames out of order.
  */
-import { Piscina } from 'piscina'
 import { faultsFromEnv } from '../faults/index.js'
-import { workerModule } from '../threads/index.js'
-import type { WorkerData } from './worker.js'
+import { scriptThreadPool } from './script-thread.js'
 
 /** The progress marker file the node named (argv): the worker records there the run it starts. */
 const MARKER_PATH = process.argv[2] ?? ''
@@ -26,7 +24,6 @@ const EXIT_WORKER_FAILED = 70
 /** How often the host checks that the node that started it is still there. */
 const ORPHAN_CHECK_MS = 1000
 
-const worker = workerModule(import.meta.url, 'worker')
 if (faultsFromEnv().includes('host-crash-on-start')) {
   process.stderr.write('sandbox host: fault injected: host-crash-on-start\n')
   process.exit(71)
@@ -38,16 +35,7 @@ if (MARKER_PATH === '') {
 }
 
 let closing = false
-const pool = new Piscina<number, string>({
-  filename: worker.url,
-  ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
-  minThreads: 1,
-  maxThreads: 1,
-  idleTimeout: Number.POSITIVE_INFINITY,
-  concurrentTasksPerWorker: 1,
-  recordTiming: false,
-  workerData: { sink: { type: 'fd', fd: OUTCOME_FD }, marker: { type: 'file', path: MARKER_PATH } } satisfies WorkerData,
-})
+const pool = scriptThreadPool<number, string>({ sink: { type: 'fd', fd: OUTCOME_FD }, marker: { type: 'file', path: MARKER_PATH } })
 pool.on('error', (error: Error) => {
   process.stderr.write(`sandbox host: worker thread failed: ${error.message}\n`)
   process.exit(EXIT_WORKER_FAILED)

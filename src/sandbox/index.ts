@@ -7,4 +7,4 @@ export {
   type RunSource,
 } from './sandbox-pool.js'
 export type { SandboxIsolation, HostExit } from './host-link.js'
-export type { RunLimits, RunRequest, SandboxContext } from './run.js'
+export { DEFAULT_LIMITS, type RunLimits, type RunRequest, type SandboxContext } from './run.js'

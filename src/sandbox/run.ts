@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../config/index.js'
 import type { StorageQuota } from '../storage/index.js'
 
 /** Limits of the runs of one context (defaults in src/config/defaults.ts, per-circle overrides). */
@@ -13,6 +14,16 @@ export interface RunLimits {
   /** `print` lines kept per run. */
   readonly maxLogLines: number
 }
+
+/** The limits of a context that overrides none. */
+export const DEFAULT_LIMITS: RunLimits = Object.freeze({
+  timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS,
+  cpuMs: DEFAULTS.SCRIPT_CPU_MS,
+  memoryMb: DEFAULTS.SCRIPT_MEMORY_MB,
+  maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
+  maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
+  maxLogLines: DEFAULTS.MAX_LOG_LINES,
+})
 
 /**
  * The facts of a context a sandbox host needs to run its scripts. Sent to a host once (and again

@@ -18,12 +18,11 @@
  */
 import { openSync, readSync, writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
-import { DEFAULTS } from '../config/index.js'
 import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
 import { Engine, type RunContext, type RunStore } from './engine.js'
-import type { SandboxContext } from './run.js'
+import { DEFAULT_LIMITS, type SandboxContext } from './run.js'
 import { CLOSE_FRAME, encodeOutcome, encodeReady, FLAG_REBUILT, FrameReader, MESSAGE, type HostMessage } from './wire.js'
 
 /** Where outcomes go: the host's outcome pipe (process hosts) or a channel to the node (thread hosts). */
@@ -266,14 +265,7 @@ engineFor({
   root: '',
   dbPathLabel: '',
   quota: { maxDocumentBytes: 1, maxNamespaceBytes: 1, maxDocuments: 1, maxNameBytes: 1 },
-  limits: {
-    timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS,
-    cpuMs: DEFAULTS.SCRIPT_CPU_MS,
-    memoryMb: DEFAULTS.SCRIPT_MEMORY_MB,
-    maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
-    maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
-    maxLogLines: DEFAULTS.MAX_LOG_LINES,
-  },
+  limits: DEFAULT_LIMITS,
 })
 mark(-1)
 emit(encodeReady())

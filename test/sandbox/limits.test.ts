@@ -35,13 +35,16 @@ t.test('run() limits', async (t) => {
   })
 
   t.test('answers SCRIPT_MEMORY for a memory bomb, then serves the next run', async (t) => {
-    const r = await run(pool, ctx, 'const a = []; while (true) a.push(new Array(100000).fill(1))')
+    // Time limits far away: on a loaded machine filling the heap can take longer than 500 ms.
+    const roomy = { ...context(t.testdir()), limits: { timeoutMs: 30_000, cpuMs: 30_000 } }
+    const r = await run(pool, roomy, 'const a = []; while (true) a.push(new Array(100000).fill(1))')
     t.match(r, { type: 'error', code: 'SCRIPT_MEMORY' })
     t.match(await run(pool, ctx, '[1, 2, 3].length'), { type: 'ok', output: '3' })
   })
 
   t.test('answers SCRIPT_MEMORY for a string bomb', async (t) => {
-    t.match(await run(pool, ctx, 'let s = "x"; while (true) s = s + s; s.length'), { type: 'error', code: /SCRIPT_MEMORY|SCRIPT_ERROR/ })
+    const roomy = { ...context(t.testdir()), limits: { timeoutMs: 30_000, cpuMs: 30_000 } }
+    t.match(await run(pool, roomy, 'let s = "x"; while (true) s = s + s; s.length'), { type: 'error', code: /SCRIPT_MEMORY|SCRIPT_ERROR/ })
     t.match(await run(pool, ctx, '"fine"'), { type: 'ok', output: 'fine' })
   })
 

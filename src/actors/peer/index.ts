@@ -3,7 +3,6 @@ export type { PeerEvent, PeerContext, PeerInput } from './events.js'
 export { PeerActor, type PeerSettings, type PlayRequest, type PlayOutcome, type TaskStatus, type PeerTermination } from './actor.js'
 export {
   PeerHost,
-  DEFAULT_LIMITS,
   DEFAULT_QUOTA,
   type PeerHostOptions,
   type SpawnPeerOptions,

@@ -5,7 +5,7 @@ import { circlesError } from '../../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../../identity/index.js'
 import { parsePolicy, readPolicy, writePolicy, type Policy } from '../../policy/index.js'
 import { playResultOf, type PlayResult } from '../../protocol/index.js'
-import type { RunLimits, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
+import { DEFAULT_LIMITS, type RunLimits, type SandboxContextRef, type SandboxPool } from '../../sandbox/index.js'
 import { listNamespaces, namespacePath, NAMESPACE_DIRS, type StorageQuota } from '../../storage/index.js'
 import { Supervisor, type SupervisorEvent } from '../../supervisor/index.js'
 import { PeerActor, type PeerSettings, type PlayOutcome, type PlayRequest } from './actor.js'
@@ -44,15 +44,6 @@ interface Entry {
   context: SandboxContextRef
   actor: PeerActor | undefined
 }
-
-export const DEFAULT_LIMITS: RunLimits = Object.freeze({
-  timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS,
-  cpuMs: DEFAULTS.SCRIPT_CPU_MS,
-  memoryMb: DEFAULTS.SCRIPT_MEMORY_MB,
-  maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
-  maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
-  maxLogLines: DEFAULTS.MAX_LOG_LINES,
-})
 
 export const DEFAULT_QUOTA: StorageQuota = Object.freeze({
   maxDocumentBytes: DEFAULTS.MAX_DOCUMENT_BYTES,
