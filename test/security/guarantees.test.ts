@@ -42,8 +42,10 @@ t.test('play timeout_ms bounds the run below the circle limit', { timeout: 10_00
   socket.close()
 })
 
-t.test('a timeout or memory abort rebuilds the worker context, once per abort', { timeout: 30_000 }, async (t) => {
-  const { url, admin } = await startNode(t, { policy: { run: 'anonymous' } })
+t.test('a timeout or memory abort rebuilds the worker context, once per abort', { timeout: 60_000 }, async (t) => {
+  // Time limits far away for the memory abort: on a loaded machine, filling 64 MiB can take
+  // longer than the default second, and the run would end SCRIPT_TIMEOUT instead.
+  const { url, admin } = await startNode(t, { policy: { run: 'anonymous' }, peers: { limits: { timeoutMs: 20_000, cpuMs: 20_000 } } })
   const socket = await openSocket(url)
   t.match(await socket.call('play', { script: '"warm"' }), { result: { output: 'warm' } })
   let count = await rebuilds(admin)
@@ -61,8 +63,8 @@ t.test('a timeout or memory abort rebuilds the worker context, once per abort', 
     ['the run after that', '"clean"', 'ok', 0],
   ]
   for (const [what, script, code, rebuilt] of cases) {
-    // Timeouts are asked for short; the memory abort gets the circle's whole second to fill 64 MiB.
-    const answer = await socket.call('play', { script, ...(code === 'SCRIPT_TIMEOUT' ? { timeout_ms: 100 } : {}) }, what, 10_000)
+    // Timeouts are asked for short; the memory abort gets the circle's whole 20 s to fill 64 MiB.
+    const answer = await socket.call('play', { script, ...(code === 'SCRIPT_TIMEOUT' ? { timeout_ms: 100 } : {}) }, what, 25_000)
     t.equal(answer.error?.data.code ?? 'ok', code, `${what}: ${code}`)
     const now = await rebuilds(admin)
     t.equal(now - count, rebuilt, `${what}: circles_sandbox_rebuilds_total +${rebuilt}`)
