@@ -12,6 +12,7 @@ export function scriptThreadPool<Task, Result>(data: WorkerData): Piscina<Task, 
   return new Piscina<Task, Result>({
     filename: worker.url,
     ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
+    env: worker.threadEnv,
     minThreads: 1,
     maxThreads: 1,
     idleTimeout: Number.POSITIVE_INFINITY,

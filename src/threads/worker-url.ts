@@ -9,6 +9,20 @@ export interface WorkerModule {
   readonly execArgv: readonly string[]
   /** Flags for a worker thread running it (`undefined`: inherit this process's). */
   readonly threadExecArgv: string[] | undefined
+  /**
+   * The environment of a worker thread running it: this process's without `NODE_OPTIONS`. A
+   * thread re-reads `NODE_OPTIONS` from its environment whatever its flags, and preloads named
+   * there (an APM agent, a test runner's hooks) have no business in the sandbox or verifier
+   * threads: tap's process-info hook patches require, and Node 20's require-of-ESM path was seen
+   * to abort the whole process when that hook met a worker's ESM module.
+   */
+  readonly threadEnv: NodeJS.ProcessEnv
+}
+
+/** This process's environment without NODE_OPTIONS (see {@link WorkerModule.threadEnv}). */
+function threadEnv(): NodeJS.ProcessEnv {
+  const { NODE_OPTIONS: _preloads, ...env } = process.env
+  return env
 }
 
 /** Flags every Circles process needs (isolated-vm requires it on Node 20). */
@@ -50,7 +64,7 @@ function builtIsFresh(root: string): boolean {
 export function workerModule(base: string, name: string): WorkerModule {
   if (!base.endsWith('.ts')) {
     const execArgv = process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, ...REQUIRED_FLAGS]
-    return { url: new URL(`./${name}.js`, base).href, execArgv, threadExecArgv: undefined }
+    return { url: new URL(`./${name}.js`, base).href, execArgv, threadExecArgv: undefined, threadEnv: threadEnv() }
   }
   const here = fileURLToPath(base)
   const marker = `${sep}src${sep}`
@@ -58,10 +72,10 @@ export function workerModule(base: string, name: string): WorkerModule {
   if (at >= 0) {
     const root = here.slice(0, at)
     const built = join(root, 'dist', relative(root, dirname(here)), `${name}.js`)
-    if (builtIsFresh(root)) return { url: pathToFileURL(built).href, execArgv: REQUIRED_FLAGS, threadExecArgv: [] }
+    if (builtIsFresh(root)) return { url: pathToFileURL(built).href, execArgv: REQUIRED_FLAGS, threadExecArgv: [], threadEnv: threadEnv() }
   }
   const execArgv = process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, ...REQUIRED_FLAGS]
-  return { url: new URL(`./${name}.ts`, base).href, execArgv, threadExecArgv: undefined }
+  return { url: new URL(`./${name}.ts`, base).href, execArgv, threadExecArgv: undefined, threadEnv: threadEnv() }
 }
 
 /** The URL of {@link workerModule}. */

@@ -37,6 +37,7 @@ export class Verifier implements ChildHandle {
     this.piscina = new Piscina<VerifyTask, SignatureCheck>({
       filename: worker.url,
       ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
+      env: worker.threadEnv,
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: Number.POSITIVE_INFINITY,
