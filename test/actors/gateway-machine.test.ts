@@ -1,6 +1,6 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createActor, getInitialSnapshot, getNextSnapshot } from 'xstate'
+import { createActor, getInitialSnapshot, getNextSnapshot, waitFor, type Actor } from 'xstate'
 import { gatewayMachine, type VerifyInput, type VerifyOutput } from '../../src/actors/gateway/index.js'
 import type { Claimant } from '../../src/identity/index.js'
 
@@ -62,6 +62,8 @@ t.test('gatewayMachine as an actor', async (t) => {
     actor.start()
     return actor
   }
+  /** Resolves once the verification the actor invoked has answered (it leaves `verifying`). */
+  const verified = (actor: Actor<typeof gatewayMachine>) => waitFor(actor, (snapshot) => !snapshot.matches({ open: 'verifying' }))
 
   t.test('a valid signature authenticates and records the caller', async (t) => {
     let seen: VerifyInput | undefined
@@ -71,7 +73,7 @@ t.test('gatewayMachine as an actor', async (t) => {
     })
     actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
     actor.send({ type: 'AUTHENTICATE', requestId: 3, claimant: A, signature: 'sig' })
-    await sleep(5)
+    await verified(actor)
     t.same(seen, { nonce: 'n1', claimant: A, signature: 'sig' }, 'verifies the issued nonce')
     t.same(actor.getSnapshot().value, { open: 'authenticated' })
     t.equal(actor.getSnapshot().context.caller, KEY_A)
@@ -86,7 +88,7 @@ t.test('gatewayMachine as an actor', async (t) => {
     const second = run(async () => ({ ok: true, publicKey: KEY_A }))
     second.send({ type: 'NONCE_ISSUED', claimant: ADDRESS, nonce: 'n1' })
     second.send({ type: 'AUTHENTICATE', requestId: 4, claimant: { type: 'address', address: '0x' + 'c'.repeat(40) }, signature: 'sig' })
-    await sleep(5)
+    await verified(second)
     t.same(second.getSnapshot().value, { open: 'authenticated' })
     t.equal(second.getSnapshot().context.caller, KEY_A)
   })
@@ -95,7 +97,7 @@ t.test('gatewayMachine as an actor', async (t) => {
     const actor = run(async () => ({ ok: false, reason: 'mismatch' }))
     actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
     actor.send({ type: 'AUTHENTICATE', requestId: 4, claimant: A, signature: 'sig' })
-    await sleep(5)
+    await verified(actor)
     t.equal(actor.getSnapshot().value, 'closing')
     t.same(actor.getSnapshot().context.close, { code: 'INVALID_CREDENTIALS', wsCode: 1008, requestId: 4 })
   })
@@ -107,7 +109,7 @@ t.test('gatewayMachine as an actor', async (t) => {
     })
     actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
     actor.send({ type: 'AUTHENTICATE', requestId: 5, claimant: A, signature: 'sig' })
-    await sleep(5)
+    await verified(actor)
     t.same(actor.getSnapshot().context.close, { code: 'OVERLOADED', wsCode: 1013, requestId: 5 })
   })
 
@@ -126,7 +128,7 @@ t.test('gatewayMachine as an actor', async (t) => {
     await sleep(60)
     actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n2' })
     actor.send({ type: 'AUTHENTICATE', requestId: 8, claimant: A, signature: 'sig' })
-    await sleep(5)
+    await verified(actor)
     t.same(actor.getSnapshot().value, { open: 'authenticated' })
   })
 })

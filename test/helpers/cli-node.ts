@@ -1,11 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
+import { CLI, ROOT, spawnCli } from './cli-process.js'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-export const CLI = join(ROOT, 'dist/src/cli/main.js')
+export { CLI }
 
 /** The built CLI is there (npm test builds it first). */
 export function cliBuilt(): boolean {
@@ -39,57 +37,15 @@ export interface CliNode {
  */
 export async function startCli(t: { teardown(fn: () => unknown): void }, args: readonly string[], ready: RegExp, env: Record<string, string> = {}): Promise<CliNode> {
   const { NODE_OPTIONS: _drop, ...base } = process.env
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-    env: { ...base, ...env },
-  })
-  const pid = child.pid!
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  t.teardown(() => {
-    try {
-      process.kill(-pid, 'SIGKILL')
-    } catch {
-      // Already gone.
-    }
-  })
-  const events: LogEvent[] = []
-  const waiters: { match: (e: LogEvent) => boolean; resolve: (e: LogEvent) => void }[] = []
-  let stdout = ''
-  let stderr = ''
-  let partial = ''
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
-  child.stdout!.on('data', (c: Buffer) => {
-    const text = partial + c.toString()
-    stdout += c.toString()
-    const lines = text.split('\n')
-    partial = lines.pop()!
-    for (const line of lines) {
-      if (line.trim() === '') continue
-      let event: LogEvent
-      try {
-        event = JSON.parse(line) as LogEvent
-      } catch {
-        continue
-      }
-      events.push(event)
-      for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.match(event)) waiters.splice(i, 1)[0]!.resolve(event)
-    }
-  })
-  const output = () => `${stderr}\n${stdout}`.slice(-4000)
-  const waitFor = (match: (event: LogEvent) => boolean) => {
-    const found = events.find(match)
-    if (found !== undefined) return Promise.resolve(found)
-    return new Promise<LogEvent>((resolve, reject) => {
-      waiters.push({ match, resolve })
-      void exited.then((code) => reject(new Error(`circles ${args[0]} exited (${code}) while a log line was awaited:\n${output()}`)))
-    })
-  }
+  const cli = spawnCli(t, args, { cwd: ROOT, env: { ...base, ...env } })
+  const { child, pid } = cli
+  const exited = cli.exited.then(({ code }) => code)
+  const output = () => `${cli.stderr()}\n${cli.stdout()}`.slice(-4000)
+  const waitFor = (match: (event: LogEvent) => boolean) => cli.waitFor(match)
   const node: CliNode = {
     child,
     pid,
-    events,
+    events: cli.lines,
     waitFor,
     exited,
     admin: undefined,
