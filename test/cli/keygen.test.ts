@@ -1,23 +1,15 @@
 import t from 'tap'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import { runCli } from '../../src/cli/run-cli.js'
 import { isCanonicalPublicKey, keyPairFromSecret, readKeyFile } from '../../src/identity/index.js'
-
-function io() {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  stdout.on('data', (c: Buffer) => (out += c.toString()))
-  return { io: { stdout, stderr }, out: () => out }
-}
+import { io } from '../helpers/cli-io.js'
 
 t.test('circles keygen', async (t) => {
   t.test('prints a new key pair as JSON', async (t) => {
     const cap = io()
     t.equal(await runCli(['keygen'], cap.io), 0)
-    const printed = JSON.parse(cap.out())
+    const printed = JSON.parse(cap.out.stdout)
     t.ok(isCanonicalPublicKey(printed.public_key))
     t.equal(keyPairFromSecret(printed.secret_key).publicKey, printed.public_key)
   })
@@ -26,7 +18,7 @@ t.test('circles keygen', async (t) => {
     const path = join(t.testdir(), 'me.key')
     const cap = io()
     t.equal(await runCli(['keygen', '--out', path], cap.io), 0)
-    const printed = JSON.parse(cap.out())
+    const printed = JSON.parse(cap.out.stdout)
     t.same(Object.keys(printed).sort(), ['key_file', 'public_key'])
     t.equal((await readKeyFile(path)).publicKey, printed.public_key)
     t.equal((await stat(path)).mode & 0o777, 0o600)
@@ -41,7 +33,7 @@ t.test('circles <command>', async (t) => {
   t.test('prints usage for help', async (t) => {
     const cap = io()
     t.equal(await runCli(['help'], cap.io), 0)
-    t.match(cap.out(), /Usage: circles/)
+    t.match(cap.out.stdout, /Usage: circles/)
   })
   t.test('refuses an unknown command with USAGE', async (t) => {
     await t.rejects(runCli(['frobnicate'], io().io), { code: 'USAGE', message: /frobnicate/ })

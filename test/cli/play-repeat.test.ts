@@ -1,17 +1,8 @@
 import t from 'tap'
-import { PassThrough } from 'node:stream'
 import { runCli } from '../../src/cli/run-cli.js'
 import { generateKeyPair } from '../../src/identity/index.js'
+import { io } from '../helpers/cli-io.js'
 import { startNode } from '../helpers/node.js'
-
-function io() {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  const out = { stdout: '', stderr: '' }
-  stdout.on('data', (c: Buffer) => (out.stdout += c.toString()))
-  stderr.on('data', (c: Buffer) => (out.stderr += c.toString()))
-  return { io: { stdout, stderr }, out }
-}
 
 async function connectionsTotal(admin: string): Promise<number> {
   const text = await (await fetch(`${admin}/metrics`)).text()

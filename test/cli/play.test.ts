@@ -1,19 +1,10 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import { runCli } from '../../src/cli/run-cli.js'
 import { generateKeyPair, writeKeyFile } from '../../src/identity/index.js'
+import { io } from '../helpers/cli-io.js'
 import { startNode } from '../helpers/node.js'
-
-function io() {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  const out = { stdout: '', stderr: '' }
-  stdout.on('data', (c: Buffer) => (out.stdout += c.toString()))
-  stderr.on('data', (c: Buffer) => (out.stderr += c.toString()))
-  return { io: { stdout, stderr }, out }
-}
 
 t.test('circles play', async (t) => {
   const { url, circle } = await startNode(t)
