@@ -143,9 +143,25 @@ export class LoadMix {
     return undefined
   }
 
-  private async good(index: number): Promise<void> {
-    let client = await this.client(this.circles.main)
+  /**
+   * One authenticated client of `cls` playing `script(n)` for n = 0, 1, … with `pauseMs` between
+   * plays; a connection that closes is replaced by a new client.
+   */
+  private async playLoop(cls: LoadClass, url: string, pauseMs: number, play: (client: CirclesClient, n: number) => Promise<unknown>): Promise<void> {
+    let client = await this.client(url)
     for (let n = 0; this.running && client !== undefined; n++) {
+      const current = client
+      if (!(await this.attempt(cls, () => play(current, n)))) {
+        current.close()
+        client = await this.client(url)
+      }
+      await sleep(pauseMs)
+    }
+    client?.close()
+  }
+
+  private good(index: number): Promise<void> {
+    return this.playLoop('good', this.circles.main, this.options.goodPauseMs, (client, n) => {
       const key = `c/${index}/${n % 50}`
       const script =
         n % 3 === 0
@@ -153,13 +169,8 @@ export class LoadMix {
           : n % 3 === 1
             ? `load_data(${JSON.stringify(key)})`
             : `list_data("c/${index}/").length`
-      if (!(await this.attempt('good', () => client!.play(script)))) {
-        client.close()
-        client = await this.client(this.circles.main)
-      }
-      await sleep(this.options.goodPauseMs)
-    }
-    client?.close()
+      return client.play(script)
+    })
   }
 
   private async reconnect(): Promise<void> {
@@ -178,33 +189,20 @@ export class LoadMix {
     }
   }
 
-  private async hostile(): Promise<void> {
-    let client = await this.client(this.circles.main)
-    for (let n = 0; this.running && client !== undefined; n++) {
+  private hostile(): Promise<void> {
+    return this.playLoop('hostile', this.circles.main, this.options.hostilePauseMs, (client, n) => {
       const { script, timeoutMs } = HOSTILE_SCRIPTS[n % HOSTILE_SCRIPTS.length]!
-      if (!(await this.attempt('hostile', () => client!.play(script, timeoutMs === undefined ? {} : { scriptTimeoutMs: timeoutMs })))) {
-        client.close()
-        client = await this.client(this.circles.main)
-      }
-      await sleep(this.options.hostilePauseMs)
-    }
-    client?.close()
+      return client.play(script, timeoutMs === undefined ? {} : { scriptTimeoutMs: timeoutMs })
+    })
   }
 
-  private async writer(): Promise<void> {
-    let client = await this.client(this.circles.quota)
-    for (let n = 0; this.running && client !== undefined; n++) {
+  private writer(): Promise<void> {
+    return this.playLoop('writer', this.circles.quota, this.options.writerPauseMs, (client, n) => {
       const name = JSON.stringify(`w/${n % 20}`)
       // Sizes up to twice the document quota; every third operation deletes.
       const size = 100 + ((n * 7919) % 16_000)
-      const script = n % 3 === 2 ? `delete_data(${name})` : `save_data(${name}, "x".repeat(${size}))`
-      if (!(await this.attempt('writer', () => client!.play(script)))) {
-        client.close()
-        client = await this.client(this.circles.quota)
-      }
-      await sleep(this.options.writerPauseMs)
-    }
-    client?.close()
+      return client.play(n % 3 === 2 ? `delete_data(${name})` : `save_data(${name}, "x".repeat(${size}))`)
+    })
   }
 
   private async flood(): Promise<void> {
