@@ -1,6 +1,5 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { createActor, getInitialSnapshot, getNextSnapshot, waitFor, type Actor } from 'xstate'
+import { createActor, getInitialSnapshot, getNextSnapshot, SimulatedClock, waitFor, type Actor } from 'xstate'
 import { gatewayMachine, type VerifyInput, type VerifyOutput } from '../../src/actors/gateway/index.js'
 import type { Claimant } from '../../src/identity/index.js'
 
@@ -57,8 +56,8 @@ t.test('gatewayMachine transitions', async (t) => {
 })
 
 t.test('gatewayMachine as an actor', async (t) => {
-  const run = (verify: (input: VerifyInput) => Promise<VerifyOutput>, nonceTtlMs = 1000) => {
-    const actor = createActor(gatewayMachine, { input: { nonceTtlMs, verify } })
+  const run = (verify: (input: VerifyInput) => Promise<VerifyOutput>, nonceTtlMs = 1000, clock?: SimulatedClock) => {
+    const actor = createActor(gatewayMachine, { input: { nonceTtlMs, verify }, ...(clock === undefined ? {} : { clock }) })
     actor.start()
     return actor
   }
@@ -114,18 +113,20 @@ t.test('gatewayMachine as an actor', async (t) => {
   })
 
   t.test('the nonce expires after its TTL: AUTHENTICATE then closes with NONCE_EXPIRED', async (t) => {
-    const actor = run(async (input) => ({ ok: true, publicKey: KEY_A }), 30)
+    const clock = new SimulatedClock()
+    const actor = run(async (input) => ({ ok: true, publicKey: KEY_A }), 30, clock)
     actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
-    await sleep(60)
+    clock.increment(30)
     t.same(actor.getSnapshot().value, { open: 'nonceExpired' })
     actor.send({ type: 'AUTHENTICATE', requestId: 6, claimant: A, signature: 'sig' })
     t.same(actor.getSnapshot().context.close, { code: 'NONCE_EXPIRED', wsCode: 1008, requestId: 6 })
   })
 
   t.test('a fresh nonce after expiry is usable again', async (t) => {
-    const actor = run(async (input) => ({ ok: true, publicKey: KEY_A }), 30)
+    const clock = new SimulatedClock()
+    const actor = run(async (input) => ({ ok: true, publicKey: KEY_A }), 30, clock)
     actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
-    await sleep(60)
+    clock.increment(30)
     actor.send({ type: 'NONCE_ISSUED', claimant: A, nonce: 'n2' })
     actor.send({ type: 'AUTHENTICATE', requestId: 8, claimant: A, signature: 'sig' })
     await verified(actor)
