@@ -23,6 +23,8 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
     node: { sandbox, limits, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
   })
   await awaitRedis(node, log)
+  // Signals drain from here on: the line below tells operators that SIGTERM drains.
+  const served = serveUntilSignal(node, log)
   for (const c of circles) {
     const http = c.url.replace(/^ws/, 'http')
     log.info({ circle: c.name, public_key: c.publicKey, url: c.url, playground: http, info: `${http}info`, new_key: c.keyCreated }, `circle ${c.name} served at ${http}`)
@@ -38,7 +40,7 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
     },
     `serving ${circles.length} circle(s); Ctrl-C or SIGTERM drains and stops`,
   )
-  const code = await serveUntilSignal(node, log)
+  const code = await served
   if (code !== 0) process.exit(code)
   return code
 }

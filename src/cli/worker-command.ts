@@ -40,11 +40,13 @@ export async function workerCommand(argv: readonly string[], io: CliIo): Promise
     ...(admin === undefined ? {} : { admin }),
   })
   await awaitRedis(node, log)
+  // Signals drain from here on: the line below tells operators that SIGTERM drains.
+  const served = serveUntilSignal(node, log)
   log.info(
     { db_path: dbPath, contexts: node.peers.size.registered, single: single ?? null, node_id: node.redis!.nodeId, admin: node.adminUrl ?? null, sandbox_pids: node.sandbox.pids },
     single === undefined ? `worker serving ${node.peers.size.registered} context(s) from ${dbPath}` : `worker serving context ${single}`,
   )
-  const code = await serveUntilSignal(node, log)
+  const code = await served
   if (code !== 0) process.exit(code)
   return code
 }

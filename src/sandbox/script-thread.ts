@@ -8,7 +8,7 @@ import type { WorkerData } from './worker.js'
  * thread is the only writer of its contexts' namespaces, and order within a host matters.
  */
 export function scriptThreadPool<Task, Result>(data: WorkerData): Piscina<Task, Result> {
-  const worker = workerModule(import.meta.url, 'worker')
+  const worker = workerModule(import.meta.url, 'thread-entry', 'commonjs')
   return new Piscina<Task, Result>({
     filename: worker.url,
     ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),

@@ -35,7 +35,7 @@ function newest(dir: string, ext: string, pick: (a: number, b: number) => number
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name)
     if (entry.isDirectory()) value = newest(path, ext, pick, value)
-    else if (entry.name.endsWith(ext)) value = pick(value, statSync(path).mtimeMs)
+    else if (entry.name.endsWith(ext) || entry.name.endsWith(ext.replace('.', '.c'))) value = pick(value, statSync(path).mtimeMs)
   }
   return value
 }
@@ -56,23 +56,33 @@ function builtIsFresh(root: string): boolean {
 
 /**
  * The module `name` next to `base` (an `import.meta.url`). In the built package that is the `.js`
- * beside it, started with the flags Circles needs. Under a TypeScript loader (the tests), the
- * compiled twin in `dist/` is used when the build is up to date — a worker process or thread that
- * loads the TypeScript compiler first takes seconds to start — and the `.ts` source otherwise,
- * with this process's loader flags.
+ * beside it (`.cjs` for a thread entry), started with the flags Circles needs. Under a TypeScript
+ * loader (the tests), the compiled twin in `dist/` is used when the build is up to date — a
+ * worker process that loads the TypeScript compiler first takes seconds to start — and for a
+ * process entry, the `.ts` source otherwise, with this process's loader flags.
+ *
+ * Thread pools start a CommonJS entry (each pool's `thread-entry.cts`): piscina require()s its
+ * task file, and Node 20 aborts the whole process when a thread is terminated while require()
+ * links an ES module. A thread entry is always the compiled one: a thread cannot load the
+ * TypeScript sources through CommonJS without that same require() of ES modules, so a stale
+ * build is an error that says to build.
  */
-export function workerModule(base: string, name: string): WorkerModule {
+export function workerModule(base: string, name: string, format: 'esm' | 'commonjs' = 'esm'): WorkerModule {
+  const built = format === 'esm' ? '.js' : '.cjs'
   if (!base.endsWith('.ts')) {
     const execArgv = process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, ...REQUIRED_FLAGS]
-    return { url: new URL(`./${name}.js`, base).href, execArgv, threadExecArgv: undefined, threadEnv: threadEnv() }
+    return { url: new URL(`./${name}${built}`, base).href, execArgv, threadExecArgv: undefined, threadEnv: threadEnv() }
   }
   const here = fileURLToPath(base)
   const marker = `${sep}src${sep}`
   const at = here.lastIndexOf(marker)
   if (at >= 0) {
     const root = here.slice(0, at)
-    const built = join(root, 'dist', relative(root, dirname(here)), `${name}.js`)
-    if (builtIsFresh(root)) return { url: pathToFileURL(built).href, execArgv: REQUIRED_FLAGS, threadExecArgv: [], threadEnv: threadEnv() }
+    const twin = join(root, 'dist', relative(root, dirname(here)), `${name}${built}`)
+    if (builtIsFresh(root)) return { url: pathToFileURL(twin).href, execArgv: REQUIRED_FLAGS, threadExecArgv: [], threadEnv: threadEnv() }
+  }
+  if (format === 'commonjs') {
+    throw new Error(`${name}: the compiled dist/ is missing or older than src/; run \`npm run build\` (worker threads load the build)`)
   }
   const execArgv = process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, ...REQUIRED_FLAGS]
   return { url: new URL(`./${name}.ts`, base).href, execArgv, threadExecArgv: undefined, threadEnv: threadEnv() }

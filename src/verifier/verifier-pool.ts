@@ -33,7 +33,7 @@ export class Verifier implements ChildHandle {
   constructor(options: VerifierOptions = {}) {
     const threads = positiveIntegerOption(options.threads, 1, 'threads')
     this.maxPending = positiveIntegerOption(options.maxPending, DEFAULTS.MAX_PENDING_VERIFICATIONS, 'maxPending')
-    const worker = workerModule(import.meta.url, 'worker')
+    const worker = workerModule(import.meta.url, 'thread-entry', 'commonjs')
     this.piscina = new Piscina<VerifyTask, SignatureCheck>({
       filename: worker.url,
       ...(worker.threadExecArgv === undefined ? {} : { execArgv: worker.threadExecArgv }),
