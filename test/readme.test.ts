@@ -11,6 +11,7 @@ import type { SupervisorTree } from '../src/supervisor/index.js'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+const doc = (name: string) => readFileSync(join(ROOT, 'docs', name), 'utf8')
 
 /** Column where a tree line's restart type starts, and where its description starts after it. */
 const NAME_WIDTH = 22
@@ -22,7 +23,7 @@ function describe(tree: SupervisorTree): string {
   return `${tree.strategy}, ${tree.intensity} restarts / ${tree.periodMs / 1000} s`
 }
 
-/** The supervision tree drawn as in the README's "Supervision tree" block (comments aside). */
+/** The supervision tree drawn as in docs/operations.md's "Supervision tree" block (comments aside). */
 function draw(tree: SupervisorTree): string[] {
   const lines = [`${tree.id.padEnd(NAME_WIDTH)}${describe(tree)}`]
   const walk = (node: SupervisorTree, prefix: string) => {
@@ -70,8 +71,23 @@ t.test('README', async (t) => {
     t.same(JSON.parse(out), { name: 'Test' })
   })
 
+  t.test("the client library's first script runs as written", async (t) => {
+    const block = /## A first script from the client library\n\n```js\n([\s\S]*?)```/.exec(readme)?.[1]
+    t.ok(block, 'the example is there')
+    const { node, circle, url } = await startNode(t)
+    await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: 'save_data("profile", { name: "Alice" })' })
+    const file = join(t.testdir(), 'first.mjs')
+    writeFileSync(file, block!.replace("from 'circles'", `from '${join(ROOT, 'dist/src/index.js')}'`).replace('ws://127.0.0.1:8090/', url))
+    const child = spawn(process.execPath, ['--no-node-snapshot', file])
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()))
+    t.equal(await new Promise((resolve) => child.on('exit', resolve)), 0, out)
+    t.equal(out.trim(), 'Alice')
+  })
+
   t.test('the programmatic API example runs as written', async (t) => {
-    const block = /## Programmatic API\n\n```ts\n([\s\S]*?)```/.exec(readme)?.[1]
+    const block = /## Programmatic API\n\n```ts\n([\s\S]*?)```/.exec(doc('client.md'))?.[1]
     t.ok(block, 'the example is there')
     const dir = t.testdir()
     const code = block!
@@ -88,8 +104,8 @@ t.test('README', async (t) => {
     t.equal(out.trim(), 'world')
   })
 
-  t.test('the supervision tree drawn under Operations is the one a node runs', async (t) => {
-    const block = /### Supervision tree\n[\s\S]*?```text\n([\s\S]*?)```/.exec(readme)?.[1]
+  t.test('the supervision tree drawn in docs/operations.md is the one a node runs', async (t) => {
+    const block = /## Supervision tree\n[\s\S]*?```text\n([\s\S]*?)```/.exec(doc('operations.md'))?.[1]
     t.ok(block, 'the drawing is there')
     const drawn = block!.trimEnd().split('\n').map((line) => line.replace(/\s+#.*$/, '').trimEnd())
     // The demo circles (ports of their own: the launcher test uses the demo's), two hosts. A

@@ -33,8 +33,8 @@ t.test('ERROR_REGISTRY', async (t) => {
     }
   })
 
-  t.test('is documented row by row in the README error table', async (t) => {
-    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+  t.test('is documented row by row in the error table of docs/errors.md', async (t) => {
+    const readme = await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8')
     const rows = new Map<string, string>()
     for (const line of readme.split('\n')) {
       const m = /^\| `([A-Z_]+)` \| (`-?\d+`|—) \|/.exec(line)
@@ -42,11 +42,11 @@ t.test('ERROR_REGISTRY', async (t) => {
     }
     for (const code of ERROR_CODES) {
       const row = rows.get(code)
-      t.ok(row !== undefined, `README documents ${code}`)
+      t.ok(row !== undefined, `docs/errors.md documents ${code}`)
       const rpc = ERROR_REGISTRY[code].rpc
-      t.equal(row, rpc === null ? '—' : `\`${rpc}\``, `README gives ${code} its JSON-RPC code`)
+      t.equal(row, rpc === null ? '—' : `\`${rpc}\``, `docs/errors.md gives ${code} its JSON-RPC code`)
     }
-    for (const code of rows.keys()) t.ok(isErrorCode(code), `README row ${code} exists in the registry`)
+    for (const code of rows.keys()) t.ok(isErrorCode(code), `docs/errors.md row ${code} exists in the registry`)
   })
 })
 
