@@ -24,6 +24,7 @@ import { SCRIPTS } from './lib/scripts.js'
 import type { EngineFigure } from './engine.bench.js'
 import { measureSandbox, type SandboxFigure } from './sandbox.bench.js'
 import type { LoadConfig, LoadResult } from './load/load-generator.js'
+import type { CpuPerRequest, MeasuredProcesses } from './lib/thread-cpu.js'
 
 const argv = process.argv.slice(2)
 const quick = argv.includes('--quick')
@@ -53,9 +54,19 @@ function command(args: readonly string[], core?: string): [string, string[]] {
   return core === undefined ? [process.execPath, [...args]] : ['taskset', ['-c', core, process.execPath, ...args]]
 }
 
+/** What a bench server prints once listening. */
+interface ServerInfo {
+  readonly url?: string
+  readonly http?: string
+  readonly circle?: string
+  readonly contexts?: string[]
+  readonly pid?: number
+  readonly host_pids?: number[]
+}
+
 interface Server {
   readonly child: ChildProcess
-  readonly info: Record<string, string> & { contexts?: string[] }
+  readonly info: ServerInfo
   readonly lines: Interface
   command(value: unknown): Promise<Record<string, unknown>>
   stop(): Promise<void>
@@ -119,6 +130,18 @@ function holdIdle(url: string, connections: number): Promise<{ stop: () => void 
     createInterface({ input: child.stdout }).once('line', () => resolve({ stop: () => child.kill('SIGTERM') }))
     child.once('exit', (code) => reject(new Error(`idle load generator exited with ${code}`)))
   })
+}
+
+/** The server's process and its sandbox hosts, whose CPU per request the load generator reads. */
+function cpuOf(server: Server): MeasuredProcesses {
+  return { server: server.info.pid ?? server.child.pid!, hosts: server.info.host_pids ?? [] }
+}
+
+/** The CPU-per-request table's columns, in µs. */
+const CPU_COLUMNS: (keyof CpuPerRequest)[] = ['server_main', 'server_helpers', 'verifier', 'script', 'host_main', 'host_helpers', 'total']
+
+function cpuRow(label: string, r: LoadResult): (string | number)[] {
+  return [label, r.connections, ...CPU_COLUMNS.map((k) => (r.cpu_us === undefined ? '—' : r.cpu_us[k]))]
 }
 
 function row(label: string, r: LoadResult, ceiling?: number): (string | number)[] {
@@ -263,7 +286,7 @@ async function main(): Promise<void> {
   const ceilingA: LoadResult[] = []
   for (const connections of PLAN.connections) {
     say(`ceiling A (ws echo), ${connections} connections`)
-    ceilingA.push(await load({ mode: 'echo', url: echo.info['url']!, ...timed(connections) }))
+    ceilingA.push(await load({ mode: 'echo', url: echo.info['url']!, ...timed(connections), cpu: cpuOf(echo) }))
   }
   await echo.stop()
 
@@ -282,12 +305,12 @@ async function main(): Promise<void> {
   for (const script of ['trivial', 'small'] as const) {
     for (const connections of PLAN.connections) {
       say(`Circles local, ${script} script, ${connections} connections`)
-      local[script].push(await load({ mode: 'play', url, ...timed(connections, SCRIPTS[script]) }))
+      local[script].push(await load({ mode: 'play', url, ...timed(connections, SCRIPTS[script]), cpu: cpuOf(node) }))
     }
   }
   say(`Circles local, ${PLAN.manyContexts} connections to ${PLAN.manyContexts} different contexts`)
   const { urls } = (await node.command({ cmd: 'urls', count: PLAN.manyContexts })) as { urls: string[] }
-  const manyContexts = await load({ mode: 'play', url, urls, ...timed(PLAN.manyContexts) })
+  const manyContexts = await load({ mode: 'play', url, urls, ...timed(PLAN.manyContexts), cpu: cpuOf(node) })
 
   // Auth under load.
   say('auth: handshakes/s')
@@ -324,7 +347,7 @@ async function main(): Promise<void> {
   // The same node with in-process sandbox hosts ('thread' isolation): what process isolation costs.
   say('Circles local, thread isolation, trivial script, 50 connections')
   const threadNode = await startServer('./servers/circles-server.js', nodeEnv('thread'))
-  const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, ...timed(50) })
+  const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, ...timed(50), cpu: cpuOf(threadNode) })
   await threadNode.stop()
 
   // Pinned: every server process on one core, the load generator on the other. The one-core
@@ -333,7 +356,7 @@ async function main(): Promise<void> {
   if (canPin) {
     say('pinned: ceiling A (ws echo) on one core, 50 connections')
     const pinnedEcho = await startServer('./servers/echo-server.js', {}, [], SERVER_CORE)
-    const echoPinned = await load({ mode: 'echo', url: pinnedEcho.info['url']!, ...timed(50) }, LOAD_CORE)
+    const echoPinned = await load({ mode: 'echo', url: pinnedEcho.info['url']!, ...timed(50), cpu: cpuOf(pinnedEcho) }, LOAD_CORE)
     await pinnedEcho.stop()
     say('pinned: the engine alone on that core')
     const enginePinned = await engine('trivial', false, SERVER_CORE)
@@ -342,10 +365,10 @@ async function main(): Promise<void> {
     for (const isolation of ['process', 'thread'] as const) {
       say(`pinned: Circles, ${isolation} isolation, trivial script, 50 connections`)
       const n = await startServer('./servers/circles-server.js', nodeEnv(isolation), [], SERVER_CORE)
-      rows[isolation] = await load({ mode: 'play', url: n.info['url']!, ...timed(50) }, LOAD_CORE)
+      rows[isolation] = await load({ mode: 'play', url: n.info['url']!, ...timed(50), cpu: cpuOf(n) }, LOAD_CORE)
       if (isolation === 'process') {
         say('pinned: Circles, process isolation, ~1 KB script, 50 connections')
-        rows['small'] = await load({ mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small) }, LOAD_CORE)
+        rows['small'] = await load({ mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small), cpu: cpuOf(n) }, LOAD_CORE)
       }
       await n.stop()
     }
@@ -387,6 +410,8 @@ async function main(): Promise<void> {
   const summary = {
     local_vs_ceiling_a_at_50: l50.per_second / a50.per_second,
     local_p99_ms_at_50: l50.latency_ms.p99,
+    local_cpu_us_at_50: l50.cpu_us ?? null,
+    echo_cpu_us_at_50: a50.cpu_us ?? null,
     many_contexts_vs_ceiling_a: manyContexts.per_second / a50.per_second,
     thread_vs_ceiling_a: threadIsolation.per_second / a50.per_second,
     local_vs_ceiling_b: l50.per_second / ceilingB[0]!.runs_per_second,
@@ -445,6 +470,21 @@ async function main(): Promise<void> {
     rows.push(row('cross-node, 50 contexts', cross.fifty_contexts, a50.per_second))
   }
   console.log(table(headers, rows))
+  console.log('')
+  const cpuRows: (string | number)[][] = [
+    ...ceilingA.map((r) => cpuRow('ceiling A: ws echo', r)),
+    ...local.trivial.map((r) => cpuRow('Circles local, trivial', r)),
+    ...local.small.map((r) => cpuRow('Circles local, ~1 KB', r)),
+    cpuRow(`Circles, ${PLAN.manyContexts} contexts, trivial`, manyContexts),
+    cpuRow('Circles, thread isolation, trivial', threadIsolation),
+  ]
+  if (pinned !== undefined) {
+    cpuRows.push(cpuRow('pinned: ws echo', pinned['echo'] as LoadResult))
+    cpuRows.push(cpuRow('pinned: Circles, process isolation', pinned['process'] as LoadResult))
+    cpuRows.push(cpuRow('pinned: Circles, thread isolation', pinned['thread'] as LoadResult))
+    cpuRows.push(cpuRow('pinned: Circles, ~1 KB', pinned['small'] as LoadResult))
+  }
+  console.log(table(['CPU µs per request, by thread', 'conns', ...CPU_COLUMNS], cpuRows))
   if (pinned !== undefined) {
     const limit = pinned['one_core_limit_per_second'] as number
     console.log('')

@@ -11,6 +11,7 @@
  */
 import { WebSocket } from 'ws'
 import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/identity/index.js'
+import { cpuPerRequest, sampleThreads, type CpuPerRequest, type MeasuredProcesses } from '../lib/thread-cpu.js'
 
 export interface LoadConfig {
   readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle'
@@ -21,6 +22,8 @@ export interface LoadConfig {
   readonly durationMs: number
   readonly warmupMs?: number
   readonly script?: string
+  /** Processes whose CPU per request, by thread, is read over the measured window (same machine). */
+  readonly cpu?: MeasuredProcesses
 }
 
 export interface LoadResult {
@@ -31,6 +34,8 @@ export interface LoadResult {
   readonly seconds: number
   readonly per_second: number
   readonly latency_ms: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number }
+  /** CPU µs per request by thread, over the same window (when `cpu` was given). */
+  readonly cpu_us?: CpuPerRequest
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig
@@ -164,10 +169,12 @@ async function main(): Promise<void> {
     for (let i = 0; i < config.connections; i++) loops.push(handshakes(config.url, config.mode === 'handshake'))
   }
   await new Promise((r) => setTimeout(r, config.warmupMs ?? 500))
+  const cpuBefore = config.cpu === undefined ? undefined : sampleThreads(config.cpu)
   recording = true
   const started = performance.now()
   await new Promise((r) => setTimeout(r, config.durationMs))
   recording = false
+  const cpuAfter = config.cpu === undefined ? undefined : sampleThreads(config.cpu)
   const seconds = (performance.now() - started) / 1000
   running = false
   const sorted = samples.slice(0, Math.min(count, MAX_SAMPLES)).sort()
@@ -187,6 +194,7 @@ async function main(): Promise<void> {
       max: sorted.length > 0 ? sorted[sorted.length - 1]! : Number.NaN,
       mean: sorted.length > 0 ? sum / sorted.length : Number.NaN,
     },
+    ...(cpuBefore === undefined ? {} : { cpu_us: cpuPerRequest(cpuBefore, cpuAfter!, config.cpu!, count) }),
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exit(0)

@@ -10,6 +10,7 @@
  *   {"cmd":"urls","count":N}         → ws URLs of the first N spawned contexts (spawning as needed)
  *   {"cmd":"lag-reset"}              → starts a new event-loop delay histogram
  *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
+ *   {"cmd":"pids"}                   → {"pid","host_pids"}: this process and its sandbox hosts now
  *
  * Cross-node: with BENCH_REDIS_URL (and BENCH_REDIS_PREFIX) the node joins the others through
  * Redis; BENCH_CONTEXTS=N makes it host N more contexts, whose keys it prints as `contexts`
@@ -52,7 +53,7 @@ for (let i = 0; i < Number(process.env['BENCH_CONTEXTS'] ?? '0'); i++) {
   contexts.push(publicKey)
 }
 await node.redis?.whenServing()
-reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey, contexts })
+reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey, contexts, pid: process.pid, host_pids: node.sandbox.pids })
 
 const spawned: string[] = []
 /** The node's own event-loop delay (10 ms sampling), as perf_hooks measures it. */
@@ -83,6 +84,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     switch (command.cmd) {
       case 'memory':
         return reply(await memory())
+      case 'pids':
+        return reply({ pid: process.pid, host_pids: node.sandbox.pids })
       case 'stats':
         return reply({ hosts: node.sandbox.stats })
       case 'spawn': {

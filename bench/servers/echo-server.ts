@@ -14,6 +14,6 @@ wss.on('connection', (ws) => {
 })
 wss.on('listening', () => {
   const address = wss.address() as { port: number }
-  process.stdout.write(`${JSON.stringify({ url: `ws://127.0.0.1:${address.port}/` })}\n`)
+  process.stdout.write(`${JSON.stringify({ url: `ws://127.0.0.1:${address.port}/`, pid: process.pid })}\n`)
 })
 process.on('SIGTERM', () => process.exit(0))

@@ -21,6 +21,7 @@ import { workerData } from 'node:worker_threads'
 import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
+import { nameThisThread, THREAD_NAMES } from '../threads/index.js'
 import { Engine, type RunContext, type RunStore } from './engine.js'
 import { DEFAULT_LIMITS, type SandboxContext } from './run.js'
 import { CLOSE_FRAME, encodeOutcome, encodeReady, FLAG_REBUILT, FrameReader, MESSAGE, type HostMessage } from './wire.js'
@@ -259,6 +260,7 @@ export function serve(fd: number): 'closed' | 'eof' {
   return 'closed'
 }
 
+nameThisThread(THREAD_NAMES.script)
 // Warm up before announcing readiness: the first isolate is built with the default limits.
 engineFor({
   circle: '',

@@ -7,7 +7,10 @@ import { spawnSync } from 'node:child_process'
 import { readlinkSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { verifyClaim, type SignatureCheck } from '../identity/index.js'
+import { nameThisThread, THREAD_NAMES } from '../threads/index.js'
 import type { VerifyTask } from './messages.js'
+
+nameThisThread(THREAD_NAMES.verifier)
 
 try {
   const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
