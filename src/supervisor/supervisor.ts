@@ -340,7 +340,7 @@ export class Supervisor implements ChildHandle {
   private attach(entry: Entry, generation: number, handle: ChildHandle): void {
     entry.handle = handle
     entry.status = 'running'
-    this.onEvent?.({ type: 'child_started', supervisor: this.id, id: entry.spec.id, restarts: entry.restarts })
+    this.notify({ type: 'child_started', supervisor: this.id, id: entry.spec.id, restarts: entry.restarts })
     handle.onExit((reason) => {
       if (entry.generation !== generation || entry.stopping) return
       if (entry.spec.restart === 'temporary' && this.flags.strategy !== 'one_for_all') {
@@ -348,8 +348,34 @@ export class Supervisor implements ChildHandle {
         this.forget(entry, reason)
         return
       }
-      this.work = this.work.then(() => this.onChildExit(entry, reason))
+      this.enqueue(() => this.onChildExit(entry, reason))
     })
+  }
+
+  /**
+   * Restart work runs one piece at a time, in order. A piece that throws (a bug in this class, or
+   * a child handle whose kill throws) must not leave the chain rejected — every later exit would
+   * then go unhandled, and stop() would reject: the supervisor fails instead, as an OTP
+   * supervisor whose own code crashed, and its parent decides.
+   */
+  private enqueue(piece: () => Promise<void>): void {
+    this.work = this.work.then(piece).catch((error: unknown) => this.fail(error as Error))
+  }
+
+  private async fail(error: Error): Promise<void> {
+    if (this.state !== 'running') return
+    this.state = 'stopping'
+    await this.stopInReverse([...this.entries.values()]).catch(() => undefined)
+    this.exit({ type: 'error', error: new Error(`${this.id}: supervision failed: ${error.message}`) })
+  }
+
+  /** Tell the observer (logs, metrics). An observer that throws must not stop supervision. */
+  private notify(event: SupervisorEvent): void {
+    try {
+      this.onEvent?.(event)
+    } catch {
+      // Its failure is its own to report; the restart it was told about still happens.
+    }
   }
 
   private forget(entry: Entry, reason: ExitReason): void {
@@ -357,7 +383,7 @@ export class Supervisor implements ChildHandle {
     entry.handle = undefined
     entry.status = 'stopped'
     this.entries.delete(entry.spec.id)
-    this.onEvent?.({ type: 'child_exited', supervisor: this.id, id: entry.spec.id, reason })
+    this.notify({ type: 'child_exited', supervisor: this.id, id: entry.spec.id, reason })
   }
 
   private async stopEntry(entry: Entry): Promise<void> {
@@ -384,7 +410,7 @@ export class Supervisor implements ChildHandle {
     if (this.state !== 'running' || this.entries.get(entry.spec.id) !== entry) return
     entry.handle = undefined
     entry.status = 'stopped'
-    this.onEvent?.({ type: 'child_exited', supervisor: this.id, id: entry.spec.id, reason })
+    this.notify({ type: 'child_exited', supervisor: this.id, id: entry.spec.id, reason })
     const { restart } = entry.spec
     const wanted = restart === 'permanent' || (restart === 'transient' && reason.type === 'error')
     if (!wanted) {
@@ -393,7 +419,7 @@ export class Supervisor implements ChildHandle {
     }
     const counted = !(reason.type === 'error' && reason.blame === 'workload')
     if (counted && !this.intensity.record()) {
-      this.onEvent?.({ type: 'escalated', supervisor: this.id, id: entry.spec.id, reason })
+      this.notify({ type: 'escalated', supervisor: this.id, id: entry.spec.id, reason })
       this.state = 'stopping'
       await this.stopInReverse([...this.entries.values()])
       const cause = reason.type === 'error' ? reason.error.message : 'normal exit'
@@ -417,13 +443,13 @@ export class Supervisor implements ChildHandle {
       e.status = 'restarting'
       e.restarts++
     }
-    this.onEvent?.({ type: 'child_restarted', supervisor: this.id, id: entry.spec.id, reason, counted })
+    this.notify({ type: 'child_restarted', supervisor: this.id, id: entry.spec.id, reason, counted })
     for (const e of restarted) {
       try {
         await this.startEntry(e)
       } catch (error) {
         // A child that cannot start counts as one more failure: the same path decides.
-        this.work = this.work.then(() => this.onChildExit(e, { type: 'error', error: error as Error }))
+        this.enqueue(() => this.onChildExit(e, { type: 'error', error: error as Error }))
       }
     }
   }

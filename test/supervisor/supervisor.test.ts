@@ -484,3 +484,55 @@ t.test('Supervisor.tree() describes the tree as it runs', async (t) => {
   await root.stop()
   t.match(root.tree(), { state: 'stopped', children: [{ id: 'verifier', status: 'stopped' }, { id: 'gateway:x', status: 'stopped' }] })
 })
+
+t.test('Supervisor keeps supervising when its event observer throws', async (t) => {
+  // The observer is logs and metrics. One that throws (a broken log destination) once left the
+  // restart chain rejected: the exit it was told about and every later one went unhandled, and
+  // stop() rejected with the observer's error.
+  const h = harness()
+  let throws = 1
+  const seen: string[] = []
+  const sup = new Supervisor({
+    children: [h.spec('a'), h.spec('b')],
+    onEvent: (event) => {
+      seen.push(`${event.type} ${event.id}`)
+      if (event.type === 'child_exited' && throws-- > 0) throw new Error('the log destination is gone')
+    },
+  })
+  await sup.start()
+  h.crash('a')
+  h.crash('b')
+  // The restarts are promise work only (these children start at once): one turn of the event
+  // loop runs all of it.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(h.log, ['start a', 'start b', 'start a', 'start b'], 'both children restarted')
+  await sup.stop()
+  t.same(
+    seen.filter((e) => !e.startsWith('child_started')),
+    ['child_exited a', 'child_restarted a', 'child_exited b', 'child_restarted b'],
+    'the observer was told everything, the throw included',
+  )
+})
+
+t.test('Supervisor fails, rather than stalling, when its own restart work throws', async (t) => {
+  // A child handle whose kill() throws, met while a one_for_all restart stops its siblings.
+  const h = harness()
+  const brittle: ChildSpec = {
+    id: 'brittle',
+    restart: 'permanent',
+    shutdown: 'brutal_kill',
+    start: () =>
+      handleFor(
+        async () => undefined,
+        () => {
+          throw new Error('kill failed')
+        },
+      ),
+  }
+  const { sup, exited } = supervise({ flags: { strategy: 'one_for_all' }, children: [brittle, h.spec('a')] })
+  await sup.start()
+  h.crash('a')
+  const reason = await exited
+  t.match(reason, { type: 'error', error: { message: /supervision failed: kill failed/ } })
+  t.notOk(sup.running)
+})
