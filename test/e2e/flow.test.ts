@@ -151,7 +151,7 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     // Rebuilt by another library from the fields it should hold: the same text, byte for byte.
     const expected = createSiweMessage({
       domain: new URL(url).host,
-      address: getAddress(computeAddress(`0x${alice.publicKey}`)),
+      address: getAddress(computeAddress(`0x${alice.publicKey}`)) as `0x${string}`,
       statement: `Sign in to the Circles context ${circle.publicKey}.`,
       uri: url,
       version: '1',
