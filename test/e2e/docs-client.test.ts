@@ -46,7 +46,7 @@ async function signInFromTheDocs(url: string, wallet: Wallet, claim: 'pubkey' | 
 
 t.test('a client written only from the protocol docs signs in with a wallet library', async (t) => {
   const { url, circle } = await startNode(t)
-  const wallet = Wallet.createRandom()
+  const wallet = new Wallet(Wallet.createRandom().privateKey)
   const key = wallet.signingKey.compressedPublicKey.slice(2)
   t.equal(await signInFromTheDocs(url, wallet, 'pubkey'), key, 'with { pubkey }')
   t.equal(await signInFromTheDocs(url, wallet, 'address'), key, 'with { address }: the node recovers the key')
