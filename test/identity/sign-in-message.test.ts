@@ -1,4 +1,5 @@
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { computeAddress, getAddress } from 'ethers'
 import { createSiweMessage, parseSiweMessage } from 'viem/siwe'
 import {
@@ -76,4 +77,15 @@ t.test('formatSignInMessage / parseSignInMessage', async (t) => {
       t.equal(parseSignInMessage(other), undefined, what)
     }
   })
+})
+
+t.test('the example in docs/protocol.md is laid out as the node lays messages out', async (t) => {
+  const docs = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8')
+  const example = /### The sign-in message\n[\s\S]*?```text\n([\s\S]*?)\n```/.exec(docs)?.[1]
+  const fields = parseSignInMessage(example ?? '')
+  t.ok(fields, 'the example is there and parses')
+  t.equal(formatSignInMessage(fields!), example)
+  t.equal(fields!.address, checksumAddress(fields!.address.toLowerCase()), 'its address is in EIP-55 form')
+  t.equal(fields!.nonce.length, 64)
+  t.equal(Date.parse(fields!.expirationTime) - Date.parse(fields!.issuedAt), 300_000)
 })
