@@ -2,24 +2,11 @@ import t from 'tap'
 import { Wallet } from 'ethers'
 import { WebSocket } from 'ws'
 import { startNode } from '../helpers/node.js'
+import { rpcCall } from '../helpers/raw-socket.js'
 
-// A client written from docs/protocol.md alone — `ws` and a wallet library, nothing of this
-// project — signs in the way the docs say: fetch the sign-in message, check that it names the
+// A client written from docs/protocol.md alone — `ws`, a wallet library and a JSON-RPC call
+// (one request per text frame, answers matched by id), nothing of this project — signs in the way the docs say: fetch the sign-in message, check that it names the
 // host it dialled, sign the text with `signMessage`, send the signature.
-
-/** One JSON-RPC call on a socket (the docs: text frames, one request per frame, answers by id). */
-function rpc(ws: WebSocket, id: number, method: string, params: unknown): Promise<any> {
-  return new Promise((resolve) => {
-    const onMessage = (data: Buffer) => {
-      const answer = JSON.parse(data.toString())
-      if (answer.id !== id) return
-      ws.off('message', onMessage)
-      resolve(answer)
-    }
-    ws.on('message', onMessage)
-    ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }))
-  })
-}
 
 /** Sign in as `wallet`, claiming its public key or (as a browser wallet must) its address; then ask who the caller is. */
 async function signInFromTheDocs(url: string, wallet: Wallet, claim: 'pubkey' | 'address'): Promise<string> {
@@ -30,14 +17,14 @@ async function signInFromTheDocs(url: string, wallet: Wallet, claim: 'pubkey' | 
   })
   try {
     const who = claim === 'pubkey' ? { pubkey: wallet.signingKey.compressedPublicKey } : { address: wallet.address }
-    const { result } = await rpc(ws, 1, 'fetch_nonce', who)
+    const { result } = await rpcCall(ws, 1, 'fetch_nonce', who)
     const message: string = result.nonce
     // The first line names the node as the client dialled it; anything else is not ours to sign.
     if (message.split('\n')[0] !== `${new URL(url).host} wants you to sign in with your Ethereum account:`) throw new Error(`not for ${url}: ${message}`)
     const signature = await wallet.signMessage(message)
-    const authenticated = await rpc(ws, 2, 'authenticate', { ...who, signature })
+    const authenticated = await rpcCall(ws, 2, 'authenticate', { ...who, signature })
     if (authenticated.result?.authenticated !== true) throw new Error(JSON.stringify(authenticated))
-    const played = await rpc(ws, 3, 'play', { script: 'CALLER_PUBLIC_KEY' })
+    const played = await rpcCall(ws, 3, 'play', { script: 'CALLER_PUBLIC_KEY' })
     return played.result.output
   } finally {
     ws.close()

@@ -16,6 +16,7 @@ import {
 } from '../../src/client/index.js'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { startNode } from '../helpers/node.js'
+import { rpcCall } from '../helpers/raw-socket.js'
 
 // The attacks on sign-in, played by servers inside the test: a relay between the project's
 // client and an honest node, and servers that ask the client to sign some other text.
@@ -114,21 +115,6 @@ async function relay(t: Teardown, nodeUrl: string, rewrite: (text: string, own: 
   return { url: `ws://${authority}/`, fromVictim, fromNode, upstream: () => last! }
 }
 
-/** Send a request on a raw socket and wait for its answer. */
-async function call(socket: WebSocket, id: number, method: string, params: unknown): Promise<any> {
-  const answer = new Promise<any>((resolve) => {
-    const onMessage = (data: Buffer) => {
-      const parsed = JSON.parse(data.toString())
-      if (parsed.id !== id) return
-      socket.off('message', onMessage)
-      resolve(parsed)
-    }
-    socket.on('message', onMessage)
-  })
-  socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }))
-  return answer
-}
-
 async function connected(t: Teardown, url: string, signer: Signer, contextKey?: string): Promise<CirclesClient> {
   let builder = CirclesClient.builder(url).withKey(signer).withTimeout(10_000)
   if (contextKey !== undefined) builder = builder.withContextKey(contextKey)
@@ -151,7 +137,7 @@ t.test('a relay between the client and an honest node does not become the victim
       t.equal(signed(), 0, 'the signer was never called')
       t.same(mitm.fromVictim.map((r) => r.method), ['fetch_nonce'], 'no authenticate went through the relay')
       // The relay tries its own socket to the node: it is anonymous there.
-      const answer = await call(mitm.upstream(), 99, 'play', { script: 'save_data("pwned", 1)' })
+      const answer = await rpcCall(mitm.upstream(), 99, 'play', { script: 'save_data("pwned", 1)' })
       t.match(answer, { error: { data: { code: 'AUTH_REQUIRED' } } }, 'the relay is anonymous on the node')
       t.same(await documents(), [], 'nothing was written in the victim’s context')
     })

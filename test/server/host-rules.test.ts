@@ -5,9 +5,9 @@ import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebSocket } from 'ws'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
-import { silentLogger } from '../../src/log/index.js'
 import { CircleNode, type CircleNodeOptions, type NodeCircle } from '../../src/node/index.js'
 import { metric } from '../helpers/cli-node.js'
+import { startNode } from '../helpers/node.js'
 
 // Which Host and Origin a node serves, over real sockets: an upgrade is either a WebSocket (101)
 // or an HTTP refusal whose JSON body names the code.
@@ -62,22 +62,10 @@ async function start(
   t: { teardown(fn: () => unknown): void },
   circles: Partial<NodeCircle>[],
   options: Partial<CircleNodeOptions> = {},
-): Promise<{ node: CircleNode; keys: KeyPair[]; ports: number[]; admin: string }> {
-  const dbPath = mkdtempSync(join(tmpdir(), 'circles-host-rules-'))
+): Promise<{ keys: KeyPair[]; ports: number[]; admin: string }> {
   const keys = circles.map(() => generateKeyPair())
-  const node = await CircleNode.start({
-    dbPath,
-    circles: circles.map((c, i) => ({ name: `c${i}`, keyPair: keys[i]!, host: '127.0.0.1', port: 0, ...c })),
-    sandbox: { processes: 1 },
-    logger: silentLogger(),
-    admin: { port: 0 },
-    ...options,
-  })
-  t.teardown(async () => {
-    await node.close()
-    rmSync(dbPath, { recursive: true, force: true })
-  })
-  return { node, keys, ports: node.served.map((s) => s.port), admin: node.adminUrl! }
+  const { node, admin } = await startNode(t, { circles: circles.map((c, i) => ({ name: `c${i}`, keyPair: keys[i]!, host: '127.0.0.1', port: 0, ...c })), ...options })
+  return { keys, ports: node.served.map((s) => s.port), admin }
 }
 
 t.test('no domains configured: loopback and the machine’s addresses on the port’s own port', async (t) => {
