@@ -161,8 +161,11 @@ t.test('a relay between the client and an honest node does not become the victim
   t.test('a relay that names itself in the Host it sends the node is refused at the upgrade', async (t) => {
     const { authority } = await listen(t)
     const upstream = new WebSocket(url, { headers: { Host: authority } })
-    const [, response] = (await once(upstream, 'unexpected-response')) as [unknown, { statusCode: number }]
-    t.equal(response.statusCode, 421)
+    const status = await new Promise<number>((resolve) => {
+      upstream.once('open', () => resolve(101))
+      upstream.once('unexpected-response', (_request, response) => resolve(response.statusCode!))
+    })
+    t.equal(status, 421)
     upstream.terminate()
   })
 })
