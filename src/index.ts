@@ -20,6 +20,7 @@ export {
   RequestTimeoutError,
   RequestAbortedError,
   MalformedAnswerError,
+  SignInMismatchError,
   secretKeySigner,
   ethersSigner,
   viemSigner,

@@ -1,5 +1,5 @@
 import { launch } from '../launcher/index.js'
-import { awaitRedis, NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
+import { allowedOriginsFrom, awaitRedis, NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
 import { REDIS_OPTIONS, redisOptionsFrom } from './redis-options.js'
 import { parseOptions, type CliIo } from './run-cli.js'
 
@@ -12,15 +12,16 @@ export { defaultDbPath, DEFAULT_ADMIN_PORT } from './node-options.js'
  * own (its supervision tree gave up), with the reason logged.
  */
 export async function launchCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseOptions('launch', argv, { config: { type: 'string' }, ...NODE_OPTIONS, ...REDIS_OPTIONS })
+  const { values } = parseOptions('launch', argv, { config: { type: 'string' }, 'allowed-origin': { type: 'string', multiple: true }, ...NODE_OPTIONS, ...REDIS_OPTIONS })
   const serving = servingOptionsFrom('launch', values, io)
   const redis = redisOptionsFrom('launch', values)
-  const { log, dbPath, sandbox, admin, limits } = serving
+  const allowedOrigins = allowedOriginsFrom('launch', values['allowed-origin'])
+  const { log, dbPath, sandbox, admin, limits, domains } = serving
   const configPath = values.config ?? 'circles.json'
   const { node, circles } = await launch({
     configPath,
     dbPath,
-    node: { sandbox, limits, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
+    node: { sandbox, limits, logger: log, domains, allowedOrigins, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
   })
   await awaitRedis(node, log)
   // Signals drain from here on: the line below tells operators that SIGTERM drains.

@@ -1,5 +1,6 @@
 import { circlesError } from '../errors/index.js'
 import type { LoadLimitOptions } from '../limits/index.js'
+import { parseDomains, parseOrigins } from '../server/index.js'
 import { createLogger, parseLogLevel, type Logger } from '../log/index.js'
 import type { CircleNode } from '../node/index.js'
 import type { SandboxPoolOptions } from '../sandbox/index.js'
@@ -20,6 +21,7 @@ export const NODE_OPTIONS = {
   'nonces-per-minute': { type: 'string' },
   'failed-auth-per-minute': { type: 'string' },
   'plays-per-second': { type: 'string' },
+  domain: { type: 'string', multiple: true },
 } as const satisfies OptionSpec
 
 /** Default admin port (metrics and detailed health, on 127.0.0.1). */
@@ -41,7 +43,24 @@ export interface ServingOptions {
   readonly sandbox: SandboxPoolOptions
   readonly limits: LoadLimitOptions
   readonly admin: { readonly port: number; readonly host: string } | undefined
+  /** `--domain`: the names every circle without its own `domains` answers to, and the admin listener. */
+  readonly domains: readonly string[]
   readonly log: Logger
+}
+
+/** `--<flag>` values checked by one of the server's list parsers; a USAGE error names the value. */
+function flagList(command: string, flag: string, values: string[] | undefined, parse: typeof parseDomains | typeof parseOrigins): string[] {
+  const list = values ?? []
+  parse(list, `--${flag}`, (field, rule) => {
+    const i = Number(/\[(\d+)\]$/.exec(field)?.[1])
+    throw circlesError('USAGE', `${command}: --${flag} ${JSON.stringify(list[i])} ${rule}`)
+  })
+  return list
+}
+
+/** `--allowed-origin` (launch): browser origins every circle without its own `allowed_origins` admits. */
+export function allowedOriginsFrom(command: string, values: string[] | undefined): string[] {
+  return flagList(command, 'allowed-origin', values, parseOrigins)
 }
 
 /** Read the common serving options; every problem is a USAGE error naming the flag. */
@@ -73,7 +92,7 @@ function loadLimitOptions(command: string, values: Record<string, string | boole
 
 export function servingOptionsFrom(
   command: string,
-  values: { 'db-path'?: string; 'sandbox-processes'?: string; 'sandbox-isolation'?: string; 'log-level'?: string; 'admin-port'?: string; 'admin-host'?: string; 'no-admin'?: boolean } & Record<
+  values: { 'db-path'?: string; 'sandbox-processes'?: string; 'sandbox-isolation'?: string; 'log-level'?: string; 'admin-port'?: string; 'admin-host'?: string; 'no-admin'?: boolean; domain?: string[] } & Record<
     string,
     string | boolean | string[] | undefined
   >,
@@ -102,7 +121,8 @@ export function servingOptionsFrom(
           port: values['admin-port'] === undefined ? DEFAULT_ADMIN_PORT : portOption(command, values['admin-port'], '--admin-port'),
           host: values['admin-host'] ?? '127.0.0.1',
         }
-  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, limits, admin, log: createLogger({ level, destination: io.stdout }) }
+  const domains = flagList(command, 'domain', values.domain, parseDomains)
+  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, limits, admin, domains, log: createLogger({ level, destination: io.stdout }) }
 }
 
 /** How long start-up waits for Redis before logging that cross-node work waits for it. */

@@ -17,7 +17,7 @@ export async function workerCommand(argv: readonly string[], io: CliIo): Promise
   const redis = redisOptionsFrom('worker', values)
   if (redis === undefined) throw circlesError('USAGE', 'worker: --redis-url is required (a worker serves its contexts through Redis)')
   const serving = servingOptionsFrom('worker', values, io)
-  const { log, sandbox, admin, limits } = serving
+  const { log, sandbox, admin, limits, domains } = serving
   const dbPath = resolve(serving.dbPath)
   let single: string | undefined
   if (values['circle-public-key'] !== undefined) {
@@ -37,6 +37,7 @@ export async function workerCommand(argv: readonly string[], io: CliIo): Promise
     adoptExisting: single === undefined,
     ...(single === undefined ? {} : { contexts: [single] }),
     lock: values.standby === true ? 'wait' : 'fail',
+    domains,
     ...(admin === undefined ? {} : { admin }),
   })
   await awaitRedis(node, log)

@@ -17,6 +17,7 @@ export {
   RequestTimeoutError,
   RequestAbortedError,
   MalformedAnswerError,
+  SignInMismatchError,
   type ClientErrorCode,
   type ErrorData,
 } from './errors.js'

@@ -5,6 +5,11 @@
 export const DEFAULTS = {
   /** How long a nonce from `fetch_nonce` may be used. */
   NONCE_TTL_MS: 300_000,
+  /**
+   * How far the times of a sign-in message may be from the client's clock: its issue time either
+   * way, its expiry into the past. The client library refuses to sign a message outside it.
+   */
+  SIGN_IN_CLOCK_SKEW_MS: 300_000,
   /** Largest WebSocket text frame accepted. */
   MAX_FRAME_BYTES: 1_048_576,
   /** Largest JSON-RPC batch accepted. */

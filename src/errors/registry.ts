@@ -101,12 +101,21 @@ export const ERROR_REGISTRY = {
     base: 'Error',
     message: 'No node answered the task by its deadline; it may or may not have run',
   },
+  // Refusals of an HTTP request or WebSocket upgrade, before any JSON-RPC: the HTTP answer's JSON body carries the code.
+  HOST_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'The Host header names no domain of this node' },
+  ORIGIN_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'Browser pages of this origin may not open connections here' },
+
   // Raised by the client library on the caller's side (never sent by a node).
   CONNECT_FAILED: { rpc: null, base: 'Error', message: 'Could not open a connection to the node' },
   CONNECTION_CLOSED: { rpc: null, base: 'Error', message: 'The connection closed before the answer came' },
   REQUEST_TIMEOUT: { rpc: null, base: 'Error', message: 'No answer within the request timeout' },
   ABORTED: { rpc: null, base: 'Error', message: 'The request was aborted by its signal' },
   MALFORMED_ANSWER: { rpc: null, base: 'TypeError', message: 'The node sent an answer that is not what the protocol says' },
+  SIGN_IN_MISMATCH: {
+    rpc: null,
+    base: 'Error',
+    message: 'The node asked for a signature over a text that is not the sign-in message for the URL dialled; nothing was signed',
+  },
 
   /** Never sent to a client: the node logs and counts a task or reply it refuses to act on. */
   QUEUE_MESSAGE_INVALID: {

@@ -67,6 +67,8 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
       policy: c.policy,
       overrides: c.overrides,
       ...(tls[i] === undefined ? {} : { tls: tls[i] }),
+      ...(c.domains === undefined ? {} : { domains: c.domains }),
+      ...(c.allowedOrigins === undefined ? {} : { allowedOrigins: c.allowedOrigins }),
     })),
   })
   try {

@@ -12,7 +12,7 @@ import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
 import { DEFAULT_LIMITS, SandboxPool, type SandboxContextRef, type SandboxPoolOptions } from '../sandbox/index.js'
 import { DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
-import { AdminServer, CircleServer, type PublicHealth, type TlsCredentials } from '../server/index.js'
+import { AdminServer, CircleServer, parseDomains, parseOrigins, type Domain, type PublicHealth, type TlsCredentials } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
 import { acquireDatabaseLock, type DatabaseLock } from '../storage/index.js'
 import { Verifier } from '../verifier/index.js'
@@ -28,6 +28,10 @@ export interface NodeCircle {
   readonly overrides?: PeerOverrides
   /** Serve https/wss on the port with this certificate and key. */
   readonly tls?: TlsCredentials
+  /** The names the port answers to (default: the node's `domains`); see docs/configuration.md. */
+  readonly domains?: readonly string[]
+  /** Browser origins that may connect besides the port's own (default: the node's `allowedOrigins`). */
+  readonly allowedOrigins?: readonly string[]
 }
 
 export interface CircleNodeOptions {
@@ -63,6 +67,14 @@ export interface CircleNodeOptions {
   readonly lock?: 'fail' | 'wait'
   /** Join other nodes through Redis (cross-node queueing). Without it nothing connects to Redis. */
   readonly redis?: NodeRedisOptions
+  /**
+   * Names every port (and the admin listener) answers to besides loopback and this machine's
+   * addresses, for circles that list none of their own: `circle.example`, `circle.example:8443`,
+   * `wss://circle.example` (clients dial TLS at a proxy). A sign-in message names the node by it.
+   */
+  readonly domains?: readonly string[]
+  /** Browser origins that may open connections besides a port's own, for circles that list none (`*`: any). */
+  readonly allowedOrigins?: readonly string[]
 }
 
 export interface NodeRedisOptions {
@@ -169,6 +181,18 @@ export class CircleNode {
         throw circlesError('INVALID_OPTION', 'options.redis.secret (the cluster secret) must be at least 16 bytes')
       }
       positiveIntegerOption(queueAllowanceMs, DEFAULTS.QUEUE_ALLOWANCE_MS, 'redis.queueAllowanceMs')
+    }
+    const optionFail = (field: string, rule: string): never => {
+      throw circlesError('INVALID_OPTION', `options.${field} ${rule}`)
+    }
+    const nodeDomains = parseDomains(options.domains, 'domains', optionFail)
+    const nodeOrigins = parseOrigins(options.allowedOrigins, 'allowedOrigins', optionFail)
+    const names = new Map<string, { domains: Domain[]; allowedOrigins: string[] }>()
+    for (const [i, circle] of options.circles.entries()) {
+      names.set(circle.name, {
+        domains: circle.domains === undefined ? nodeDomains : parseDomains(circle.domains, `circles[${i}].domains`, optionFail),
+        allowedOrigins: circle.allowedOrigins === undefined ? nodeOrigins : parseOrigins(circle.allowedOrigins, `circles[${i}].allowedOrigins`, optionFail),
+      })
     }
     // Embedded without a logger, a node says only what needs attention, and on stderr.
     this.log = options.logger ?? createLogger({ level: process.env['CIRCLES_LOG_LEVEL'] ?? 'warn', destination: process.stderr })
@@ -319,7 +343,7 @@ export class CircleNode {
               version: VERSION,
               describeLimits: () => this.describeLimits(circle.keyPair.publicKey),
               health: () => this.publicHealth(),
-              cluster: () => this.clusterInfo(),
+              ...names.get(circle.name)!,
               onSupervisorEvent,
               ...(circle.tls === undefined ? {} : { tls: circle.tls }),
             })
@@ -344,6 +368,7 @@ export class CircleNode {
             port: this.admin?.port ?? admin.port,
             metrics: async () => ({ text: await this.metrics.render(), contentType: this.metrics.contentType }),
             health: () => this.detailedHealth(),
+            domains: nodeDomains,
           })
           await server.listen()
           this.admin = server

@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
-import { normalizePublicKey, type PublicKeyHex } from '../identity/index.js'
+import { normalizePublicKey, signInUri, type PublicKeyHex } from '../identity/index.js'
 import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { HostRules, refuseUpgrade, type Domain, type Site } from './host-rules.js'
 import { isPlaygroundPath, servePlayground } from './playground.js'
 
 /** What `GET /healthz` on a public port says: ok, degraded (cross-node work limited), or not serving. */
@@ -32,8 +33,10 @@ export interface CircleServerOptions {
   readonly describeLimits: () => Record<string, number>
   readonly health: () => PublicHealth
   readonly version: string
-  /** Cross-node facts for `GET /info`: whether the node is joined to others through Redis. */
-  readonly cluster: () => { readonly clustered: boolean; readonly node_id?: string; readonly redis?: 'connected' | 'unreachable' }
+  /** Names the port answers to besides loopback and the machine's addresses (see {@link HostRules}). */
+  readonly domains: readonly Domain[]
+  /** Browser origins that may open connections besides the port's own (`*`: any). */
+  readonly allowedOrigins: readonly string[]
   /** Events of the port's supervisor (for logs and metrics). */
   readonly onSupervisorEvent?: (event: SupervisorEvent) => void
   /** Serve https/wss on the port instead of http/ws. */
@@ -67,6 +70,7 @@ export class CircleServer implements ChildHandle {
   private readonly supervisor: Supervisor
   private readonly http: Server
   private readonly wss: WebSocketServer
+  private readonly hostRules: HostRules
   private readonly connections = new Set<GatewayConnection>()
   private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private accepting = true
@@ -82,6 +86,7 @@ export class CircleServer implements ChildHandle {
       maxPayload: options.services.limits.maxFrameBytes,
       perMessageDeflate: false,
     })
+    this.hostRules = new HostRules({ domains: options.domains, allowedOrigins: options.allowedOrigins, secure: options.tls !== undefined, port: () => this.port })
     this.http.on('upgrade', (request, socket, head) => this.onUpgrade(request, socket, head))
     this.http.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
@@ -185,22 +190,28 @@ export class CircleServer implements ChildHandle {
     this.exit({ type: 'error', error })
   }
 
-  private target(path: string): GatewayTarget {
+  private target(path: string, site: Site): GatewayTarget {
     const trimmed = path.replace(/^\/+|\/+$/g, '')
-    if (trimmed === '') return { type: 'circle', pubkey: this.options.circle }
+    const signIn = (pathKey: PublicKeyHex | undefined) => ({ domain: site.authority, uri: signInUri(site.scheme, site.authority, pathKey) })
+    if (trimmed === '') return { type: 'circle', pubkey: this.options.circle, site: signIn(undefined) }
     let pubkey: PublicKeyHex
     try {
       pubkey = normalizePublicKey(trimmed)
     } catch {
       return { type: 'unknown', path: trimmed }
     }
-    return this.options.services.reaches(pubkey) ? { type: 'circle', pubkey } : { type: 'unknown', path: trimmed }
+    return this.options.services.reaches(pubkey) ? { type: 'circle', pubkey, site: signIn(pubkey) } : { type: 'unknown', path: trimmed }
   }
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!this.accepting) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n')
       return
+    }
+    const admitted = this.hostRules.upgrade(request)
+    if (!admitted.ok) {
+      this.options.services.metrics.error(admitted.error.code)
+      return refuseUpgrade(socket, admitted)
     }
     const address = request.socket.remoteAddress ?? ''
     const refused = this.options.services.load.connect(address)
@@ -219,7 +230,7 @@ export class CircleServer implements ChildHandle {
     } catch {
       // A malformed escape names no circle; the raw path is reported back as it came.
     }
-    const target = this.target(path)
+    const target = this.target(path, admitted.site)
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       const connection = new GatewayConnection(ws, target, this.options.services, address)
       const started = this.supervisor.startChildSync({ id: `conn-${++connectionIds}`, restart: 'temporary', shutdown: this.options.services.limits.drainTimeoutMs + 2_000, start: () => connection })
@@ -260,7 +271,6 @@ export class CircleServer implements ChildHandle {
             methods: ['fetch_nonce', 'authenticate', 'play'],
             policy: this.options.services.peers.policyOf(this.options.circle),
             limits: this.options.describeLimits(),
-            cluster: this.options.cluster(),
           },
           { 'access-control-allow-origin': '*' },
         )

@@ -74,3 +74,17 @@ export async function authenticate(socket: RawSocket, pair: KeyPair): Promise<an
   const nonce = await socket.call('fetch_nonce', { pubkey: pair.publicKey })
   return socket.call('authenticate', { pubkey: pair.publicKey, signature: signPersonalMessage(nonce.result.nonce, pair.secretKey) })
 }
+
+/** One JSON-RPC call on a plain `ws` socket: send it, resolve with the answer carrying its id. */
+export function rpcCall(ws: WebSocket, id: number, method: string, params: unknown): Promise<any> {
+  return new Promise((resolve) => {
+    const onMessage = (data: Buffer) => {
+      const answer = JSON.parse(data.toString())
+      if (answer.id !== id) return
+      ws.off('message', onMessage)
+      resolve(answer)
+    }
+    ws.on('message', onMessage)
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }))
+  })
+}

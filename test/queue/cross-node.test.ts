@@ -68,6 +68,17 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
   t.teardown(() => client.close())
   await client.authenticate({ signer: secretKeySigner(caller.secretKey) })
 
+  await t.test("the gateway's sign-in message names the gateway as dialled and the other node's context", async (t) => {
+    const socket = await openSocket(via1(owner.public_key))
+    t.teardown(() => socket.close())
+    const { result } = await socket.call('fetch_nonce', { pubkey: caller.publicKey })
+    const lines = (result.nonce as string).split('\n')
+    t.equal(lines[0], `${new URL(front.url).host} wants you to sign in with your Ethereum account:`)
+    t.equal(lines[3], `Sign in to the Circles context ${owner.public_key}.`)
+    t.equal(lines[5], `URI: ${via1(owner.public_key)}`)
+    t.equal(client.publicKey, caller.publicKey, 'and the client library, checking it, signed in through the gateway')
+  })
+
   await t.test("the owner's context: its key, the caller's key, its data", async (t) => {
     const played = await client.play('[CIRCLE_PUBLIC_KEY, CALLER_PUBLIC_KEY, load_data("profile")]')
     t.same(played.result, [owner.public_key, caller.publicKey, { name: 'Owner' }])
@@ -136,9 +147,11 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     t.match(await errorOf(stranger.play('1')), { code: 'UNKNOWN_CIRCLE' })
   })
 
-  await t.test('/info says the node is clustered; the counters moved', async (t) => {
-    const info = (await (await fetch(`${front.url.replace(/^ws/, 'http')}info`)).json()) as { cluster: Record<string, unknown> }
-    t.match(info.cluster, { clustered: true, node_id: /^[0-9a-f]{16}$/, redis: 'connected' })
+  await t.test('the admin listener says the node is clustered, /info does not; the counters moved', async (t) => {
+    const info = (await (await fetch(`${front.url.replace(/^ws/, 'http')}info`)).json()) as Record<string, unknown>
+    t.equal(info['cluster'], undefined, 'a stranger is not told the node id or whether Redis is reachable')
+    const health = (await (await fetch(`${node1.admin!}/healthz`)).json()) as { cluster: Record<string, unknown> }
+    t.match(health.cluster, { clustered: true, node_id: /^[0-9a-f]{16}$/, redis: 'connected' })
     t.ok((await metric(node1.admin!, 'circles_cross_node_tasks_sent_total')) >= 200)
     t.ok((await metric(node2.admin!, 'circles_cross_node_tasks_received_total')) >= 200)
     t.equal(await metric(node1.admin!, 'circles_redis_connected'), 1)
@@ -176,7 +189,7 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
 
   await t.test('a task or a reply with a bad MAC is refused and counted', async (t) => {
     const ownerToken = parseOwnerToken(await redis.get(keys.lease(open.public_key)))!
-    const frontNode = (await (await fetch(`${front.url.replace(/^ws/, 'http')}info`)).json() as { cluster: { node_id: string } }).cluster.node_id
+    const frontNode = (await (await fetch(`${node1.admin!}/healthz`)).json() as { cluster: { node_id: string } }).cluster.node_id
     const taskId = randomUUID()
     const before2 = await metric(node2.admin!, 'circles_cross_node_refused_total')
     const deadline = Date.now() + 60_000

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import { circlesError, isCirclesError, type CirclesError } from '../../errors/index.js'
 import { FAULT_MARKER, type Faults } from '../../faults/index.js'
-import { createNonce, type Claimant, type PublicKeyHex } from '../../identity/index.js'
+import type { Claimant, PublicKeyHex } from '../../identity/index.js'
 import type { LoadLimits } from '../../limits/index.js'
 import type { Logger } from '../../log/index.js'
 import type { NodeMetrics } from '../../metrics/index.js'
@@ -22,6 +22,7 @@ import type { PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
 import { BatchAnswer } from './batch-answer.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
+import { issueSignInMessage, type SignInSite } from './sign-in.js'
 
 export interface GatewayLimits extends FrameLimits {
   readonly maxInFlight: number
@@ -51,8 +52,13 @@ export interface GatewayServices {
   readonly logAuthFailure: (address: string, code: string) => void
 }
 
-/** Which circle a connection talks to: a hosted peer, or a path that names none. */
-export type GatewayTarget = { readonly type: 'circle'; readonly pubkey: PublicKeyHex } | { readonly type: 'unknown'; readonly path: string }
+/**
+ * Which circle a connection talks to — a hosted peer, and where the client dialled it (its
+ * sign-in messages name that) — or a path that names none.
+ */
+export type GatewayTarget =
+  | { readonly type: 'circle'; readonly pubkey: PublicKeyHex; readonly site: SignInSite }
+  | { readonly type: 'unknown'; readonly path: string }
 
 /** How long a socket closing after a protocol error may take to finish the closing handshake. */
 const ERROR_CLOSE_GRACE_MS = 5_000
@@ -344,10 +350,10 @@ export class GatewayConnection implements ChildHandle {
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')
         const refused = this.services.load.nonce(this.remoteAddress)
         if (refused !== undefined) this.limited(refused)
-        const nonce = createNonce()
-        const expiresAt = Math.floor((Date.now() + this.services.limits.nonceTtlMs) / 1000)
-        this.actor.send({ type: 'NONCE_ISSUED', claimant: claimantOf(call.params), nonce })
-        return id === undefined ? undefined : encodeSuccess(id, `{"nonce":${JSON.stringify(nonce)},"expires_at":${expiresAt}}`)
+        const claimant = claimantOf(call.params)
+        const { message, expiresAt } = issueSignInMessage(this.target.site, this.target.pubkey, claimant, this.services.limits.nonceTtlMs, Date.now())
+        this.actor.send({ type: 'NONCE_ISSUED', claimant, nonce: message })
+        return id === undefined ? undefined : encodeSuccess(id, `{"nonce":${JSON.stringify(message)},"expires_at":${expiresAt}}`)
       }
       case 'authenticate': {
         const state = this.actor.getSnapshot()

@@ -4,7 +4,10 @@ import type { JsonRpcId } from '../../protocol/index.js'
 
 /** Events of a gateway connection's auth lifecycle. */
 export type GatewayEvent =
-  /** `fetch_nonce` was answered with this nonce for this key or address. */
+  /**
+   * `fetch_nonce` was answered for this key or address; `nonce` is the whole sign-in message
+   * issued (the exact text a signature must be over), not only its nonce line.
+   */
   | { readonly type: 'NONCE_ISSUED'; readonly claimant: Claimant; readonly nonce: string }
   /** `authenticate` arrived (answered when verification ends). */
   | { readonly type: 'AUTHENTICATE'; readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string }
@@ -31,7 +34,7 @@ export interface CloseIntent {
 export interface GatewayContext {
   readonly nonceTtlMs: number
   readonly verify: (input: VerifyInput) => Promise<VerifyOutput>
-  /** The outstanding nonce: single use, for one key or address. */
+  /** The outstanding sign-in message (see NONCE_ISSUED): single use, for one key or address. */
   readonly nonce: { readonly value: string; readonly claimant: Claimant } | null
   /** The authenticate request being verified. */
   readonly pending: { readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string; readonly nonce: string } | null
