@@ -79,6 +79,9 @@ export const gatewayMachine = setup({
     goAway: assign({
       close: (_, params: { code: ErrorCode }) => ({ code: params.code, wsCode: WS_GOING_AWAY }),
     }),
+    cut: assign({
+      close: ({ event }) => ({ code: event.type === 'CUT' ? event.code : ('SLOW_CONSUMER' as const), wsCode: WS_POLICY_VIOLATION }),
+    }),
   },
 }).createMachine({
   id: 'gateway',
@@ -98,6 +101,7 @@ export const gatewayMachine = setup({
       on: {
         IDLE: { target: 'closing', actions: { type: 'goAway', params: { code: 'IDLE_TIMEOUT' } } },
         SHUTDOWN: { target: 'closing', actions: { type: 'goAway', params: { code: 'SHUTTING_DOWN' } } },
+        CUT: { target: 'closing', actions: 'cut' },
         SOCKET_CLOSED: 'closed',
       },
       states: {
