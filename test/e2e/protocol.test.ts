@@ -140,8 +140,7 @@ t.test('hostile frames', async (t) => {
     const { circle: owner, url: u, admin } = await startNode(t, { gateway: { maxBufferedBytes: 1_048_576 }, logger: log.logger })
     const socket = await openSocket(u)
     await authenticate(socket, owner)
-    const raw = (socket.ws as unknown as { _socket: { pause(): void } })._socket
-    raw.pause()
+    socket.pauseReading()
     for (let i = 0; i < 80; i++) {
       socket.send({ jsonrpc: '2.0', id: i, method: 'play', params: { script: '"x".repeat(300000)' } })
     }
