@@ -15,12 +15,12 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
   const { values } = parseOptions('launch', argv, { config: { type: 'string' }, ...NODE_OPTIONS, ...REDIS_OPTIONS })
   const serving = servingOptionsFrom('launch', values, io)
   const redis = redisOptionsFrom('launch', values)
-  const { log, dbPath, sandbox, admin, limits } = serving
+  const { log, dbPath, sandbox, admin, limits, trustedProxies } = serving
   const configPath = values.config ?? 'circles.json'
   const { node, circles } = await launch({
     configPath,
     dbPath,
-    node: { sandbox, limits, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
+    node: { sandbox, limits, trustedProxies, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
   })
   await awaitRedis(node, log)
   // Signals drain from here on: the line below tells operators that SIGTERM drains.

@@ -142,11 +142,16 @@ t.test('loopback is exempt by default', { timeout: 10_000 }, async (t) => {
 t.test('circles launch takes the load limits from its command line', { timeout: 60_000 }, async (t) => {
   const node = await launchNode(t, {
     circles: [{ name: 'board', port: 0, policy: { run: 'anonymous' } }],
-    args: ['--limits-loopback', '--connections-per-address', '1', '--plays-per-second', '2'],
+    args: ['--limits-loopback', '--connections-per-address', '1', '--plays-per-second', '2', '--trusted-proxy', '127.0.0.51'],
   })
   const url = node.circles.get('board')!.url
   const socket = await openSocket(url, { localAddress: '127.0.0.50' })
   t.match(await tryOpen(url, '127.0.0.50'), { status: 429, body: { code: 'RATE_LIMITED' } }, '--connections-per-address 1')
+  const proxied = new WebSocket(url, { localAddress: '127.0.0.51', headers: { 'x-forwarded-for': '203.0.113.9' } })
+  await new Promise((resolve, reject) => proxied.once('open', resolve).once('error', reject))
+  t.match(await tryOpen(url, '127.0.0.51', '203.0.113.9'), { status: 429 }, '--trusted-proxy: the forwarded client is counted')
+  t.equal(await tryOpen(url, '127.0.0.51', '203.0.113.10'), 'open', 'and another forwarded client is another client')
+  proxied.close()
   socket.send(Array.from({ length: 3 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'play', params: { script: '1' } })))
   t.same((await socket.next()).map((a: { error?: { data: { code: string } } }) => a.error?.data.code ?? 'ok'), ['ok', 'ok', 'RATE_LIMITED'], '--plays-per-second 2')
   socket.close()
