@@ -1,5 +1,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { createActor, getInitialSnapshot, getNextSnapshot } from 'xstate'
 import { PeerHost, peerMachine } from '../../src/actors/peer/index.js'
 import { SandboxPool } from '../../src/sandbox/index.js'
@@ -184,4 +186,24 @@ t.test('PeerActor: a task arriving as a drain ends is not stranded', async (t) =
       peers.play(owner, { caller: owner, script: String(i) }).then((o) => (i < 60 ? delay(o.output).then(() => next(i + 1)) : o.output))
     t.equal(await next(0), '60', `next request ${hops} extra hops after each answer`)
   }
+})
+
+t.test('PeerActor: a run answered is not held by the mailbox', { timeout: 60_000 }, async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const pool = new SandboxPool({ processes: 1 })
+  await pool.start()
+  t.teardown(() => pool.close())
+  const peers = hostFor(t, pool)
+  const owner = generateKeyPair().publicKey
+  await peers.spawnPeer({ pubkey: owner, passivateAfterMs: 60_000 })
+  await peers.play(owner, { caller: owner, script: '"warm"' })
+  gc()
+  const before = process.memoryUsage().heapUsed
+  // 100 answers of 1 MB, each dropped by its caller: the mailbox slots they passed through
+  // (kept until the queue is compacted past 1,024) must not keep them alive.
+  for (let i = 0; i < 100; i++) await peers.play(owner, { caller: owner, script: '"x".repeat(1000000)' })
+  gc()
+  const grown = process.memoryUsage().heapUsed - before
+  t.ok(grown < 30e6, `the heap grew by ${(grown / 1e6).toFixed(1)} MB after 100 MB of answers`)
 })

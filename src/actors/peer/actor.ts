@@ -188,7 +188,13 @@ export class PeerActor implements ChildHandle {
 
   private pump(): void {
     const max = this.settings.maxRunsInFlight
-    while (!this.stopping && !this.ended && this.pending > 0 && this.inFlight < max) this.dispatch(this.queue[this.head++]!)
+    while (!this.stopping && !this.ended && this.pending > 0 && this.inFlight < max) {
+      const task = this.queue[this.head]!
+      // The slot lets go of the task: its settled promise holds the run's outcome (up to the
+      // output limit), and the slots before `head` live until the next compaction.
+      this.queue[this.head++] = undefined as unknown as Task
+      this.dispatch(task)
+    }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head)
       this.head = 0
