@@ -207,3 +207,20 @@ t.test('PeerActor: a run answered is not held by the mailbox', { timeout: 60_000
   const grown = process.memoryUsage().heapUsed - before
   t.ok(grown < 30e6, `the heap grew by ${(grown / 1e6).toFixed(1)} MB after 100 MB of answers`)
 })
+
+t.test('PeerActor: a task whose signal aborted before it started never runs', async (t) => {
+  const pool = new SandboxPool({ processes: 1 })
+  await pool.start()
+  t.teardown(() => pool.close())
+  const peers = hostFor(t, pool)
+  const owner = generateKeyPair().publicKey
+  await peers.spawnPeer({ pubkey: owner, maxRunsInFlight: 2 })
+  const increment = 'const n = (load_data("n") ?? 0) + 1; save_data("n", n); n'
+  const cut = new AbortController()
+  const runs = Array.from({ length: 6 }, () => peers.dispatch(owner, { caller: owner, script: increment, signal: cut.signal }))
+  // The first two were handed to the sandbox as they arrived; the other four wait in the mailbox.
+  cut.abort()
+  const codes = (await Promise.all(runs)).map((r) => r.outcome.code ?? 'ok')
+  t.same(codes, ['ok', 'ok', 'CONNECTION_CLOSED', 'CONNECTION_CLOSED', 'CONNECTION_CLOSED', 'CONNECTION_CLOSED'])
+  t.equal((await peers.play(owner, { caller: owner, script: 'load_data("n")' })).output, '2', 'only the two that started ran')
+})

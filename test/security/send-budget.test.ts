@@ -78,6 +78,25 @@ t.test('a socket over its own budget is cut with 1008 SLOW_CONSUMER', { timeout:
   await waitUntil(async () => valueOf(await scrape(test.admin), 'circles_send_waiting_bytes') === 0, 'what the cut socket held is released')
 })
 
+t.test('the plays of a cut socket that have not started are dropped', { timeout: 60_000 }, async (t) => {
+  const log = captureLog()
+  // One run of the circle at a time: the rest wait in its mailbox, where a cut reaches them.
+  const test = await startNode(t, { gateway: { maxBufferedBytes: 2 * MiB }, peers: { maxRunsInFlight: 1 }, logger: log.logger })
+  await hoarder(test, 40)
+  await log.waitFor((l) => /connection cut/.test(l.msg))
+  const played = async () => {
+    const m = await scrape(test.admin)
+    return { ran: valueOf(m, 'circles_play_duration_seconds_count', { code: 'ok' }), dropped: valueOf(m, 'circles_play_duration_seconds_count', { code: 'CONNECTION_CLOSED' }) }
+  }
+  await waitUntil(async () => {
+    const { ran, dropped } = await played()
+    return ran + dropped === 40
+  }, 'every play is accounted for')
+  const { ran } = await played()
+  // 2 MiB waiting in the node plus what the kernel takes (a few MB): cut by the 8th answer at the latest.
+  t.ok(ran <= 10, `${ran} of the 40 ran; the rest were dropped before they started`)
+})
+
 t.test('an address over its budget loses its socket holding most; other addresses keep theirs', { timeout: 90_000 }, async (t) => {
   const log = captureLog()
   // 16 answers of ~1 MB: under the 16 MiB of one socket; two sockets of one address go over 20 MiB.

@@ -128,6 +128,8 @@ export class GatewayConnection implements ChildHandle {
   private readonly holds = new Set<Hold>()
   private framesTimer: unknown
   private graceTimer: unknown
+  /** Aborted once the node stops serving this client (cut or idle): its plays not started yet are dropped. */
+  private readonly dropped = new AbortController()
   private caller: PublicKeyHex | '' = ''
   /** Mirrors the machine being in `open` (read on every frame). */
   private open = true
@@ -275,6 +277,7 @@ export class GatewayConnection implements ChildHandle {
       return
     }
     this.outbox.close(wsCode, code, true)
+    this.dropped.abort()
     this.holds.clear()
     this.clock.clearTimeout(this.framesTimer)
     // The closing handshake needs the client's close frame: read again.
@@ -496,6 +499,7 @@ export class GatewayConnection implements ChildHandle {
             caller: this.caller,
             script,
             origin: this.origin,
+            signal: this.dropped.signal,
             ...(call.params.timeout_ms === undefined ? {} : { timeoutMs: call.params.timeout_ms }),
           })
           .then(
@@ -508,7 +512,8 @@ export class GatewayConnection implements ChildHandle {
                   throw new Error('fault injected: answer-uncaught')
                 })
               }
-              return id === undefined ? undefined : encodePlayAnswer(id, played.outcome, played)
+              // A socket cut or closing meanwhile takes no answer: do not build one (up to the output limit).
+              return id === undefined || !this.outbox.accepting ? undefined : encodePlayAnswer(id, played.outcome, played)
             },
             (error: unknown) => {
               metrics.play(isCirclesError(error) ? error.code : 'INTERNAL_ERROR', (performance.now() - started) / 1000)

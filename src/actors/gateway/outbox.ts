@@ -35,6 +35,11 @@ export class Outbox {
     private readonly events: OutboxEvents,
   ) {}
 
+  /** Whether a message pushed now would be sent (false once closing or cut). */
+  get accepting(): boolean {
+    return !this.shut
+  }
+
   /** Bytes waiting: here and in the WebSocket layer. */
   get bytes(): number {
     return this.queuedBytes + this.inSocket
