@@ -9,6 +9,7 @@
  *   npm run bench -- --auth-lag  # only: the node's event-loop lag while 1,000 sockets send bad signatures
  *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL or 127.0.0.1:6379)
  *   npm run bench -- --hostile-only      # just the hostile-neighbours rows
+ *   npm run bench -- --server-old-space-mb 256   # servers run with --max-old-space-size=256
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
  * file and an SVG chart under bench/results/.
@@ -43,7 +44,13 @@ const PLAN = quick
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
 // BENCH_CPU_PROF=<dir> profiles the servers (node --cpu-prof), e.g. to see where a cross-node task's time goes.
 const CPU_PROF_DIR = process.env['BENCH_CPU_PROF']
-const NODE_ARGS = ['--no-node-snapshot', ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`])]
+const oldSpaceAt = argv.indexOf('--server-old-space-mb')
+const SERVER_OLD_SPACE_MB = oldSpaceAt === -1 ? undefined : Number(argv[oldSpaceAt + 1])
+const NODE_ARGS = [
+  '--no-node-snapshot',
+  ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]),
+  ...(SERVER_OLD_SPACE_MB === undefined ? [] : [`--max-old-space-size=${SERVER_OLD_SPACE_MB}`]),
+]
 /** CPU pinning with taskset: servers on core 0, load generator on core 1 (when asked and possible). */
 const canPin = pin && availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
 if (pin && !canPin) process.stderr.write('bench: --pin needs taskset and two cores; the pinned rows are skipped\n')
@@ -206,7 +213,14 @@ async function hostileOnly(): Promise<void> {
   progressDone()
   console.log(hostileTable(rows))
   for (const r of rows) console.log(`${r.attack}: ${JSON.stringify(r.attacker['counts'])}`)
-  writeResult(quick ? 'bench-hostile-quick' : 'bench-hostile', { kind: 'hostile', quick, date: new Date().toISOString(), machine: machineInfo(), parameters: { ...PLAN, sandbox_processes: sandboxProcesses }, hostile: rows })
+  writeResult(quick ? 'bench-hostile-quick' : 'bench-hostile', {
+    kind: 'hostile',
+    quick,
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    parameters: { ...PLAN, sandbox_processes: sandboxProcesses, server_old_space_mb: SERVER_OLD_SPACE_MB ?? null },
+    hostile: rows,
+  })
 }
 
 function row(label: string, r: LoadResult, ceiling?: number): (string | number)[] {

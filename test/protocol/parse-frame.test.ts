@@ -1,5 +1,6 @@
 import t from 'tap'
 import { parseFrame, type FrameEntry, type FrameLimits, type ParsedFrame } from '../../src/protocol/index.js'
+import { shapeExcess } from '../../src/protocol/frame-shape.js'
 import { DEFAULTS } from '../../src/config/index.js'
 
 const limits: FrameLimits = {
@@ -238,6 +239,40 @@ t.test('parseFrame(shape): depth and values are bounded by a scan before parsing
     const frame = parseFrame(batch, limits)
     t.equal(frame.type === 'batch' && frame.entries.every((e) => e.type === 'call'), true)
   })
+})
+
+/** The scan, written the slow and obvious way: byte by byte, a backslash skipping the next byte in a string. */
+function referenceExcess(text: string, maxDepth: number, maxValues: number): string | undefined {
+  const bytes = Buffer.from(text)
+  let depth = 0
+  let values = 0
+  let inString = false
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!
+    if (inString) {
+      if (b === 0x5c) i++
+      else if (b === 0x22) inString = false
+      continue
+    }
+    if (b === 0x22) inString = true
+    else if (b === 0x5b || b === 0x7b) {
+      if (++depth > maxDepth) return 'depth'
+      if (++values > maxValues) return 'values'
+    } else if (b === 0x5d || b === 0x7d) depth--
+    else if ((b === 0x2c || b === 0x3a) && ++values > maxValues) return 'values'
+  }
+  return undefined
+}
+
+t.test('shapeExcess agrees with a byte-by-byte scan on random text', async (t) => {
+  const random = rng(0x5ca9)
+  const alphabet = ['[', ']', '{', '}', ',', ':', '"', '\\', 'a', ' ', '€']
+  let disagreements = 0
+  for (let i = 0; i < 20_000; i++) {
+    const text = Array.from({ length: Math.floor(random() * 80) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('')
+    if (shapeExcess(Buffer.from(text), 3, 12) !== referenceExcess(text, 3, 12)) disagreements++
+  }
+  t.equal(disagreements, 0)
 })
 
 /** xorshift32: a seeded generator so a failing fuzz case can be replayed. */
