@@ -17,6 +17,8 @@ const WS_TRY_AGAIN_LATER = 1013
  *        └── AUTHENTICATE / invalid / expired ──▶ closing ──SOCKET_CLOSED──▶ closed
  *
  * Every authenticate attempt consumes the nonce; every failed one closes the connection (1008).
+ * From any `open` state, IDLE and SHUTDOWN close it (1001), and CUT (a send budget was over) with
+ * its code (1008).
  * The machine is pure: signature checks run in the `verifySignature` actor, through the `verify`
  * function its input carries (the verifier thread, in the wiring).
  */
