@@ -42,14 +42,33 @@ function open(url: string, localAddress: string | undefined): Promise<WebSocket>
 
 const rpc = (id: number, script: string) => JSON.stringify({ jsonrpc: '2.0', id, method: 'play', params: { script } })
 
-async function unread(url: string, address: string | undefined): Promise<void> {
-  let ws: WebSocket
+/** Open a socket; undefined (and counted) when the node refuses the upgrade. */
+async function tryOpen(url: string, address: string | undefined): Promise<WebSocket | undefined> {
   try {
-    ws = await open(url, address)
+    return await open(url, address)
   } catch {
     count('refused_upgrades')
-    return
+    return undefined
   }
+}
+
+/** Run `session` on a socket, and again on a new one whenever it ends, until stopped. */
+async function reconnecting(url: string, address: string | undefined, session: (ws: WebSocket) => Promise<void>): Promise<void> {
+  while (running) {
+    const ws = await tryOpen(url, address)
+    if (ws === undefined) {
+      await sleep(100)
+      continue
+    }
+    count('sockets')
+    await session(ws)
+    ws.terminate()
+  }
+}
+
+async function unread(url: string, address: string | undefined): Promise<void> {
+  const ws = await tryOpen(url, address)
+  if (ws === undefined) return
   const tcp = (ws as unknown as { _socket: Socket })._socket
   tcp.pause()
   tcp.cork()
@@ -61,55 +80,36 @@ async function unread(url: string, address: string | undefined): Promise<void> {
   ws.terminate()
 }
 
-async function junk(url: string, address: string | undefined): Promise<void> {
-  while (running) {
-    let ws: WebSocket
-    try {
-      ws = await open(url, address)
-    } catch {
-      count('refused_upgrades')
-      await sleep(100)
-      continue
-    }
-    count('sockets')
-    let open_ = true
-    ws.on('close', () => (open_ = false))
+function junk(url: string, address: string | undefined): Promise<void> {
+  return reconnecting(url, address, async (ws) => {
+    let isOpen = true
+    ws.on('close', () => (isOpen = false))
     ws.on('error', () => {})
-    while (running && open_) {
+    while (running && isOpen) {
       // The next frame once the last one has left this process: as fast as the node reads.
       const sent = await new Promise<boolean>((resolve) => ws.send(JUNK, (error) => resolve(error === undefined || error === null)))
       if (sent) count('junk_frames')
       else await sleep(10)
     }
-    ws.terminate()
-  }
+  })
 }
 
-async function bomb(url: string, address: string | undefined): Promise<void> {
+function bomb(url: string, address: string | undefined): Promise<void> {
   let id = 0
-  while (running) {
-    let ws: WebSocket
-    try {
-      ws = await open(url, address)
-    } catch {
-      count('refused_upgrades')
-      await sleep(100)
-      continue
-    }
+  return reconnecting(url, address, async (ws) => {
     while (running && ws.readyState === ws.OPEN) {
       const answer = await new Promise<string | undefined>((resolve) => {
         ws.once('message', (data: Buffer) => resolve(data.toString()))
         ws.once('close', () => resolve(undefined))
         ws.send(rpc(++id, BOMB))
       })
-      if (answer === undefined) break
+      if (answer === undefined) return
       const code = /"code":"([A-Z_]+)"/.exec(answer)?.[1] ?? 'ok'
       count(code)
       const retry = /"retry_after_ms":(\d+)/.exec(answer)?.[1]
       if (code === 'RATE_LIMITED' && retry !== undefined) await sleep(Number(retry))
     }
-    ws.terminate()
-  }
+  })
 }
 
 /** Run the attack until SIGTERM; resolves with what it did. */

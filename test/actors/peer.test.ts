@@ -167,13 +167,22 @@ t.test('PeerHost', async (t) => {
   })
 })
 
-t.test('PeerActor: a task arriving as a drain ends is not stranded', async (t) => {
+/** One context on a sandbox of one host of its own, all stopped at teardown. */
+async function onePeer(
+  t: { testdir(): string; teardown(fn: () => unknown): void },
+  overrides: { passivateAfterMs?: number; maxRunsInFlight?: number },
+): Promise<{ peers: PeerHost; owner: string }> {
   const pool = new SandboxPool({ processes: 1 })
   await pool.start()
   t.teardown(() => pool.close())
   const peers = hostFor(t, pool)
   const owner = generateKeyPair().publicKey
-  await peers.spawnPeer({ pubkey: owner, passivateAfterMs: 60_000 })
+  await peers.spawnPeer({ pubkey: owner, ...overrides })
+  return { peers, owner }
+}
+
+t.test('PeerActor: a task arriving as a drain ends is not stranded', async (t) => {
+  const { peers, owner } = await onePeer(t, { passivateAfterMs: 60_000 })
   // Each answer queues the next request a few microtask hops later: some of those land after
   // the drain has returned but before the machine has settled in idle. None may be stranded.
   for (const hops of [0, 1, 2, 3, 4]) {
@@ -191,12 +200,7 @@ t.test('PeerActor: a task arriving as a drain ends is not stranded', async (t) =
 t.test('PeerActor: a run answered is not held by the mailbox', { timeout: 60_000 }, async (t) => {
   setFlagsFromString('--expose-gc')
   const gc = runInNewContext('gc') as () => void
-  const pool = new SandboxPool({ processes: 1 })
-  await pool.start()
-  t.teardown(() => pool.close())
-  const peers = hostFor(t, pool)
-  const owner = generateKeyPair().publicKey
-  await peers.spawnPeer({ pubkey: owner, passivateAfterMs: 60_000 })
+  const { peers, owner } = await onePeer(t, { passivateAfterMs: 60_000 })
   await peers.play(owner, { caller: owner, script: '"warm"' })
   gc()
   const before = process.memoryUsage().heapUsed
@@ -209,12 +213,7 @@ t.test('PeerActor: a run answered is not held by the mailbox', { timeout: 60_000
 })
 
 t.test('PeerActor: a task whose signal aborted before it started never runs', async (t) => {
-  const pool = new SandboxPool({ processes: 1 })
-  await pool.start()
-  t.teardown(() => pool.close())
-  const peers = hostFor(t, pool)
-  const owner = generateKeyPair().publicKey
-  await peers.spawnPeer({ pubkey: owner, maxRunsInFlight: 2 })
+  const { peers, owner } = await onePeer(t, { maxRunsInFlight: 2 })
   const increment = 'const n = (load_data("n") ?? 0) + 1; save_data("n", n); n'
   const cut = new AbortController()
   const runs = Array.from({ length: 6 }, () => peers.dispatch(owner, { caller: owner, script: increment, signal: cut.signal }))

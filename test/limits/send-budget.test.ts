@@ -6,6 +6,9 @@
 import t from 'tap'
 import { SendBudget, type SendAccount, type SendBudgetName } from '../../src/limits/index.js'
 
+/** A cut socket's owner drops what waited for it (credits it back). */
+const drop = (account: SendAccount) => account.credit(account.bytes)
+
 function setup(perSocket: number, perAddress: number, perNode: number, applies = true) {
   const budget = new SendBudget({ perSocket, perAddress, perNode, appliesTo: () => applies })
   const cuts: string[] = []
@@ -35,16 +38,13 @@ t.test('charged bytes are credited back; a socket over its own budget is cut', a
 
 t.test('an origin over its budget loses the socket holding most', async (t) => {
   const { budget, cuts, open } = setup(1_000, 100, 10_000)
-  // The cut socket drops what waited for it (its owner credits it back).
-  const drop = (account: SendAccount) => account.credit(account.bytes)
-  const a = open('a', 'x', drop)
-  const b = open('b', 'x', drop)
-  const c = open('c', 'y', drop)
-  a.charge(30)
-  b.charge(60)
-  c.charge(90)
+  const [a] = ([['a', 'x', 30], ['b', 'x', 60], ['c', 'y', 90]] as const).map(([name, origin, bytes]) => {
+    const account = open(name, origin, drop)
+    account.charge(bytes)
+    return account
+  })
   t.same(cuts, [], 'y is another origin, within its own budget')
-  a.charge(11)
+  a!.charge(11)
   t.same(cuts, ['b:address'], 'x is at 101: b, holding 60, is cut — not a, which charged last')
   t.equal(budget.bytes, 131)
 })
@@ -58,7 +58,6 @@ t.test('off for origins the per-address limits do not apply to', async (t) => {
 
 t.test('the node over its budget loses the sockets holding most until it is under', async (t) => {
   const { budget, cuts, open } = setup(1_000, 10_000, 1_000)
-  const drop = (account: SendAccount) => account.credit(account.bytes)
   const small = open('small', 'x', drop)
   const big = open('big', 'y', drop)
   const bigger = open('bigger', 'z', drop)

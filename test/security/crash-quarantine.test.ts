@@ -147,7 +147,7 @@ t.test('a host that hangs where no time limit reaches is replaced by the watchdo
   bystander.send({ jsonrpc: '2.0', id: 'behind', method: 'play', params: { script: '"behind"' } })
   t.match(await socket.next(30_000), { id: 'hang', error: { data: { code: 'WORKER_CRASHED' } } }, 'the hung run is answered WORKER_CRASHED')
   // At once, within the one-second back-off (the gateway refuses; no host is needed).
-  t.match((await socket.call('play', { script: '"again"' })).error, { data: { code: 'RATE_LIMITED', limit: 'quarantine' } }, 'the hanging circle is quarantined like a crashing one')
+  t.match((await socket.call('play', { script: '"again"' })).error, { data: { code: 'RATE_LIMITED', limit: 'quarantine' } }, 'the sender of the hanging run is quarantined like a crashing one')
   t.match(await log.waitFor((l) => /sandbox host hung/.test(l.msg)), { host: 0, silent_ms: Number })
   t.match(await bystander.next(30_000), { id: 'behind', result: { output: 'behind' } }, 'the run queued behind it is served by the next host')
   socket.close()
