@@ -49,7 +49,7 @@ const cuts = async (admin: string) => {
 
 t.test('a socket whose answers are not taken is no longer read from, and is read again once they are', { timeout: 60_000 }, async (t) => {
   const test = await startNode(t)
-  const socket = await hoarder(test, 8)
+  const socket = await hoarder(test, 12)
   await waitUntil(async () => valueOf(await scrape(test.admin), 'circles_backpressure_pauses_total') >= 1, 'the node stops reading the socket')
   socket.sendAll([SMALL('late-1'), SMALL('late-2'), SMALL('late-3')])
   // Another client's play goes through the sandbox: many turns of the node's event loop, in
@@ -57,9 +57,9 @@ t.test('a socket whose answers are not taken is no longer read from, and is read
   const bystander = await openSocket(test.url, { localAddress: '127.0.0.2' })
   await authenticate(bystander, test.circle)
   t.match(await bystander.call('play', { script: '"served"' }), { result: { output: 'served' } }, 'others are served meanwhile')
-  t.equal(valueOf(await scrape(test.admin), 'circles_requests_total', { method: 'play' }), 9, 'the three late plays were not read: 8 + the bystander’s')
-  const { ids, closed } = await drain(socket, 11)
-  t.same(ids, [0, 1, 2, 3, 4, 5, 6, 7, 'late-1', 'late-2', 'late-3'], 'once the client reads, the node reads again and answers all, in order')
+  t.equal(valueOf(await scrape(test.admin), 'circles_requests_total', { method: 'play' }), 13, 'the three late plays were not read: 12 + the bystander’s')
+  const { ids, closed } = await drain(socket, 15)
+  t.same(ids, [...Array.from({ length: 12 }, (_, i) => i), 'late-1', 'late-2', 'late-3'], 'once the client reads, the node reads again and answers all, in order')
   t.equal(closed, undefined)
   t.equal(valueOf(await scrape(test.admin), 'circles_send_waiting_bytes'), 0, 'nothing waits any more')
   socket.close()
@@ -132,10 +132,10 @@ t.test('the idle timer counts taking answers as activity, and a socket that only
   const test = await startNode(t, { clock, gateway: { idleTimeoutMs: 60_000 } })
 
   await t.test('a client that reads is not idle, though it sends nothing', async (t) => {
-    const socket = await hoarder(test, 8)
+    const socket = await hoarder(test, 12)
     await waitUntil(async () => valueOf(await scrape(test.admin), 'circles_backpressure_pauses_total') >= 1, 'the node holds answers for the socket')
     clock.increment(50_000)
-    t.same((await drain(socket, 8)).ids, [0, 1, 2, 3, 4, 5, 6, 7], 'the client takes its answers at 50 s')
+    t.same((await drain(socket, 12)).ids, Array.from({ length: 12 }, (_, i) => i), 'the client takes its answers at 50 s')
     clock.increment(20_000)
     t.match(await socket.call('play', { script: '"awake"' }), { result: { output: 'awake' } }, 'at 70 s, 20 s after it last read, the socket is open')
     clock.increment(60_000)
@@ -143,13 +143,21 @@ t.test('the idle timer counts taking answers as activity, and a socket that only
   })
 
   await t.test('a client that sends but does not read is idle', async (t) => {
-    const socket = await hoarder(test, 8)
-    await waitUntil(async () => valueOf(await scrape(test.admin), 'circles_backpressure_pauses_total') >= 2, 'the node holds answers for the socket')
-    // Frames keep coming; the node does not read them, so they are no activity.
+    const pauses = async () => valueOf(await scrape(test.admin), 'circles_backpressure_pauses_total')
+    const before = await pauses()
+    const socket = await hoarder(test, 12)
+    await waitUntil(async () => (await pauses()) > before, 'the node holds answers for the socket')
+    clock.increment(30_000)
+    // Frames keep coming; the node does not read them, so they are no activity. (A play of
+    // another socket goes through the sandbox: turns enough for the node to have read them.)
     socket.sendAll([SMALL('a'), SMALL('b')])
-    clock.increment(60_000)
+    const bystander = await openSocket(test.url, { localAddress: '127.0.0.2' })
+    await authenticate(bystander, test.circle)
+    t.match(await bystander.call('play', { script: '"turns"' }), { result: { output: 'turns' } })
+    clock.increment(30_000)
     const { closed } = await drain(socket, 100)
-    t.same(closed, { code: 1001, reason: 'IDLE_TIMEOUT' })
+    t.same(closed, { code: 1001, reason: 'IDLE_TIMEOUT' }, 'a minute after it last took an answer, though it sent frames 30 s ago')
+    bystander.close()
   })
 })
 
