@@ -267,16 +267,15 @@ export class GatewayConnection implements ChildHandle {
   }
 
   /**
-   * Close with a code. A drain lets what waits go out first; an idle or cut socket has not read
-   * for a while, so what waits is dropped and the close frame goes out behind what the WebSocket
-   * layer already holds — and if the client does not answer it in time, the socket is cut.
+   * Close with a code, once what waits for the socket has gone out — except for a socket idle or
+   * cut: it has not taken its answers for a while, so what waits is dropped (its plays not
+   * started too) and the close frame goes out behind what the WebSocket layer already holds; if
+   * the client does not answer it in time, the socket is cut.
    */
   private closeNow(code: string, wsCode: number): void {
-    if (code === 'SHUTTING_DOWN') {
-      this.outbox.close(wsCode, code)
-      return
-    }
-    this.outbox.close(wsCode, code, true)
+    const stale = code === 'IDLE_TIMEOUT' || code === 'SLOW_CONSUMER'
+    this.outbox.close(wsCode, code, stale)
+    if (!stale) return
     this.dropped.abort()
     this.holds.clear()
     this.clock.clearTimeout(this.framesTimer)
