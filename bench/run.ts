@@ -194,12 +194,13 @@ async function measureHostile(say: (what: string) => void): Promise<HostileRow[]
 function hostileTable(rows: readonly HostileRow[]): string {
   const refused = (r: LoadResult) => `${r.codes['RATE_LIMITED'] ?? 0} of ${r.requests} (${(((r.codes['RATE_LIMITED'] ?? 0) / Math.max(1, r.requests)) * 100).toFixed(1)} %)`
   return table(
-    ['beside', 'p50 ms quiet / attacked', '÷ quiet', 'p99 ms quiet / attacked', 'node RSS growth MB', 'refused plays', 'other errors'],
+    ['beside', 'p50 ms quiet / attacked', '÷ quiet', 'p99 ms quiet / attacked', 'max ms quiet / attacked', 'node RSS growth MB', 'refused plays', 'other errors'],
     rows.map((r) => [
       r.attack,
       `${formatNumber(r.quiet.latency_ms.p50)} / ${formatNumber(r.attacked.latency_ms.p50)}`,
       `${(r.attacked.latency_ms.p50 / r.quiet.latency_ms.p50).toFixed(2)}×`,
       `${formatNumber(r.quiet.latency_ms.p99)} / ${formatNumber(r.attacked.latency_ms.p99)}`,
+      `${formatNumber(r.quiet.latency_ms.max)} / ${formatNumber(r.attacked.latency_ms.max)}`,
       formatNumber(Math.max(0, r.rss_peak_bytes - r.rss_before_bytes) / 1e6),
       refused(r.attacked),
       String(r.attacked.errors - (r.attacked.codes['RATE_LIMITED'] ?? 0)),

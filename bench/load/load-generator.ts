@@ -123,7 +123,9 @@ function closedLoop(ws: WebSocket, frame: string, rate?: number): Promise<void> 
         return
       }
       if (rate === undefined) return send()
-      due += 1000 / rate
+      // A slot missed while the last play waited is skipped, not made up in a burst: a stall
+      // shows as one slow play (and fewer plays), as it would for a client keeping its pace.
+      due = Math.max(due + 1000 / rate, performance.now())
       const wait = due - performance.now()
       if (wait <= 0) send()
       else setTimeout(send, wait)
