@@ -8,6 +8,8 @@
  *   npm run bench -- --sandbox-processes 2
  *   npm run bench -- --auth-lag  # only: the node's event-loop lag while 1,000 sockets send bad signatures
  *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL or 127.0.0.1:6379)
+ *   npm run bench -- --hostile-only      # just the hostile-neighbours rows
+ *   npm run bench -- --server-old-space-mb 256   # servers run with --max-old-space-size=256
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
  * file and an SVG chart under bench/results/.
@@ -33,16 +35,23 @@ const authLagOnly = argv.includes('--auth-lag')
 /** Sockets sending bad signatures at once while the node's event-loop lag is measured. */
 const BAD_AUTH_SOCKETS = 1000
 const onlyCrossNode = argv.includes('--cross-node-only')
+const onlyHostile = argv.includes('--hostile-only')
 const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379'
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
-  ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 2_000, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50 }
-  : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 100_000, cold: 200, sandboxSeconds: 3, engineSeconds: 3, authMs: 5000, manyContexts: 50 }
+  ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 2_000, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50, hostileMs: 3_000 }
+  : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 100_000, cold: 200, sandboxSeconds: 3, engineSeconds: 3, authMs: 5000, manyContexts: 50, hostileMs: 10_000 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
 // BENCH_CPU_PROF=<dir> profiles the servers (node --cpu-prof), e.g. to see where a cross-node task's time goes.
 const CPU_PROF_DIR = process.env['BENCH_CPU_PROF']
-const NODE_ARGS = ['--no-node-snapshot', ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`])]
+const oldSpaceAt = argv.indexOf('--server-old-space-mb')
+const SERVER_OLD_SPACE_MB = oldSpaceAt === -1 ? undefined : Number(argv[oldSpaceAt + 1])
+const NODE_ARGS = [
+  '--no-node-snapshot',
+  ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]),
+  ...(SERVER_OLD_SPACE_MB === undefined ? [] : [`--max-old-space-size=${SERVER_OLD_SPACE_MB}`]),
+]
 /** CPU pinning with taskset: servers on core 0, load generator on core 1 (when asked and possible). */
 const canPin = pin && availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
 if (pin && !canPin) process.stderr.write('bench: --pin needs taskset and two cores; the pinned rows are skipped\n')
@@ -142,6 +151,100 @@ const CPU_COLUMNS: (keyof CpuPerRequest)[] = ['server_main', 'server_helpers', '
 
 function cpuRow(label: string, r: LoadResult): (string | number)[] {
   return [label, r.connections, ...CPU_COLUMNS.map((k) => (r.cpu_us === undefined ? '—' : r.cpu_us[k]))]
+}
+
+/** Start an attacker (a load-generator process in a hostile mode); resolves once it attacks. */
+function startAttacker(config: LoadConfig): Promise<{ stop: () => Promise<Record<string, unknown>> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [here('./load/load-generator.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const lines = createInterface({ input: child.stdout })
+    const onExit = (code: number | null) => reject(new Error(`${config.mode} attacker exited with ${code}`))
+    child.once('exit', onExit)
+    lines.once('line', () =>
+      resolve({
+        stop: () =>
+          new Promise((done) => {
+            child.off('exit', onExit)
+            lines.once('line', (line) => done(JSON.parse(line) as Record<string, unknown>))
+            child.kill('SIGTERM')
+          }),
+      }),
+    )
+  })
+}
+
+/** Loopback aliases for the hostile rows: limits count per address, so each client has its own. */
+const alias = (n: number) => `127.0.0.${n}`
+const HOSTILE_ATTACKS: readonly { readonly name: string; readonly config: Omit<LoadConfig, 'url'> }[] = [
+  { name: '24 non-reading sockets (16 answers of 1 MB each)', config: { mode: 'unread', connections: 24, durationMs: 0, addresses: Array.from({ length: 24 }, (_, i) => alias(10 + i)) } },
+  { name: 'one socket sending 1 MiB [[[…]]] frames', config: { mode: 'junk', connections: 1, durationMs: 0, addresses: [alias(40)] } },
+  { name: 'one client sending memory bombs to the circle', config: { mode: 'bomb', connections: 1, durationMs: 0, addresses: [alias(50)] } },
+]
+
+export interface HostileRow {
+  readonly attack: string
+  readonly quiet: LoadResult
+  readonly attacked: LoadResult
+  readonly rss_before_bytes: number
+  readonly rss_peak_bytes: number
+  readonly attacker: Record<string, unknown>
+}
+
+/**
+ * Hostile neighbours: a well-behaved client (authenticated, 200 plays a second on one socket)
+ * measured quiet and then beside each attack, on a fresh node per attack (limits on for
+ * loopback; every client on an address of its own).
+ */
+async function measureHostile(say: (what: string) => void): Promise<HostileRow[]> {
+  const rows: HostileRow[] = []
+  for (const attack of HOSTILE_ATTACKS) {
+    say(`hostile neighbours: ${attack.name}`)
+    const node = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_HOSTILE: '1' })
+    const url = node.info['url']!
+    const victim: LoadConfig = { mode: 'play', url, connections: 1, rate: 200, addresses: [alias(2)], durationMs: PLAN.hostileMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial }
+    const quiet = await load(victim)
+    const before = (await node.command({ cmd: 'rss' })) as { rss: number }
+    const attacker = await startAttacker({ ...attack.config, url })
+    const attacked = await load(victim)
+    const after = (await node.command({ cmd: 'rss' })) as { peak_rss: number }
+    const report = await attacker.stop()
+    await node.stop()
+    rows.push({ attack: attack.name, quiet, attacked, rss_before_bytes: before.rss, rss_peak_bytes: after.peak_rss, attacker: report })
+  }
+  return rows
+}
+
+function hostileTable(rows: readonly HostileRow[]): string {
+  const refused = (r: LoadResult) => `${r.codes['RATE_LIMITED'] ?? 0} of ${r.requests} (${(((r.codes['RATE_LIMITED'] ?? 0) / Math.max(1, r.requests)) * 100).toFixed(1)} %)`
+  return table(
+    ['beside', 'p50 ms quiet / attacked', '÷ quiet', 'p99 ms quiet / attacked', 'max ms quiet / attacked', 'node RSS growth MB', 'refused plays', 'other errors'],
+    rows.map((r) => [
+      r.attack,
+      `${formatNumber(r.quiet.latency_ms.p50)} / ${formatNumber(r.attacked.latency_ms.p50)}`,
+      `${(r.attacked.latency_ms.p50 / r.quiet.latency_ms.p50).toFixed(2)}×`,
+      `${formatNumber(r.quiet.latency_ms.p99)} / ${formatNumber(r.attacked.latency_ms.p99)}`,
+      `${formatNumber(r.quiet.latency_ms.max)} / ${formatNumber(r.attacked.latency_ms.max)}`,
+      formatNumber(Math.max(0, r.rss_peak_bytes - r.rss_before_bytes) / 1e6),
+      refused(r.attacked),
+      String(r.attacked.errors - (r.attacked.codes['RATE_LIMITED'] ?? 0)),
+    ]),
+  )
+}
+
+async function hostileOnly(): Promise<void> {
+  let step = 0
+  const rows = await measureHostile((what) => progress(`[${++step}/${HOSTILE_ATTACKS.length}] ${what}`))
+  progressDone()
+  console.log(hostileTable(rows))
+  for (const r of rows) console.log(`${r.attack}: ${JSON.stringify(r.attacker['counts'])}`)
+  writeResult(quick ? 'bench-hostile-quick' : 'bench-hostile', {
+    kind: 'hostile',
+    quick,
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    parameters: { ...PLAN, sandbox_processes: sandboxProcesses, server_old_space_mb: SERVER_OLD_SPACE_MB ?? null },
+    hostile: rows,
+  })
 }
 
 function row(label: string, r: LoadResult, ceiling?: number): (string | number)[] {
@@ -275,7 +378,7 @@ async function crossNodeOnly(): Promise<void> {
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 15 + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 15 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
@@ -385,6 +488,7 @@ async function main(): Promise<void> {
   }
 
   const cross = await measureCrossNode(say)
+  const hostile = await measureHostile(say)
   progressDone()
 
   const per = (after: Record<string, number>, before: Record<string, number>, n: number, key: 'held' | 'rss') => (after[key]! - before[key]!) / n
@@ -449,6 +553,7 @@ async function main(): Promise<void> {
     pinned: pinned ?? null,
     cross_node: cross,
     auth: { handshakes, quiet, flooded, flood, lag },
+    hostile,
     footprint,
     summary,
     seconds: (performance.now() - started) / 1000,
@@ -529,6 +634,8 @@ async function main(): Promise<void> {
       ],
     ),
   )
+  console.log('')
+  console.log(hostileTable(hostile))
   const path = writeResult(quick ? 'bench-quick' : 'bench', results)
   const svg = renderChart([
     {
@@ -555,4 +662,4 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${path}\nchart:   ${chartPath}\n(${((performance.now() - started) / 1000).toFixed(0)} s)`)
 }
 
-await (onlyCrossNode ? crossNodeOnly() : main())
+await (onlyCrossNode ? crossNodeOnly() : onlyHostile ? hostileOnly() : main())

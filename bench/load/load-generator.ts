@@ -8,13 +8,19 @@
  *   handshake  new connection + fetch_nonce + sign + authenticate, repeatedly
  *   bad-auth   new connection + fetch_nonce + a bad signature, repeatedly (a flood)
  *   idle       open N connections and hold them (prints {"open": N}, then waits for SIGTERM)
+ *   unread, junk, bomb   hostile neighbours (bench/load/hostile.ts): until SIGTERM, then one
+ *              JSON line of what they did
+ *
+ * `play` with `rate` paces each connection (at most `rate` plays a second, one in flight): a
+ * well-behaved client, whose latency is measured beside hostile ones.
  */
 import { WebSocket } from 'ws'
 import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/identity/index.js'
 import { cpuPerRequest, sampleThreads, type CpuPerRequest, type MeasuredProcesses } from '../lib/thread-cpu.js'
+import { HOSTILE_MODES, runHostile, type HostileMode } from './hostile.js'
 
 export interface LoadConfig {
-  readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle'
+  readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle' | HostileMode
   readonly url: string
   /** Connection i opens urls[i % urls.length] instead of url (e.g. many contexts through one node). */
   readonly urls?: readonly string[]
@@ -24,6 +30,10 @@ export interface LoadConfig {
   readonly script?: string
   /** Processes whose CPU per request, by thread, is read over the measured window (same machine). */
   readonly cpu?: MeasuredProcesses
+  /** `play`: plays a second per connection at most (paced); absent: as fast as answers come. */
+  readonly rate?: number
+  /** Connection i binds addresses[i % addresses.length] (loopback aliases: limits count per address). */
+  readonly addresses?: readonly string[]
 }
 
 export interface LoadResult {
@@ -36,6 +46,8 @@ export interface LoadResult {
   readonly latency_ms: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number }
   /** CPU µs per request by thread, over the same window (when `cpu` was given). */
   readonly cpu_us?: CpuPerRequest
+  /** Error answers by `data.code` (play mode). */
+  readonly codes: Record<string, number>
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig
@@ -43,19 +55,24 @@ const MAX_SAMPLES = 4_000_000
 const samples = new Float64Array(MAX_SAMPLES)
 let count = 0
 let errors = 0
+const codes: Record<string, number> = {}
 let recording = false
 let running = true
 
-function record(latency: number, ok: boolean): void {
+function record(latency: number, ok: boolean, answer?: Buffer): void {
   if (!recording) return
-  if (!ok) errors++
+  if (!ok) {
+    errors++
+    const code = answer === undefined ? 'closed' : (/"code":"([A-Z_]+)"/.exec(answer.toString())?.[1] ?? 'unknown')
+    codes[code] = (codes[code] ?? 0) + 1
+  }
   if (count < MAX_SAMPLES) samples[count] = latency
   count++
 }
 
-function open(url: string): Promise<WebSocket> {
+function open(url: string, localAddress?: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false })
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...(localAddress === undefined ? {} : { localAddress }) })
     ws.once('open', () => resolve(ws))
     ws.once('error', reject)
   })
@@ -82,8 +99,8 @@ function rpc(id: number, method: string, params: unknown): string {
   return JSON.stringify({ jsonrpc: '2.0', id, method, params })
 }
 
-async function authenticated(url: string, pair: KeyPair): Promise<WebSocket> {
-  const ws = await open(url)
+async function authenticated(url: string, pair: KeyPair, localAddress?: string): Promise<WebSocket> {
+  const ws = await open(url, localAddress)
   const nonce = JSON.parse(await exchange(ws, rpc(1, 'fetch_nonce', { pubkey: pair.publicKey }))) as { result: { nonce: string } }
   const auth = JSON.parse(await exchange(ws, rpc(2, 'authenticate', { pubkey: pair.publicKey, signature: signPersonalMessage(nonce.result.nonce, pair.secretKey) })))
   if (auth.result?.authenticated !== true) throw new Error(`authenticate failed: ${JSON.stringify(auth)}`)
@@ -95,20 +112,32 @@ async function authenticated(url: string, pair: KeyPair): Promise<WebSocket> {
  * connection for the whole run (per-request listeners would cost the generator more CPU than
  * the echo server spends answering).
  */
-function closedLoop(ws: WebSocket, frame: string): Promise<void> {
+function closedLoop(ws: WebSocket, frame: string, rate?: number): Promise<void> {
   return new Promise((resolve) => {
     let started = 0
+    /** When the next play is due (paced loops). */
+    let due = performance.now()
+    const send = () => {
+      started = performance.now()
+      ws.send(frame)
+    }
     const fire = () => {
       if (!running) {
         ws.off('message', onMessage)
         resolve()
         return
       }
-      started = performance.now()
-      ws.send(frame)
+      if (rate === undefined) return send()
+      // A slot missed while the last play waited is skipped, not made up in a burst: a stall
+      // shows as one slow play (and fewer plays), as it would for a client keeping its pace.
+      due = Math.max(due + 1000 / rate, performance.now())
+      const wait = due - performance.now()
+      if (wait <= 0) send()
+      else setTimeout(send, wait)
     }
     const onMessage = (data: Buffer) => {
-      record(performance.now() - started, data.includes('"result"'))
+      const ok = data.includes('"result"')
+      record(performance.now() - started, ok, ok ? undefined : data)
       fire()
     }
     ws.on('message', onMessage)
@@ -146,6 +175,10 @@ function percentile(sorted: Float64Array, p: number): number {
 async function main(): Promise<void> {
   const frame = rpc(1, 'play', { script: config.script ?? '1 + 1' })
   const loops: Promise<void>[] = []
+  if ((HOSTILE_MODES as readonly string[]).includes(config.mode)) {
+    process.stdout.write(`${JSON.stringify(await runHostile(config as LoadConfig & { mode: HostileMode }))}\n`)
+    process.exit(0)
+  }
   if (config.mode === 'idle') {
     const sockets: WebSocket[] = []
     for (let i = 0; i < config.connections; i += 100) {
@@ -159,12 +192,13 @@ async function main(): Promise<void> {
     const sockets: WebSocket[] = []
     const urlOf = (n: number) => (config.urls === undefined ? config.url : config.urls[n % config.urls.length]!)
     for (let i = 0; i < config.connections; i += 50) {
+      const addressOf = (n: number) => (config.addresses === undefined ? undefined : config.addresses[n % config.addresses.length])
       const batch = Array.from({ length: Math.min(50, config.connections - i) }, (_, k) =>
-        config.mode === 'echo' ? open(urlOf(i + k)) : authenticated(urlOf(i + k), generateKeyPair()),
+        config.mode === 'echo' ? open(urlOf(i + k), addressOf(i + k)) : authenticated(urlOf(i + k), generateKeyPair(), addressOf(i + k)),
       )
       sockets.push(...(await Promise.all(batch)))
     }
-    for (const ws of sockets) loops.push(closedLoop(ws, frame))
+    for (const ws of sockets) loops.push(closedLoop(ws, frame, config.rate))
   } else {
     for (let i = 0; i < config.connections; i++) loops.push(handshakes(config.url, config.mode === 'handshake'))
   }
@@ -195,6 +229,7 @@ async function main(): Promise<void> {
       mean: sorted.length > 0 ? sum / sorted.length : Number.NaN,
     },
     ...(cpuBefore === undefined ? {} : { cpu_us: cpuPerRequest(cpuBefore, cpuAfter!, config.cpu!, count) }),
+    codes,
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exit(0)

@@ -11,6 +11,11 @@
  *   {"cmd":"lag-reset"}              → starts a new event-loop delay histogram
  *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
  *   {"cmd":"pids"}                   → {"pid","host_pids"}: this process and its sandbox hosts now
+ *   {"cmd":"rss"}                    → {"rss","peak_rss"}: now, and the highest since the process started
+ *
+ * BENCH_HOSTILE=1 sets the node up for the hostile-neighbours rows: the circle admits anonymous
+ * callers, has an 8 MiB heap and 20 s time limits (a memory bomb aborts its host at once rather
+ * than timing out), and the load limits apply to loopback (clients come from 127.0.0.x aliases).
  *
  * Cross-node: with BENCH_REDIS_URL (and BENCH_REDIS_PREFIX) the node joins the others through
  * Redis; BENCH_CONTEXTS=N makes it host N more contexts, whose keys it prints as `contexts`
@@ -35,9 +40,19 @@ const redis =
   redisUrl === undefined
     ? undefined
     : { target: parseRedisTarget([redisUrl]), secret: 'bench-cluster-secret-0123456789', prefix: process.env['BENCH_REDIS_PREFIX'] ?? 'circles-bench:' }
+const hostile = process.env['BENCH_HOSTILE'] === '1'
 const node = await CircleNode.start({
   dbPath,
-  circles: [{ name: 'bench', keyPair: circle, host: '127.0.0.1', port: 0 }],
+  circles: [
+    {
+      name: 'bench',
+      keyPair: circle,
+      host: '127.0.0.1',
+      port: 0,
+      ...(hostile ? { policy: { run: 'anonymous', write: 'authenticated' }, overrides: { limits: { memoryMb: 8, timeoutMs: 20_000, cpuMs: 20_000 } } } : {}),
+    },
+  ],
+  ...(hostile ? { limits: { loopback: true } } : {}),
   sandbox: { processes, isolation },
   gateway: { maxInFlight: 1024, idleTimeoutMs: 600_000 },
   // Errors only: the auth-flood phases would otherwise print a warning per bad signature.
@@ -118,6 +133,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         const at = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))] ?? Number.NaN
         return reply({ p50_ms: at(50), p99_ms: at(99), samples: times.length })
       }
+      case 'rss':
+        return reply({ rss: process.memoryUsage().rss, peak_rss: process.resourceUsage().maxRSS * 1024 })
       case 'lag-reset':
         lag.reset()
         return reply({ reset: true })

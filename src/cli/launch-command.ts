@@ -16,12 +16,12 @@ export async function launchCommand(argv: readonly string[], io: CliIo): Promise
   const serving = servingOptionsFrom('launch', values, io)
   const redis = redisOptionsFrom('launch', values)
   const allowedOrigins = allowedOriginsFrom('launch', values['allowed-origin'])
-  const { log, dbPath, sandbox, admin, limits, domains } = serving
+  const { log, dbPath, sandbox, admin, limits, domains, trustedProxies } = serving
   const configPath = values.config ?? 'circles.json'
   const { node, circles } = await launch({
     configPath,
     dbPath,
-    node: { sandbox, limits, logger: log, domains, allowedOrigins, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
+    node: { sandbox, limits, trustedProxies, logger: log, domains, allowedOrigins, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
   })
   await awaitRedis(node, log)
   // Signals drain from here on: the line below tells operators that SIGTERM drains.

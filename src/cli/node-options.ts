@@ -1,5 +1,5 @@
 import { circlesError } from '../errors/index.js'
-import type { LoadLimitOptions } from '../limits/index.js'
+import { ClientAddresses, type LoadLimitOptions } from '../limits/index.js'
 import { parseDomains, parseOrigins } from '../server/index.js'
 import { createLogger, parseLogLevel, type Logger } from '../log/index.js'
 import type { CircleNode } from '../node/index.js'
@@ -22,6 +22,10 @@ export const NODE_OPTIONS = {
   'failed-auth-per-minute': { type: 'string' },
   'plays-per-second': { type: 'string' },
   domain: { type: 'string', multiple: true },
+  'frames-per-second': { type: 'string' },
+  'frame-bytes-per-second': { type: 'string' },
+  'invalid-frames-per-minute': { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
 } as const satisfies OptionSpec
 
 /** Default admin port (metrics and detailed health, on 127.0.0.1). */
@@ -42,6 +46,8 @@ export interface ServingOptions {
   readonly dbPath: string
   readonly sandbox: SandboxPoolOptions
   readonly limits: LoadLimitOptions
+  /** Reverse proxies whose X-Forwarded-For header is read (`--trusted-proxy`). */
+  readonly trustedProxies: readonly string[]
   readonly admin: { readonly port: number; readonly host: string } | undefined
   /** `--domain`: the names every circle without its own `domains` answers to, and the admin listener. */
   readonly domains: readonly string[]
@@ -63,7 +69,20 @@ export function allowedOriginsFrom(command: string, values: string[] | undefined
   return flagList(command, 'allowed-origin', values, parseOrigins)
 }
 
-/** Read the common serving options; every problem is a USAGE error naming the flag. */
+/** `--trusted-proxy ADDRESS[/BITS]`, repeatable. */
+function trustedProxiesFrom(command: string, values: Record<string, string | boolean | string[] | undefined>): readonly string[] {
+  const list = values['trusted-proxy']
+  if (!Array.isArray(list)) return []
+  for (const entry of list) {
+    try {
+      new ClientAddresses([entry])
+    } catch {
+      throw circlesError('USAGE', `${command}: --trusted-proxy "${entry.slice(0, 64)}" is not an IP address or a CIDR range`)
+    }
+  }
+  return list
+}
+
 /** The load-limit flags: each a positive integer; `--no-load-limits` cannot be combined with them. */
 function loadLimitOptions(command: string, values: Record<string, string | boolean | string[] | undefined>): LoadLimitOptions {
   const numeric = [
@@ -71,6 +90,9 @@ function loadLimitOptions(command: string, values: Record<string, string | boole
     ['nonces-per-minute', 'noncesPerMinute'],
     ['failed-auth-per-minute', 'failedAuthPerMinute'],
     ['plays-per-second', 'playsPerSecond'],
+    ['frames-per-second', 'framesPerSecond'],
+    ['frame-bytes-per-second', 'frameBytesPerSecond'],
+    ['invalid-frames-per-minute', 'invalidFramesPerMinute'],
   ] as const
   const limits: Record<string, number | boolean> = {}
   for (const [flag, key] of numeric) {
@@ -90,6 +112,7 @@ function loadLimitOptions(command: string, values: Record<string, string | boole
   return limits as LoadLimitOptions
 }
 
+/** Read the common serving options; every problem is a USAGE error naming the flag. */
 export function servingOptionsFrom(
   command: string,
   values: { 'db-path'?: string; 'sandbox-processes'?: string; 'sandbox-isolation'?: string; 'log-level'?: string; 'admin-port'?: string; 'admin-host'?: string; 'no-admin'?: boolean; domain?: string[] } & Record<
@@ -99,6 +122,7 @@ export function servingOptionsFrom(
   io: CliIo,
 ): ServingOptions {
   const limits = loadLimitOptions(command, values)
+  const trustedProxies = trustedProxiesFrom(command, values)
   const sandbox: { processes?: number; isolation?: 'process' | 'thread' } = {}
   if (values['sandbox-processes'] !== undefined) {
     const n = Number(values['sandbox-processes'])
@@ -122,7 +146,7 @@ export function servingOptionsFrom(
           host: values['admin-host'] ?? '127.0.0.1',
         }
   const domains = flagList(command, 'domain', values.domain, parseDomains)
-  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, limits, admin, domains, log: createLogger({ level, destination: io.stdout }) }
+  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, limits, trustedProxies, admin, domains, log: createLogger({ level, destination: io.stdout }) }
 }
 
 /** How long start-up waits for Redis before logging that cross-node work waits for it. */

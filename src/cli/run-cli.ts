@@ -17,11 +17,15 @@ Commands:
           [--queue-allowance-ms N]
           [--connections-per-address N] [--nonces-per-minute N]
           [--failed-auth-per-minute N] [--plays-per-second N]
+          [--frames-per-second N] [--frame-bytes-per-second N]
+          [--invalid-frames-per-minute N] [--trusted-proxy ADDR[/BITS]]...
           [--limits-loopback | --no-load-limits]
           Serve every circle of the config file in this process. Logs go to
           stdout (JSON when piped); /metrics and /healthz on the admin port
           (default 127.0.0.1:9464). Load limits apply to every remote address
-          but loopback unless --limits-loopback. With --redis-url, plays for
+          but loopback unless --limits-loopback; behind a reverse proxy, name
+          it with --trusted-proxy so that its X-Forwarded-For header names
+          the client. With --redis-url, plays for
           contexts other nodes own are queued to them, and this node serves
           its own.
   worker  --redis-url URL [--circle-public-key KEY] [--db-path DIR]

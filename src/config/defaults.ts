@@ -1,6 +1,6 @@
 /**
  * Every default limit and timing, in one place. Units are in the names.
- * The README's "Limits" table documents each of these.
+ * The limits table of docs/configuration.md documents each of these.
  */
 export const DEFAULTS = {
   /** How long a nonce from `fetch_nonce` may be used. */
@@ -16,9 +16,22 @@ export const DEFAULTS = {
   MAX_BATCH_ENTRIES: 100,
   /** Requests a single socket may have awaiting an answer. */
   MAX_IN_FLIGHT_PER_SOCKET: 256,
-  /** Answers waiting to be sent to one socket before it is cut as a slow consumer. */
+  /** Deepest nesting of arrays and objects in a frame, checked by a linear scan before it is parsed. */
+  MAX_FRAME_DEPTH: 32,
+  /** Most JSON values (containers, members, elements) in a frame, counted by the same scan. */
+  MAX_FRAME_VALUES: 10_000,
+  /** Answer bytes waiting to be sent to one socket before it is cut as a slow consumer. */
   MAX_BUFFERED_BYTES: 16_777_216,
-  /** A socket with no frames for this long is closed. */
+  /** Answer bytes waiting on the sockets of one remote address (IPv6: its /64) before the one holding most is cut. */
+  MAX_BUFFERED_BYTES_PER_ADDRESS: 33_554_432,
+  /** Answer bytes waiting on all sockets of the node before the one holding most is cut. */
+  MAX_BUFFERED_BYTES_PER_NODE: 67_108_864,
+  /**
+   * Answer bytes a socket may have in the WebSocket layer, not yet taken by the kernel; past
+   * them, further answers wait in the node and the socket is not read until they have gone out.
+   */
+  SOCKET_HIGH_WATER_BYTES: 65_536,
+  /** A socket that neither sends a frame nor takes an answer for this long is closed. */
   IDLE_TIMEOUT_MS: 300_000,
   /** Wall-clock bound of one script run. */
   SCRIPT_TIMEOUT_MS: 1_000,
@@ -70,6 +83,20 @@ export const DEFAULTS = {
   FAILED_AUTH_PER_MINUTE_PER_ADDRESS: 30,
   /** `play` requests per second per caller (key, or address when anonymous); also the burst. */
   PLAYS_PER_SECOND_PER_CALLER: 2_000,
+  /** Frames per second per remote address, refused ones included; also the burst. Past it the address's sockets are not read for a while. */
+  FRAMES_PER_SECOND_PER_ADDRESS: 5_000,
+  /** Frame bytes per second per remote address, refused ones included; also the burst. Past it the address's sockets are not read for a while. */
+  FRAME_BYTES_PER_SECOND_PER_ADDRESS: 16_777_216,
+  /** Frames refused whole (nothing in them runs) per socket per minute; also the burst. Past it the socket is closed. */
+  INVALID_FRAMES_PER_MINUTE_PER_SOCKET: 30,
+  /** First back-off of the crash quarantine; it doubles with each crash. */
+  QUARANTINE_BASE_MS: 1_000,
+  /** Longest back-off of the crash quarantine. */
+  QUARANTINE_MAX_MS: 300_000,
+  /** Crashes are forgotten after this long without one; the crashes of one circle count together within it. */
+  QUARANTINE_WINDOW_MS: 600_000,
+  /** Origins (addresses, IPv6 /64s) whose crashes within the window quarantine the whole circle. */
+  QUARANTINE_CIRCLE_ORIGINS: 3,
   /** How often each sandbox host answers a probe run (read by `/healthz`, never triggered by it). */
   PROBE_INTERVAL_MS: 10_000,
   /** How long a cross-node task may wait for its owner beyond its run's wall limit. */

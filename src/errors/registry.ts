@@ -29,6 +29,7 @@ export const ERROR_REGISTRY = {
   INVALID_PARAMS: { rpc: -32602, base: 'TypeError', message: 'Invalid params' },
   INTERNAL_ERROR: { rpc: -32603, base: 'Error', message: 'Internal error' },
   BATCH_TOO_LARGE: { rpc: -32600, base: 'RangeError', message: 'Batch has more entries than the node accepts' },
+  FRAME_TOO_COMPLEX: { rpc: -32600, base: 'RangeError', message: 'The frame nests deeper or holds more values than the node parses' },
   INVALID_PUBLIC_KEY: {
     rpc: -32602,
     base: 'TypeError',

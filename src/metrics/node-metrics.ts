@@ -15,6 +15,8 @@ export interface MetricSources {
   readonly verifierQueued: () => number
   readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
   readonly quarantined: () => number
+  /** Bytes of answers waiting on sockets (the send budget's total). */
+  readonly sendWaiting: () => number
   /** Cross-node figures, when the node is clustered. */
   readonly crossNode: () =>
     | { readonly sent: number; readonly received: number; readonly redelivered: number; readonly expired: number; readonly reconnects: number; readonly refused: number; readonly waiting: number; readonly running: number; readonly connected: boolean }
@@ -42,6 +44,8 @@ export class NodeMetrics {
   private readonly connections: Counter<string>
   private readonly playSeconds: Histogram<'code'>
   private readonly rateLimited: Counter<'limit'>
+  private readonly sendBudgetCuts: Counter<'budget'>
+  private readonly backpressurePauses: Counter<string>
   private readonly supervisorRestarts: Counter<'supervisor' | 'child'>
   private readonly supervisorEscalations: Counter<'supervisor'>
   private readonly requestChildren = new Map<string, ReturnType<Counter<'method'>['labels']>>()
@@ -62,7 +66,20 @@ export class NodeMetrics {
       buckets: PLAY_BUCKETS_SECONDS,
       registers,
     })
-    this.rateLimited = new Counter({ name: 'circles_rate_limited_total', help: 'Requests and connections refused by a load limit or the crash quarantine, by limit', labelNames: ['limit'], registers })
+    this.rateLimited = new Counter({
+      name: 'circles_rate_limited_total',
+      help: 'Requests, frames and connections refused or held back by a load limit or the crash quarantine, by limit',
+      labelNames: ['limit'],
+      registers,
+    })
+    this.sendBudgetCuts = new Counter({
+      name: 'circles_send_budget_cuts_total',
+      help: 'Sockets cut (SLOW_CONSUMER) because answers waiting for them went over a budget: socket, address or node',
+      labelNames: ['budget'],
+      registers,
+    })
+    this.backpressurePauses = new Counter({ name: 'circles_backpressure_pauses_total', help: 'Times a socket stopped being read because its answers were not being taken', registers })
+    new Gauge({ name: 'circles_send_waiting_bytes', help: 'Bytes of answers waiting on sockets, not yet taken by the kernel', registers, collect() { this.set(sources.sendWaiting()) } })
     this.supervisorRestarts = new Counter({ name: 'circles_supervisor_restarts_total', help: 'Children restarted by a supervisor', labelNames: ['supervisor', 'child'], registers })
     this.supervisorEscalations = new Counter({ name: 'circles_supervisor_escalations_total', help: 'Supervisors that gave up (restart intensity exceeded)', labelNames: ['supervisor'], registers })
     new Gauge({ name: 'circles_connections_open', help: 'Open WebSocket connections', registers, collect() { this.set(sources.connectionsOpen()) } })
@@ -175,6 +192,16 @@ export class NodeMetrics {
 
   limited(limit: string): void {
     this.rateLimited.inc({ limit })
+  }
+
+  /** A socket was cut for going over a send budget. */
+  sendBudgetCut(budget: string): void {
+    this.sendBudgetCuts.inc({ budget })
+  }
+
+  /** A socket stopped being read: its answers are not taken. */
+  backpressurePause(): void {
+    this.backpressurePauses.inc()
   }
 
   supervisorRestart(supervisor: string, child: string): void {

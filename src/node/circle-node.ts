@@ -3,7 +3,7 @@ import { DEFAULTS, VERSION, positiveIntegerOption } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { Faults, type FaultName } from '../faults/index.js'
 import { parsePublicKey, type KeyPair, type PublicKeyHex } from '../identity/index.js'
-import { LoadLimits, type LoadLimitOptions } from '../limits/index.js'
+import { ClientAddresses, LoadLimits, SendBudget, SYSTEM_CLOCK, type Clock, type LoadLimitOptions } from '../limits/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { NodeMetrics } from '../metrics/index.js'
 import { PeerHost, DEFAULT_QUOTA, type PeerOverrides, type PlayOutcome, type PlayRequest } from '../actors/peer/index.js'
@@ -44,6 +44,13 @@ export interface CircleNodeOptions {
   readonly sandbox?: Omit<SandboxPoolOptions, 'hooks' | 'faults'>
   /** Load limits (rate limits per address and caller; on by default except for loopback). */
   readonly limits?: LoadLimitOptions
+  /**
+   * Reverse proxies whose `X-Forwarded-For` header names the client (addresses or CIDR ranges).
+   * From any other peer the header is ignored. Default none.
+   */
+  readonly trustedProxies?: readonly string[]
+  /** What the limiters and the gateway's timers read time from (tests step one; default the process clock). */
+  readonly clock?: Clock
   /** Register every namespace already under `dbPath` (default true). */
   readonly adoptExisting?: boolean
   /** Further contexts to host from the start, served through Redis or the ports (a worker's). */
@@ -129,6 +136,8 @@ export class CircleNode {
   readonly served: ServedCircle[] = []
   readonly log: Logger
   readonly load: LoadLimits
+  /** Bytes of answers waiting on the node's sockets, within their budgets. */
+  readonly sendBudget: SendBudget
   private readonly root: Supervisor
   private limits: GatewayLimits
   private readonly pool: SandboxPool
@@ -155,9 +164,14 @@ export class CircleNode {
     this.limits = {
       maxFrameBytes: DEFAULTS.MAX_FRAME_BYTES,
       maxBatchEntries: DEFAULTS.MAX_BATCH_ENTRIES,
+      maxFrameDepth: DEFAULTS.MAX_FRAME_DEPTH,
+      maxFrameValues: DEFAULTS.MAX_FRAME_VALUES,
       maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
       maxInFlight: DEFAULTS.MAX_IN_FLIGHT_PER_SOCKET,
       maxBufferedBytes: DEFAULTS.MAX_BUFFERED_BYTES,
+      maxBufferedBytesPerAddress: DEFAULTS.MAX_BUFFERED_BYTES_PER_ADDRESS,
+      maxBufferedBytesPerNode: DEFAULTS.MAX_BUFFERED_BYTES_PER_NODE,
+      socketHighWaterBytes: DEFAULTS.SOCKET_HIGH_WATER_BYTES,
       maxBatchAnswerBytes: DEFAULTS.MAX_BATCH_ANSWER_BYTES,
       nonceTtlMs: DEFAULTS.NONCE_TTL_MS,
       idleTimeoutMs: DEFAULTS.IDLE_TIMEOUT_MS,
@@ -172,6 +186,9 @@ export class CircleNode {
     for (const [key, value] of Object.entries(this.limits)) positiveIntegerOption(value, 1, `gateway.${key}`)
     if (this.limits.maxBatchAnswerBytes >= this.limits.maxBufferedBytes) {
       throw circlesError('INVALID_OPTION', 'options.gateway.maxBatchAnswerBytes must be below options.gateway.maxBufferedBytes')
+    }
+    if (this.limits.maxBufferedBytesPerAddress < this.limits.maxBufferedBytes || this.limits.maxBufferedBytesPerNode < this.limits.maxBufferedBytesPerAddress) {
+      throw circlesError('INVALID_OPTION', 'options.gateway: maxBufferedBytes ≤ maxBufferedBytesPerAddress ≤ maxBufferedBytesPerNode must hold')
     }
     this.probeIntervalMs = positiveIntegerOption(options.probeIntervalMs, DEFAULTS.PROBE_INTERVAL_MS, 'probeIntervalMs')
     if (options.redis !== undefined) {
@@ -197,7 +214,15 @@ export class CircleNode {
     // Embedded without a logger, a node says only what needs attention, and on stderr.
     this.log = options.logger ?? createLogger({ level: process.env['CIRCLES_LOG_LEVEL'] ?? 'warn', destination: process.stderr })
     this.faults = new Faults(options.faults)
-    this.load = new LoadLimits(options.limits)
+    const clock = options.clock ?? SYSTEM_CLOCK
+    this.load = new LoadLimits(options.limits, clock)
+    const clients = new ClientAddresses(options.trustedProxies)
+    this.sendBudget = new SendBudget({
+      perSocket: this.limits.maxBufferedBytes,
+      perAddress: this.limits.maxBufferedBytesPerAddress,
+      perNode: this.limits.maxBufferedBytesPerNode,
+      appliesTo: (origin) => this.load.applies(origin),
+    })
     const log = this.log
     const onSupervisorEvent = (event: SupervisorEvent) => this.onSupervisorEvent(event)
     this.pool = new SandboxPool({
@@ -206,14 +231,17 @@ export class CircleNode {
       ...(dbLock.fd === undefined ? {} : { inheritFd: dbLock.fd }),
       hooks: {
         onCrash: (run) => {
-          const { circleMs, addressMs } = this.load.crashed(run.circle, run.origin)
+          const { originMs, origins, circleMs } = this.load.crashed(run.circle, run.origin ?? '')
+          // The caller's key is logged for the operator; it takes no part in the blame (keys cost nothing).
           log.warn(
-            { circle: run.circle, remote: run.origin, backoff_ms: circleMs, ...(addressMs === undefined ? {} : { address_backoff_ms: addressMs }) },
-            'a script crashed its sandbox host: circle (and address) quarantined',
+            { circle: run.circle, remote: run.origin ?? null, caller: run.caller || null, backoff_ms: originMs, origins, ...(circleMs === undefined ? {} : { circle_backoff_ms: circleMs }) },
+            circleMs === undefined
+              ? 'a script crashed its sandbox host: its origin is quarantined in the circle'
+              : 'a script crashed its sandbox host: crashes from several origins quarantine the whole circle',
           )
         },
         refuse: (run) => {
-          const refusal = this.load.refusal(run.circle, run.origin)
+          const refusal = this.load.refusal(run.circle, run.origin ?? '')
           if (refusal === undefined) return undefined
           this.metrics.limited('quarantine')
           // The same data as a refusal at the gateway: the limit and when to retry.
@@ -240,6 +268,7 @@ export class CircleNode {
       verifierQueued: () => this.verifierInstance?.queued ?? 0,
       hosts: () => this.pool.stats,
       quarantined: () => this.load.quarantined,
+      sendWaiting: () => this.sendBudget.bytes,
       crossNode: () => (this.bridge === undefined ? undefined : { ...this.bridge.counters, ...this.bridge.depth, connected: this.bridge.connected }),
     })
     // The listeners read the current services: a restarted child replaces its instance.
@@ -249,6 +278,9 @@ export class CircleNode {
       limits: this.limits,
       metrics: this.metrics,
       load: this.load,
+      clients,
+      sendBudget: this.sendBudget,
+      clock,
       log: log.child({ part: 'gateway' }),
       faults: this.faults,
       logAuthFailure: (address, code) => this.logAuthFailure(address, code),
@@ -636,10 +668,13 @@ export class CircleNode {
     return {
       max_frame_bytes: this.limits.maxFrameBytes,
       max_batch_entries: this.limits.maxBatchEntries,
+      max_frame_depth: this.limits.maxFrameDepth,
+      max_frame_values: this.limits.maxFrameValues,
       max_batch_answer_bytes: this.limits.maxBatchAnswerBytes,
       max_script_bytes: this.limits.maxScriptBytes,
       max_in_flight_per_connection: this.limits.maxInFlight,
       max_buffered_bytes_per_connection: this.limits.maxBufferedBytes,
+      max_buffered_bytes_per_address: this.limits.maxBufferedBytesPerAddress,
       nonce_ttl_ms: this.limits.nonceTtlMs,
       idle_timeout_ms: this.limits.idleTimeoutMs,
       ...(limits === undefined

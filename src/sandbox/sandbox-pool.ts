@@ -11,8 +11,10 @@ import { encodeContextMessage, encodeFrame, encodeRunMessage, FLAG_REBUILT, type
 /** What the pool reports about a run it could not complete, and asks before sending one again. */
 export interface RunSource {
   readonly circle: string
-  /** Who sent it (a remote address), when known: crash quarantine is by circle and by origin. */
+  /** Who sent it (a client's origin), when known: crash quarantine is by origin in the circle. */
   readonly origin: string | undefined
+  /** The caller's key ('' when anonymous), for the log. */
+  readonly caller: string
 }
 
 export interface SandboxHooks {
@@ -460,14 +462,14 @@ export class SandboxPool {
               : 'The sandbox process running this task died (the script may have exhausted its memory); the task was not completed',
           ),
         )
-        if (!expected) this.hooks.onCrash?.({ circle: run.ctx.ref.circle, origin: run.origin })
+        if (!expected) this.hooks.onCrash?.({ circle: run.ctx.ref.circle, origin: run.origin, caller: run.request.caller })
         continue
       }
       if (run.seq < started && culprit !== undefined && run.ctx === culprit.ctx) {
         run.resolve(failedRun('WORKER_CRASHED', 'The task ran, changing nothing, but its answer was lost when its sandbox process died; running it again is safe'))
         continue
       }
-      const refusal = this.hooks.refuse?.({ circle: run.ctx.ref.circle, origin: run.origin })
+      const refusal = this.hooks.refuse?.({ circle: run.ctx.ref.circle, origin: run.origin, caller: run.request.caller })
       if (refusal !== undefined) run.resolve(refusal)
       else again.push(run)
     }

@@ -16,13 +16,14 @@
  * run of a context goes to the same host and this one thread, so the thread is the namespace's
  * only writer and its size figures stay exact (a new thread measures them again).
  */
-import { openSync, readSync, writeSync } from 'node:fs'
+import { readSync, writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
 import { nameThisThread, THREAD_NAMES } from '../threads/index.js'
 import { Engine, type RunContext, type RunStore } from './engine.js'
+import { openMarkerForWriting } from './progress-marker.js'
 import { DEFAULT_LIMITS, type SandboxContext } from './run.js'
 import { CLOSE_FRAME, encodeOutcome, encodeReady, FLAG_REBUILT, FrameReader, MESSAGE, type HostMessage } from './wire.js'
 
@@ -48,7 +49,7 @@ const markerSpec = (workerData as WorkerData).marker
 const channel = sinkSpec.type === 'channel' ? new BroadcastChannel(sinkSpec.name) : undefined
 const waitCell = new Int32Array(new SharedArrayBuffer(4))
 const markerCell = markerSpec.type === 'shared' ? new Int32Array(markerSpec.buffer) : undefined
-const markerFd = markerSpec.type === 'file' ? openSync(markerSpec.path, 'w') : undefined
+const markerFd = markerSpec.type === 'file' ? openMarkerForWriting(markerSpec.path) : undefined
 const markerBytes = Buffer.alloc(4)
 
 /** Record that run `seq` starts (read by the node only if this host dies). */

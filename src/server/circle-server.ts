@@ -2,9 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer } from 'ws'
+import { WebSocketServer, type WebSocket } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, signInUri, type PublicKeyHex } from '../identity/index.js'
+import type { ClientAddress } from '../limits/index.js'
 import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
 import { HostRules, refuseUpgrade, type Domain, type Site } from './host-rules.js'
 import { isPlaygroundPath, servePlayground } from './playground.js'
@@ -51,6 +52,22 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 function req(res: ServerResponse): IncomingMessage {
   return (res as ServerResponse & { req: IncomingMessage }).req
+}
+
+/** Answer an upgrade request with an HTTP refusal and close the socket. */
+function endUpgrade(socket: Duplex, status: string, body = '', headers = ''): void {
+  const type = body === '' ? '' : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n${headers}${type}\r\n${body}`)
+}
+
+/** The path of a request, percent-decoded (a malformed escape is kept as it came: it names no circle). */
+function requestPath(request: IncomingMessage): string {
+  const raw = (request.url ?? '/').split('?')[0] ?? '/'
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    return raw
+  }
 }
 
 const HEALTH_STATUS: Record<PublicHealth['status'], number> = { ok: 200, degraded: 200, unavailable: 503, draining: 503 }
@@ -204,47 +221,38 @@ export class CircleServer implements ChildHandle {
   }
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (!this.accepting) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n')
-      return
-    }
+    const { services } = this.options
+    if (!this.accepting) return endUpgrade(socket, '503 Service Unavailable')
     const admitted = this.hostRules.upgrade(request)
     if (!admitted.ok) {
-      this.options.services.metrics.error(admitted.error.code)
+      services.metrics.error(admitted.error.code)
       return refuseUpgrade(socket, admitted)
     }
-    const address = request.socket.remoteAddress ?? ''
-    const refused = this.options.services.load.connect(address)
+    const header = request.headers['x-forwarded-for']
+    const client = services.clients.of(request.socket.remoteAddress, Array.isArray(header) ? header.join(',') : header)
+    const refused = services.load.connect(client.origin)
     if (refused !== undefined) {
-      this.options.services.metrics.limited('connections')
+      services.metrics.limited('connections')
       const body = JSON.stringify({ code: 'RATE_LIMITED', message: refused.message, retry_after_ms: refused.details?.['retry_after_ms'] })
-      socket.end(
-        `HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      )
+      return endUpgrade(socket, '429 Too Many Requests', body, 'Retry-After: 1\r\n')
+    }
+    // The slot belongs to the raw socket: it comes back when the socket closes, whatever becomes
+    // of the handshake (ws answers a malformed one 400 without calling back).
+    socket.once('close', () => services.load.disconnected(client.origin))
+    const target = this.target(requestPath(request), admitted.site)
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, target, client))
+  }
+
+  /** A completed upgrade: the connection is a temporary child of this port's supervisor. */
+  private accept(ws: WebSocket, target: GatewayTarget, client: ClientAddress): void {
+    const connection = new GatewayConnection(ws, target, this.options.services, client)
+    const started = this.supervisor.startChildSync({ id: `conn-${++connectionIds}`, restart: 'temporary', shutdown: this.options.services.limits.drainTimeoutMs + 2_000, start: () => connection })
+    if (!started.ok) {
+      ws.close(1001, 'SHUTTING_DOWN')
       return
     }
-    const raw = (request.url ?? '/').split('?')[0] ?? '/'
-    let path = raw
-    try {
-      path = decodeURIComponent(raw)
-    } catch {
-      // A malformed escape names no circle; the raw path is reported back as it came.
-    }
-    const target = this.target(path, admitted.site)
-    this.wss.handleUpgrade(request, socket, head, (ws) => {
-      const connection = new GatewayConnection(ws, target, this.options.services, address)
-      const started = this.supervisor.startChildSync({ id: `conn-${++connectionIds}`, restart: 'temporary', shutdown: this.options.services.limits.drainTimeoutMs + 2_000, start: () => connection })
-      if (!started.ok) {
-        ws.close(1001, 'SHUTTING_DOWN')
-        this.options.services.load.disconnected(address)
-        return
-      }
-      this.connections.add(connection)
-      ws.on('close', () => {
-        this.connections.delete(connection)
-        this.options.services.load.disconnected(address)
-      })
-    })
+    this.connections.add(connection)
+    ws.on('close', () => this.connections.delete(connection))
   }
 
   private onRequest(request: IncomingMessage, res: ServerResponse): void {

@@ -11,8 +11,10 @@ export type GatewayEvent =
   | { readonly type: 'NONCE_ISSUED'; readonly claimant: Claimant; readonly nonce: string }
   /** `authenticate` arrived (answered when verification ends). */
   | { readonly type: 'AUTHENTICATE'; readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string }
-  /** No frame for the idle timeout. */
+  /** Neither a frame nor a flushed answer for the idle timeout. */
   | { readonly type: 'IDLE' }
+  /** The socket went over a budget (SLOW_CONSUMER): it is closed with that code (1008). */
+  | { readonly type: 'CUT'; readonly code: ErrorCode }
   /** The node is draining. */
   | { readonly type: 'SHUTDOWN' }
   /** The socket closed (either side). */

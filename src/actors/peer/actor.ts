@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { circlesError, type CirclesError } from '../../errors/index.js'
 import type { PublicKeyHex } from '../../identity/index.js'
 import { canRun, canWrite, type Policy } from '../../policy/index.js'
-import type { RunOutcome, RunReceipt } from '../../protocol/index.js'
+import { failedRun, type RunOutcome, type RunReceipt } from '../../protocol/index.js'
 import type { RunLimits, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
@@ -33,6 +33,11 @@ export interface PlayRequest {
   readonly origin?: string
   /** The task's id when it has one already (a task queued by another node); a new one otherwise. */
   readonly taskId?: string
+  /**
+   * Aborted when nobody will take the answer any more (the node cut the connection that sent
+   * it): a run still in the mailbox then never starts, and is answered CONNECTION_CLOSED.
+   */
+  readonly signal?: AbortSignal
 }
 
 /** A run that reached the sandbox: its outcome, task id and time in the mailbox. */
@@ -188,7 +193,13 @@ export class PeerActor implements ChildHandle {
 
   private pump(): void {
     const max = this.settings.maxRunsInFlight
-    while (!this.stopping && !this.ended && this.pending > 0 && this.inFlight < max) this.dispatch(this.queue[this.head++]!)
+    while (!this.stopping && !this.ended && this.pending > 0 && this.inFlight < max) {
+      const task = this.queue[this.head]!
+      // The slot lets go of the task: its settled promise holds the run's outcome (up to the
+      // output limit), and the slots before `head` live until the next compaction.
+      this.queue[this.head++] = undefined as unknown as Task
+      this.dispatch(task)
+    }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head)
       this.head = 0
@@ -224,6 +235,12 @@ export class PeerActor implements ChildHandle {
 
   private dispatch(task: Task): void {
     const started = performance.now()
+    if (task.request.signal?.aborted === true) {
+      // Its sender was cut: the sandbox's time goes to those still listening.
+      task.status = 'error'
+      task.resolve({ outcome: failedRun('CONNECTION_CLOSED', 'The connection that sent this task was cut before it ran'), taskId: task.taskId, queuedMs: started - task.enqueuedAt })
+      return
+    }
     task.status = 'processing'
     this.inFlight++
     this.lastActiveAt = started
