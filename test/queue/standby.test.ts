@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { QueueKeys, parseOwnerToken } from '../../src/queue/index.js'
 import { cliBuilt, startCli } from '../helpers/cli-node.js'
-import { SHARED_REDIS_URL, sharedRedis, testPrefix } from '../helpers/redis-server.js'
+import { testPrefix, testRedis } from '../helpers/redis-server.js'
 
 // A standby worker on the same database path waits for the path's lock and takes the context
 // over when its owner dies (kill -9): a play sent right after the kill is answered by the standby.
@@ -16,10 +16,10 @@ const SECRET = 'standby-test-secret-0123456789'
 t.test('a standby worker takes over a context when its owner dies', { timeout: 60_000 }, async (t) => {
   if (!cliBuilt()) return t.fail('run npm run build first (npm test does)')
   const prefix = testPrefix('standby')
-  const redis = sharedRedis(t, prefix)
+  const { url: redisUrl, redis } = await testRedis(t, prefix)
   const keys = new QueueKeys(prefix)
   const dir = t.testdir({ 'front.json': JSON.stringify([{ name: 'front', port: 0 }]) })
-  const args = ['--redis-url', SHARED_REDIS_URL, '--cluster-secret', SECRET, '--redis-prefix', prefix, '--sandbox-processes', '1', '--admin-port', '0']
+  const args = ['--redis-url', redisUrl, '--cluster-secret', SECRET, '--redis-prefix', prefix, '--sandbox-processes', '1', '--admin-port', '0']
   // The client is the context's own key: the default policy lets the owner write.
   const pair = generateKeyPair()
   const context = pair.publicKey
