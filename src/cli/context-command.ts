@@ -1,7 +1,7 @@
 import { readFile, rm, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { circlesError, isCirclesError } from '../errors/index.js'
-import { generateKeyPair, loadOrCreateKeyFile, type KeyPair } from '../identity/index.js'
+import { generateKeyPair, isSecretKeyArgument, loadOrCreateKeyFile, resolveKeyArgument, type KeyPair } from '../identity/index.js'
 import { silentLogger } from '../log/index.js'
 import { CircleNode } from '../node/index.js'
 import { parsePolicy, type Policy } from '../policy/index.js'
@@ -10,7 +10,7 @@ import { HelpRequested, commandHelp, parseOptions, type CliIo, type CommandSpec 
 
 export const CONTEXT_CREATE_COMMAND = {
   name: 'context create',
-  synopsis: '--db-path DIR [--key FILE] [--policy JSON] [--script FILE]',
+  synopsis: '--db-path DIR [--key KEY_OR_FILE] [--policy JSON] [--script FILE]',
   summary: [
     'Create a context under a database path, for a worker (or a launch) on that path to serve:',
     'its namespace, its policy, and what its init script stores. Run it while no process',
@@ -20,7 +20,7 @@ export const CONTEXT_CREATE_COMMAND = {
   ].join('\n'),
   options: {
     'db-path': { type: 'string', arg: 'DIR', help: 'the database path to create the context under' },
-    key: { type: 'string', arg: 'FILE', help: "the context's key file: read, or made (mode 0600) when FILE does not exist (default: a new key, printed)" },
+    key: { type: 'string', arg: 'KEY_OR_FILE', help: "the owner's 64-hex secret key, or key file: read, or made (mode 0600) when it does not exist (default: a new key, printed)" },
     policy: { type: 'string', arg: 'JSON', help: `who may run and write, e.g. '{"run":"anonymous","write":"owner"}' (default: run authenticated, write owner)` },
     script: { type: 'string', arg: 'FILE', help: 'an init script run once in the new context as its owner; if it fails, nothing is created' },
   },
@@ -86,6 +86,7 @@ async function createContext(argv: readonly string[], io: CliIo): Promise<number
   let keyPair: KeyPair
   let keyCreated = true
   if (values.key === undefined) keyPair = generateKeyPair()
+  else if (isSecretKeyArgument(values.key)) ({ keyPair, created: keyCreated } = { keyPair: await resolveKeyArgument(values.key), created: false })
   else ({ keyPair, created: keyCreated } = await loadOrCreateKeyFile(values.key))
   const pubkey = keyPair.publicKey
   const root = namespacePath(dbPath, pubkey)
@@ -111,7 +112,7 @@ async function createContext(argv: readonly string[], io: CliIo): Promise<number
   io.stdout.write(
     `${JSON.stringify({
       public_key: pubkey,
-      ...(values.key === undefined ? { secret_key: keyPair.secretKey } : { key_file: values.key, key_created: keyCreated }),
+      ...(values.key === undefined ? { secret_key: keyPair.secretKey } : isSecretKeyArgument(values.key) ? {} : { key_file: values.key, key_created: keyCreated }),
       db_path: dbPath,
       policy: stored,
       ...(output === undefined ? {} : { output }),
