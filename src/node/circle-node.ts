@@ -14,9 +14,10 @@ import { DEFAULT_LIMITS, SandboxPool, type SandboxContextRef, type SandboxPoolOp
 import { DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
 import { AdminServer, CircleServer, type PublicHealth, type TlsCredentials } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
-import { acquireDatabaseLock, type DatabaseLock } from '../storage/index.js'
+import { acquireDatabaseLock, type DatabaseLock, type DatabaseLockHolder } from '../storage/index.js'
 import { Verifier } from '../verifier/index.js'
 import { installLastResort } from './last-resort.js'
+import { startStandbyAdmin } from './standby-admin.js'
 
 /** A circle served on a port of this node. */
 export interface NodeCircle {
@@ -367,10 +368,22 @@ export class CircleNode {
   /** Start a node: sandbox, verifier, peers, then one listener per circle (and the admin listener). */
   static async start(options: CircleNodeOptions): Promise<CircleNode> {
     const log = options.logger
-    const dbLock = await acquireDatabaseLock(options.dbPath, {
-      wait: options.lock === 'wait',
-      onWaiting: (holder) => log?.info({ db_path: options.dbPath, holder_pid: holder.pid ?? null }, 'waiting for the database lock (standby)'),
-    })
+    // A standby serves its admin listener while it waits (health: "standby"), then hands its port on.
+    let holder: DatabaseLockHolder | undefined
+    const standby = options.lock === 'wait' && options.admin !== undefined ? await startStandbyAdmin(options.admin, options.dbPath, () => holder) : undefined
+    let dbLock: DatabaseLock
+    try {
+      dbLock = await acquireDatabaseLock(options.dbPath, {
+        wait: options.lock === 'wait',
+        onWaiting: (found) => {
+          holder = found
+          log?.info({ db_path: options.dbPath, holder_pid: found.pid ?? null, admin: standby?.url ?? null }, 'waiting for the database lock (standby)')
+        },
+      })
+    } finally {
+      await standby?.stop()
+    }
+    if (standby !== undefined) options = { ...options, admin: { ...options.admin!, port: standby.port } }
     let node: CircleNode
     try {
       node = new CircleNode(options, dbLock)

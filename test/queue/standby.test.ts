@@ -28,6 +28,12 @@ t.test('a standby worker takes over a context when its owner dies', { timeout: 6
   const owner = await startCli(t, workerArgs, /^worker serving /)
   const standby = await startCli(t, [...workerArgs, '--standby'], /^waiting for the database lock/)
   t.match(standby.events.at(-1), { holder_pid: owner.pid }, 'the standby waits on the owner')
+  // While it waits, its admin listener says so: 503, status standby, whom it waits for.
+  const standbyAdmin = standby.events.at(-1)!['admin'] as string
+  const waiting = await fetch(`${standbyAdmin}/healthz`)
+  t.equal(waiting.status, 503)
+  t.match(await waiting.json(), { status: 'standby', holder_pid: owner.pid, db_path: db, pid: standby.pid })
+  t.match(await (await fetch(`${standbyAdmin}/metrics`)).text(), /^circles_standby 1$/m)
   const front = await startCli(t, ['launch', '--config', join(dir, 'front.json'), '--db-path', join(dir, 'db-front'), ...args], /^serving /)
   const url = `${front.events.find((e) => e['circle'] === 'front')!['url'] as string}${context}`
 
@@ -47,6 +53,10 @@ t.test('a standby worker takes over a context when its owner dies', { timeout: 6
   t.same(answer.result, [true, context], 'answered by the standby, over the same data')
   t.equal(parseOwnerToken(await redis.get(keys.lease(context)))?.nodeId, serving['node_id'], 'the standby holds the lease now')
   t.comment(`takeover: ${Math.round(answeredMs)} ms from kill -9 of the owner to the answer of a play sent right after it`)
+  t.equal(serving['admin'], standbyAdmin, 'serving, the node keeps the admin port it had as a standby')
+  const healthy = await fetch(`${standbyAdmin}/healthz`)
+  t.equal(healthy.status, 200)
+  t.match(await healthy.json(), { status: 'ok', pid: standby.pid })
 
   t.equal(await standby.stop(), 0)
   t.equal(await front.stop(), 0)
