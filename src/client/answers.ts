@@ -1,4 +1,4 @@
-import type { MethodName, MethodResults, PlayResult } from '../protocol/index.js'
+import type { MethodName, MethodResults, PlayResult } from '../protocol/messages.js'
 import { MalformedAnswerError, RpcError, type ErrorData } from './errors.js'
 
 /** One entry of a frame from the node, read and checked against the protocol. */
