@@ -6,6 +6,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startNode } from './helpers/node.js'
 import { launch } from '../src/launcher/index.js'
+import { parseRedisTarget } from '../src/queue/index.js'
+import { testPrefix, testRedis } from './helpers/redis-server.js'
 import { silentLogger } from '../src/log/index.js'
 import type { SupervisorTree } from '../src/supervisor/index.js'
 
@@ -103,11 +105,15 @@ t.test('README', async (t) => {
     const block = /## Supervision tree\n[\s\S]*?```text\n([\s\S]*?)```/.exec(doc('operations.md'))?.[1]
     t.ok(block, 'the drawing is there')
     const drawn = block!.trimEnd().split('\n').map((line) => line.replace(/\s+#.*$/, '').trimEnd())
-    // The demo circles (ports of their own: the launcher test uses the demo's), two hosts. A
-    // directory of its own, removed once the node has closed (a t.testdir() would go first).
+    // The demo circles (ports of their own: the launcher test uses the demo's), two hosts, joined
+    // through Redis. A directory of its own, removed once the node has closed (a t.testdir()
+    // would go first).
     const dir = mkdtempSync(join(tmpdir(), 'circles-readme-tree-'))
     writeFileSync(join(dir, 'circles.json'), JSON.stringify([{ name: 'alice', port: 0 }, { name: 'board', port: 0 }]))
-    const { node } = await launch({ configPath: join(dir, 'circles.json'), dbPath: join(dir, 'db'), node: { sandbox: { processes: 2 }, logger: silentLogger(), admin: { port: 0 } } })
+    const prefix = testPrefix('readme-tree')
+    const { url } = await testRedis(t, prefix)
+    const redis = { target: parseRedisTarget([url]), secret: 'readme-tree-test-secret-0123456789', prefix }
+    const { node } = await launch({ configPath: join(dir, 'circles.json'), dbPath: join(dir, 'db'), node: { sandbox: { processes: 2 }, logger: silentLogger(), admin: { port: 0 }, redis } })
     t.teardown(async () => {
       await node.close()
       rmSync(dir, { recursive: true, force: true })

@@ -92,7 +92,7 @@ export interface CircleInfo {
   readonly public_key: string
   readonly version: string
   readonly methods: readonly string[]
-  /** The circle's policy: `run` and `write`, as in the README. */
+  /** The circle's policy: `run` and `write`, as in docs/contexts.md. */
   readonly policy: { readonly run: unknown; readonly write: unknown }
   /** Limits in force, each a number with its unit in the name. */
   readonly limits: Readonly<Record<string, number>>

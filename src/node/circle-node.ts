@@ -100,6 +100,7 @@ const DRAIN_PROGRESS_INTERVAL_MS = 1_000
  *   ├── sandbox (one_for_one, 5 / 30 s)  host-0 … host-N-1: sandbox host processes (permanent)
  *   ├── verifier                   the signature-check thread pool (permanent)
  *   ├── peers (one_for_one)        one peer actor per active context (temporary, added on demand)
+ *   ├── redis                      the Redis bridge, when the node joins others (permanent)
  *   └── gateway:<name> (rest_for_one, 3 / 60 s)  listener (permanent), then one connection per socket (temporary)
  *
  * Children start in this order and stop in reverse (docs/operations.md, "Supervision").

@@ -9,7 +9,7 @@ import { testPrefix, testRedis } from '../helpers/redis-server.js'
 
 // A standby worker on the same database path waits for the path's lock and takes the context
 // over when its owner dies (kill -9): a play sent right after the kill is answered by the standby.
-// The time from the kill to that answer is the takeover time the README quotes.
+// The time from the kill to that answer is the takeover time docs/cluster.md quotes.
 
 const SECRET = 'standby-test-secret-0123456789'
 
