@@ -106,9 +106,13 @@ t.test('kill -9 of the owner with 200 tasks in flight, restart within the deadli
   await t.test('kill -9 of the gateway node: every key the queue left behind expires', async (t) => {
     const socket = await openSocket(`${frontUrl}${context}`)
     await authenticate(socket, caller)
+    // The owner is held (SIGSTOP) until the gateway is dead, so that it answers after: were it to
+    // answer first, the gateway would have read every reply and left no reply list behind.
+    process.kill(restarted.pid, 'SIGSTOP')
     for (let i = 0; i < 50; i++) socket.send({ jsonrpc: '2.0', id: i, method: 'play', params: { script: script(1000 + i) } })
-    await socket.next(30_000)
+    while ((await redis.llen(keys.processing(context))) < 50) await redis.blpop(`${prefix}never`, 0.05)
     await front.kill9()
+    process.kill(restarted.pid, 'SIGCONT')
     // The owner finishes them all and pushes replies nobody reads.
     while ((await redis.llen(keys.processing(context))) + (await redis.llen(keys.queue(context))) > 0) await redis.blpop(`${prefix}never`, 0.05)
     const all = await keysUnder(redis, prefix)
