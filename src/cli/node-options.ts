@@ -1,3 +1,4 @@
+import { DEFAULTS } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { ClientAddresses, type LoadLimitOptions } from '../limits/index.js'
 import { parseDomains, parseOrigins } from '../server/index.js'
@@ -6,30 +7,32 @@ import type { CircleNode } from '../node/index.js'
 import type { SandboxPoolOptions } from '../sandbox/index.js'
 import type { CliIo, OptionSpec } from './run-cli.js'
 
-/** Options every serving command takes (launch, worker). */
-export const NODE_OPTIONS = {
-  'db-path': { type: 'string' },
-  'sandbox-processes': { type: 'string' },
-  'sandbox-isolation': { type: 'string' },
-  'log-level': { type: 'string' },
-  'admin-port': { type: 'string' },
-  'admin-host': { type: 'string' },
-  'no-admin': { type: 'boolean' },
-  'limits-loopback': { type: 'boolean' },
-  'no-load-limits': { type: 'boolean' },
-  'connections-per-address': { type: 'string' },
-  'nonces-per-minute': { type: 'string' },
-  'failed-auth-per-minute': { type: 'string' },
-  'plays-per-second': { type: 'string' },
-  domain: { type: 'string', multiple: true },
-  'frames-per-second': { type: 'string' },
-  'frame-bytes-per-second': { type: 'string' },
-  'invalid-frames-per-minute': { type: 'string' },
-  'trusted-proxy': { type: 'string', multiple: true },
-} as const satisfies OptionSpec
-
 /** Default admin port (metrics and detailed health, on 127.0.0.1). */
 export const DEFAULT_ADMIN_PORT = 9464
+
+const count = (n: number) => n.toLocaleString('en')
+
+/** Options every serving command takes (launch, worker). */
+export const NODE_OPTIONS = {
+  'db-path': { type: 'string', arg: 'DIR', help: 'the database path (default $CIRCLES_DB_PATH, else ./data)' },
+  'sandbox-processes': { type: 'string', arg: 'N', help: 'sandbox host processes (default one per core, at most 8)' },
+  'sandbox-isolation': { type: 'string', arg: 'MODE', help: 'process (default), or thread: inside this process, trusted scripts only' },
+  'log-level': { type: 'string', arg: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default $CIRCLES_LOG_LEVEL, else info)' },
+  'admin-port': { type: 'string', arg: 'N', help: `the admin listener's port (/metrics, /healthz; default ${DEFAULT_ADMIN_PORT}; 0: any free)` },
+  'admin-host': { type: 'string', arg: 'HOST', help: "the admin listener's address (default 127.0.0.1)" },
+  'no-admin': { type: 'boolean', help: 'no admin listener' },
+  'connections-per-address': { type: 'string', arg: 'N', help: `open connections per remote address (default ${count(DEFAULTS.CONNECTIONS_PER_ADDRESS)})` },
+  'nonces-per-minute': { type: 'string', arg: 'N', help: `fetch_nonce per remote address a minute (default ${count(DEFAULTS.NONCES_PER_MINUTE_PER_ADDRESS)})` },
+  'failed-auth-per-minute': { type: 'string', arg: 'N', help: `failed authenticate per remote address a minute (default ${count(DEFAULTS.FAILED_AUTH_PER_MINUTE_PER_ADDRESS)})` },
+  'plays-per-second': { type: 'string', arg: 'N', help: `plays per caller a second, also the burst (default ${count(DEFAULTS.PLAYS_PER_SECOND_PER_CALLER)})` },
+  'limits-loopback': { type: 'boolean', help: 'apply the load limits to loopback addresses too' },
+  'no-load-limits': { type: 'boolean', help: 'no load limits (the crash quarantine stays)' },
+  'frames-per-second': { type: 'string', arg: 'N', help: `frames per remote address a second, refused ones included (default ${count(DEFAULTS.FRAMES_PER_SECOND_PER_ADDRESS)})` },
+  'frame-bytes-per-second': { type: 'string', arg: 'N', help: `frame bytes per remote address a second (default ${count(DEFAULTS.FRAME_BYTES_PER_SECOND_PER_ADDRESS)})` },
+  'invalid-frames-per-minute': { type: 'string', arg: 'N', help: `invalid frames a socket may send a minute before it is closed (default ${count(DEFAULTS.INVALID_FRAMES_PER_MINUTE_PER_SOCKET)})` },
+  'trusted-proxy': { type: 'string', multiple: true, arg: 'ADDR[/BITS]', help: 'a reverse proxy whose X-Forwarded-For names the client (repeatable)' },
+  domain: { type: 'string', multiple: true, arg: 'NAME', help: 'a host name (or wss://name) every circle without its own domains answers to, and the admin listener (repeatable)' },
+} as const satisfies OptionSpec
 
 /** Default database path: $CIRCLES_DB_PATH, else ./data. */
 export function defaultDbPath(): string {

@@ -2,7 +2,27 @@ import { readFile } from 'node:fs/promises'
 import { CirclesClient, CirclesClientError, ConnectError, type PlayResult } from '../client/index.js'
 import { circlesError } from '../errors/index.js'
 import { resolveKeyArgument, type KeyPair } from '../identity/index.js'
-import { parseOptions, type CliIo } from './run-cli.js'
+import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
+
+export const PLAY_COMMAND = {
+  name: 'play',
+  synopsis: '--url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [options]',
+  summary: [
+    "Run a script in a circle: authenticate (with a key), play, print the script's output on",
+    'stdout and its print() lines on stderr. Exit code 1 on an error answer (its code is printed).',
+    'With --repeat: run it N times over C connections (one play in flight on each) and print',
+    'one line: req/s, p50 and p99 latency, errors by code.',
+  ].join('\n'),
+  options: {
+    url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
+    key: { type: 'string', arg: 'KEY_OR_FILE', help: 'a key file or a 64-hex secret key (default: play anonymously)' },
+    eval: { type: 'string', short: 'e', arg: 'SCRIPT', help: 'the script itself (else a FILE, or - for standard input)' },
+    'timeout-ms': { type: 'string', arg: 'N', help: "the script's time limit on the node (it can only lower the circle's)" },
+    json: { type: 'boolean', help: 'print the whole result (or the --repeat summary) as JSON' },
+    repeat: { type: 'string', arg: 'N', help: 'run the script N times and print throughput and latency' },
+    concurrency: { type: 'string', arg: 'C', help: 'with --repeat: C connections, one play in flight on each (default 1)' },
+  },
+} as const satisfies CommandSpec
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
@@ -111,20 +131,7 @@ function printResult(result: PlayResult, json: boolean, io: CliIo): void {
  * output (logs go to stderr), or with --repeat a throughput and latency summary.
  */
 export async function playCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseOptions(
-    'play',
-    argv,
-    {
-      url: { type: 'string' },
-      key: { type: 'string' },
-      eval: { type: 'string', short: 'e' },
-      'timeout-ms': { type: 'string' },
-      json: { type: 'boolean' },
-      repeat: { type: 'string' },
-      concurrency: { type: 'string' },
-    },
-    true,
-  )
+  const { values, positionals } = parseOptions(PLAY_COMMAND, argv, true)
   if (values.url === undefined) throw circlesError('USAGE', 'play: --url WS_URL is required')
   if (!/^wss?:\/\//.test(values.url)) throw circlesError('USAGE', 'play: --url must start with ws:// or wss://')
   if ((values.eval === undefined) === (positionals.length === 0) || positionals.length > 1) {

@@ -1,18 +1,19 @@
+import { DEFAULTS } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import type { NodeRedisOptions } from '../node/index.js'
 import { DEFAULT_PREFIX, isValidPrefix, parseRedisTarget } from '../queue/index.js'
 import type { OptionSpec } from './run-cli.js'
 
-/** The command-line options of cross-node queueing (launch and worker). */
-export const REDIS_OPTIONS = {
-  'redis-url': { type: 'string', multiple: true },
-  'redis-prefix': { type: 'string' },
-  'cluster-secret': { type: 'string' },
-  'queue-allowance-ms': { type: 'string' },
-} as const satisfies OptionSpec
-
 /** Environment variable read for the cluster secret when `--cluster-secret` is not given. */
 export const CLUSTER_SECRET_ENV = 'CIRCLES_CLUSTER_SECRET'
+
+/** The command-line options of cross-node queueing (launch and worker). */
+export const REDIS_OPTIONS = {
+  'redis-url': { type: 'string', multiple: true, arg: 'URL', help: 'join nodes through Redis: redis://, rediss:// (TLS), redis+cluster://h1:p1,h2:p2' },
+  'cluster-secret': { type: 'string', arg: 'S', help: `the secret every node shares, at least 16 bytes (default $${CLUSTER_SECRET_ENV})` },
+  'redis-prefix': { type: 'string', arg: 'P', help: `key prefix, keeping clusters apart on one Redis (default ${DEFAULT_PREFIX})` },
+  'queue-allowance-ms': { type: 'string', arg: 'N', help: `a task's wait for its owner beyond its wall limit (default ${DEFAULTS.QUEUE_ALLOWANCE_MS})` },
+} as const satisfies OptionSpec
 
 /**
  * Node options for Redis from the command line, or undefined when no `--redis-url` is given

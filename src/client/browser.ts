@@ -34,5 +34,5 @@ export {
 export { DEFAULT_RECONNECT, type ReconnectPolicy } from './reconnect.js'
 export type { CircleInfo } from './answers.js'
 export type { WebSocketLike, WebSocketConstructor } from './websocket.js'
-export type { PlayResult } from '../protocol/index.js'
+export type { PlayResult } from '../protocol/messages.js'
 export { generateKeyPair, keyPairFromSecret, type KeyPair } from '../identity/portable.js'

@@ -1,7 +1,7 @@
 import { DEFAULTS } from '../config/defaults.js'
 import { circlesError } from '../errors/index.js'
 import { normalizePublicKey, recoverPersonalSigner, type PublicKeyHex } from '../identity/portable.js'
-import type { ClaimParams, MethodName, MethodParams, MethodResults, PlayResult } from '../protocol/index.js'
+import type { ClaimParams, MethodName, MethodParams, MethodResults, PlayResult } from '../protocol/messages.js'
 import { checkInfo, checkResult, readFrame, type CircleInfo } from './answers.js'
 import { CirclesClientBuilder } from './client-builder.js'
 import {

@@ -1,6 +1,6 @@
 import type { ErrorCode } from '../errors/index.js'
 
-/** Codes the client raises itself, on the caller's side (the README's error table lists them). */
+/** Codes the client raises itself, on the caller's side (docs/errors.md lists them). */
 export type ClientErrorCode = Extract<ErrorCode, 'CONNECT_FAILED' | 'CONNECTION_CLOSED' | 'REQUEST_TIMEOUT' | 'ABORTED' | 'MALFORMED_ANSWER' | 'SIGN_IN_MISMATCH'>
 
 /** `error.data`: always carries the stable `code` string, plus what the node or the client added. */

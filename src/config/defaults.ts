@@ -1,6 +1,6 @@
 /**
  * Every default limit and timing, in one place. Units are in the names.
- * The limits table of docs/configuration.md documents each of these.
+ * The "Limits and defaults" table of docs/configuration.md documents each of these.
  */
 export const DEFAULTS = {
   /** How long a nonce from `fetch_nonce` may be used. */

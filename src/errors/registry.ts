@@ -7,7 +7,7 @@
  * for limits), a default message, and — for protocol errors that end the connection — the
  * WebSocket close code.
  *
- * The README's error table is checked against this registry by a test: adding a code here
+ * The error table of docs/errors.md is checked against this registry by a test: adding a code here
  * without documenting it fails the suite.
  */
 export type ErrorBase = 'Error' | 'TypeError' | 'RangeError'
@@ -131,6 +131,7 @@ export const ERROR_REGISTRY = {
   KEY_FILE_INVALID: { rpc: null, base: 'TypeError', message: 'Key file is invalid' },
   USAGE: { rpc: null, base: 'TypeError', message: 'Invalid command line' },
   DB_LOCKED: { rpc: null, base: 'Error', message: 'The database path is in use by another process' },
+  ADDRESS_IN_USE: { rpc: null, base: 'Error', message: 'A listener cannot bind its address: the port is in use' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY

@@ -65,8 +65,13 @@ export async function loadOrCreateKeyFile(path: string): Promise<{ keyPair: KeyP
   return { keyPair: await readKeyFile(path), created: false }
 }
 
+/** Whether a key given on a command line is a secret key itself (64 hex), not a key file's path. */
+export function isSecretKeyArgument(value: string): boolean {
+  return /^(0x)?[0-9a-fA-F]{64}$/.test(value)
+}
+
 /** A key given on a command line: a 64-hex secret key, or the path of a key file. */
 export async function resolveKeyArgument(value: string): Promise<KeyPair> {
-  if (/^(0x)?[0-9a-fA-F]{64}$/.test(value)) return keyPairFromSecret(value)
+  if (isSecretKeyArgument(value)) return keyPairFromSecret(value)
   return readKeyFile(value)
 }

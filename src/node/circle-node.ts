@@ -14,9 +14,10 @@ import { DEFAULT_LIMITS, SandboxPool, type SandboxContextRef, type SandboxPoolOp
 import { DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
 import { AdminServer, CircleServer, parseDomains, parseOrigins, type Domain, type PublicHealth, type TlsCredentials } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
-import { acquireDatabaseLock, type DatabaseLock } from '../storage/index.js'
+import { acquireDatabaseLock, type DatabaseLock, type DatabaseLockHolder } from '../storage/index.js'
 import { Verifier } from '../verifier/index.js'
 import { installLastResort } from './last-resort.js'
+import { startStandbyAdmin } from './standby-admin.js'
 
 /** A circle served on a port of this node. */
 export interface NodeCircle {
@@ -118,6 +119,7 @@ const DRAIN_PROGRESS_INTERVAL_MS = 1_000
  *   ├── sandbox (one_for_one, 5 / 30 s)  host-0 … host-N-1: sandbox host processes (permanent)
  *   ├── verifier                   the signature-check thread pool (permanent)
  *   ├── peers (one_for_one)        one peer actor per active context (temporary, added on demand)
+ *   ├── redis                      the Redis bridge, when the node joins others (permanent)
  *   └── gateway:<name> (rest_for_one, 3 / 60 s)  listener (permanent), then one connection per socket (temporary)
  *
  * Children start in this order and stop in reverse (docs/operations.md, "Supervision").
@@ -424,10 +426,24 @@ export class CircleNode {
   /** Start a node: sandbox, verifier, peers, then one listener per circle (and the admin listener). */
   static async start(options: CircleNodeOptions): Promise<CircleNode> {
     const log = options.logger
-    const dbLock = await acquireDatabaseLock(options.dbPath, {
-      wait: options.lock === 'wait',
-      onWaiting: (holder) => log?.info({ db_path: options.dbPath, holder_pid: holder.pid ?? null }, 'waiting for the database lock (standby)'),
-    })
+    // A standby serves its admin listener while it waits (health: "standby"), then hands its port on.
+    let holder: DatabaseLockHolder | undefined
+    const standby = options.lock === 'wait' && options.admin !== undefined ? await startStandbyAdmin(options.admin, parseDomains(options.domains, 'domains', (field, rule) => {
+            throw circlesError('INVALID_OPTION', `options.${field} ${rule}`)
+          }), options.dbPath, () => holder) : undefined
+    let dbLock: DatabaseLock
+    try {
+      dbLock = await acquireDatabaseLock(options.dbPath, {
+        wait: options.lock === 'wait',
+        onWaiting: (found) => {
+          holder = found
+          log?.info({ db_path: options.dbPath, holder_pid: found.pid ?? null, admin: standby?.url ?? null }, 'waiting for the database lock (standby)')
+        },
+      })
+    } finally {
+      await standby?.stop()
+    }
+    if (standby !== undefined) options = { ...options, admin: { ...options.admin!, port: standby.port } }
     let node: CircleNode
     try {
       node = new CircleNode(options, dbLock)

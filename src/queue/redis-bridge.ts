@@ -505,10 +505,21 @@ export class RedisBridge implements ChildHandle {
       }
       this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey)).then(
         (rows) => {
+          // How many tasks each earlier owner (node and epoch) left behind, for the log.
+          const from = new Map<unknown, number>()
           for (const row of Array.isArray(rows) ? rows : [rows]) {
             // A task handed to this very epoch arrives through its wake list: not twice.
             if (Array.isArray(row) && row[4] === token) continue
             this.handle(pubkey, Array.isArray(row) ? row.slice(0, 4) : row, true)
+            const owner = Array.isArray(row) ? row[4] : undefined
+            from.set(owner, (from.get(owner) ?? 0) + 1)
+          }
+          for (const [owner, tasks] of from) {
+            const previous = parseOwnerToken(owner)
+            this.log.info(
+              { context: pubkey, tasks, from_node: previous?.nodeId ?? null, from_epoch: previous?.epoch ?? null },
+              `re-delivering ${tasks} task(s) of context ${pubkey} left by ${previous === undefined ? 'an unknown owner' : `node ${previous.nodeId}, epoch ${previous.epoch}`}`,
+            )
           }
           done()
         },

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { ChildHandle, ExitReason } from '../supervisor/index.js'
+import { bind } from './bind.js'
 import { HostRules, refuseRequest, type Domain } from './host-rules.js'
 
 export interface AdminServerOptions {
@@ -38,19 +38,13 @@ export class AdminServer implements ChildHandle {
   }
 
   listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(error)
-      this.http.once('error', onError)
-      this.http.listen(this.options.port, this.options.host, () => {
-        this.http.off('error', onError)
-        this.boundPort = (this.http.address() as AddressInfo).port
-        this.http.on('error', (error: Error) => {
-          this.http.close()
-          this.exit({ type: 'error', error })
-        })
-        resolve(this.boundPort)
-      })
-    })
+    const { host, port } = this.options
+    const remedy = 'give it another port with --admin-port N (0: any free port), or run without it: --no-admin'
+    const onLaterError = (error: Error) => {
+      this.http.close()
+      this.exit({ type: 'error', error })
+    }
+    return bind(this.http, { host, port, listener: 'the admin listener', remedy }, onLaterError).then((bound) => (this.boundPort = bound))
   }
 
   get port(): number {

@@ -1,12 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, signInUri, type PublicKeyHex } from '../identity/index.js'
 import type { ClientAddress } from '../limits/index.js'
 import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { bind } from './bind.js'
 import { HostRules, refuseUpgrade, type Domain, type Site } from './host-rules.js'
 import { isPlaygroundPath, servePlayground } from './playground.js'
 
@@ -142,17 +142,10 @@ export class CircleServer implements ChildHandle {
 
   /** Start listening; resolves with the bound port. */
   private listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(error)
-      this.http.once('error', onError)
-      this.http.listen(this.options.port, this.options.host, () => {
-        this.http.off('error', onError)
-        this.boundPort = (this.http.address() as AddressInfo).port
-        // A listener that fails after it started is a child that died: its supervisor decides.
-        this.http.on('error', (error: Error) => this.crash(error))
-        resolve(this.boundPort)
-      })
-    })
+    const { host, port, name } = this.options
+    const remedy = `give the circle another port in circles.json (0: any free port), or stop the process that holds it`
+    // A listener that fails after it started is a child that died: its supervisor decides.
+    return bind(this.http, { host, port, listener: `the listener of circle "${name}"`, remedy }, (error) => this.crash(error)).then((bound) => (this.boundPort = bound))
   }
 
   get port(): number {

@@ -143,7 +143,13 @@ t.test('the playground in a real browser (Debian chromium, headless)', { skip: e
     t.match(info, /name\s*test/)
     t.match(info, /run policy\s*"anonymous"/)
     t.match(info, /write policy\s*"authenticated"/)
-    t.match(await page.textContent('#limits'), /script_timeout_ms/)
+    const limits = (await page.textContent('#limits'))!
+    t.match(limits, /Script wall time\s*1 s/, 'limits by what they are, in their units')
+    t.match(limits, /Script heap\s*64 MiB/)
+    t.match(limits, /Frame\s*1 MiB/)
+    t.match(limits, /Unread answers per connection\s*16 MiB/)
+    t.notMatch(limits, /[a-z]+_[a-z]+/, 'no snake_case field names')
+    t.equal(await page.getAttribute('#limits tr:first-child', 'title'), 'max_frame_bytes', 'the field name is in the tooltip')
   })
 
   await t.test('an anonymous write is refused: the error code is shown', async (t) => {
@@ -153,9 +159,23 @@ t.test('the playground in a real browser (Debian chromium, headless)', { skip: e
     t.equal(await page.getAttribute('#status', 'data-state'), 'open', 'connected anonymously')
   })
 
+  await t.test('a bad pasted key is refused beside the key box; the result area keeps the last run', async (t) => {
+    await page.click('#paste')
+    await page.fill('#secret', 'not-a-key')
+    await page.click('#use-secret')
+    await page.waitForSelector('#key-error:not([hidden])')
+    t.equal(await page.textContent('#key-error'), 'Not a secret key: paste 64 hexadecimal characters (0x optional).')
+    t.equal(await page.textContent('#error-code'), 'FORBIDDEN', 'the last run is still shown')
+    t.match(await page.textContent('#key-status'), /^No key/)
+  })
+
   let publicKey = ''
   await t.test('generate a key, authenticate, save and load a document', async (t) => {
     await page.click('#generate')
+    await page.waitForSelector('#error', { state: 'hidden' })
+    t.equal(await page.isHidden('#key-error'), true, 'the key error is gone with the new key')
+    t.equal(await page.isVisible('#idle-note'), true, "the last run's answer is cleared: it was for the old key")
+    t.equal(await page.isHidden('#paste-row'), true, 'the paste box is closed')
     await page.waitForFunction(() => /Public key 0[23][0-9a-f]{64}/.test(document.getElementById('key-status')!.textContent!))
     publicKey = /0[23][0-9a-f]{64}/.exec((await page.textContent('#key-status'))!)![0]
     await page.click('#authenticate')
@@ -166,6 +186,7 @@ t.test('the playground in a real browser (Debian chromium, headless)', { skip: e
     t.match(await page.textContent('#timings'), /queued [\d.]+ ms · run [\d.]+ ms · cpu [\d.]+ ms · round trip/)
     await runScript(page, 'print("a log line"); CALLER_PUBLIC_KEY')
     t.equal(await page.textContent('#output'), publicKey, 'the caller is the generated key')
+    t.equal(await page.textContent('#result-json'), JSON.stringify(publicKey), 'a string result shows as JSON too')
     t.equal(await page.textContent('#logs'), 'a log line')
     const stored = await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: 'load_data("notes/hello").by' })
     t.equal(stored.output, publicKey, 'the document is on the node')
@@ -250,6 +271,25 @@ t.test('the playground in a real browser (Debian chromium, headless)', { skip: e
     t.equal(await relayPage.textContent('#error-code'), 'SIGN_IN_MISMATCH')
     t.not(await relayPage.getAttribute('#status', 'data-state'), 'authenticated')
     await relayPage.close()
+  })
+
+  await t.test('AUTH_REQUIRED says to get a key, and "Generate key" clears it', async (t) => {
+    // A circle with the default policy: only authenticated callers run scripts.
+    const closed = await startNode(t)
+    const other = await context.newPage()
+    other.setDefaultTimeout(WAIT_MS)
+    other.on('pageerror', (error) => problems.push(error.message))
+    await other.goto(`${closed.http}/`)
+    await runScript(other, '1 + 1')
+    t.equal(await other.textContent('#error-code'), 'AUTH_REQUIRED')
+    t.match(await other.textContent('#error-message'), /press “Generate key”/)
+    await other.click('#generate')
+    await other.waitForSelector('#error', { state: 'hidden' })
+    t.equal(await other.isVisible('#idle-note'), true)
+    await runScript(other, '1 + 1')
+    t.equal(await other.textContent('#output'), '2')
+    t.equal(await other.textContent('#result-json'), '2')
+    await other.close()
   })
 
   t.same(problems, [], 'no console errors, no CSP violations')

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { ERROR_REGISTRY } from '../../src/errors/index.js'
 import { encodePlayAnswer, failedRun, playResultOf, type PlayResult, type RunOutcome } from '../../src/protocol/index.js'
 
-/** Every member of a PlayResult with the type the README documents; nothing else. */
+/** Every member of a PlayResult with the type docs/protocol.md documents; nothing else. */
 function checkPlayResult(t: Test, value: Record<string, unknown>): asserts value is PlayResult & Record<string, unknown> {
   const allowed = new Set(['output', 'result', 'logs', 'logs_truncated', 'task_id', 'timings'])
   t.same(Object.keys(value).filter((k) => !allowed.has(k)), [], 'no undocumented member')

@@ -11,15 +11,15 @@ import { QueueKeys, encodeTask, parseOwnerToken } from '../../src/queue/index.js
 import { NAMESPACE_DIRS, namespacePath } from '../../src/storage/index.js'
 import { cliBuilt, metric, startCli, type CliNode } from '../helpers/cli-node.js'
 import { authenticate, openSocket } from '../helpers/raw-socket.js'
-import { SHARED_REDIS_URL, sharedRedis, testPrefix } from '../helpers/redis-server.js'
+import { testPrefix, testRedis } from '../helpers/redis-server.js'
 
-// Two node processes joined through the shared Redis (keys under a prefix of this test, deleted
+// Two node processes joined through the test Redis (keys under a prefix of this test, deleted
 // at teardown), then workers: what a client on node 1 sees of contexts other processes host.
 
 const SECRET = 'cross-node-test-secret-0123456789'
 
-function redisArgs(prefix: string): string[] {
-  return ['--redis-url', SHARED_REDIS_URL, '--cluster-secret', SECRET, '--redis-prefix', prefix, '--sandbox-processes', '1', '--admin-port', '0']
+function redisArgs(redisUrl: string, prefix: string): string[] {
+  return ['--redis-url', redisUrl, '--cluster-secret', SECRET, '--redis-prefix', prefix, '--sandbox-processes', '1', '--admin-port', '0']
 }
 
 async function errorOf(play: Promise<unknown>): Promise<{ code: string; message: string; data: Record<string, unknown> }> {
@@ -45,7 +45,7 @@ async function databaseWith(dir: string, contexts: { key: string; policy?: unkno
 t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
   if (!cliBuilt()) return t.fail('run npm run build first (npm test does)')
   const prefix = testPrefix('cross')
-  const redis = sharedRedis(t, prefix)
+  const { url: redisUrl, redis } = await testRedis(t, prefix)
   const keys = new QueueKeys(prefix)
   const dir = t.testdir({
     'init.js': 'save_data("profile", { name: "Owner" }); 1',
@@ -55,8 +55,8 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     ]),
     'front.json': JSON.stringify([{ name: 'front', port: 0 }]),
   })
-  const node2 = await startCli(t, ['launch', '--config', join(dir, 'owner.json'), '--db-path', join(dir, 'db2'), ...redisArgs(prefix)], /^serving /)
-  const node1 = await startCli(t, ['launch', '--config', join(dir, 'front.json'), '--db-path', join(dir, 'db1'), ...redisArgs(prefix)], /^serving /)
+  const node2 = await startCli(t, ['launch', '--config', join(dir, 'owner.json'), '--db-path', join(dir, 'db2'), ...redisArgs(redisUrl, prefix)], /^serving /)
+  const node1 = await startCli(t, ['launch', '--config', join(dir, 'front.json'), '--db-path', join(dir, 'db1'), ...redisArgs(redisUrl, prefix)], /^serving /)
   const circle = (node: CliNode, name: string) => node.events.find((e) => e['circle'] === name) as { url: string; public_key: string }
   const owner = circle(node2, 'owner')
   const open = circle(node2, 'open')
@@ -163,8 +163,8 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     const b = generateKeyPair().publicKey
     const db3 = await databaseWith(join(dir, 'db3'), [{ key: single }, { key: generateKeyPair().publicKey }])
     const db4 = await databaseWith(join(dir, 'db4'), [{ key: a, policy: { run: 'authenticated', write: 'authenticated' } }, { key: b }])
-    const w1 = await startCli(t, ['worker', '--circle-public-key', single, '--db-path', db3, ...redisArgs(prefix)], /^worker serving /)
-    const w2 = await startCli(t, ['worker', '--db-path', db4, ...redisArgs(prefix)], /^worker serving /)
+    const w1 = await startCli(t, ['worker', '--circle-public-key', single, '--db-path', db3, ...redisArgs(redisUrl, prefix)], /^worker serving /)
+    const w2 = await startCli(t, ['worker', '--db-path', db4, ...redisArgs(redisUrl, prefix)], /^worker serving /)
     t.match(w1.events.find((e) => /^worker serving/.test(String(e.msg))), { single, contexts: 1 })
     t.match(w2.events.find((e) => /^worker serving/.test(String(e.msg))), { contexts: 2 })
     for (const key of [single, a, b]) {
