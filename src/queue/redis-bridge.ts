@@ -699,9 +699,10 @@ export class RedisBridge implements ChildHandle {
   /** One task taken (or left by a previous owner): run it, or answer it from its record. */
   private handle(pubkey: string, row: unknown, redelivered: boolean): void {
     const rawId = Array.isArray(row) ? row[0] : undefined
-    // Already in hand here (running, or its completion not yet written): a re-delivery after a
-    // reconnection meets the tasks this process is still running.
-    if (typeof rawId === 'string' && this.active.has(rawId)) return
+    // A re-delivery after a reconnection meets the tasks this process still has in hand (running,
+    // or its completion not yet written): they are not new. Handed over or taken, an id in hand
+    // can only be a copy — read on, and refused below.
+    if (redelivered && typeof rawId === 'string' && this.active.has(rawId)) return
     if (redelivered) this.counters.redelivered++
     else this.counters.received++
     let record
@@ -780,9 +781,12 @@ export class RedisBridge implements ChildHandle {
       })
   }
 
-  /** Complete a task that was not run here (answered from its record, expired, or refused). */
+  /**
+   * Complete a task that was not run here (answered from its record, expired, or refused). A
+   * repeat's id may be running here still: what is in hand is not its to mark.
+   */
   private settle(completion: Completion): void {
-    this.active.add(completion.taskId)
+    if (completion.status !== 'repeat') this.active.add(completion.taskId)
     this.enqueueCompletions([completion])
   }
 
@@ -834,7 +838,7 @@ export class RedisBridge implements ChildHandle {
         this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
           (poisoned) => {
             this.poisoned(poisoned, undefined)
-            for (const c of written) this.active.delete(c.taskId)
+            for (const c of written) if (c.status !== 'repeat') this.active.delete(c.taskId)
           },
           (error: Error) => {
             if (!this.up) {
@@ -844,7 +848,7 @@ export class RedisBridge implements ChildHandle {
             }
             // Left on the processing lists: the next recovery re-delivers them (at-least-once).
             this.log.warn({ err: error.message, tasks: written.length }, 'could not record completed tasks')
-            for (const c of written) this.active.delete(c.taskId)
+            for (const c of written) if (c.status !== 'repeat') this.active.delete(c.taskId)
           },
         ),
       )
