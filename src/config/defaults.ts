@@ -81,7 +81,7 @@ export const DEFAULTS = {
    */
   MAX_QUEUE_ENTRY_BYTES: 4_194_304,
   /** Bytes of tasks one caller address may have stored in Redis by a gateway and not answered yet. */
-  QUEUED_BYTES_PER_ADDRESS: 16_777_216,
+  QUEUED_BYTES_PER_ADDRESS: 33_554_432,
   /** Bytes of tasks one gateway node may have stored in Redis and not answered yet, all callers together. */
   QUEUED_BYTES_PER_GATEWAY: 268_435_456,
   /** Time SIGTERM/SIGINT allow in-flight work to finish before it is answered SHUTTING_DOWN. */

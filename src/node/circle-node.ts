@@ -73,7 +73,7 @@ export interface NodeRedisOptions {
   readonly prefix?: string
   /** How long a task may wait for its owner beyond its run's wall limit (default 30 s). */
   readonly queueAllowanceMs?: number
-  /** Bytes of tasks one caller address may have stored in Redis by this node and not answered (default 16 MiB). */
+  /** Bytes of tasks one caller address may have stored in Redis by this node and not answered (default 32 MiB). */
   readonly queuedBytesPerAddress?: number
   /** Bytes of tasks this node may have stored in Redis and not answered, all callers together (default 256 MiB). */
   readonly queuedBytesPerGateway?: number
