@@ -1,9 +1,10 @@
 import t from 'tap'
+import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { secretKeySigner } from '../../src/client/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
-import { QueueKeys, parseOwnerToken, peekTask } from '../../src/queue/index.js'
+import { QueueKeys, encodeTask, parseOwnerToken, peekTask, signTask } from '../../src/queue/index.js'
 import { cliBuilt, metric, startCli, type CliNode } from '../helpers/cli-node.js'
 import { connectedClient } from '../helpers/client.js'
 import { startRedis } from '../helpers/redis-server.js'
@@ -11,7 +12,8 @@ import { startRedis } from '../helpers/redis-server.js'
 // A Redis writer without the cluster secret copies a task that already ran — its stored JSON, MAC
 // and all, as MONITOR shows it go by — and hands it back to the owner, through the wake list and
 // through the queue with its record reset. The task increments a counter: the disk says whether a
-// copy ran. Two launched nodes and a private redis-server.
+// copy ran. Two launched nodes and a private redis-server; the test signs, as a gateway does, the
+// tasks it hands over after the copies, to know when the owner has handled them.
 
 const SECRET = 'single-use-test-secret-0123456789'
 // No double quote or backslash: MONITOR shows them escaped, and the copy must be the stored text.
@@ -60,15 +62,25 @@ t.test('an owner runs a task once: copies handed back through Redis are refused,
   await local.authenticate({ signer: secretKeySigner(caller.secretKey) })
   const counter = async () => (await local.play("load_data('n')")).result
   const lease = parseOwnerToken(await redis.get(keys.lease(context)))!
-  const received = () => metric(owner.admin!, 'circles_cross_node_tasks_received_total')
   const repeats = () => metric(owner.admin!, 'circles_cross_node_repeats_refused_total')
   let logged = 0
   const repeatLogged = (n: number) => owner.waitFor((e) => e['reason'] === 'repeat' && e['task_id'] === taskId && ++logged === n)
+  // A new task, signed as a gateway signs one, handed over after the copies: once it has run,
+  // every copy before it has been handled (the owner handles what it is handed in order, and a
+  // context runs its tasks in order).
+  const frontId = front.events.find((e) => /^serving/.test(String(e.msg)))!['node_id'] as string
+  const marker = (name: string) => {
+    const task = { taskId: randomUUID(), context, caller: caller.publicKey, script: `save_data('${name}', true)`, timeoutMs: undefined, replyTo: frontId, deadline: Date.now() + 60_000, origin: '' }
+    return { ...task, entry: encodeTask(task, signTask(SECRET, task)) }
+  }
+  const ran = async (name: string) => {
+    while ((await local.play(`load_data('${name}')`)).result !== true) await redis.blpop('never', 0.05)
+  }
 
   await t.test('three copies pushed onto the wake list, as the enqueue script hands tasks over', async (t) => {
-    const before = await received()
-    for (let i = 0; i < 3; i++) await redis.rpush(keys.wake(lease.nodeId, lease.epoch), entry)
-    while ((await received()) < before + 3) await redis.blpop('never', 0.05)
+    const after = marker('after-wake')
+    await redis.rpush(keys.wake(lease.nodeId, lease.epoch), entry, entry, entry, after.entry)
+    await ran('after-wake')
     t.equal(await counter(), 1, 'no copy ran')
     t.equal(await repeats(), 3, 'each was refused and counted')
     await repeatLogged(3)
@@ -76,12 +88,13 @@ t.test('an owner runs a task once: copies handed back through Redis are refused,
   })
 
   await t.test('the id pushed back onto the queue, its record reset to pending', async (t) => {
-    const before = await received()
-    await redis.hset(keys.task(context, taskId), { task: entry, status: 'pending', deadline: String(deadline), reply_to: '0123456789abcdef', owner: await redis.get(keys.lease(context)) })
-    await redis.pexpire(keys.task(context, taskId), 120_000)
-    await redis.rpush(keys.queue(context), taskId)
+    const after = marker('after-queue')
+    await redis.hset(keys.task(context, taskId), { task: entry, status: 'pending', deadline: String(deadline), reply_to: frontId, owner: await redis.get(keys.lease(context)) })
+    await redis.hset(keys.task(context, after.taskId), { task: after.entry, status: 'pending', deadline: String(after.deadline), reply_to: frontId })
+    for (const id of [taskId, after.taskId]) await redis.pexpire(keys.task(context, id), 120_000)
+    await redis.rpush(keys.queue(context), taskId, after.taskId)
     await redis.rpush(keys.wake(lease.nodeId, lease.epoch), context)
-    while ((await received()) < before + 1) await redis.blpop('never', 0.05)
+    await ran('after-queue')
     t.equal(await counter(), 1, 'it did not run')
     t.equal(await repeats(), 4, 'refused and counted')
     await repeatLogged(4)
