@@ -7,7 +7,7 @@
  *   <prefix>{<pubkey>}:<task_id>           hash   a task: its request, status, result
  *   <prefix>{<pubkey>}:processing          list   tasks taken by the context's owner, not completed
  *   <prefix>reply:{<pubkey>}:<task_id>     list   the task's reply (for tooling; expires)
- *   <prefix>lease:{<pubkey>}               string the node that owns the context: <node_id>.<epoch>
+ *   <prefix>lease:{<pubkey>}               string the node that owns the context: <node_id>.<epoch>.<run hint>
  *   <prefix>node:{<node_id>}:wake:<epoch>  list   new tasks for that node (owner side), or contexts to take
  *   <prefix>node:{<node_id>}:replies       list   replies for tasks that node queued (gateway side)
  *   <prefix>node:{<node_id>}:alive         string present while the node lives (expires)

@@ -170,7 +170,7 @@ export class RedisBridge implements ChildHandle {
   private up = false
   private everUp = false
   /**
-   * Counts this node's connections to Redis. Leases name `<node_id>.<epoch>`, and tasks are handed
+   * Counts this node's connections to Redis. Leases name `<node_id>.<epoch>.<hint>`, and tasks are handed
    * to the wake list of the epoch their lease named: after a reconnection the node reads a new
    * list, and what was handed to an earlier epoch is re-delivered from the processing lists
    * instead — so no task reaches this node both ways.
@@ -222,11 +222,6 @@ export class RedisBridge implements ChildHandle {
     this.queued = new QueuedBytes(options.queuedBytesPerAddress ?? DEFAULTS.QUEUED_BYTES_PER_ADDRESS, options.queuedBytesPerGateway ?? DEFAULTS.QUEUED_BYTES_PER_GATEWAY)
     // Nobody may be waiting on whenServing (a node embedded without the command line).
     this.servingOnce.catch(() => {})
-  }
-
-  /** This node's current connection: its id and epoch (the lease's value without its hint). */
-  private get token(): string {
-    return `${this.nodeId}.${this.epoch}`
   }
 
   /** Write the lease of a context hosted here: this node, this epoch, and the context's run hint. */
@@ -292,7 +287,7 @@ export class RedisBridge implements ChildHandle {
     try {
       // Before anything else, and at every connection: a node whose secret is not the cluster's
       // would claim leases for tasks no other node accepts, and refuse every task it is sent.
-      if (!(await this.checkSecret())) return this.refuseToServe()
+      if (!(await this.checkSecret())) return await this.refuseToServe()
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, 'could not check the cluster secret; checked again on the next connection')
       return
@@ -325,7 +320,7 @@ export class RedisBridge implements ChildHandle {
   }
 
   /** Another secret's check value is in Redis: serve nothing, claim nothing, and say so. */
-  private refuseToServe(): void {
+  private async refuseToServe(): Promise<void> {
     const key = this.keys.secretCheck()
     const error = circlesError(
       'CLUSTER_SECRET_MISMATCH',
@@ -335,6 +330,8 @@ export class RedisBridge implements ChildHandle {
     this.log.error({ code: error.code, key }, error.message)
     this.stopping = true
     this.refuseServing(error)
+    // Leases written on an earlier connection would route tasks to a node that no longer serves.
+    await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
     this.shutdown()
     this.options.onFatal?.(error)
   }
@@ -878,7 +875,7 @@ export class RedisBridge implements ChildHandle {
     await new Promise((resolve) => setImmediate(resolve))
     await Promise.allSettled([...this.writes])
     if (this.up) {
-      await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.token).catch(() => 0)))
+      await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
       await this.cmd.del(this.keys.alive(this.nodeId)).catch(() => 0)
     }
     this.shutdown()
@@ -918,7 +915,7 @@ export class RedisBridge implements ChildHandle {
 function withinCap(entry: unknown, reason: 'wake' | 'reply'): string {
   if (typeof entry !== 'string') throw circlesError('QUEUE_MESSAGE_INVALID', `A ${reason} entry that is not text`, { reason })
   // Length in UTF-16 units, never more than the bytes the cap is stated in.
-  if (entry.length > DEFAULTS.MAX_QUEUE_ENTRY_BYTES) throw circlesError('QUEUE_MESSAGE_INVALID', `A ${reason} entry over the size cap (${DEFAULTS.MAX_QUEUE_ENTRY_BYTES} bytes)`, { reason, bytes: entry.length })
+  if (entry.length > DEFAULTS.MAX_QUEUE_ENTRY_BYTES) throw circlesError('QUEUE_MESSAGE_INVALID', `A ${reason} entry over the size cap (${DEFAULTS.MAX_QUEUE_ENTRY_BYTES} bytes)`, { reason, length: entry.length })
   return entry
 }
 

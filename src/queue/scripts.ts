@@ -322,7 +322,7 @@ return n
 /**
  * circlesRelease — a node lets go of a lease it still holds (on a clean stop).
  * KEYS[1]  the lease
- * ARGV[1]  the node's token, `<node_id>.<epoch>`: the lease is deleted only if it still names it
+ * ARGV[1]  the node id: the lease is deleted only if it still names this node (any epoch)
  */
 export const RELEASE = `
 local v = redis.pcall('GET', KEYS[1])

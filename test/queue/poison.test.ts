@@ -102,7 +102,7 @@ t.test('poisoned entries in Redis are skipped and counted; the tasks beside them
     const { nodeId, epoch } = await lease()
     await redis.rpush(keys.wake(nodeId, epoch), `{"c":"${context}","r":["${'w'.repeat(5 * 1024 * 1024)}"]}`)
     while ((await refused()) === before) await redis.blpop('never', 0.05)
-    t.ok(owner.events.some((e) => e['reason'] === 'wake' && typeof e['bytes'] === 'number'), 'logged with its size')
+    t.ok(owner.events.some((e) => e['reason'] === 'wake' && typeof e['length'] === 'number'), 'logged with its size')
     t.equal((await remote.play('1 + 1')).result, 2, 'and the node serves on')
   })
 
