@@ -92,6 +92,18 @@ t.test('the cluster secret: out of ps and of the sandbox hosts; a node with anot
     t.equal(code, 'UNKNOWN_CIRCLE', "so a play for its context is answered at once, not after the task's deadline")
   })
 
-  t.equal(await fromEnv.stop(), 0)
-  t.equal(await fromFile.stop(), 0)
+  await t.test('the check value replaced, serving nodes refuse to serve at their next connection: they let go of their leases and exit 1', async (t) => {
+    const envCircle = fromEnv.events.find((e) => e['circle'] === 'env')!['public_key'] as string
+    t.equal(await redis.exists(keys.lease(envCircle)), 1)
+    await redis.set(keys.secretCheck(), 'written by someone without the secret', 'PX', 120_000)
+    // Cut every connection of the nodes (named circles-commands and circles-blocking): they reconnect.
+    const clients = (await redis.client('LIST')) as string
+    for (const line of clients.split('\n')) {
+      const id = /\bid=(\d+)\b.*\bname=circles-/.exec(line)?.[1]
+      if (id !== undefined) await redis.client('KILL', 'ID', id)
+    }
+    t.same([(await fromEnv.exited), (await fromFile.exited)], [1, 1], 'both stopped on their own, exit code 1')
+    for (const node of [fromEnv, fromFile]) t.ok(node.events.some((e) => e['code'] === 'CLUSTER_SECRET_MISMATCH'), 'saying why')
+    t.equal(await redis.exists(keys.lease(envCircle)), 0, 'the lease of the context it served is gone: no task is routed to it')
+  })
 })
