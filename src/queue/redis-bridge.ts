@@ -198,6 +198,7 @@ export class RedisBridge implements ChildHandle {
   private completions: Completion[] = []
   private completionsScheduled = false
   private retry: Completion[] = []
+  /** Scripts in flight that a stop (and the first "serving") waits for: completions, pushes, takes and recoveries. */
   private readonly writes = new Set<Promise<unknown>>()
   private loop: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
@@ -305,6 +306,10 @@ export class RedisBridge implements ChildHandle {
       for (const pubkey of this.options.peers().keys()) this.claimed.add(pubkey)
       await Promise.all([...this.claimed].map((pubkey) => this.writeLease(pubkey)))
       for (const pubkey of this.claimed) this.take(pubkey, true)
+      // Serving means what Redis held for these contexts has been re-delivered and taken: the
+      // takes leave on the next turn, and are tracked with the writes.
+      await new Promise((resolve) => setImmediate(resolve))
+      await Promise.allSettled([...this.writes])
       this.markServing()
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, 'redis start-up duties failed; they run again on the next connection')
@@ -646,7 +651,7 @@ export class RedisBridge implements ChildHandle {
         this.recovering.delete(pubkey)
         for (const row of held) this.handle(pubkey, row, false)
       }
-      this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey), DEFAULTS.MAX_QUEUE_ENTRY_BYTES).then(
+      const recovery = this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey), DEFAULTS.MAX_QUEUE_ENTRY_BYTES).then(
         (result) => {
           const [poisoned, ...rows] = Array.isArray(result) ? (result as unknown[]) : []
           this.poisoned(poisoned, pubkey)
@@ -663,12 +668,13 @@ export class RedisBridge implements ChildHandle {
           done()
         },
       )
+      this.track(recovery)
     }
     for (const group of this.bySlot(new Map([...take].map((pubkey) => [pubkey, pubkey])))) {
       const pubkeys = group.map(([pubkey]) => pubkey)
       const keys = pubkeys.flatMap((pubkey) => [this.keys.queue(pubkey), this.keys.processing(pubkey)])
       const prefixes = pubkeys.map((pubkey) => this.keys.taskPrefix(pubkey))
-      this.cmd.circlesTake(keys.length, ...keys, MAX_TAKE, Date.now(), RETENTION_MS, DEFAULTS.MAX_QUEUE_ENTRY_BYTES, ...prefixes).then((result) => {
+      const taking = this.cmd.circlesTake(keys.length, ...keys, MAX_TAKE, Date.now(), RETENTION_MS, DEFAULTS.MAX_QUEUE_ENTRY_BYTES, ...prefixes).then((result) => {
         const [poisoned, ...all] = Array.isArray(result) ? (result as unknown[]) : []
         this.poisoned(poisoned, pubkeys.length === 1 ? pubkeys[0]! : undefined)
         pubkeys.forEach((pubkey, i) => {
@@ -680,6 +686,7 @@ export class RedisBridge implements ChildHandle {
           if (more === 1) this.take(pubkey, false)
         })
       }, failed(pubkeys))
+      this.track(taking)
     }
   }
 
