@@ -158,19 +158,28 @@ const REDIS_START_WAIT_MS = 5_000
 /**
  * Wait until a clustered node has connected to Redis and claimed the contexts it hosts, so that
  * the "serving" line means other nodes can reach them; if Redis does not answer soon, say so and
- * go on (local circles are served all the same; the bridge catches up when Redis is back).
+ * go on (local circles are served all the same; the bridge catches up when Redis is back). A
+ * node that may not serve through this Redis (CLUSTER_SECRET_MISMATCH) is closed, and the error
+ * thrown: the command exits non-zero and says why.
  */
 export async function awaitRedis(node: CircleNode, log: Logger): Promise<void> {
   const bridge = node.redis
   if (bridge === undefined) return
   let timer: NodeJS.Timeout | undefined
-  const ready = await Promise.race([
-    bridge.whenServing().then(() => true),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), REDIS_START_WAIT_MS)
-    }),
-  ])
-  clearTimeout(timer)
+  let ready: boolean
+  try {
+    ready = await Promise.race([
+      bridge.whenServing().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), REDIS_START_WAIT_MS)
+      }),
+    ])
+  } catch (error) {
+    await node.close()
+    throw error
+  } finally {
+    clearTimeout(timer)
+  }
   if (!ready) log.warn({ waited_ms: REDIS_START_WAIT_MS }, 'Redis does not answer yet: cross-node work waits for it; local circles are served')
 }
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { CirclesClient, CirclesClientError, ConnectError, type PlayResult } from '../client/index.js'
 import { circlesError } from '../errors/index.js'
-import { resolveKeyArgument, type KeyPair } from '../identity/index.js'
+import { keyPairFromText, resolveKeyArgument, type KeyPair } from '../identity/index.js'
 import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
 
 export const PLAY_COMMAND = {
@@ -15,7 +15,7 @@ export const PLAY_COMMAND = {
   ].join('\n'),
   options: {
     url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
-    key: { type: 'string', arg: 'KEY_OR_FILE', help: 'a key file or a 64-hex secret key (default: play anonymously)' },
+    key: { type: 'string', arg: 'KEY_OR_FILE', help: 'a key file, - for standard input, or a 64-hex secret key (shows in ps; prefer a file) (default: play anonymously)' },
     eval: { type: 'string', short: 'e', arg: 'SCRIPT', help: 'the script itself (else a FILE, or - for standard input)' },
     'timeout-ms': { type: 'string', arg: 'N', help: "the script's time limit on the node (it can only lower the circle's)" },
     json: { type: 'boolean', help: 'print the whole result (or the --repeat summary) as JSON' },
@@ -126,7 +126,7 @@ function printResult(result: PlayResult, json: boolean, io: CliIo): void {
 }
 
 /**
- * `circles play --url WS_URL [--key KEY_OR_FILE] (FILE | -e SCRIPT | -) [--timeout-ms N] [--json]
+ * `circles play --url WS_URL [--key FILE | - | HEX] (FILE | -e SCRIPT | -) [--timeout-ms N] [--json]
  * [--repeat N [--concurrency C]]`: authenticate (when a key is given) and run a script; print its
  * output (logs go to stderr), or with --repeat a throughput and latency summary.
  */
@@ -142,6 +142,8 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
   const concurrency = positiveInteger(values.concurrency, 'concurrency') ?? 1
   if (concurrency > repeat) throw circlesError('USAGE', 'play: --concurrency must not exceed --repeat (one play in flight per connection)')
   const source = positionals[0]
+  // `--key -`: the key on standard input, where ps does not show it (a hex argument it does).
+  if (values.key === '-' && source === '-') throw circlesError('USAGE', 'play: --key - and a script from standard input cannot both read standard input')
   let script: string
   if (values.eval !== undefined) script = values.eval
   else if (source === '-') script = await readStdin()
@@ -152,7 +154,7 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
       throw circlesError('USAGE', `play: cannot read ${source} (${(error as NodeJS.ErrnoException).code})`)
     }
   }
-  const key = values.key === undefined ? undefined : await resolveKeyArgument(values.key)
+  const key = values.key === undefined ? undefined : values.key === '-' ? keyPairFromText(await readStdin(), 'standard input') : await resolveKeyArgument(values.key)
   const opened = await Promise.all(Array.from({ length: concurrency }, () => open(values.url!, key, io)))
   const clients = opened.filter((c): c is CirclesClient => typeof c !== 'number')
   try {

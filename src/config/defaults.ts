@@ -101,6 +101,21 @@ export const DEFAULTS = {
   PROBE_INTERVAL_MS: 10_000,
   /** How long a cross-node task may wait for its owner beyond its run's wall limit. */
   QUEUE_ALLOWANCE_MS: 30_000,
+  /**
+   * How long past a task's deadline its owner remembers having started it (never running it
+   * twice): room for the owner's wall clock to be stepped back.
+   */
+  CLOCK_SKEW_ALLOWANCE_MS: 5_000,
+  /**
+   * Largest task or answer written to or read from the cross-node queue, in bytes (a task's JSON
+   * with its script, an answer with its output). Above 6 × MAX_SCRIPT_BYTES — the most a script
+   * of that size takes once JSON-escaped — and twice MAX_OUTPUT_BYTES plus MAX_LOG_BYTES.
+   */
+  MAX_QUEUE_ENTRY_BYTES: 4_194_304,
+  /** Bytes of tasks one caller address may have stored in Redis by a gateway and not answered yet. */
+  QUEUED_BYTES_PER_ADDRESS: 33_554_432,
+  /** Bytes of tasks one gateway node may have stored in Redis and not answered yet, all callers together. */
+  QUEUED_BYTES_PER_GATEWAY: 268_435_456,
   /** Time SIGTERM/SIGINT allow in-flight work to finish before it is answered SHUTTING_DOWN. */
   DRAIN_TIMEOUT_MS: 10_000,
 } as const

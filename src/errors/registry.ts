@@ -124,6 +124,12 @@ export const ERROR_REGISTRY = {
     base: 'TypeError',
     message: 'A task or reply read from Redis is malformed or its MAC does not verify',
   },
+  /** Never sent to a client: a node whose cluster secret is not the other nodes' refuses to serve and stops. */
+  CLUSTER_SECRET_MISMATCH: {
+    rpc: null,
+    base: 'Error',
+    message: "Redis holds a cluster secret check value this node's secret does not make: its secret is not the other nodes'",
+  },
 
   // Local configuration and command line (never sent over JSON-RPC).
   CONFIG_INVALID: { rpc: null, base: 'TypeError', message: 'Configuration is invalid' },

@@ -19,7 +19,7 @@ export interface MetricSources {
   readonly sendWaiting: () => number
   /** Cross-node figures, when the node is clustered. */
   readonly crossNode: () =>
-    | { readonly sent: number; readonly received: number; readonly redelivered: number; readonly expired: number; readonly reconnects: number; readonly refused: number; readonly waiting: number; readonly running: number; readonly connected: boolean }
+    | { readonly sent: number; readonly received: number; readonly redelivered: number; readonly expired: number; readonly reconnects: number; readonly refused: number; readonly repeats: number; readonly poisoned: number; readonly waiting: number; readonly running: number; readonly connected: boolean }
     | undefined
 }
 
@@ -138,7 +138,9 @@ export class NodeMetrics {
     crossCounter('circles_cross_node_tasks_received_total', 'Tasks this node took from the queues of contexts it owns', (c) => c.received)
     crossCounter('circles_cross_node_tasks_redelivered_total', 'Tasks taken again after their owner died (re-run, or answered from their record)', (c) => c.redelivered)
     crossCounter('circles_cross_node_tasks_expired_total', 'Cross-node tasks whose deadline passed before a reply or a run', (c) => c.expired)
-    crossCounter('circles_cross_node_refused_total', 'Tasks or replies refused because their MAC did not verify', (c) => c.refused)
+    crossCounter('circles_cross_node_refused_total', 'Tasks or replies read from Redis and refused: malformed, or their MAC did not verify', (c) => c.refused)
+    crossCounter('circles_cross_node_repeats_refused_total', 'Tasks refused because this node had already started them (a copy handed to it again through Redis)', (c) => c.repeats)
+    crossCounter('circles_cross_node_poisoned_total', 'Entries in Redis the queue scripts skipped: an id that is not a task id, an entry over the size cap, a key of the wrong type', (c) => c.poisoned)
     crossCounter('circles_redis_reconnects_total', 'Times the connection to Redis came back', (c) => c.reconnects)
     new Gauge({
       name: 'circles_cross_node_queue_depth',

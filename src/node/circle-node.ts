@@ -93,6 +93,10 @@ export interface NodeRedisOptions {
   readonly prefix?: string
   /** How long a task may wait for its owner beyond its run's wall limit (default 30 s). */
   readonly queueAllowanceMs?: number
+  /** Bytes of tasks one caller address may have stored in Redis by this node and not answered (default 32 MiB). */
+  readonly queuedBytesPerAddress?: number
+  /** Bytes of tasks this node may have stored in Redis and not answered, all callers together (default 256 MiB). */
+  readonly queuedBytesPerGateway?: number
 }
 
 export interface ServedCircle {
@@ -194,12 +198,14 @@ export class CircleNode {
     }
     this.probeIntervalMs = positiveIntegerOption(options.probeIntervalMs, DEFAULTS.PROBE_INTERVAL_MS, 'probeIntervalMs')
     if (options.redis !== undefined) {
-      const { prefix = DEFAULT_PREFIX, secret, queueAllowanceMs } = options.redis
+      const { prefix = DEFAULT_PREFIX, secret, queueAllowanceMs, queuedBytesPerAddress, queuedBytesPerGateway } = options.redis
       if (!isValidPrefix(prefix)) throw circlesError('INVALID_OPTION', 'options.redis.prefix must be 1-64 of A-Z a-z 0-9 _ . : -')
       if (typeof secret !== 'string' || Buffer.byteLength(secret) < 16) {
         throw circlesError('INVALID_OPTION', 'options.redis.secret (the cluster secret) must be at least 16 bytes')
       }
       positiveIntegerOption(queueAllowanceMs, DEFAULTS.QUEUE_ALLOWANCE_MS, 'redis.queueAllowanceMs')
+      positiveIntegerOption(queuedBytesPerAddress, DEFAULTS.QUEUED_BYTES_PER_ADDRESS, 'redis.queuedBytesPerAddress')
+      positiveIntegerOption(queuedBytesPerGateway, DEFAULTS.QUEUED_BYTES_PER_GATEWAY, 'redis.queuedBytesPerGateway')
     }
     const optionFail = (field: string, rule: string): never => {
       throw circlesError('INVALID_OPTION', `options.${field} ${rule}`)
@@ -328,6 +334,7 @@ export class CircleNode {
             shutdownMs: drainTimeoutMs,
             onSupervisorEvent,
             onRegistered: (pubkey) => this.bridge?.claim(pubkey),
+            onPolicyChanged: (pubkey) => this.bridge?.advertise(pubkey),
             ...(options.peers ? { defaults: options.peers } : {}),
           })
           for (const circle of options.circles) {
@@ -352,8 +359,11 @@ export class CircleNode {
                   prefix: redis.prefix ?? DEFAULT_PREFIX,
                   secret: redis.secret,
                   queueAllowanceMs: redis.queueAllowanceMs ?? DEFAULTS.QUEUE_ALLOWANCE_MS,
+                  ...(redis.queuedBytesPerAddress === undefined ? {} : { queuedBytesPerAddress: redis.queuedBytesPerAddress }),
+                  ...(redis.queuedBytesPerGateway === undefined ? {} : { queuedBytesPerGateway: redis.queuedBytesPerGateway }),
                   log,
                   peers: () => this.peerHost,
+                  onFatal: (error) => this.fatal(error),
                 })
                 bridge.start()
                 this.bridge = bridge
@@ -521,10 +531,23 @@ export class CircleNode {
     return this.root.tree()
   }
 
-  /** Called once if the node stops on its own (its root supervisor gave up). */
+  /**
+   * Called once if the node stops on its own: its root supervisor gave up, or it cannot serve
+   * through its Redis (CLUSTER_SECRET_MISMATCH; then once it has closed).
+   */
   onFailure(listener: (failure: NodeFailure) => void): void {
     if (this.failure !== undefined) listener(this.failure)
     else this.failureListeners.push(listener)
+  }
+
+  /** A part of the node found it cannot go on (its Redis holds another cluster secret's check): close, then report it. */
+  private fatal(error: Error): void {
+    if (this.closing !== undefined) return
+    this.log.fatal({ err: error.message }, 'the node cannot serve: it stops')
+    void this.close().then(() => {
+      this.failure = { error }
+      for (const listener of this.failureListeners.splice(0)) listener(this.failure)
+    })
   }
 
   /** Drain and stop: listeners stop accepting and finish in-flight work, then peers, verifier, sandbox. */

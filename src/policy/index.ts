@@ -2,6 +2,7 @@ export {
   DEFAULT_POLICY,
   parsePolicy,
   canRun,
+  runRefusal,
   canWrite,
   admitsAnonymous,
   type Policy,

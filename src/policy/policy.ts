@@ -1,4 +1,4 @@
-import { circlesError, isCirclesError } from '../errors/index.js'
+import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../identity/index.js'
 
 /**
@@ -75,6 +75,13 @@ export function canRun(policy: Policy, caller: PublicKeyHex | '', owner: PublicK
   if (rule === 'authenticated') return true
   if (rule === 'owner') return false
   return rule.includes(caller)
+}
+
+/** What a caller the run rule refuses is answered: AUTH_REQUIRED when anonymous, else FORBIDDEN. */
+export function runRefusal(caller: PublicKeyHex | ''): CirclesError {
+  return caller === ''
+    ? circlesError('AUTH_REQUIRED', 'This circle does not admit anonymous callers: authenticate first')
+    : circlesError('FORBIDDEN', "The circle's policy does not let this caller run scripts")
 }
 
 /** May `caller` write documents in the context owned by `owner`? Anonymous callers never write. */

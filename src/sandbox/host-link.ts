@@ -58,6 +58,19 @@ export interface HostOptions {
   readonly inheritFd?: number
 }
 
+/**
+ * The only variables of the node's environment a sandbox host inherits. A host runs tenants'
+ * scripts: should one escape its isolate, it must find no credential of the node there (the
+ * cluster secret, a Redis password, a cloud token) — so what it gets is named here, not filtered.
+ */
+const HOST_ENV = ['PATH', 'TMPDIR', 'TZ', 'LANG', 'LC_ALL', 'NODE_ENV', 'NODE_OPTIONS', 'NODE_V8_COVERAGE'] as const
+
+function hostEnv(faults: readonly string[]): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { [FAULTS_ENV]: faults.join(',') }
+  for (const name of HOST_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]
+  return env
+}
+
 export function openHost(isolation: SandboxIsolation, events: HostLinkEvents, options: HostOptions = {}): HostLink {
   return isolation === 'process' ? processHost(events, options) : threadHost(events)
 }
@@ -68,7 +81,7 @@ function processHost(events: HostLinkEvents, options: HostOptions): HostLink {
   const marker = createMarker()
   const child = spawn(process.execPath, [...entry.execArgv, fileURLToPath(entry.url), marker.path], {
     stdio: ['ignore', 'inherit', 'pipe', 'pipe', 'pipe', ...(options.inheritFd === undefined ? [] : [options.inheritFd])],
-    env: { ...process.env, [FAULTS_ENV]: faults.join(',') },
+    env: hostEnv(faults),
   })
   const input = child.stdio[3] as Writable
   const output = child.stdio[4] as Readable

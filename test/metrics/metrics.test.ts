@@ -36,6 +36,8 @@ const CIRCLES_FAMILIES: Record<string, MetricFamily['type']> = {
   circles_cross_node_tasks_redelivered_total: 'counter',
   circles_cross_node_tasks_expired_total: 'counter',
   circles_cross_node_refused_total: 'counter',
+  circles_cross_node_repeats_refused_total: 'counter',
+  circles_cross_node_poisoned_total: 'counter',
   circles_redis_reconnects_total: 'counter',
   circles_cross_node_queue_depth: 'gauge',
   circles_redis_connected: 'gauge',

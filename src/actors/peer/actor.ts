@@ -2,7 +2,7 @@ import { createActor, type Actor } from 'xstate'
 import { randomUUID } from 'node:crypto'
 import { circlesError, type CirclesError } from '../../errors/index.js'
 import type { PublicKeyHex } from '../../identity/index.js'
-import { canRun, canWrite, type Policy } from '../../policy/index.js'
+import { canRun, canWrite, runRefusal, type Policy } from '../../policy/index.js'
 import { failedRun, type RunOutcome, type RunReceipt } from '../../protocol/index.js'
 import type { RunLimits, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
@@ -148,13 +148,7 @@ export class PeerActor implements ChildHandle {
    */
   play(request: PlayRequest): Promise<PlayOutcome> {
     const { policy, pubkey, limits } = this.settings
-    if (!canRun(policy, request.caller, pubkey)) {
-      return Promise.reject(
-        request.caller === ''
-          ? circlesError('AUTH_REQUIRED', 'This circle does not admit anonymous callers: authenticate first')
-          : circlesError('FORBIDDEN', "The circle's policy does not let this caller run scripts"),
-      )
-    }
+    if (!canRun(policy, request.caller, pubkey)) return Promise.reject(runRefusal(request.caller))
     if (this.ended || this.stopping) return Promise.reject(circlesError('SHUTTING_DOWN', 'The peer context is stopping'))
     if (this.load >= this.settings.mailboxCapacity) {
       return Promise.reject(

@@ -30,6 +30,11 @@ export interface PeerHostOptions {
   readonly onSupervisorEvent?: (event: SupervisorEvent) => void
   /** Called when a peer is registered for the first time (the Redis bridge claims its lease). */
   readonly onRegistered?: (pubkey: PublicKeyHex) => void
+  /**
+   * Called when a registered peer is given a policy again (the Redis bridge writes the hint its
+   * lease carries); spawnPeer resolves once it has.
+   */
+  readonly onPolicyChanged?: (pubkey: PublicKeyHex) => Promise<void> | void
 }
 
 export interface SpawnPeerOptions extends PeerOverrides {
@@ -82,6 +87,7 @@ export class PeerHost {
   private readonly defaults: PeerOverrides
   private readonly shutdownMs: number
   private readonly onRegistered: ((pubkey: PublicKeyHex) => void) | undefined
+  private readonly onPolicyChanged: ((pubkey: PublicKeyHex) => Promise<void> | void) | undefined
   private readonly entries = new Map<PublicKeyHex, Entry>()
   private stopping = false
   /** Actors built, passivated and crashed since start (for metrics). */
@@ -93,6 +99,7 @@ export class PeerHost {
     this.defaults = options.defaults ?? {}
     this.shutdownMs = options.shutdownMs ?? DEFAULTS.DRAIN_TIMEOUT_MS
     this.onRegistered = options.onRegistered
+    this.onPolicyChanged = options.onPolicyChanged
     this.supervisor = new Supervisor({
       id: 'peers',
       flags: { strategy: 'one_for_one', intensity: 0, periodMs: 1 },
@@ -130,8 +137,10 @@ export class PeerHost {
     const facts = { circle: pubkey, root, dbPathLabel: pubkey, limits: settings.limits, quota: settings.quota }
     const existing = this.entries.get(pubkey)
     if (existing !== undefined) {
+      const changed = JSON.stringify(existing.settings.policy) !== JSON.stringify(policy)
       existing.settings = settings
       existing.context = this.pool.register(facts, existing.context)
+      if (changed) await this.onPolicyChanged?.(pubkey)
     } else {
       this.entries.set(pubkey, { settings, context: this.pool.register(facts), actor: undefined })
       this.onRegistered?.(pubkey)
