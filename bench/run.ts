@@ -121,7 +121,18 @@ function holdIdle(url: string, connections: number): Promise<{ stop: () => void 
   })
 }
 
-function row(label: string, r: LoadResult, ceiling?: number): (string | number)[] {
+/** A load result with the CPU the node and its sandbox hosts spent per request (warm-up included on both sides). */
+type CpuLoadResult = LoadResult & { readonly cpu_us_per_request?: number }
+
+/** Run a load against a Circles server, reading the CPU it and its hosts used meanwhile. */
+async function loadWithCpu(server: Server, config: LoadConfig, core?: string): Promise<CpuLoadResult> {
+  const before = (await server.command({ cmd: 'cpu' })) as { cpu_ms: number }
+  const result = await load(config, core)
+  const after = (await server.command({ cmd: 'cpu' })) as { cpu_ms: number }
+  return { ...result, cpu_us_per_request: ((after.cpu_ms - before.cpu_ms) * 1000) / result.total_requests }
+}
+
+function row(label: string, r: CpuLoadResult, ceiling?: number): (string | number)[] {
   return [
     label,
     r.connections,
@@ -131,6 +142,7 @@ function row(label: string, r: LoadResult, ceiling?: number): (string | number)[
     r.latency_ms.p90,
     r.latency_ms.p99,
     r.latency_ms.max,
+    r.cpu_us_per_request ?? '—',
     r.errors,
   ]
 }
@@ -205,7 +217,7 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
   const via = (key: string) => `${front.info['url']!}${key}`
   const common = { mode: 'play', connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial } as const
   say('cross-node: local play on the owner node, 50 connections (for the ratio)')
-  const local = await load({ ...common, url: owner.info['url']! })
+  const local = await loadWithCpu(owner, { ...common, url: owner.info['url']! })
   say('cross-node: 1 context on node 2, clients on node 1, 50 connections')
   const one = await load({ ...common, url: via(owner.info['circle']!) })
   say('cross-node: 50 contexts on node 2, clients on node 1, 50 connections')
@@ -238,7 +250,7 @@ async function crossNodeOnly(): Promise<void> {
     console.log(`cross-node: not measured (${cross.reason})`)
     return
   }
-  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
+  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors']
   console.log(
     table(headers, [
       row('local play on the owner node', cross.local),
@@ -278,16 +290,16 @@ async function main(): Promise<void> {
   // Circles local.
   const node = await startServer('./servers/circles-server.js', nodeEnv(), ['--expose-gc'])
   const url = node.info['url']!
-  const local: Record<'trivial' | 'small', LoadResult[]> = { trivial: [], small: [] }
+  const local: Record<'trivial' | 'small', CpuLoadResult[]> = { trivial: [], small: [] }
   for (const script of ['trivial', 'small'] as const) {
     for (const connections of PLAN.connections) {
       say(`Circles local, ${script} script, ${connections} connections`)
-      local[script].push(await load({ mode: 'play', url, ...timed(connections, SCRIPTS[script]) }))
+      local[script].push(await loadWithCpu(node, { mode: 'play', url, ...timed(connections, SCRIPTS[script]) }))
     }
   }
   say(`Circles local, ${PLAN.manyContexts} connections to ${PLAN.manyContexts} different contexts`)
   const { urls } = (await node.command({ cmd: 'urls', count: PLAN.manyContexts })) as { urls: string[] }
-  const manyContexts = await load({ mode: 'play', url, urls, ...timed(PLAN.manyContexts) })
+  const manyContexts = await loadWithCpu(node, { mode: 'play', url, urls, ...timed(PLAN.manyContexts) })
 
   // Auth under load.
   say('auth: handshakes/s')
@@ -324,7 +336,7 @@ async function main(): Promise<void> {
   // The same node with in-process sandbox hosts ('thread' isolation): what process isolation costs.
   say('Circles local, thread isolation, trivial script, 50 connections')
   const threadNode = await startServer('./servers/circles-server.js', nodeEnv('thread'))
-  const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, ...timed(50) })
+  const threadIsolation = await loadWithCpu(threadNode, { mode: 'play', url: threadNode.info['url']!, ...timed(50) })
   await threadNode.stop()
 
   // Pinned: every server process on one core, the load generator on the other. The one-core
@@ -338,14 +350,14 @@ async function main(): Promise<void> {
     say('pinned: the engine alone on that core')
     const enginePinned = await engine('trivial', false, SERVER_CORE)
     const limit = 1 / (1 / echoPinned.per_second + 1 / enginePinned.runs_per_second)
-    const rows: Record<string, LoadResult> = {}
+    const rows: Record<string, CpuLoadResult> = {}
     for (const isolation of ['process', 'thread'] as const) {
       say(`pinned: Circles, ${isolation} isolation, trivial script, 50 connections`)
       const n = await startServer('./servers/circles-server.js', nodeEnv(isolation), [], SERVER_CORE)
-      rows[isolation] = await load({ mode: 'play', url: n.info['url']!, ...timed(50) }, LOAD_CORE)
+      rows[isolation] = await loadWithCpu(n, { mode: 'play', url: n.info['url']!, ...timed(50) }, LOAD_CORE)
       if (isolation === 'process') {
         say('pinned: Circles, process isolation, ~1 KB script, 50 connections')
-        rows['small'] = await load({ mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small) }, LOAD_CORE)
+        rows['small'] = await loadWithCpu(n, { mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small) }, LOAD_CORE)
       }
       await n.stop()
     }
@@ -429,7 +441,7 @@ async function main(): Promise<void> {
     seconds: (performance.now() - started) / 1000,
   }
 
-  const headers = ['run', 'conns', 'req/s', '÷ ceiling A', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
+  const headers = ['run', 'conns', 'req/s', '÷ ceiling A', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors']
   const rows: (string | number)[][] = []
   for (const r of ceilingA) rows.push(row('ceiling A: ws echo', r))
   for (const script of ['trivial', 'small'] as const) {
@@ -450,7 +462,7 @@ async function main(): Promise<void> {
     console.log('')
     console.log(
       table(
-        ['pinned (servers on core 0, load on core 1)', 'conns', 'req/s', '÷ one-core limit', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
+        ['pinned (servers on core 0, load on core 1)', 'conns', 'req/s', '÷ one-core limit', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors'],
         [
           row('ceiling A: ws echo', pinned['echo'] as LoadResult),
           row('Circles, process isolation, trivial', pinned['process'] as LoadResult, limit),
@@ -467,7 +479,7 @@ async function main(): Promise<void> {
       ['figure', 'value'],
       [
         ...engines.map((e): [string, string] => [`engine alone, ${e.script}${e.cold ? ', every text new (no compile cache)' : ''} (runs/s)`, formatNumber(e.runs_per_second)]),
-        ...ceilingB.map((b): [string, string] => [`ceiling B: sandbox pool alone, ${b.script} (runs/s)`, formatNumber(b.runs_per_second)]),
+        ...ceilingB.map((b): [string, string] => [`ceiling B: sandbox pool alone, ${b.script} (runs/s; CPU µs/run)`, `${formatNumber(b.runs_per_second)}; ${formatNumber(b.cpu_us_per_run)}`]),
         ['Circles local ÷ ceiling A at 50 connections', `${summary.local_vs_ceiling_a_at_50.toFixed(2)}×`],
         ['Circles local p99 at 50 connections (ms)', formatNumber(summary.local_p99_ms_at_50)],
         ['~1 KB script: warm ÷ every text new (what compiled-script caching buys)', `${summary.compile_cache_speedup_small.toFixed(2)}×`],

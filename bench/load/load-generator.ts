@@ -27,6 +27,8 @@ export interface LoadResult {
   readonly mode: LoadConfig['mode']
   readonly connections: number
   readonly requests: number
+  /** Answers received from the first request to the last, warm-up included (for CPU per request). */
+  readonly total_requests: number
   readonly errors: number
   readonly seconds: number
   readonly per_second: number
@@ -37,11 +39,13 @@ const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig
 const MAX_SAMPLES = 4_000_000
 const samples = new Float64Array(MAX_SAMPLES)
 let count = 0
+let total = 0
 let errors = 0
 let recording = false
 let running = true
 
 function record(latency: number, ok: boolean): void {
+  total++
   if (!recording) return
   if (!ok) errors++
   if (count < MAX_SAMPLES) samples[count] = latency
@@ -177,6 +181,7 @@ async function main(): Promise<void> {
     mode: config.mode,
     connections: config.connections,
     requests: count,
+    total_requests: total,
     errors,
     seconds,
     per_second: count / seconds,

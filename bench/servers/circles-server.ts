@@ -10,6 +10,7 @@
  *   {"cmd":"urls","count":N}         → ws URLs of the first N spawned contexts (spawning as needed)
  *   {"cmd":"lag-reset"}              → starts a new event-loop delay histogram
  *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
+ *   {"cmd":"cpu"}                    → {"cpu_ms"}: CPU time used so far by the node and its sandbox hosts
  *
  * Cross-node: with BENCH_REDIS_URL (and BENCH_REDIS_PREFIX) the node joins the others through
  * Redis; BENCH_CONTEXTS=N makes it host N more contexts, whose keys it prints as `contexts`
@@ -24,6 +25,7 @@ import { CircleNode } from '../../src/node/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { createLogger } from '../../src/log/index.js'
 import { parseRedisTarget } from '../../src/queue/index.js'
+import { cpuMsOf } from '../lib/cpu.js'
 
 const processes = Number(process.env['BENCH_SANDBOX_PROCESSES'] ?? '1')
 const isolation = process.env['BENCH_SANDBOX_ISOLATION'] === 'thread' ? 'thread' : 'process'
@@ -83,6 +85,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     switch (command.cmd) {
       case 'memory':
         return reply(await memory())
+      case 'cpu':
+        return reply({ cpu_ms: cpuMsOf([process.pid, ...node.sandbox.pids]) })
       case 'stats':
         return reply({ hosts: node.sandbox.stats })
       case 'spawn': {
