@@ -39,7 +39,7 @@ export async function measureSandbox(processes: number, scriptName: keyof typeof
   // Each context keeps a window of runs in flight, as a busy peer actor does.
   const loop = async (circle: string) => {
     const ref = pool.register({ circle, root: join(dbPath, circle), dbPathLabel: circle, quota: DEFAULT_QUOTA, limits: DEFAULT_LIMITS })
-    const request = { script, caller: circle, canWrite: true, timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS }
+    const request = { script, caller: circle, canWrite: true, canCall: false, timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS }
     const one = async (): Promise<void> => {
       while (!stop) {
         const outcome = await pool.run(ref, request)

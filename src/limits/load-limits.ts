@@ -133,6 +133,26 @@ export class LoadLimits {
   }
 
   /**
+   * A call by a run of context `context`, in a workflow that a client at `address` started
+   * (undefined: a local caller). It is judged by both: the crash quarantine of the calling
+   * context or of the address refuses it, and it costs a play of each (when the limits apply to
+   * the address).
+   */
+  call(context: string, address: string | undefined): CirclesError | undefined {
+    const contextWait = this.quarantine.empty ? 0 : this.quarantine.remaining(`circle:${context}`)
+    if (contextWait > 0) return limited('quarantine', contextWait, 'Scripts run in the calling context crashed the sandbox: its calls are refused for a while')
+    if (address === undefined || !this.applies(address)) return undefined
+    const addressKey = `address:${address}`
+    const addressWait = this.quarantine.empty ? 0 : this.quarantine.remaining(addressKey)
+    if (addressWait > 0) return limited('quarantine', addressWait, 'Scripts sent from this address crashed the sandbox: it is refused for a while')
+    const wait = Math.max(this.plays.wait(context), this.plays.wait(addressKey))
+    if (wait > 0) return limited('plays', wait, 'Too many plays and calls from this workflow')
+    this.plays.take(context)
+    this.plays.take(addressKey)
+    return undefined
+  }
+
+  /**
    * A run from `origin` in `circle` was executing when its sandbox host died. Returns the
    * back-offs now served by the circle and by the address (undefined when limits do not apply to it).
    */

@@ -13,7 +13,7 @@ export interface MetricSources {
   readonly peers: () => { readonly registered: number; readonly active: number }
   readonly tasksQueued: () => number
   readonly verifierQueued: () => number
-  readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
+  readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly waiting: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
   readonly quarantined: () => number
   /** Cross-node figures, when the node is clustered. */
   readonly crossNode: () =>
@@ -42,6 +42,8 @@ export class NodeMetrics {
   private readonly connections: Counter<string>
   private readonly playSeconds: Histogram<'code'>
   private readonly rateLimited: Counter<'limit'>
+  private readonly calls: Counter<'outcome'>
+  private readonly callChildren = new Map<string, ReturnType<Counter<'outcome'>['labels']>>()
   private readonly supervisorRestarts: Counter<'supervisor' | 'child'>
   private readonly supervisorEscalations: Counter<'supervisor'>
   private readonly requestChildren = new Map<string, ReturnType<Counter<'method'>['labels']>>()
@@ -62,6 +64,7 @@ export class NodeMetrics {
       buckets: PLAY_BUCKETS_SECONDS,
       registers,
     })
+    this.calls = new Counter({ name: 'circles_calls_total', help: 'Calls scripts made to other contexts, by outcome (ok or the error code)', labelNames: ['outcome'], registers })
     this.rateLimited = new Counter({ name: 'circles_rate_limited_total', help: 'Requests and connections refused by a load limit or the crash quarantine, by limit', labelNames: ['limit'], registers })
     this.supervisorRestarts = new Counter({ name: 'circles_supervisor_restarts_total', help: 'Children restarted by a supervisor', labelNames: ['supervisor', 'child'], registers })
     this.supervisorEscalations = new Counter({ name: 'circles_supervisor_escalations_total', help: 'Supervisors that gave up (restart intensity exceeded)', labelNames: ['supervisor'], registers })
@@ -87,6 +90,15 @@ export class NodeMetrics {
       registers,
       collect() {
         for (const h of sources.hosts()) this.set({ host: String(h.index) }, h.queued)
+      },
+    })
+    new Gauge({
+      name: 'circles_sandbox_runs_waiting',
+      help: 'Runs suspended on a sandbox host, waiting on their calls',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        for (const h of sources.hosts()) this.set({ host: String(h.index) }, h.waiting)
       },
     })
     const hostCounter = (name: string, help: string, read: (h: ReturnType<MetricSources['hosts']>[number]) => number) => {
@@ -171,6 +183,13 @@ export class NodeMetrics {
     let child = this.playChildren.get(code)
     if (child === undefined) this.playChildren.set(code, (child = this.playSeconds.labels(code)))
     child.observe(seconds)
+  }
+
+  /** A call settled: `outcome` is `ok` or the error's code. */
+  call(outcome: string): void {
+    let child = this.callChildren.get(outcome)
+    if (child === undefined) this.callChildren.set(outcome, (child = this.calls.labels(outcome)))
+    child.inc()
   }
 
   limited(limit: string): void {

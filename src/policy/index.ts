@@ -2,6 +2,7 @@ export {
   DEFAULT_POLICY,
   parsePolicy,
   canRun,
+  canCall,
   canWrite,
   admitsAnonymous,
   type Policy,

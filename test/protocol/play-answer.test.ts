@@ -18,10 +18,10 @@ const receipt = { taskId: 'task-1', queuedMs: 0.1234567 }
 
 t.test('encodePlayAnswer(id, outcome, receipt): success', async (t) => {
   const cases: [string, RunOutcome, Partial<PlayResult>][] = [
-    ['a string value: output only', { code: null, message: '', body: '"output":"Alice","logs":["hi"]', runMs: 1, cpuMs: 0.5 }, { output: 'Alice', logs: ['hi'] }],
-    ['an object: output and result', { code: null, message: '', body: '"output":"{\\"a\\":1}","result":{"a":1},"logs":[]', runMs: 1, cpuMs: 0.5 }, { output: '{"a":1}', result: { a: 1 } }],
-    ['undefined', { code: null, message: '', body: '"output":"","result":null,"logs":[]', runMs: 1, cpuMs: 0.5 }, { output: '', result: null }],
-    ['cut logs', { code: null, message: '', body: '"output":"x","logs":["a"],"logs_truncated":true', runMs: 1, cpuMs: 0.5 }, { logs: ['a'], logs_truncated: true }],
+    ['a string value: output only', { code: null, message: '', body: '"output":"Alice","logs":["hi"]', runMs: 1, cpuMs: 0.5, callsMs: 0 }, { output: 'Alice', logs: ['hi'] }],
+    ['an object: output and result', { code: null, message: '', body: '"output":"{\\"a\\":1}","result":{"a":1},"logs":[]', runMs: 1, cpuMs: 0.5, callsMs: 0 }, { output: '{"a":1}', result: { a: 1 } }],
+    ['undefined', { code: null, message: '', body: '"output":"","result":null,"logs":[]', runMs: 1, cpuMs: 0.5, callsMs: 0 }, { output: '', result: null }],
+    ['cut logs', { code: null, message: '', body: '"output":"x","logs":["a"],"logs_truncated":true', runMs: 1, cpuMs: 0.5, callsMs: 0 }, { logs: ['a'], logs_truncated: true }],
   ]
   for (const [label, outcome, expected] of cases) {
     for (const id of [7, 'req-1', null] as const) {
@@ -36,7 +36,7 @@ t.test('encodePlayAnswer(id, outcome, receipt): success', async (t) => {
 })
 
 t.test('encodePlayAnswer(id, outcome, receipt): error', async (t) => {
-  const outcome: RunOutcome = { code: 'SCRIPT_ERROR', message: 'Error: "quoted" \u2028 kaboom', body: '"logs":["before"],"logs_truncated":true', runMs: 2, cpuMs: 1 }
+  const outcome: RunOutcome = { code: 'SCRIPT_ERROR', message: 'Error: "quoted" \u2028 kaboom', body: '"logs":["before"],"logs_truncated":true', runMs: 2, cpuMs: 1, callsMs: 0 }
   const answer = JSON.parse(encodePlayAnswer('x', outcome, receipt)) as { id: unknown; error: { code: number; message: string; data: Record<string, unknown> } }
   t.equal(answer.id, 'x')
   t.equal(answer.error.code, ERROR_REGISTRY.SCRIPT_ERROR.rpc)
@@ -53,9 +53,9 @@ t.test('encodePlayAnswer(id, outcome, receipt): error', async (t) => {
 })
 
 t.test('playResultOf(outcome, receipt) decodes the same text', async (t) => {
-  const ok = playResultOf({ code: null, message: '', body: '"output":"2","result":2,"logs":[]', runMs: 0.5, cpuMs: 0.25 }, receipt)
+  const ok = playResultOf({ code: null, message: '', body: '"output":"2","result":2,"logs":[]', runMs: 0.5, cpuMs: 0.25, callsMs: 0 }, receipt)
   t.same(ok, { output: '2', result: 2, logs: [], task_id: 'task-1', timings: { queued_ms: 0.123, run_ms: 0.5, cpu_ms: 0.25 } })
-  t.throws(() => playResultOf({ code: 'FORBIDDEN', message: 'no', body: '"logs":[]', runMs: 0, cpuMs: 0 }, receipt), {
+  t.throws(() => playResultOf({ code: 'FORBIDDEN', message: 'no', body: '"logs":[]', runMs: 0, cpuMs: 0, callsMs: 0 }, receipt), {
     code: 'FORBIDDEN',
     message: 'no',
     details: { logs: [], task_id: 'task-1' },
