@@ -70,6 +70,8 @@ export type PeerTermination = 'passivated' | 'stopped' | 'crashed'
 /** How long a drain waits on an empty mailbox before it ends (see pump). */
 const DRAIN_LINGER_MS = 20
 
+const stoppedBeforeRunning = (): CirclesError => circlesError('SHUTTING_DOWN', 'The peer context stopped before running this task')
+
 function fail(task: Task, error: CirclesError): void {
   if (task.status === 'completed' || task.status === 'error') return
   task.status = 'error'
@@ -131,7 +133,7 @@ export class PeerActor implements ChildHandle {
         }
         if (snapshot.status !== 'done') return
         const reason = snapshot.value === 'passivated' ? 'passivated' : 'stopped'
-        this.end(reason, circlesError('SHUTTING_DOWN', 'The peer context stopped before running this task'))
+        this.end(reason, stoppedBeforeRunning())
       },
       error: () => this.end('crashed', circlesError('WORKER_CRASHED', 'The peer context running this task crashed')),
     })
@@ -320,6 +322,12 @@ export class PeerActor implements ChildHandle {
   /** Finish the running runs, answer queued tasks SHUTTING_DOWN, and stop. */
   async stop(): Promise<void> {
     this.stopping = true
+    // Answered now, not once the running runs are done: a run of another stopping context may
+    // be waiting on one of these calls, and on it the runs here may be waiting in turn.
+    const error = stoppedBeforeRunning()
+    for (let i = this.head; i < this.queue.length; i++) fail(this.queue[i]!, error)
+    this.queue = []
+    this.head = 0
     if (this.inFlight === 0) this.endDrain()
     this.actor.send({ type: 'STOP' })
     await this.done
