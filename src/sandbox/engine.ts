@@ -96,7 +96,9 @@ interface LiveRun {
 }
 
 const TIMED_OUT = 'Script execution timed out.'
-const BOOTSTRAP_SOURCE = `(${realmBootstrap.toString()})`
+// A loader that keeps function names (esbuild's, running these sources under the tests) wraps
+// functions in calls to a helper of the module: give the bootstrap a do-nothing one of its own.
+const BOOTSTRAP_SOURCE = `((__name) => (${realmBootstrap.toString()}))((fn) => fn)`
 const SEED_POOL_BYTES = 4096
 /** Time the microtasks an aborted run left queued get before they are dropped (see recover). */
 const FLUSH_TIMEOUT_MS = 5
