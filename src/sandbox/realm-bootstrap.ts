@@ -121,7 +121,6 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
   const parse = JSON.parse
   const NativePromise = Promise
   const promiseThen = Promise.prototype.then
-  const promiseReject = Promise.reject
   const hasOwn = Object.hasOwn
   const isArray = Array.isArray
   const isInteger = Number.isInteger
@@ -465,8 +464,25 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
   const records = new NativeMap<number, RunRecord>()
   const MAX_TIMEOUT_MS = 2147483647
 
-  function callError(message: string): Promise<never> {
-    return apply(promiseReject, NativePromise, [hostError('INVALID_PARAMS', message)]) as Promise<never>
+  function ignore(): void {}
+
+  /**
+   * A call's promise. It is marked handled: a rejection the script never looks at is dropped
+   * with the call (as its result would be), not reported as unhandled — which would end the
+   * script's whole slice as if it had been aborted.
+   */
+  function callPromise(executor: (resolve: (value: unknown) => void, reject: (error: unknown) => void) => void): Promise<unknown> {
+    const promise = new NativePromise(executor)
+    apply(promiseThen, promise, [undefined, ignore])
+    return promise
+  }
+
+  function refusedCall(code: string, message: string): Promise<unknown> {
+    return callPromise((_, reject) => reject(hostError(code, message)))
+  }
+
+  function callError(message: string): Promise<unknown> {
+    return refusedCall('INVALID_PARAMS', message)
   }
 
   function run(runId: number, source: string, caller: string, chain: string | undefined, circle: string, dbPath: string, s0: number, s1: number, s2: number, s3: number): RealmResult {
@@ -553,9 +569,9 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
         }
       }
       const answer = hostCall('call', runId, peer, script, timeoutMs)
-      if (!answer[0]) return apply(promiseReject, NativePromise, [hostError(answer[1], answer[2])]) as Promise<never>
+      if (!answer[0]) return refusedCall(answer[1], answer[2])
       const calls = recordOf().calls
-      return new NativePromise((resolve, reject) => {
+      return callPromise((resolve, reject) => {
         apply(mapSet, calls, [answer[1] as number, [resolve, reject]])
       })
     }

@@ -68,6 +68,10 @@ t.test('refusals reject the call with the callee’s coded error, which the call
   t.test('uncaught, the callee’s error is the caller’s answer', async (t) => {
     t.match(await client.play(K('a'), `call('${K('closed')}', '1')`), { ok: false, code: 'FORBIDDEN' })
   })
+  t.test('a refusal the script never looks at is dropped with the call', async (t) => {
+    t.match(await client.play(K('a'), `call('${K('closed')}', '1'); 'fine'`), ok('fine'), 'refused at once')
+    t.match(await client.play(K('a'), `(async () => { call('${K('b')}', 'throw 1'); return await call('${K('c')}', '2') })()`), ok(2), 'rejected while the run waited on another call')
+  })
 })
 
 t.test('a context whose call policy does not admit the client cannot call out', async (t) => {
