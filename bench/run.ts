@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { renderChart } from './lib/chart.js'
 import { formatNumber, machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
-import { SCRIPTS } from './lib/scripts.js'
+import { callingScript, SCRIPTS } from './lib/scripts.js'
 import type { EngineFigure } from './engine.bench.js'
 import { measureSandbox, type SandboxFigure } from './sandbox.bench.js'
 import type { LoadConfig, LoadResult } from './load/load-generator.js'
@@ -264,7 +264,7 @@ async function crossNodeOnly(): Promise<void> {
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 15 + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 16 + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
@@ -297,6 +297,9 @@ async function main(): Promise<void> {
       local[script].push(await loadWithCpu(node, { mode: 'play', url, ...timed(connections, SCRIPTS[script]) }))
     }
   }
+  // A play whose script calls another context of the node: each request is two runs and a call.
+  say('Circles local, a play that calls another context, 50 connections')
+  const calls = await loadWithCpu(node, { mode: 'play', url: `${url}${node.info['caller']!}`, ...timed(50, callingScript(node.info['callee']!)) })
   say(`Circles local, ${PLAN.manyContexts} connections to ${PLAN.manyContexts} different contexts`)
   const { urls } = (await node.command({ cmd: 'urls', count: PLAN.manyContexts })) as { urls: string[] }
   const manyContexts = await loadWithCpu(node, { mode: 'play', url, urls, ...timed(PLAN.manyContexts) })
@@ -400,6 +403,8 @@ async function main(): Promise<void> {
     local_vs_ceiling_a_at_50: l50.per_second / a50.per_second,
     local_p99_ms_at_50: l50.latency_ms.p99,
     many_contexts_vs_ceiling_a: manyContexts.per_second / a50.per_second,
+    calls_per_second_at_50: calls.per_second,
+    call_vs_play_at_50: calls.per_second / l50.per_second,
     thread_vs_ceiling_a: threadIsolation.per_second / a50.per_second,
     local_vs_ceiling_b: l50.per_second / ceilingB[0]!.runs_per_second,
     compile_cache_speedup_small: warm('small').runs_per_second / coldRun('small').runs_per_second,
@@ -432,6 +437,7 @@ async function main(): Promise<void> {
     ceiling_b: ceilingB,
     local,
     local_many_contexts: manyContexts,
+    local_calls: calls,
     local_thread_isolation: threadIsolation,
     pinned: pinned ?? null,
     cross_node: cross,
@@ -447,6 +453,7 @@ async function main(): Promise<void> {
   for (const script of ['trivial', 'small'] as const) {
     for (const r of local[script]) rows.push(row(`Circles local, ${script}`, r, at(ceilingA, r.connections)?.per_second))
   }
+  rows.push(row('Circles, a play that calls another context', calls, a50.per_second))
   rows.push(row(`Circles, ${PLAN.manyContexts} contexts, trivial`, manyContexts, a50.per_second))
   rows.push(row('Circles, thread isolation, trivial', threadIsolation, a50.per_second))
   rows.push(row('play, quiet', quiet, a50.per_second))
@@ -482,6 +489,8 @@ async function main(): Promise<void> {
         ...ceilingB.map((b): [string, string] => [`ceiling B: sandbox pool alone, ${b.script} (runs/s; CPU µs/run)`, `${formatNumber(b.runs_per_second)}; ${formatNumber(b.cpu_us_per_run)}`]),
         ['Circles local ÷ ceiling A at 50 connections', `${summary.local_vs_ceiling_a_at_50.toFixed(2)}×`],
         ['Circles local p99 at 50 connections (ms)', formatNumber(summary.local_p99_ms_at_50)],
+        ['calls/s at 50 connections (a play that calls another context)', formatNumber(calls.per_second)],
+        ['p50 / p99 of a play that calls, beside a plain play, 50 connections (ms)', `${formatNumber(calls.latency_ms.p50)} / ${formatNumber(calls.latency_ms.p99)} beside ${formatNumber(l50.latency_ms.p50)} / ${formatNumber(l50.latency_ms.p99)}`],
         ['~1 KB script: warm ÷ every text new (what compiled-script caching buys)', `${summary.compile_cache_speedup_small.toFixed(2)}×`],
         ['handshakes/s (fetch_nonce + sign + authenticate, 8 loops)', formatNumber(handshakes.per_second)],
         ['play p99 during bad-signature flood ÷ quiet', `${summary.flood_p99_ratio.toFixed(2)}×`],
