@@ -5,7 +5,7 @@ import { circlesError, type CirclesError } from '../../errors/index.js'
 import type { PublicKeyHex } from '../../identity/index.js'
 import { canCall, canRun, canWrite, type Policy } from '../../policy/index.js'
 import { failedRun, type RunOutcome, type RunReceipt } from '../../protocol/index.js'
-import type { CallPort, RunLimits, RunOptions, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
+import type { CallPort, RunLimits, RunOptions, RunRequest, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
 import { peerMachine, type PeerMachine } from './machine.js'
@@ -264,14 +264,11 @@ export class PeerActor implements ChildHandle {
       if (request.signal?.aborted === true) return void Promise.resolve(failedRun('CALL_CANCELLED')).then(answer)
       if (timeoutMs < 1) return void Promise.resolve(failedRun('SCRIPT_TIMEOUT', `The calling run's time was up before this call ran`)).then(answer)
     }
-    const run = {
-      script: request.script,
-      caller: request.caller,
-      canWrite: task.canWrite,
-      canCall: task.canCall,
-      timeoutMs,
-      ...(request.chain === undefined ? {} : { chain: request.chain }),
-    }
+    const { script, caller, chain } = request
+    const run: RunRequest =
+      chain === undefined
+        ? { script, caller, canWrite: task.canWrite, canCall: task.canCall, timeoutMs }
+        : { script, caller, canWrite: task.canWrite, canCall: task.canCall, timeoutMs, chain }
     let options: RunOptions | undefined
     if (task.canCall || request.signal !== undefined) {
       options = {
