@@ -107,6 +107,8 @@ function emit(buf: Buffer): void {
 interface OpenContext {
   facts: SandboxContext
   run: RunContext | undefined
+  /** Its runs suspended on calls: they hold its open namespace, which must stay the only one. */
+  waiting: number
 }
 
 const contexts = new Map<number, OpenContext>()
@@ -115,8 +117,8 @@ const openOrder = new Map<number, OpenContext>()
 /** Limits and quotas are the same for most contexts: one object each. */
 const interned = new Map<string, SandboxContext['limits'] | SandboxContext['quota']>()
 const engines = new Map<string, Engine>()
-/** Runs suspended on this thread, waiting on calls: the seq of their RUN → the engine holding them. */
-const suspended = new Map<number, Engine>()
+/** Runs suspended on this thread, waiting on calls: the seq of their RUN → the engine holding them, and their context. */
+const suspended = new Map<number, { readonly engine: Engine; readonly open: OpenContext }>()
 let seq = 0
 
 function engineFor(facts: SandboxContext): Engine {
@@ -172,10 +174,13 @@ function intern<T extends SandboxContext['limits'] | SandboxContext['quota']>(va
 function touch(ctxId: number, open: OpenContext): void {
   openOrder.delete(ctxId)
   openOrder.set(ctxId, open)
-  if (openOrder.size > MAX_OPEN_CONTEXTS) {
+  // Close the least recently run namespace — passing over those whose runs wait on calls: a
+  // second store opened for one of them would count its size apart from the first.
+  for (let tries = openOrder.size; openOrder.size > MAX_OPEN_CONTEXTS && tries > 0; tries--) {
     const [oldestId, oldest] = openOrder.entries().next().value as [number, OpenContext]
     openOrder.delete(oldestId)
-    oldest.run = undefined
+    if (oldest.waiting > 0) openOrder.set(oldestId, oldest)
+    else oldest.run = undefined
   }
 }
 
@@ -196,34 +201,45 @@ function startRun(runSeq: number, message: RunMessage): void {
   const engine = engineFor(open.facts)
   const rebuilds = engine.rebuilds
   const request = { script, caller, canWrite: (flags & RUN_FLAG.WRITE) !== 0, canCall: (flags & RUN_FLAG.CALL) !== 0, timeoutMs, ...(chain === undefined ? {} : { chain }) }
-  reply(runSeq, engine, rebuilds, engine.start(runSeq, request, ctx))
+  reply(runSeq, { engine, open }, rebuilds, engine.start(runSeq, request, ctx))
 }
 
 /** Continue suspended run `runSeq` (a call settled, or its time is up). */
 function continueRun(runSeq: number, next: (engine: Engine) => Slice | undefined): void {
-  const engine = suspended.get(runSeq)
-  const rebuilds = engine?.rebuilds ?? 0
-  reply(runSeq, engine, rebuilds, engine === undefined ? undefined : next(engine))
+  const held = suspended.get(runSeq)
+  const rebuilds = held?.engine.rebuilds ?? 0
+  reply(runSeq, held, rebuilds, held === undefined ? undefined : next(held.engine))
+}
+
+function release(runSeq: number): void {
+  const held = suspended.get(runSeq)
+  if (held === undefined) return
+  suspended.delete(runSeq)
+  held.open.waiting--
 }
 
 /**
  * The reply to slice `seq` of run `runSeq`, and the outcomes of runs the slice's abort
  * interrupted. Written at once when the slice changed the namespace or suspended its run.
  */
-function reply(runSeq: number, engine: Engine | undefined, rebuilds: number, slice: Slice | undefined): void {
+function reply(runSeq: number, held: { readonly engine: Engine; readonly open: OpenContext } | undefined, rebuilds: number, slice: Slice | undefined): void {
+  const engine = held?.engine
   const flags = engine !== undefined && engine.rebuilds !== rebuilds ? FLAG_REBUILT : 0
   let urgent = engine?.changed === true
   if (slice === undefined) pending.push(encodeSkipped(seq))
   else if (slice.type === 'done') {
-    suspended.delete(runSeq)
+    release(runSeq)
     pending.push(encodeOutcome(seq, slice.outcome, flags))
   } else {
-    suspended.set(runSeq, engine!)
+    if (!suspended.has(runSeq)) {
+      suspended.set(runSeq, held!)
+      held!.open.waiting++
+    }
     pending.push(encodeSuspended(seq, slice.remainingMs, slice.calls.map((c) => [c.id, c.peer, c.script, c.timeoutMs] as const)))
     urgent = true
   }
   for (const [key, outcome] of engine?.takeInterrupted() ?? []) {
-    suspended.delete(key)
+    release(key)
     pending.push(encodeOutcome(key, outcome, FLAG_DETACHED))
     urgent = true
   }
@@ -243,7 +259,7 @@ function remember(ctxId: number, sent: SandboxContext): void {
     return
   }
   openOrder.delete(ctxId)
-  contexts.set(ctxId, { facts, run: undefined })
+  contexts.set(ctxId, { facts, run: undefined, waiting: 0 })
 }
 
 /** Run one frame of messages from the node. */
