@@ -120,6 +120,17 @@ t.test('a fan-out of 16 calls; the 17th in flight is refused', async (t) => {
   t.match(over, ok([...Array.from({ length: 16 }, () => 'ok'), 'CALL_BUDGET_EXCEEDED']))
 })
 
+t.test('a workflow starts 256 runs at most, however its calls are spread over time', async (t) => {
+  // One call at a time, each done before the next: the budget is the workflow's, not the moment's.
+  const answer = await client.play(K('patient'), `(async () => {
+    for (let i = 0; ; i++) {
+      try { await call('${K('b')}', '1') } catch (e) { return [i, e.code, e.message] }
+    }
+  })()`)
+  t.match(answer, ok([255, 'CALL_BUDGET_EXCEEDED', 'call: a workflow may start 256 runs at most']), 'its first run and 255 callees')
+  t.match(await client.play(K('patient'), `call('${K('b')}', '"a new workflow"')`), ok('a new workflow'), 'the next play starts a workflow of its own')
+})
+
 t.test('50 workflows whose calls cross one another all complete on one host', async (t) => {
   const crossing = (from: string, to: string) =>
     client.playMany(K(from), Array.from({ length: 25 }, (_, i) => `(async () => [${i}, await call('${K(to)}', '[CALLER_PUBLIC_KEY, CIRCLE_PUBLIC_KEY]')])()`))
