@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { renderChart } from './lib/chart.js'
 import { formatNumber, machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
-import { SCRIPTS } from './lib/scripts.js'
+import { callingScript, SCRIPTS } from './lib/scripts.js'
 import type { EngineFigure } from './engine.bench.js'
 import { measureSandbox, type SandboxFigure } from './sandbox.bench.js'
 import type { LoadConfig, LoadResult } from './load/load-generator.js'
@@ -68,6 +68,9 @@ interface ServerInfo {
   readonly url?: string
   readonly http?: string
   readonly circle?: string
+  /** Contexts for the calls row: one whose scripts call, and the one they call. */
+  readonly caller?: string
+  readonly callee?: string
   readonly contexts?: string[]
   readonly pid?: number
   readonly host_pids?: number[]
@@ -247,7 +250,16 @@ async function hostileOnly(): Promise<void> {
   })
 }
 
-function row(label: string, r: LoadResult, ceiling?: number): (string | number)[] {
+/** A load result with the CPU the server and its sandbox hosts spent per request, all threads (the load generator's window). */
+type CpuLoadResult = LoadResult & { readonly cpu_us_per_request?: number }
+
+/** Run a load against a Circles server, reading the CPU per request of its threads and its hosts' over the measured window. */
+async function loadWithCpu(server: Server, config: LoadConfig, core?: string): Promise<CpuLoadResult> {
+  const result = await load({ ...config, cpu: cpuOf(server) }, core)
+  return result.cpu_us === undefined ? result : { ...result, cpu_us_per_request: result.cpu_us.total }
+}
+
+function row(label: string, r: CpuLoadResult, ceiling?: number): (string | number)[] {
   return [
     label,
     r.connections,
@@ -257,6 +269,7 @@ function row(label: string, r: LoadResult, ceiling?: number): (string | number)[
     r.latency_ms.p90,
     r.latency_ms.p99,
     r.latency_ms.max,
+    r.cpu_us_per_request ?? '—',
     r.errors,
   ]
 }
@@ -331,7 +344,7 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
   const via = (key: string) => `${front.info['url']!}${key}`
   const common = { mode: 'play', connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial } as const
   say('cross-node: local play on the owner node, 50 connections (for the ratio)')
-  const local = await load({ ...common, url: owner.info['url']! })
+  const local = await loadWithCpu(owner, { ...common, url: owner.info['url']! })
   say('cross-node: 1 context on node 2, clients on node 1, 50 connections')
   const one = await load({ ...common, url: via(owner.info['circle']!) })
   say('cross-node: 50 contexts on node 2, clients on node 1, 50 connections')
@@ -364,7 +377,7 @@ async function crossNodeOnly(): Promise<void> {
     console.log(`cross-node: not measured (${cross.reason})`)
     return
   }
-  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
+  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors']
   console.log(
     table(headers, [
       row('local play on the owner node', cross.local),
@@ -378,7 +391,7 @@ async function crossNodeOnly(): Promise<void> {
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 15 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 16 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
@@ -404,16 +417,19 @@ async function main(): Promise<void> {
   // Circles local.
   const node = await startServer('./servers/circles-server.js', nodeEnv(), ['--expose-gc'])
   const url = node.info['url']!
-  const local: Record<'trivial' | 'small', LoadResult[]> = { trivial: [], small: [] }
+  const local: Record<'trivial' | 'small', CpuLoadResult[]> = { trivial: [], small: [] }
   for (const script of ['trivial', 'small'] as const) {
     for (const connections of PLAN.connections) {
       say(`Circles local, ${script} script, ${connections} connections`)
-      local[script].push(await load({ mode: 'play', url, ...timed(connections, SCRIPTS[script]), cpu: cpuOf(node) }))
+      local[script].push(await loadWithCpu(node, { mode: 'play', url, ...timed(connections, SCRIPTS[script]) }))
     }
   }
+  // A play whose script calls another context of the node: each request is two runs and a call.
+  say('Circles local, a play that calls another context, 50 connections')
+  const calls = await loadWithCpu(node, { mode: 'play', url: `${url}${node.info['caller']!}`, ...timed(50, callingScript(node.info['callee']!)) })
   say(`Circles local, ${PLAN.manyContexts} connections to ${PLAN.manyContexts} different contexts`)
   const { urls } = (await node.command({ cmd: 'urls', count: PLAN.manyContexts })) as { urls: string[] }
-  const manyContexts = await load({ mode: 'play', url, urls, ...timed(PLAN.manyContexts), cpu: cpuOf(node) })
+  const manyContexts = await loadWithCpu(node, { mode: 'play', url, urls, ...timed(PLAN.manyContexts) })
 
   // Auth under load.
   say('auth: handshakes/s')
@@ -450,7 +466,7 @@ async function main(): Promise<void> {
   // The same node with in-process sandbox hosts ('thread' isolation): what process isolation costs.
   say('Circles local, thread isolation, trivial script, 50 connections')
   const threadNode = await startServer('./servers/circles-server.js', nodeEnv('thread'))
-  const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, ...timed(50), cpu: cpuOf(threadNode) })
+  const threadIsolation = await loadWithCpu(threadNode, { mode: 'play', url: threadNode.info['url']!, ...timed(50) })
   await threadNode.stop()
 
   // Pinned: every server process on one core, the load generator on the other. The one-core
@@ -464,14 +480,14 @@ async function main(): Promise<void> {
     say('pinned: the engine alone on that core')
     const enginePinned = await engine('trivial', false, SERVER_CORE)
     const limit = 1 / (1 / echoPinned.per_second + 1 / enginePinned.runs_per_second)
-    const rows: Record<string, LoadResult> = {}
+    const rows: Record<string, CpuLoadResult> = {}
     for (const isolation of ['process', 'thread'] as const) {
       say(`pinned: Circles, ${isolation} isolation, trivial script, 50 connections`)
       const n = await startServer('./servers/circles-server.js', nodeEnv(isolation), [], SERVER_CORE)
-      rows[isolation] = await load({ mode: 'play', url: n.info['url']!, ...timed(50), cpu: cpuOf(n) }, LOAD_CORE)
+      rows[isolation] = await loadWithCpu(n, { mode: 'play', url: n.info['url']!, ...timed(50) }, LOAD_CORE)
       if (isolation === 'process') {
         say('pinned: Circles, process isolation, ~1 KB script, 50 connections')
-        rows['small'] = await load({ mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small), cpu: cpuOf(n) }, LOAD_CORE)
+        rows['small'] = await loadWithCpu(n, { mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small) }, LOAD_CORE)
       }
       await n.stop()
     }
@@ -517,6 +533,8 @@ async function main(): Promise<void> {
     local_cpu_us_at_50: l50.cpu_us ?? null,
     echo_cpu_us_at_50: a50.cpu_us ?? null,
     many_contexts_vs_ceiling_a: manyContexts.per_second / a50.per_second,
+    calls_per_second_at_50: calls.per_second,
+    call_vs_play_at_50: calls.per_second / l50.per_second,
     thread_vs_ceiling_a: threadIsolation.per_second / a50.per_second,
     local_vs_ceiling_b: l50.per_second / ceilingB[0]!.runs_per_second,
     compile_cache_speedup_small: warm('small').runs_per_second / coldRun('small').runs_per_second,
@@ -549,6 +567,7 @@ async function main(): Promise<void> {
     ceiling_b: ceilingB,
     local,
     local_many_contexts: manyContexts,
+    local_calls: calls,
     local_thread_isolation: threadIsolation,
     pinned: pinned ?? null,
     cross_node: cross,
@@ -559,12 +578,13 @@ async function main(): Promise<void> {
     seconds: (performance.now() - started) / 1000,
   }
 
-  const headers = ['run', 'conns', 'req/s', '÷ ceiling A', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
+  const headers = ['run', 'conns', 'req/s', '÷ ceiling A', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors']
   const rows: (string | number)[][] = []
   for (const r of ceilingA) rows.push(row('ceiling A: ws echo', r))
   for (const script of ['trivial', 'small'] as const) {
     for (const r of local[script]) rows.push(row(`Circles local, ${script}`, r, at(ceilingA, r.connections)?.per_second))
   }
+  rows.push(row('Circles, a play that calls another context', calls, a50.per_second))
   rows.push(row(`Circles, ${PLAN.manyContexts} contexts, trivial`, manyContexts, a50.per_second))
   rows.push(row('Circles, thread isolation, trivial', threadIsolation, a50.per_second))
   rows.push(row('play, quiet', quiet, a50.per_second))
@@ -595,7 +615,7 @@ async function main(): Promise<void> {
     console.log('')
     console.log(
       table(
-        ['pinned (servers on core 0, load on core 1)', 'conns', 'req/s', '÷ one-core limit', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
+        ['pinned (servers on core 0, load on core 1)', 'conns', 'req/s', '÷ one-core limit', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors'],
         [
           row('ceiling A: ws echo', pinned['echo'] as LoadResult),
           row('Circles, process isolation, trivial', pinned['process'] as LoadResult, limit),
@@ -612,9 +632,11 @@ async function main(): Promise<void> {
       ['figure', 'value'],
       [
         ...engines.map((e): [string, string] => [`engine alone, ${e.script}${e.cold ? ', every text new (no compile cache)' : ''} (runs/s)`, formatNumber(e.runs_per_second)]),
-        ...ceilingB.map((b): [string, string] => [`ceiling B: sandbox pool alone, ${b.script} (runs/s)`, formatNumber(b.runs_per_second)]),
+        ...ceilingB.map((b): [string, string] => [`ceiling B: sandbox pool alone, ${b.script} (runs/s; CPU µs/run)`, `${formatNumber(b.runs_per_second)}; ${formatNumber(b.cpu_us_per_run)}`]),
         ['Circles local ÷ ceiling A at 50 connections', `${summary.local_vs_ceiling_a_at_50.toFixed(2)}×`],
         ['Circles local p99 at 50 connections (ms)', formatNumber(summary.local_p99_ms_at_50)],
+        ['calls/s at 50 connections (a play that calls another context)', formatNumber(calls.per_second)],
+        ['p50 / p99 of a play that calls, beside a plain play, 50 connections (ms)', `${formatNumber(calls.latency_ms.p50)} / ${formatNumber(calls.latency_ms.p99)} beside ${formatNumber(l50.latency_ms.p50)} / ${formatNumber(l50.latency_ms.p99)}`],
         ['~1 KB script: warm ÷ every text new (what compiled-script caching buys)', `${summary.compile_cache_speedup_small.toFixed(2)}×`],
         ['handshakes/s (fetch_nonce + sign + authenticate, 8 loops)', formatNumber(handshakes.per_second)],
         ['play p99 during bad-signature flood ÷ quiet', `${summary.flood_p99_ratio.toFixed(2)}×`],

@@ -40,6 +40,8 @@ export interface LoadResult {
   readonly mode: LoadConfig['mode']
   readonly connections: number
   readonly requests: number
+  /** Answers received from the first request to the last, warm-up included (for CPU per request). */
+  readonly total_requests: number
   readonly errors: number
   readonly seconds: number
   readonly per_second: number
@@ -54,12 +56,14 @@ const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig
 const MAX_SAMPLES = 4_000_000
 const samples = new Float64Array(MAX_SAMPLES)
 let count = 0
+let total = 0
 let errors = 0
 const codes: Record<string, number> = {}
 let recording = false
 let running = true
 
 function record(latency: number, ok: boolean, answer?: Buffer): void {
+  total++
   if (!recording) return
   if (!ok) {
     errors++
@@ -218,6 +222,7 @@ async function main(): Promise<void> {
     mode: config.mode,
     connections: config.connections,
     requests: count,
+    total_requests: total,
     errors,
     seconds,
     per_second: count / seconds,

@@ -1,6 +1,7 @@
 /**
- * A Circles node for the benchmark, in its own process. Prints `{"url", "http", "circle"}` once
- * listening, then takes JSON-line commands on stdin (answered on stdout) for the footprint
+ * A Circles node for the benchmark, in its own process. Prints `{"url", "http", "circle",
+ * "caller", "callee"}` once listening (`caller`: a context whose clients' scripts may call
+ * out, to `callee`), then takes JSON-line commands on stdin (answered on stdout) for the footprint
  * measurements:
  *   {"cmd":"memory"}                 → {"rss","held"} (held: V8 heap used + external, after GC)
  *   {"cmd":"spawn","count":N}        → registers N passivated peer contexts
@@ -60,6 +61,11 @@ const node = await CircleNode.start({
   ...(redis === undefined ? {} : { redis }),
 })
 const served = node.served[0]!
+// The calls row: any authenticated client's scripts may call out of `caller`, to `callee`.
+const caller = generateKeyPair().publicKey
+const callee = generateKeyPair().publicKey
+await node.peers.spawnPeer({ pubkey: caller, policy: { run: 'authenticated', write: 'owner', call: 'authenticated' } })
+await node.peers.spawnPeer({ pubkey: callee })
 const reply = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`)
 const contexts: string[] = []
 for (let i = 0; i < Number(process.env['BENCH_CONTEXTS'] ?? '0'); i++) {
@@ -68,7 +74,7 @@ for (let i = 0; i < Number(process.env['BENCH_CONTEXTS'] ?? '0'); i++) {
   contexts.push(publicKey)
 }
 await node.redis?.whenServing()
-reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey, contexts, pid: process.pid, host_pids: node.sandbox.pids })
+reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey, caller, callee, contexts, pid: process.pid, host_pids: node.sandbox.pids })
 
 const spawned: string[] = []
 /** The node's own event-loop delay (10 ms sampling), as perf_hooks measures it. */

@@ -61,6 +61,7 @@ function checkPlay(value: Json): string | undefined {
   if (!isObject(timings) || !isFiniteNumber(timings['queued_ms']) || !isFiniteNumber(timings['run_ms']) || !isFiniteNumber(timings['cpu_ms'])) {
     return '"timings" needs numbers queued_ms, run_ms and cpu_ms'
   }
+  if (timings['calls_ms'] !== undefined && !isFiniteNumber(timings['calls_ms'])) return '"timings.calls_ms" is not a number'
   return undefined
 }
 

@@ -51,6 +51,18 @@ export const DEFAULTS = {
   MAILBOX_CAPACITY: 1_024,
   /** Runs of one context handed to the sandbox and not answered yet, at most (the rest wait in its mailbox). */
   MAX_RUNS_IN_FLIGHT_PER_CONTEXT: 64,
+  /** Calls nested in one workflow (client → context → … ): a call deeper than this is CALL_DEPTH_EXCEEDED. */
+  MAX_CALL_DEPTH: 8,
+  /** Runs one workflow (a client's play and every call it leads to) may start; past it a call is CALL_BUDGET_EXCEEDED. */
+  MAX_RUNS_PER_CALL_CHAIN: 256,
+  /** Calls one run may have started and not seen settle; past it `call` is CALL_BUDGET_EXCEEDED. */
+  MAX_CALLS_IN_FLIGHT_PER_RUN: 16,
+  /**
+   * Isolate contexts a sandbox thread keeps, per engine, for runs that were waiting on calls when
+   * another run in their context was aborted (time limit); past it the oldest goes, and the runs
+   * waiting in it are answered RUN_INTERRUPTED.
+   */
+  MAX_RETIRED_CONTEXTS: 8,
   /** A peer context with no work for this long is passivated (rebuilt on the next message). */
   PASSIVATE_AFTER_MS: 60_000,
   /** Largest single stored document (serialised JSON). */

@@ -91,6 +91,21 @@ export const ERROR_REGISTRY = {
   },
   UNKNOWN_CIRCLE: { rpc: -32040, base: 'Error', message: 'No circle with that public key is served here' },
 
+  // Calls between contexts (`call(peer, script)` in a script).
+  CALL_CYCLE: { rpc: -32050, base: 'Error', message: 'The called context is already on this call chain' },
+  CALL_DEPTH_EXCEEDED: { rpc: -32051, base: 'RangeError', message: 'Calls are nested deeper than the node allows' },
+  CALL_BUDGET_EXCEEDED: {
+    rpc: -32052,
+    base: 'RangeError',
+    message: 'Over a call budget: calls in flight from one run, or runs in one workflow',
+  },
+  CALL_CANCELLED: { rpc: -32053, base: 'Error', message: 'The calling run ended before this call started; it was not run' },
+  RUN_INTERRUPTED: {
+    rpc: -32054,
+    base: 'Error',
+    message: 'The run was waiting on a call when another run aborted the sandbox state it was suspended in; it did not complete',
+  },
+
   // Cross-node work (Redis).
   UNAVAILABLE: {
     rpc: -32041,

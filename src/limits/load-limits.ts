@@ -210,6 +210,24 @@ export class LoadLimits {
   }
 
   /**
+   * A call by a run of context `context`, in a workflow that a client at `address` started
+   * (undefined: a local caller). It is judged by both: the crash quarantine of the address in
+   * the calling context (or of the whole calling context) refuses it, and it costs a play of
+   * each (when the limits apply to the address).
+   */
+  call(context: string, address: string | undefined): CirclesError | undefined {
+    const quarantined = this.refusal(context, address ?? '')
+    if (quarantined !== undefined) return quarantined
+    if (address === undefined || !this.applies(address)) return undefined
+    const addressKey = `address:${address}`
+    const wait = Math.max(this.plays.wait(context), this.plays.wait(addressKey))
+    if (wait > 0) return limited('plays', wait, 'Too many plays and calls from this workflow')
+    this.plays.take(context)
+    this.plays.take(addressKey)
+    return undefined
+  }
+
+  /**
    * A run from `origin` ('' when it came from no client) in `circle` was executing when its
    * sandbox host died: the origin is quarantined in the circle, and the circle too once
    * crashes from enough origins within the window.

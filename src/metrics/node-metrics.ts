@@ -13,7 +13,7 @@ export interface MetricSources {
   readonly peers: () => { readonly registered: number; readonly active: number }
   readonly tasksQueued: () => number
   readonly verifierQueued: () => number
-  readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
+  readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly waiting: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
   readonly quarantined: () => number
   /** Bytes of answers waiting on sockets (the send budget's total). */
   readonly sendWaiting: () => number
@@ -46,6 +46,8 @@ export class NodeMetrics {
   private readonly rateLimited: Counter<'limit'>
   private readonly sendBudgetCuts: Counter<'budget'>
   private readonly backpressurePauses: Counter<string>
+  private readonly calls: Counter<'outcome'>
+  private readonly callChildren = new Map<string, ReturnType<Counter<'outcome'>['labels']>>()
   private readonly supervisorRestarts: Counter<'supervisor' | 'child'>
   private readonly supervisorEscalations: Counter<'supervisor'>
   private readonly requestChildren = new Map<string, ReturnType<Counter<'method'>['labels']>>()
@@ -66,6 +68,7 @@ export class NodeMetrics {
       buckets: PLAY_BUCKETS_SECONDS,
       registers,
     })
+    this.calls = new Counter({ name: 'circles_calls_total', help: 'Calls scripts made to other contexts, by outcome (ok or the error code)', labelNames: ['outcome'], registers })
     this.rateLimited = new Counter({
       name: 'circles_rate_limited_total',
       help: 'Requests, frames and connections refused or held back by a load limit or the crash quarantine, by limit',
@@ -104,6 +107,15 @@ export class NodeMetrics {
       registers,
       collect() {
         for (const h of sources.hosts()) this.set({ host: String(h.index) }, h.queued)
+      },
+    })
+    new Gauge({
+      name: 'circles_sandbox_runs_waiting',
+      help: 'Runs suspended on a sandbox host, waiting on their calls',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        for (const h of sources.hosts()) this.set({ host: String(h.index) }, h.waiting)
       },
     })
     const hostCounter = (name: string, help: string, read: (h: ReturnType<MetricSources['hosts']>[number]) => number) => {
@@ -190,6 +202,13 @@ export class NodeMetrics {
     let child = this.playChildren.get(code)
     if (child === undefined) this.playChildren.set(code, (child = this.playSeconds.labels(code)))
     child.observe(seconds)
+  }
+
+  /** A call settled: `outcome` is `ok` or the error's code. */
+  call(outcome: string): void {
+    let child = this.callChildren.get(outcome)
+    if (child === undefined) this.callChildren.set(outcome, (child = this.calls.labels(outcome)))
+    child.inc()
   }
 
   limited(limit: string): void {

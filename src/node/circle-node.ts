@@ -238,23 +238,26 @@ export class CircleNode {
       faults: this.faults.names,
       ...(dbLock.fd === undefined ? {} : { inheritFd: dbLock.fd }),
       hooks: {
+        // A run a call started answers to its calling context, which sent the script.
         onCrash: (run) => {
-          const { originMs, origins, circleMs } = this.load.crashed(run.circle, run.origin ?? '')
+          // A run a call started answers in the calling context: that context sent the script.
+          const circle = run.callingContext ?? run.circle
+          const { originMs, origins, circleMs } = this.load.crashed(circle, run.origin ?? '')
           // The caller's key is logged for the operator; it takes no part in the blame (keys cost nothing).
           log.warn(
-            { circle: run.circle, remote: run.origin ?? null, caller: run.caller || null, backoff_ms: originMs, origins, ...(circleMs === undefined ? {} : { circle_backoff_ms: circleMs }) },
+            { circle, remote: run.origin ?? null, caller: run.caller || null, backoff_ms: originMs, origins, ...(circleMs === undefined ? {} : { circle_backoff_ms: circleMs }) },
             circleMs === undefined
               ? 'a script crashed its sandbox host: its origin is quarantined in the circle'
               : 'a script crashed its sandbox host: crashes from several origins quarantine the whole circle',
           )
         },
         refuse: (run) => {
-          const refusal = this.load.refusal(run.circle, run.origin ?? '')
+          const refusal = this.load.refusal(run.callingContext ?? run.circle, run.origin ?? '')
           if (refusal === undefined) return undefined
           this.metrics.limited('quarantine')
           // The same data as a refusal at the gateway: the limit and when to retry.
           const { limit, retry_after_ms: retryAfterMs } = refusal.details as { limit: string; retry_after_ms: number }
-          return { code: 'RATE_LIMITED', message: refusal.message, body: `"limit":${JSON.stringify(limit)},"retry_after_ms":${retryAfterMs},"logs":[]`, runMs: 0, cpuMs: 0 }
+          return { code: 'RATE_LIMITED', message: refusal.message, body: `"limit":${JSON.stringify(limit)},"retry_after_ms":${retryAfterMs},"logs":[]`, runMs: 0, cpuMs: 0, callsMs: 0 }
         },
         onHostExit: (host, exit, blame) => {
           if (blame === 'none') return
@@ -335,7 +338,16 @@ export class CircleNode {
             onSupervisorEvent,
             onRegistered: (pubkey) => this.bridge?.claim(pubkey),
             onPolicyChanged: (pubkey) => this.bridge?.advertise(pubkey),
-            ...(options.peers ? { defaults: options.peers } : {}),
+            // A script a run passes to `call` is held to the size of a play's.
+            defaults: { ...options.peers, limits: { maxScriptBytes: this.limits.maxScriptBytes, ...options.peers?.limits } },
+            calls: {
+              admit: (call) => {
+                const refused = this.load.call(call.caller, call.origin)
+                if (refused !== undefined) this.metrics.limited((refused.details as { limit: string }).limit)
+                return refused
+              },
+              settled: (outcome) => this.metrics.call(outcome),
+            },
           })
           for (const circle of options.circles) {
             await this.peerHost.spawnPeer({ pubkey: circle.keyPair.publicKey, policy: circle.policy, ...circle.overrides })
@@ -643,7 +655,7 @@ export class CircleNode {
         // One probe per host at a time: a host busy with a long run is not sent a pile of them.
         if (p.pending) continue
         p.pending = true
-        void this.pool.run(p.ref, { script: PROBE_SCRIPT, caller: '', canWrite: false, timeoutMs: 5_000 }).then((outcome) => {
+        void this.pool.run(p.ref, { script: PROBE_SCRIPT, caller: '', canWrite: false, canCall: false, timeoutMs: 5_000 }).then((outcome) => {
           p.pending = false
           if (outcome.code === null) p.lastOk = performance.now()
         })

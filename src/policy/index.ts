@@ -3,6 +3,7 @@ export {
   parsePolicy,
   canRun,
   runRefusal,
+  canCall,
   canWrite,
   admitsAnonymous,
   type Policy,

@@ -2,21 +2,29 @@ import { circlesError, isCirclesError, type CirclesError } from '../errors/index
 import { parsePublicKey, type PublicKeyHex } from '../identity/index.js'
 
 /**
- * Who may run scripts in a context: anyone (anonymous callers included), any authenticated
- * caller, only the owner, or the owner plus listed keys.
+ * Who may run scripts in a context (or, as `call`, run scripts there that call out): anyone
+ * (anonymous callers included), any authenticated caller, only the owner, or the owner plus
+ * listed keys.
  */
 export type RunRule = 'anonymous' | 'authenticated' | 'owner' | readonly PublicKeyHex[]
 /** Who may write (save_data / delete_data): the owner, any authenticated caller, or the owner plus listed keys. */
 export type WriteRule = 'authenticated' | 'owner' | readonly PublicKeyHex[]
 
-/** A context's policy. The owner (caller key = context key) may always run and write. */
+/**
+ * A context's policy. The owner (caller key = context key) may always run, write and call out.
+ * `call` says whose scripts may use the context's authority: a script that calls another context
+ * (`call(peer, script)`) calls as this context, so being allowed to run scripts here is not enough.
+ */
 export interface Policy {
   readonly run: RunRule
   readonly write: WriteRule
+  readonly call: RunRule
 }
 
-/** The defaults of docs/contexts.md ("Policy"): any authenticated caller may run scripts; only the owner writes. */
-export const DEFAULT_POLICY: Policy = Object.freeze({ run: 'authenticated', write: 'owner' })
+/** The defaults of docs/contexts.md ("Policy"): any authenticated caller may run scripts; only the owner writes and calls out. */
+export const DEFAULT_POLICY: Policy = Object.freeze({ run: 'authenticated', write: 'owner', call: 'owner' })
+
+const POLICY_KEYS = ['run', 'write', 'call']
 
 function keyList(value: unknown[], field: string): PublicKeyHex[] {
   return value.map((item, i) => {
@@ -34,7 +42,7 @@ function keyList(value: unknown[], field: string): PublicKeyHex[] {
  * members take the defaults; anything unknown or malformed is CONFIG_INVALID naming the field.
  *
  * @example
- * parsePolicy({ run: 'anonymous' }, 'circles[0].policy') // → { run: 'anonymous', write: 'owner' }
+ * parsePolicy({ run: 'anonymous' }, 'circles[0].policy') // → { run: 'anonymous', write: 'owner', call: 'owner' }
  */
 export function parsePolicy(value: unknown, field = 'policy'): Policy {
   if (value === undefined) return DEFAULT_POLICY
@@ -42,19 +50,11 @@ export function parsePolicy(value: unknown, field = 'policy'): Policy {
     throw circlesError('CONFIG_INVALID', `${field} must be an object`, { field })
   }
   for (const key of Object.keys(value)) {
-    if (key !== 'run' && key !== 'write') {
-      throw circlesError('CONFIG_INVALID', `${field}.${key} is not a policy setting (run, write)`, { field: `${field}.${key}` })
+    if (!POLICY_KEYS.includes(key)) {
+      throw circlesError('CONFIG_INVALID', `${field}.${key} is not a policy setting (${POLICY_KEYS.join(', ')})`, { field: `${field}.${key}` })
     }
   }
-  const { run = DEFAULT_POLICY.run, write = DEFAULT_POLICY.write } = value as { run?: unknown; write?: unknown }
-  let parsedRun: RunRule
-  if (Array.isArray(run)) parsedRun = keyList(run, `${field}.run`)
-  else if (run === 'anonymous' || run === 'authenticated' || run === 'owner') parsedRun = run
-  else {
-    throw circlesError('CONFIG_INVALID', `${field}.run must be "anonymous", "authenticated", "owner" or an array of public keys`, {
-      field: `${field}.run`,
-    })
-  }
+  const { run = DEFAULT_POLICY.run, write = DEFAULT_POLICY.write, call = DEFAULT_POLICY.call } = value as { run?: unknown; write?: unknown; call?: unknown }
   let parsedWrite: WriteRule
   if (Array.isArray(write)) parsedWrite = keyList(write, `${field}.write`)
   else if (write === 'authenticated' || write === 'owner') parsedWrite = write
@@ -63,13 +63,31 @@ export function parsePolicy(value: unknown, field = 'policy'): Policy {
       field: `${field}.write`,
     })
   }
-  return Object.freeze({ run: parsedRun, write: parsedWrite })
+  return Object.freeze({ run: runRule(run, `${field}.run`), write: parsedWrite, call: runRule(call, `${field}.call`) })
+}
+
+/** A `run` or `call` rule as given in JSON. */
+function runRule(value: unknown, field: string): RunRule {
+  if (Array.isArray(value)) return keyList(value, field)
+  if (value === 'anonymous' || value === 'authenticated' || value === 'owner') return value
+  throw circlesError('CONFIG_INVALID', `${field} must be "anonymous", "authenticated", "owner" or an array of public keys`, { field })
 }
 
 /** May `caller` ('' for an anonymous caller) run scripts in the context owned by `owner`? */
 export function canRun(policy: Policy, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
+  return admits(policy.run, caller, owner)
+}
+
+/**
+ * May scripts that `caller` runs in the context owned by `owner` call other contexts (as that
+ * context)?
+ */
+export function canCall(policy: Policy, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
+  return admits(policy.call, caller, owner)
+}
+
+function admits(rule: RunRule, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
   if (caller === owner) return true
-  const rule = policy.run
   if (rule === 'anonymous') return true
   if (caller === '') return false
   if (rule === 'authenticated') return true

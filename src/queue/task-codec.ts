@@ -235,7 +235,7 @@ export function readTaskRow(secret: string, context: string, row: unknown): Task
 export function encodeAnswer(secret: string, taskId: string, answer: TaskAnswer): string {
   const json =
     answer.type === 'run'
-      ? JSON.stringify({ t: 'run', c: answer.outcome.code, m: answer.outcome.message, b: answer.outcome.body, r: answer.outcome.runMs, u: answer.outcome.cpuMs, q: answer.queuedMs })
+      ? JSON.stringify({ t: 'run', c: answer.outcome.code, m: answer.outcome.message, b: answer.outcome.body, r: answer.outcome.runMs, u: answer.outcome.cpuMs, w: answer.outcome.callsMs, q: answer.queuedMs })
       : JSON.stringify({ t: 'refusal', c: answer.code, m: answer.message, d: answer.details })
   return `${macOf(secret, 'answer', [taskId, json])}.${json}`
 }
@@ -255,7 +255,7 @@ export function decodeAnswer(secret: string, taskId: string, text: string): Task
   const code = value['c']
   const num = (k: string) => (typeof value[k] === 'number' && Number.isFinite(value[k]) ? (value[k] as number) : 0)
   if (value['t'] === 'run' && (code === null || isErrorCode(code)) && typeof value['m'] === 'string' && typeof value['b'] === 'string') {
-    return { type: 'run', outcome: { code, message: value['m'], body: value['b'], runMs: num('r'), cpuMs: num('u') }, queuedMs: num('q') }
+    return { type: 'run', outcome: { code, message: value['m'], body: value['b'], runMs: num('r'), cpuMs: num('u'), callsMs: num('w') }, queuedMs: num('q') }
   }
   if (value['t'] === 'refusal' && isErrorCode(code) && typeof value['m'] === 'string') {
     const details = value['d'] !== null && typeof value['d'] === 'object' && !Array.isArray(value['d']) ? (value['d'] as Record<string, unknown>) : {}

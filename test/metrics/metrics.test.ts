@@ -30,6 +30,8 @@ const CIRCLES_FAMILIES: Record<string, MetricFamily['type']> = {
   circles_sandbox_crashes_total: 'counter',
   circles_sandbox_rebuilds_total: 'counter',
   circles_sandbox_host_restarts_total: 'counter',
+  circles_sandbox_runs_waiting: 'gauge',
+  circles_calls_total: 'counter',
   // Cross-node series: declared on every node, with samples once it is clustered.
   circles_cross_node_tasks_sent_total: 'counter',
   circles_cross_node_tasks_received_total: 'counter',

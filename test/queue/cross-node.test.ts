@@ -105,7 +105,7 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     const a = await remote.call('play', { script: 'print("hi"); ({ n: 1 })' }, 7)
     const b = await local.call('play', { script: 'print("hi"); ({ n: 1 })' }, 7)
     t.same(Object.keys(a.result).sort(), Object.keys(b.result).sort())
-    t.same(Object.keys(a.result.timings).sort(), ['cpu_ms', 'queued_ms', 'run_ms'])
+    t.same(Object.keys(a.result.timings).sort(), ['calls_ms', 'cpu_ms', 'queued_ms', 'run_ms'])
     t.match(a.result, { output: '{"n":1}', result: { n: 1 }, logs: ['hi'], task_id: /^[0-9a-f-]{36}$/ })
     t.equal(a.id, 7)
     const e1 = await remote.call('play', { script: 'throw new Error("x")' })

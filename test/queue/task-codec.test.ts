@@ -145,7 +145,7 @@ t.test('hand-offs and lease tokens', async (t) => {
 
 t.test('answers and reply entries', async (t) => {
   const taskId = randomUUID()
-  const run = { type: 'run', outcome: { code: null, message: '', body: '"output":"2","result":2,"logs":[]', runMs: 1.5, cpuMs: 1 }, queuedMs: 0.25 } as const
+  const run = { type: 'run', outcome: { code: null, message: '', body: '"output":"2","result":2,"logs":[]', runMs: 1.5, cpuMs: 1, callsMs: 0.5 }, queuedMs: 0.25 } as const
   const text = encodeAnswer(SECRET, taskId, run)
   t.same(decodeAnswer(SECRET, taskId, text), run)
   const refusal = { type: 'refusal', code: 'FORBIDDEN', message: 'no', details: { why: 'policy' } } as const

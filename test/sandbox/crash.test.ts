@@ -85,7 +85,7 @@ t.test('a host that dies mid-frame: its progress marker names the culprit', asyn
   const limits = { ...LIMITS, timeoutMs: 10_000, cpuMs: 10_000 }
   const refA = pool.register({ circle: a, root: join(dir, a), dbPathLabel: a, limits, quota: { ...QUOTA } })
   const refB = pool.register({ circle: b, root: join(dir, b), dbPathLabel: b, limits, quota: { ...QUOTA } })
-  const req = (script: string) => ({ script, caller: '', canWrite: true, timeoutMs: 10_000 })
+  const req = (script: string) => ({ script, caller: '', canWrite: true, canCall: false, timeoutMs: 10_000 })
   const started = crashedHostEvents.length
   const runs = [
     pool.run(refA, req('save_data("n", 1); "a-write"')),

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CallRouter, type CallRouterOptions } from '../../calls/index.js'
 import { DEFAULTS, positiveIntegerOption } from '../../config/index.js'
 import { circlesError } from '../../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../../identity/index.js'
@@ -35,6 +36,8 @@ export interface PeerHostOptions {
    * lease carries); spawnPeer resolves once it has.
    */
   readonly onPolicyChanged?: (pubkey: PublicKeyHex) => Promise<void> | void
+  /** Calls between contexts: limits (defaults in src/config/defaults.ts), the node's rate limits, metrics. */
+  readonly calls?: Partial<Pick<CallRouterOptions, 'maxDepth' | 'maxRunsPerChain' | 'admit' | 'settled'>>
 }
 
 export interface SpawnPeerOptions extends PeerOverrides {
@@ -92,6 +95,8 @@ export class PeerHost {
   private stopping = false
   /** Actors built, passivated and crashed since start (for metrics). */
   readonly counters = { activations: 0, passivations: 0, crashes: 0 }
+  /** Routes the calls scripts make to other contexts of this node. */
+  readonly router: CallRouter
 
   constructor(options: PeerHostOptions) {
     this.dbPath = options.dbPath
@@ -100,6 +105,16 @@ export class PeerHost {
     this.shutdownMs = options.shutdownMs ?? DEFAULTS.DRAIN_TIMEOUT_MS
     this.onRegistered = options.onRegistered
     this.onPolicyChanged = options.onPolicyChanged
+    const calls = options.calls ?? {}
+    this.router = new CallRouter({
+      maxDepth: positiveIntegerOption(calls.maxDepth, DEFAULTS.MAX_CALL_DEPTH, 'calls.maxDepth'),
+      maxRunsPerChain: positiveIntegerOption(calls.maxRunsPerChain, DEFAULTS.MAX_RUNS_PER_CALL_CHAIN, 'calls.maxRunsPerChain'),
+      maxScriptBytes: this.defaults.limits?.maxScriptBytes ?? DEFAULT_LIMITS.maxScriptBytes,
+      // A call enters its callee's context the way a client's play does.
+      dispatch: (target, request) => this.dispatch(target, request).then((played) => played.outcome),
+      ...(calls.admit === undefined ? {} : { admit: calls.admit }),
+      ...(calls.settled === undefined ? {} : { settled: calls.settled }),
+    })
     this.supervisor = new Supervisor({
       id: 'peers',
       flags: { strategy: 'one_for_one', intensity: 0, periodMs: 1 },
@@ -239,7 +254,7 @@ export class PeerHost {
 
   private activate(entry: Entry): PeerActor {
     if (entry.actor !== undefined) return entry.actor
-    const actor = new PeerActor(entry.settings, this.pool, entry.context)
+    const actor = new PeerActor(entry.settings, this.pool, entry.context, this.router)
     const started = this.supervisor.startChildSync({
       id: entry.settings.pubkey,
       restart: 'temporary',
