@@ -159,7 +159,7 @@ t.test('answers and reply entries', async (t) => {
     json[key] = value
     return `${answer.slice(0, dot)}.${JSON.stringify(json)}`
   }
-  const runChanges: [string, unknown][] = [['t', 'refusal'], ['c', 'SCRIPT_ERROR'], ['m', 'other'], ['b', '"output":"3","result":3,"logs":[]'], ['r', 9], ['u', 9], ['q', 9]]
+  const runChanges: [string, unknown][] = [['t', 'refusal'], ['c', 'SCRIPT_ERROR'], ['m', 'other'], ['b', '"output":"3","result":3,"logs":[]'], ['r', 9], ['u', 9], ['q', 9], ['w', 9]]
   const refusalText = encodeAnswer(SECRET, taskId, refusal)
   const refusalChanges: [string, unknown][] = [['t', 'run'], ['c', 'AUTH_REQUIRED'], ['m', 'yes'], ['d', { why: 'other' }]]
   t.same(runChanges.map(([k]) => k).sort(), Object.keys(JSON.parse(text.slice(text.indexOf('.') + 1)) as object).sort(), 'a row for every member of a run answer')

@@ -282,10 +282,13 @@ export class PeerActor implements ChildHandle {
         ? { script, caller, canWrite: task.canWrite, canCall: task.canCall, timeoutMs }
         : { script, caller, canWrite: task.canWrite, canCall: task.canCall, timeoutMs, chain }
     let options: RunOptions | undefined
-    if (task.canCall || request.signal !== undefined) {
+    // A call's signal follows it into the sandbox pool (a call not yet handed to its host is not
+    // run); a client's play that left the mailbox runs, whatever became of its connection.
+    const callSignal = request.chain === undefined ? undefined : request.signal
+    if (task.canCall || callSignal !== undefined) {
       options = {
         ...(task.canCall ? { calls: this.callPort(task) } : {}),
-        ...(request.signal === undefined ? {} : { signal: request.signal }),
+        ...(callSignal === undefined ? {} : { signal: callSignal }),
         ...(request.chain === undefined ? {} : { caller: request.caller }),
       }
     }
