@@ -7,7 +7,7 @@
  *   npm run bench -- --pin       # also the pinned rows: servers on core 0, load on core 1
  *   npm run bench -- --sandbox-processes 2
  *   npm run bench -- --auth-lag  # only: the node's event-loop lag while 1,000 sockets send bad signatures
- *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL or 127.0.0.1:6379)
+ *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL, else a private redis-server)
  *   npm run bench -- --hostile-only      # just the hostile-neighbours rows
  *   npm run bench -- --server-old-space-mb 256   # servers run with --max-old-space-size=256
  *
@@ -21,6 +21,7 @@ import { createInterface, type Interface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { renderChart } from './lib/chart.js'
+import { startPrivateRedis, type PrivateRedis } from './lib/private-redis.js'
 import { formatNumber, machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
 import { callingScript, SCRIPTS } from './lib/scripts.js'
 import type { EngineFigure } from './engine.bench.js'
@@ -36,7 +37,8 @@ const authLagOnly = argv.includes('--auth-lag')
 const BAD_AUTH_SOCKETS = 1000
 const onlyCrossNode = argv.includes('--cross-node-only')
 const onlyHostile = argv.includes('--hostile-only')
-const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379'
+/** A Redis the operator names for the cross-node rows; without one the bench starts a private redis-server. */
+const GIVEN_REDIS_URL = process.env['BENCH_REDIS_URL']
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
   ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 2_000, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50, hostileMs: 3_000 }
@@ -330,11 +332,21 @@ interface CrossNodeFigures {
  * i mod 50) — and, for the ratio, the same load as local plays on node 2.
  */
 async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeFigures | { available: false; reason: string }> {
+  let server: PrivateRedis | undefined
+  if (GIVEN_REDIS_URL === undefined) {
+    try {
+      server = await startPrivateRedis()
+    } catch (error) {
+      return { available: false, reason: `no $BENCH_REDIS_URL, and no private redis-server: ${(error as Error).message}` }
+    }
+  }
+  const REDIS_URL = GIVEN_REDIS_URL ?? server!.url
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   try {
     await redis.connect()
   } catch (error) {
     redis.disconnect()
+    await server?.stop()
     return { available: false, reason: `no Redis at ${REDIS_URL}: ${(error as Error).message}` }
   }
   const prefix = `circles-bench:${process.pid}:`
@@ -359,6 +371,7 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
     if (keys.length > 0) await redis.del(...keys)
   } while (cursor !== '0')
   redis.disconnect()
+  await server?.stop()
   return {
     available: true,
     local,
