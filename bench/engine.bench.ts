@@ -39,7 +39,8 @@ export function measureEngine(scriptName: keyof typeof SCRIPTS, seconds: number,
     maxLogLines: DEFAULTS.MAX_LOG_LINES,
   })
   const circle = '02'.padEnd(66, 'a')
-  const ctx = { circle, dbPathLabel: circle, store: NO_STORAGE, cpuMs: DEFAULTS.SCRIPT_CPU_MS }
+  const effects = { maxEmits: DEFAULTS.EMITS_PER_RUN, maxEmitBytes: DEFAULTS.EMIT_BYTES_PER_RUN, maxNotifyValueBytes: DEFAULTS.NOTIFY_VALUE_BYTES }
+  const ctx = { circle, dbPathLabel: circle, store: NO_STORAGE, cpuMs: DEFAULTS.SCRIPT_CPU_MS, effects }
   const source = SCRIPTS[scriptName]
   let n = 0
   const once = () => {

@@ -101,6 +101,17 @@ export const ERROR_REGISTRY = {
     base: 'Error',
     message: 'No node answered the task by its deadline; it may or may not have run',
   },
+  // Live updates (subscribe).
+  RESYNC_REQUIRED: {
+    rpc: -32050,
+    base: 'Error',
+    message: 'Notifications since that point are no longer known: read again, then subscribe from data.epoch and data.seq',
+  },
+  TOO_MANY_SUBSCRIPTIONS: {
+    rpc: -32051,
+    base: 'RangeError',
+    message: 'Too many subscriptions: data.limit names the bound (socket, address or context)',
+  },
   // Raised by the client library on the caller's side (never sent by a node).
   CONNECT_FAILED: { rpc: null, base: 'Error', message: 'Could not open a connection to the node' },
   CONNECTION_CLOSED: { rpc: null, base: 'Error', message: 'The connection closed before the answer came' },

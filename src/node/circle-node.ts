@@ -6,7 +6,8 @@ import { parsePublicKey, type KeyPair, type PublicKeyHex } from '../identity/ind
 import { LoadLimits, type LoadLimitOptions } from '../limits/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { NodeMetrics } from '../metrics/index.js'
-import { PeerHost, DEFAULT_QUOTA, type PeerOverrides, type PlayOutcome, type PlayRequest } from '../actors/peer/index.js'
+import { PeerHost, DEFAULT_QUOTA, type LiveOptions, type PeerOverrides, type PlayOutcome, type PlayRequest } from '../actors/peer/index.js'
+import { AddressSubscriptions } from '../live/index.js'
 import { playResultOf, type PlayResult } from '../protocol/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
@@ -37,6 +38,8 @@ export interface CircleNodeOptions {
   readonly gateway?: Partial<Omit<GatewayLimits, 'drainTimeoutMs'>>
   /** Defaults for every peer context (limits, quota, mailbox, passivation). */
   readonly peers?: PeerOverrides
+  /** Live updates: each context's change log and subscription caps (defaults from DEFAULTS). */
+  readonly live?: Partial<LiveOptions> & { readonly maxSubscriptionsPerAddress?: number }
   readonly sandbox?: Omit<SandboxPoolOptions, 'hooks' | 'faults'>
   /** Load limits (rate limits per address and caller; on by default except for loopback). */
   readonly limits?: LoadLimitOptions
@@ -149,6 +152,8 @@ export class CircleNode {
       maxBatchAnswerBytes: DEFAULTS.MAX_BATCH_ANSWER_BYTES,
       nonceTtlMs: DEFAULTS.NONCE_TTL_MS,
       idleTimeoutMs: DEFAULTS.IDLE_TIMEOUT_MS,
+      maxSubscriptions: DEFAULTS.SUBSCRIPTIONS_PER_SOCKET,
+      pingIntervalMs: DEFAULTS.SUBSCRIBER_PING_INTERVAL_MS,
       ...options.gateway,
       drainTimeoutMs,
     }
@@ -221,8 +226,16 @@ export class CircleNode {
     // The listeners read the current services: a restarted child replaces its instance.
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const node = this
+    const { maxSubscriptionsPerAddress, ...live } = options.live ?? {}
     const services: GatewayServices = {
       limits: this.limits,
+      subscriptions: new AddressSubscriptions(positiveIntegerOption(maxSubscriptionsPerAddress, DEFAULTS.SUBSCRIPTIONS_PER_ADDRESS, 'live.maxSubscriptionsPerAddress')),
+      subscribe: (pubkey, subscriber, after) => {
+        if (!this.peerHost.has(pubkey) && this.bridge !== undefined) {
+          throw circlesError('UNKNOWN_CIRCLE', 'That context is not hosted on this node: subscribe on the node that hosts it')
+        }
+        return this.peerHost.subscribe(pubkey, subscriber, after)
+      },
       metrics: this.metrics,
       load: this.load,
       log: log.child({ part: 'gateway' }),
@@ -270,6 +283,7 @@ export class CircleNode {
             shutdownMs: drainTimeoutMs,
             onSupervisorEvent,
             onRegistered: (pubkey) => this.bridge?.claim(pubkey),
+            live,
             ...(options.peers ? { defaults: options.peers } : {}),
           })
           for (const circle of options.circles) {
@@ -617,6 +631,7 @@ export class CircleNode {
       max_buffered_bytes_per_connection: this.limits.maxBufferedBytes,
       nonce_ttl_ms: this.limits.nonceTtlMs,
       idle_timeout_ms: this.limits.idleTimeoutMs,
+      max_subscriptions_per_connection: this.limits.maxSubscriptions,
       ...(limits === undefined
         ? {}
         : {
@@ -626,6 +641,9 @@ export class CircleNode {
             max_output_bytes: limits.maxOutputBytes,
             max_log_bytes: limits.maxLogBytes,
             max_log_lines: limits.maxLogLines,
+            max_emits: limits.maxEmits,
+            max_emit_bytes: limits.maxEmitBytes,
+            max_notify_value_bytes: limits.maxNotifyValueBytes,
           }),
     }
   }

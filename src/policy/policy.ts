@@ -1,4 +1,4 @@
-import { circlesError, isCirclesError } from '../errors/index.js'
+import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../identity/index.js'
 
 /**
@@ -9,10 +9,15 @@ export type RunRule = 'anonymous' | 'authenticated' | 'owner' | readonly PublicK
 /** Who may write (save_data / delete_data): the owner, any authenticated caller, or the owner plus listed keys. */
 export type WriteRule = 'authenticated' | 'owner' | readonly PublicKeyHex[]
 
-/** A context's policy. The owner (caller key = context key) may always run and write. */
+/**
+ * A context's policy. The owner (caller key = context key) may always run, write and subscribe.
+ * `subscribe` (who may watch the context's changes and events) takes the forms of `run`; absent,
+ * it follows `run`.
+ */
 export interface Policy {
   readonly run: RunRule
   readonly write: WriteRule
+  readonly subscribe?: RunRule
 }
 
 /** The defaults of docs/contexts.md ("Policy"): any authenticated caller may run scripts; only the owner writes. */
@@ -42,19 +47,12 @@ export function parsePolicy(value: unknown, field = 'policy'): Policy {
     throw circlesError('CONFIG_INVALID', `${field} must be an object`, { field })
   }
   for (const key of Object.keys(value)) {
-    if (key !== 'run' && key !== 'write') {
-      throw circlesError('CONFIG_INVALID', `${field}.${key} is not a policy setting (run, write)`, { field: `${field}.${key}` })
+    if (key !== 'run' && key !== 'write' && key !== 'subscribe') {
+      throw circlesError('CONFIG_INVALID', `${field}.${key} is not a policy setting (run, write, subscribe)`, { field: `${field}.${key}` })
     }
   }
-  const { run = DEFAULT_POLICY.run, write = DEFAULT_POLICY.write } = value as { run?: unknown; write?: unknown }
-  let parsedRun: RunRule
-  if (Array.isArray(run)) parsedRun = keyList(run, `${field}.run`)
-  else if (run === 'anonymous' || run === 'authenticated' || run === 'owner') parsedRun = run
-  else {
-    throw circlesError('CONFIG_INVALID', `${field}.run must be "anonymous", "authenticated", "owner" or an array of public keys`, {
-      field: `${field}.run`,
-    })
-  }
+  const { run = DEFAULT_POLICY.run, write = DEFAULT_POLICY.write, subscribe } = value as { run?: unknown; write?: unknown; subscribe?: unknown }
+  const parsedRun = parseRunRule(run, `${field}.run`)
   let parsedWrite: WriteRule
   if (Array.isArray(write)) parsedWrite = keyList(write, `${field}.write`)
   else if (write === 'authenticated' || write === 'owner') parsedWrite = write
@@ -63,13 +61,37 @@ export function parsePolicy(value: unknown, field = 'policy'): Policy {
       field: `${field}.write`,
     })
   }
-  return Object.freeze({ run: parsedRun, write: parsedWrite })
+  return Object.freeze({ run: parsedRun, write: parsedWrite, ...(subscribe === undefined ? {} : { subscribe: parseRunRule(subscribe, `${field}.subscribe`) }) })
+}
+
+function parseRunRule(rule: unknown, field: string): RunRule {
+  if (Array.isArray(rule)) return keyList(rule, field)
+  if (rule === 'anonymous' || rule === 'authenticated' || rule === 'owner') return rule
+  throw circlesError('CONFIG_INVALID', `${field} must be "anonymous", "authenticated", "owner" or an array of public keys`, { field })
 }
 
 /** May `caller` ('' for an anonymous caller) run scripts in the context owned by `owner`? */
 export function canRun(policy: Policy, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
+  return admits(policy.run, caller, owner)
+}
+
+/** May `caller` subscribe to the changes and events of the context owned by `owner`? */
+export function canSubscribe(policy: Policy, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
+  return admits(policy.subscribe ?? policy.run, caller, owner)
+}
+
+/**
+ * The refusal of a caller that may not run (or subscribe): AUTH_REQUIRED tells an anonymous
+ * caller that authenticating may help, FORBIDDEN tells an authenticated one that it will not.
+ */
+export function refusal(caller: PublicKeyHex | '', what: string): CirclesError {
+  return caller === ''
+    ? circlesError('AUTH_REQUIRED', 'This circle does not admit anonymous callers: authenticate first')
+    : circlesError('FORBIDDEN', `The circle's policy does not let this caller ${what}`)
+}
+
+function admits(rule: RunRule, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
   if (caller === owner) return true
-  const rule = policy.run
   if (rule === 'anonymous') return true
   if (caller === '') return false
   if (rule === 'authenticated') return true

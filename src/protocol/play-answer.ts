@@ -1,4 +1,5 @@
 import { ERROR_REGISTRY, circlesError, type CirclesError, type ErrorCode } from '../errors/index.js'
+import type { RunEffects } from '../live/index.js'
 import type { JsonRpcId, PlayResult } from './messages.js'
 
 /**
@@ -18,6 +19,8 @@ export interface RunOutcome {
   /** Wall-clock time of the run in the isolate. */
   readonly runMs: number
   readonly cpuMs: number
+  /** What the run's watchers are told (committed writes, emitted events), when it had any: the node's, never the answer's. */
+  readonly effects?: RunEffects
 }
 
 /** What the node adds to a run's outcome: its task id and how long it waited in the context's mailbox. */

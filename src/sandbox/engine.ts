@@ -2,6 +2,7 @@ import ivm from 'isolated-vm'
 import { randomFillSync } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { isCirclesError, isErrorCode } from '../errors/index.js'
+import { EffectRecorder, type EffectLimits } from '../live/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { REALM_RUN_PARAMS, realmBootstrap, type HostAnswer, type RealmApi, type RealmLimits, type RealmResult } from './realm-bootstrap.js'
 import type { RunRequest } from './run.js'
@@ -24,6 +25,8 @@ export interface RunContext {
   readonly dbPathLabel: string
   readonly store: RunStore
   readonly cpuMs: number
+  /** Bounds on what a run emits and reports to the context's watchers. */
+  readonly effects: EffectLimits
 }
 
 export type EngineOptions = RealmLimits & { readonly memoryMb: number }
@@ -64,6 +67,8 @@ export class Engine {
    * failed): its outcome must reach the node before the next run starts.
    */
   changed = false
+  /** The committed writes and emitted events of the run in progress, for the context's watchers. */
+  private readonly recorder = new EffectRecorder()
 
   constructor(options: EngineOptions) {
     this.options = options
@@ -131,12 +136,20 @@ export class Engine {
           if (!run.canWrite) return FORBIDDEN('save_data')
           if (typeof b !== 'string') return [false, 'INVALID_DOCUMENT', 'save_data: value is not JSON-serialisable']
           this.changed = true
-          store.write(a, b)
+          this.committing(() => store.write(a, b))
+          this.recorder.saved(a as string, b)
           return [true, null]
-        case 'delete':
+        case 'delete': {
           if (!run.canWrite) return FORBIDDEN('delete_data')
           this.changed = true
-          return [true, store.remove(a)]
+          const existed = this.committing(() => store.remove(a))
+          if (existed) this.recorder.deleted(a as string)
+          return [true, existed]
+        }
+        case 'emit':
+          if (typeof b !== 'string') return [false, 'INVALID_DOCUMENT', 'emit: value is not JSON-serialisable']
+          this.recorder.emit(a, b)
+          return [true, null]
         case 'random': {
           const bytes = new Uint8Array(Math.max(0, Math.min(65536, Number(a) | 0)))
           randomFillSync(bytes)
@@ -151,6 +164,20 @@ export class Engine {
     }
   }
 
+  /**
+   * A write or delete. Refusals before the disk is touched (quota, name) leave nothing to report;
+   * any other failure may have happened after the change landed, so the run's watchers are told
+   * to read again rather than be told nothing.
+   */
+  private committing<T>(write: () => T): T {
+    try {
+      return write()
+    } catch (error) {
+      if (!isCirclesError(error) || (error.code !== 'QUOTA_EXCEEDED' && error.code !== 'INVALID_NAME')) this.recorder.uncertain()
+      throw error
+    }
+  }
+
   private seed(): number {
     if (this.seedAt >= this.seeds.length) {
       randomFillSync(this.seeds)
@@ -159,8 +186,15 @@ export class Engine {
     return this.seeds[this.seedAt++]!
   }
 
-  /** Run one script to completion (or to its limit). Never throws. */
+  /** Run one script to completion (or to its limit), with its effects. Never throws. */
   run(request: RunRequest, ctx: RunContext): RunOutcome {
+    this.recorder.start(ctx.effects)
+    const outcome = this.execute(request, ctx)
+    const effects = this.recorder.take()
+    return effects === undefined ? outcome : { ...outcome, effects }
+  }
+
+  private execute(request: RunRequest, ctx: RunContext): RunOutcome {
     const id = this.nextRunId++
     this.active = { id, ctx, canWrite: request.canWrite }
     this.changed = false

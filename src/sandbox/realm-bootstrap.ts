@@ -76,6 +76,7 @@ const RUN_PARAMS = [
   'save_data',
   'list_data',
   'delete_data',
+  'emit',
 ] as const
 
 export const REALM_RUN_PARAMS: readonly string[] = RUN_PARAMS
@@ -487,9 +488,21 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
       checkName(name, 'delete_data')
       return call('delete', name) as boolean
     }
+    // An event for the context's watchers, stored nowhere; the host checks the topic and the run's budget.
+    const emit = (topic: unknown, value?: unknown): void => {
+      if (typeof topic !== 'string') throw hostError('INVALID_NAME', 'emit: the topic must be a string')
+      let text: string | undefined
+      try {
+        text = value === undefined ? 'null' : stringify(value)
+      } catch (error) {
+        throw hostError('INVALID_DOCUMENT', `emit: value is not JSON-serialisable: ${describe(error)}`)
+      }
+      if (text === undefined) throw hostError('INVALID_DOCUMENT', 'emit: value is not JSON-serialisable')
+      call('emit', topic, text)
+    }
     let value: unknown
     try {
-      value = evaluatorFor(circle)(caller, circle, dbPath, print, load_data, save_data, list_data, delete_data, source)
+      value = evaluatorFor(circle)(caller, circle, dbPath, print, load_data, save_data, list_data, delete_data, emit, source)
     } catch (error) {
       return failure(error, state)
     }

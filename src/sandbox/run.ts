@@ -13,6 +13,12 @@ export interface RunLimits {
   readonly maxLogBytes: number
   /** `print` lines kept per run. */
   readonly maxLogLines: number
+  /** `emit` calls per run. */
+  readonly maxEmits: number
+  /** UTF-8 bytes of topics and values one run may `emit`. */
+  readonly maxEmitBytes: number
+  /** Largest value a change or event notification carries (UTF-8 bytes of its JSON). */
+  readonly maxNotifyValueBytes: number
 }
 
 /** The limits of a context that overrides none. */
@@ -23,6 +29,9 @@ export const DEFAULT_LIMITS: RunLimits = Object.freeze({
   maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
   maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
   maxLogLines: DEFAULTS.MAX_LOG_LINES,
+  maxEmits: DEFAULTS.EMITS_PER_RUN,
+  maxEmitBytes: DEFAULTS.EMIT_BYTES_PER_RUN,
+  maxNotifyValueBytes: DEFAULTS.NOTIFY_VALUE_BYTES,
 })
 
 /**

@@ -137,9 +137,15 @@ function openStore(open: OpenContext): RunStore {
   }
 }
 
+/** What a run of the context may spend (its limits may change while its namespace stays open). */
+function budget(limits: SandboxContext['limits']): Pick<RunContext, 'cpuMs' | 'effects'> {
+  const { cpuMs, maxEmits, maxEmitBytes, maxNotifyValueBytes } = limits
+  return { cpuMs, effects: { maxEmits, maxEmitBytes, maxNotifyValueBytes } }
+}
+
 function runContext(open: OpenContext): RunContext {
   if (open.run === undefined) {
-    open.run = { circle: open.facts.circle, dbPathLabel: open.facts.dbPathLabel, store: openStore(open), cpuMs: open.facts.limits.cpuMs }
+    open.run = { circle: open.facts.circle, dbPathLabel: open.facts.dbPathLabel, store: openStore(open), ...budget(open.facts.limits) }
   }
   return open.run
 }
@@ -184,7 +190,7 @@ function remember(ctxId: number, sent: SandboxContext): void {
   if (open !== undefined && open.facts.root === facts.root) {
     // New limits or quota for a namespace already open: keep its measured size.
     open.facts = facts
-    if (open.run !== undefined) open.run = { ...open.run, cpuMs: facts.limits.cpuMs }
+    if (open.run !== undefined) open.run = { ...open.run, ...budget(facts.limits) }
     return
   }
   openOrder.delete(ctxId)

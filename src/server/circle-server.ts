@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, type PublicKeyHex } from '../identity/index.js'
+import { METHOD_NAMES } from '../protocol/index.js'
 import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
 import { isPlaygroundPath, servePlayground } from './playground.js'
 
@@ -257,7 +258,7 @@ export class CircleServer implements ChildHandle {
             version: this.options.version,
             software: 'circles',
             protocol: 'JSON-RPC 2.0 over WebSocket',
-            methods: ['fetch_nonce', 'authenticate', 'play'],
+            methods: METHOD_NAMES,
             policy: this.options.services.peers.policyOf(this.options.circle),
             limits: this.options.describeLimits(),
             cluster: this.options.cluster(),

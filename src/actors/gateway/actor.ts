@@ -5,6 +5,7 @@ import { circlesError, isCirclesError, type CirclesError } from '../../errors/in
 import { FAULT_MARKER, type Faults } from '../../faults/index.js'
 import { createNonce, type Claimant, type PublicKeyHex } from '../../identity/index.js'
 import type { LoadLimits } from '../../limits/index.js'
+import type { AddressSubscriptions, Position, Subscriber } from '../../live/index.js'
 import type { Logger } from '../../log/index.js'
 import type { NodeMetrics } from '../../metrics/index.js'
 import {
@@ -16,12 +17,14 @@ import {
   type FrameEntry,
   type FrameLimits,
   type JsonRpcId,
+  type MethodParams,
 } from '../../protocol/index.js'
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
-import type { PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
+import type { ContextSubscription, PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
 import { BatchAnswer } from './batch-answer.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
+import { SocketSubscription } from './socket-subscription.js'
 
 export interface GatewayLimits extends FrameLimits {
   readonly maxInFlight: number
@@ -33,6 +36,10 @@ export interface GatewayLimits extends FrameLimits {
   readonly idleTimeoutMs: number
   /** How long a draining connection waits for its requests in flight. */
   readonly drainTimeoutMs: number
+  /** Subscriptions one socket may hold. */
+  readonly maxSubscriptions: number
+  /** How often a socket with subscriptions is pinged (its pongs keep it from being idle). */
+  readonly pingIntervalMs: number
 }
 
 export interface GatewayServices {
@@ -41,6 +48,10 @@ export interface GatewayServices {
   readonly play: (pubkey: PublicKeyHex, request: PlayRequest) => Promise<PlayOutcome>
   /** Whether a key names a context a connection may target: hosted here, or anywhere when clustered. */
   readonly reaches: (pubkey: PublicKeyHex) => boolean
+  /** Subscribe to a context's changes and events (coded errors when refused). */
+  readonly subscribe: (pubkey: PublicKeyHex, subscriber: Subscriber, after?: Position) => ContextSubscription
+  /** Subscriptions held per remote address, across the node. */
+  readonly subscriptions: AddressSubscriptions
   readonly verifier: Verifier
   readonly metrics: NodeMetrics
   readonly limits: GatewayLimits
@@ -105,6 +116,13 @@ export class GatewayConnection implements ChildHandle {
   private closeAfterAnswer: { readonly code: string; readonly wsCode: number } | undefined
   private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private closed = false
+  private readonly subscriptions = new Map<string, SocketSubscription>()
+  private nextSubscription = 1
+  /** Subscriptions created by the frame being handled: their notifications wait for its answer. */
+  private frameSubscriptions: SocketSubscription[] | undefined
+  /** Bytes of notifications held for subscriptions whose answer is not out yet. */
+  private heldBytes = 0
+  private pingTimer: NodeJS.Timeout | undefined
 
   constructor(socket: WebSocket, target: GatewayTarget, services: GatewayServices, remoteAddress: string) {
     this.socket = socket
@@ -122,6 +140,8 @@ export class GatewayConnection implements ChildHandle {
     this.idleTimer = setTimeout(() => this.actor.send({ type: 'IDLE' }), services.limits.idleTimeoutMs)
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary))
     socket.on('close', () => this.onClose())
+    // A subscriber may have nothing to send for long: answering the node's pings keeps it open.
+    socket.on('pong', () => this.idleTimer.refresh())
     socket.on('error', () => {
       // ws reports a protocol error (a text frame that is not UTF-8: 1007; over the frame limit:
       // 1009) after it began the closing handshake with that code. Cutting the connection now
@@ -156,6 +176,7 @@ export class GatewayConnection implements ChildHandle {
   /** Stop taking requests, wait for those in flight (at most `timeoutMs`), then close with 1001. */
   async shutdown(timeoutMs: number): Promise<void> {
     this.draining = true
+    this.stopPinging()
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs)
@@ -170,6 +191,9 @@ export class GatewayConnection implements ChildHandle {
 
   private onClose(): void {
     clearTimeout(this.idleTimer)
+    for (const subscription of this.subscriptions.values()) this.release(subscription)
+    this.subscriptions.clear()
+    this.stopPinging()
     this.actor.send({ type: 'SOCKET_CLOSED' })
     this.actor.stop()
     for (const waiter of this.authWaiters.values()) waiter.resolve(undefined)
@@ -209,17 +233,30 @@ export class GatewayConnection implements ChildHandle {
     }
   }
 
+  /**
+   * Put an answer or a notification on the socket. Both are charged to the socket's budget of
+   * bytes waiting to be sent, with what subscriptions hold back for it: a client that does not
+   * read would have the node hold it all. Past the bound the socket is cut (a close frame could
+   * not get through anyway); the writers whose changes it watches never wait on it.
+   */
+  private transmit(text: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return
+    this.socket.send(text)
+    this.checkBuffered()
+  }
+
+  private checkBuffered(): void {
+    const waiting = this.socket.bufferedAmount + this.heldBytes
+    if (waiting <= this.services.limits.maxBufferedBytes || this.socket.readyState !== this.socket.OPEN) return
+    this.services.metrics.error('SLOW_CONSUMER')
+    this.services.log.warn({ remote: this.remoteAddress, buffered: waiting }, 'connection cut: it does not read its answers (SLOW_CONSUMER)')
+    this.socket.terminate()
+  }
+
   private send(text: string | undefined): void {
-    if (text !== undefined && this.socket.readyState === this.socket.OPEN) {
-      this.socket.send(text)
-      // A client that sends requests but never reads the answers would have the node hold them
-      // all. Past the bound the socket is cut: a close frame could not get through anyway.
-      if (this.socket.bufferedAmount > this.services.limits.maxBufferedBytes) {
-        this.services.metrics.error('SLOW_CONSUMER')
-        this.services.log.warn({ remote: this.remoteAddress, buffered: this.socket.bufferedAmount }, 'connection cut: it does not read its answers (SLOW_CONSUMER)')
-        this.socket.terminate()
-        return
-      }
+    if (text !== undefined) {
+      this.transmit(text)
+      if (this.socket.readyState !== this.socket.OPEN) return
     }
     // After a failed authenticate, the requests accepted before it are answered, then the socket closes.
     if (this.closeAfterAnswer !== undefined && this.inFlight === 0 && this.socket.readyState === this.socket.OPEN) {
@@ -249,11 +286,25 @@ export class GatewayConnection implements ChildHandle {
       return
     }
     const frame = parseFrame(data, this.services.limits)
+    const subscribed: SocketSubscription[] = []
+    this.frameSubscriptions = subscribed
+    try {
+      this.answerFrame(frame, (text) => {
+        this.send(text)
+        for (const subscription of subscribed) subscription.activate()
+      })
+    } finally {
+      this.frameSubscriptions = undefined
+    }
+  }
+
+  /** Handle a frame's entries and call `answer` once with the frame's whole answer. */
+  private answerFrame(frame: ReturnType<typeof parseFrame>, answer: (text: string | undefined) => void): void {
     if (frame.type === 'single') {
       const id = answerId(frame.entry)
-      const answer = this.handle(frame.entry)
-      if (typeof answer === 'string' || answer === undefined) this.send(answer)
-      else answer.then((text) => this.send(text)).catch((error: unknown) => this.send(this.internal(id, error, 'answer')))
+      const text = this.handle(frame.entry)
+      if (typeof text === 'string' || text === undefined) answer(text)
+      else text.then(answer).catch((error: unknown) => answer(this.internal(id, error, 'answer')))
       return
     }
     const { entries } = frame
@@ -266,7 +317,7 @@ export class GatewayConnection implements ChildHandle {
           answerId(entries[i]!) ?? null,
           circlesError('OUTPUT_TOO_LARGE', `The answers of this batch are over ${budget} bytes; this entry's answer was dropped`, { limit: budget }),
         ),
-      (text) => this.send(text),
+      answer,
     )
     entries.forEach((entry, i) => {
       const answer = this.handle(entry)
@@ -395,7 +446,79 @@ export class GatewayConnection implements ChildHandle {
             },
           )
       }
+      case 'subscribe': {
+        if (this.target.type === 'unknown') throw this.unknownCircle()
+        const result = this.subscribe(this.target.pubkey, call.params)
+        return id === undefined ? undefined : encodeSuccess(id, JSON.stringify(result))
+      }
+      case 'unsubscribe': {
+        const unsubscribed = this.unsubscribe(call.params.subscription)
+        return id === undefined ? undefined : encodeSuccess(id, `{"unsubscribed":${unsubscribed}}`)
+      }
     }
+  }
+
+  /** `subscribe`: a subscription of this socket to its target context, answered with its id and position. */
+  private subscribe(pubkey: PublicKeyHex, params: MethodParams['subscribe']): { subscription: string } & Position {
+    const { limits, subscriptions } = this.services
+    if (this.subscriptions.size >= limits.maxSubscriptions) {
+      throw circlesError('TOO_MANY_SUBSCRIPTIONS', `This connection holds ${limits.maxSubscriptions} subscriptions already`, {
+        limit: 'socket',
+        max: limits.maxSubscriptions,
+      })
+    }
+    const refused = subscriptions.acquire(this.remoteAddress)
+    if (refused !== undefined) throw refused
+    const id = `s${this.nextSubscription++}`
+    const filter = { ...(params.prefix === undefined ? {} : { prefix: params.prefix }), ...(params.topics === undefined ? {} : { topics: params.topics }) }
+    const subscription = new SocketSubscription(id, this.caller, filter, {
+      notify: (text) => this.transmit(text),
+      hold: (delta) => {
+        this.heldBytes += delta
+        if (delta > 0) this.checkBuffered()
+      },
+      ended: (ended) => {
+        if (this.subscriptions.get(ended.id) !== ended) return
+        this.subscriptions.delete(ended.id)
+        this.services.subscriptions.release(this.remoteAddress)
+        if (this.subscriptions.size === 0) this.stopPinging()
+      },
+    })
+    let accepted: ContextSubscription
+    try {
+      accepted = this.services.subscribe(pubkey, subscription, params.after)
+    } catch (error) {
+      subscriptions.release(this.remoteAddress)
+      throw error
+    }
+    subscription.cancel = accepted.cancel
+    this.subscriptions.set(id, subscription)
+    this.frameSubscriptions?.push(subscription)
+    if (this.pingTimer === undefined) {
+      this.pingTimer = setInterval(() => {
+        if (this.socket.readyState === this.socket.OPEN) this.socket.ping()
+      }, limits.pingIntervalMs)
+    }
+    return { subscription: id, epoch: accepted.epoch, seq: accepted.seq }
+  }
+
+  private unsubscribe(id: string): boolean {
+    const subscription = this.subscriptions.get(id)
+    if (subscription === undefined) return false
+    this.subscriptions.delete(id)
+    this.release(subscription)
+    if (this.subscriptions.size === 0) this.stopPinging()
+    return true
+  }
+
+  private release(subscription: SocketSubscription): void {
+    subscription.discard()
+    this.services.subscriptions.release(this.remoteAddress)
+  }
+
+  private stopPinging(): void {
+    clearInterval(this.pingTimer)
+    this.pingTimer = undefined
   }
 
   private unknownCircle(): CirclesError {

@@ -2,7 +2,7 @@ import { createActor, type Actor } from 'xstate'
 import { randomUUID } from 'node:crypto'
 import { circlesError, type CirclesError } from '../../errors/index.js'
 import type { PublicKeyHex } from '../../identity/index.js'
-import { canRun, canWrite, type Policy } from '../../policy/index.js'
+import { canRun, canWrite, refusal, type Policy } from '../../policy/index.js'
 import type { RunOutcome, RunReceipt } from '../../protocol/index.js'
 import type { RunLimits, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
@@ -33,6 +33,18 @@ export interface PlayRequest {
   readonly origin?: string
   /** The task's id when it has one already (a task queued by another node); a new one otherwise. */
   readonly taskId?: string
+}
+
+/** What the peer host hears from a peer actor. */
+export interface PeerHooks {
+  /**
+   * A run's outcome that carries effects (committed writes, emitted events) or that its host's
+   * death cut short (WORKER_CRASHED: what it wrote is unknown), before its caller gets it, in
+   * the order the runs ran.
+   */
+  readonly onOutcome?: (outcome: RunOutcome, caller: PublicKeyHex | '') => void
+  /** Whether subscribers watch the context: a watched context is not passivated. */
+  readonly watched?: () => boolean
 }
 
 /** A run that reached the sandbox: its outcome, task id and time in the mailbox. */
@@ -78,6 +90,7 @@ export class PeerActor implements ChildHandle {
   readonly settings: PeerSettings
   private readonly pool: SandboxPool
   private readonly context: SandboxContextRef
+  private readonly hooks: PeerHooks
   private readonly actor: Actor<PeerMachine>
   private queue: Task[] = []
   private head = 0
@@ -95,12 +108,13 @@ export class PeerActor implements ChildHandle {
   private readonly done: Promise<void>
   private markDone: () => void = () => {}
 
-  constructor(settings: PeerSettings, pool: SandboxPool, context: SandboxContextRef) {
+  constructor(settings: PeerSettings, pool: SandboxPool, context: SandboxContextRef, hooks: PeerHooks = {}) {
     this.settings = settings
     this.pool = pool
     this.context = context
+    this.hooks = hooks
     this.actor = createActor(peerMachine, {
-      input: { passivateAfterMs: settings.passivateAfterMs, drain: () => this.drainMailbox() },
+      input: { passivateAfterMs: settings.passivateAfterMs, drain: () => this.drainMailbox(), ...(hooks.watched === undefined ? {} : { watched: hooks.watched }) },
     })
     this.done = new Promise<void>((resolve) => {
       this.markDone = resolve
@@ -143,13 +157,7 @@ export class PeerActor implements ChildHandle {
    */
   play(request: PlayRequest): Promise<PlayOutcome> {
     const { policy, pubkey, limits } = this.settings
-    if (!canRun(policy, request.caller, pubkey)) {
-      return Promise.reject(
-        request.caller === ''
-          ? circlesError('AUTH_REQUIRED', 'This circle does not admit anonymous callers: authenticate first')
-          : circlesError('FORBIDDEN', "The circle's policy does not let this caller run scripts"),
-      )
-    }
+    if (!canRun(policy, request.caller, pubkey)) return Promise.reject(refusal(request.caller, 'run scripts'))
     if (this.ended || this.stopping) return Promise.reject(circlesError('SHUTTING_DOWN', 'The peer context is stopping'))
     if (this.load >= this.settings.mailboxCapacity) {
       return Promise.reject(
@@ -233,6 +241,7 @@ export class PeerActor implements ChildHandle {
       .then((outcome) => {
         this.inFlight--
         this.lastActiveAt = performance.now()
+        if (outcome.effects !== undefined || outcome.code === 'WORKER_CRASHED') this.hooks.onOutcome?.(outcome, request.caller)
         if (task.status === 'processing') {
           task.status = outcome.code === null ? 'completed' : 'error'
           task.resolve({ outcome, taskId: task.taskId, queuedMs: started - task.enqueuedAt })
