@@ -5,6 +5,8 @@ import { MalformedAnswerError, RpcError, type ErrorData } from './errors.js'
 export type Answer =
   | { readonly type: 'result'; readonly id: unknown; readonly result: unknown }
   | { readonly type: 'error'; readonly id: unknown; readonly error: RpcError | MalformedAnswerError }
+  /** A notification from the node (live updates): checked by its method's reader. */
+  | { readonly type: 'notification'; readonly method: string; readonly params: unknown }
   /** Not a JSON-RPC response at all: nothing can be matched to a request. */
   | { readonly type: 'garbage'; readonly what: string }
 
@@ -26,7 +28,10 @@ function readError(value: unknown): RpcError | MalformedAnswerError {
 
 function readEntry(value: unknown): Answer {
   if (!isObject(value) || value['jsonrpc'] !== '2.0') return { type: 'garbage', what: 'not a JSON-RPC 2.0 response object' }
-  if (!Object.hasOwn(value, 'id')) return { type: 'garbage', what: 'a response without "id"' }
+  if (!Object.hasOwn(value, 'id')) {
+    const method = value['method']
+    return typeof method === 'string' ? { type: 'notification', method, params: value['params'] } : { type: 'garbage', what: 'a response without "id"' }
+  }
   const id = value['id']
   const hasResult = Object.hasOwn(value, 'result')
   const hasError = Object.hasOwn(value, 'error')
@@ -81,6 +86,13 @@ export function checkResult<M extends MethodName>(method: M, value: unknown): Me
       break
     case 'play':
       problem = checkPlay(value)
+      break
+    case 'subscribe':
+      if (typeof value['subscription'] !== 'string') problem = '"subscription" is not a string'
+      else if (typeof value['epoch'] !== 'string' || !Number.isSafeInteger(value['seq'])) problem = '"epoch" and "seq" are not a position'
+      break
+    case 'unsubscribe':
+      if (typeof value['unsubscribed'] !== 'boolean') problem = '"unsubscribed" is not a boolean'
       break
   }
   return problem === undefined ? (value as unknown as MethodResults[M]) : new MalformedAnswerError(`${method}: ${problem}`)

@@ -39,7 +39,7 @@ export interface CircleNodeOptions {
   /** Defaults for every peer context (limits, quota, mailbox, passivation). */
   readonly peers?: PeerOverrides
   /** Live updates: each context's change log and subscription caps (defaults from DEFAULTS). */
-  readonly live?: Partial<LiveOptions> & { readonly maxSubscriptionsPerAddress?: number }
+  readonly live?: LiveOptions & { readonly maxSubscriptionsPerAddress?: number }
   readonly sandbox?: Omit<SandboxPoolOptions, 'hooks' | 'faults'>
   /** Load limits (rate limits per address and caller; on by default except for loopback). */
   readonly limits?: LoadLimitOptions

@@ -31,13 +31,13 @@ export interface PeerHostOptions {
   readonly onSupervisorEvent?: (event: SupervisorEvent) => void
   /** Called when a peer is registered for the first time (the Redis bridge claims its lease). */
   readonly onRegistered?: (pubkey: PublicKeyHex) => void
-  /** Live updates: each context's change log bounds and its cap on subscriptions. */
-  readonly live?: Partial<LiveOptions>
+  /** Live updates: each context's change log bounds and its cap on subscriptions (defaults from DEFAULTS). */
+  readonly live?: LiveOptions
 }
 
 export interface LiveOptions {
-  readonly log: ChangeLogLimits
-  readonly maxSubscriptionsPerContext: number
+  readonly log?: Partial<ChangeLogLimits>
+  readonly maxSubscriptionsPerContext?: number
 }
 
 /** A subscription a context accepted: where it starts, and how to end it. */
@@ -98,7 +98,7 @@ export class PeerHost {
   private readonly defaults: PeerOverrides
   private readonly shutdownMs: number
   private readonly onRegistered: ((pubkey: PublicKeyHex) => void) | undefined
-  private readonly live: LiveOptions
+  private readonly live: { readonly log: ChangeLogLimits; readonly maxSubscriptionsPerContext: number }
   private readonly entries = new Map<PublicKeyHex, Entry>()
   private stopping = false
   /** Actors built, passivated and crashed since start (for metrics). */
