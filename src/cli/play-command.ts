@@ -17,10 +17,13 @@ function positiveInteger(value: string | undefined, option: string): number | un
   return n
 }
 
-/** One connected (and, with a key, authenticated) client; a failure is printed and answers exit code 1. */
-async function open(url: string, key: KeyPair | undefined, io: CliIo): Promise<CirclesClient | number> {
-  const builder = CirclesClient.builder(url)
-  const client = (key === undefined ? builder : builder.withKey(key.secretKey)).build()
+/**
+ * One connected (and, with a key, authenticated) client; a failure is printed and answers exit
+ * code 1. `reconnect`: the client comes back after a dropped connection (and authenticates again).
+ */
+export async function open(url: string, key: KeyPair | undefined, io: CliIo, reconnect = false): Promise<CirclesClient | number> {
+  const withKey = key === undefined ? CirclesClient.builder(url) : CirclesClient.builder(url).withKey(key.secretKey)
+  const client = (reconnect ? withKey.withReconnect({}) : withKey).build()
   try {
     await client.connect()
     if (key !== undefined) await client.authenticate()

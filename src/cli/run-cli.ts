@@ -37,6 +37,10 @@ Commands:
           Authenticate (with a key) and run a script; print its output, logs to stderr.
           With --repeat: run it N times over C connections (one play in flight each) and
           print one line: req/s, p50 and p99 latency, errors by code.
+  watch   --url WS_URL [--key KEY_OR_FILE] [--prefix P] [--topics T[,T…]] [--after EPOCH:SEQ]
+          Subscribe to the circle's changes (under P) and events (topics starting with
+          one of T); print one JSON line per notice, first a "subscribed" line with the
+          position --after resumes from. Runs until Ctrl-C; a dropped connection resumes.
   help    Show this text.
 `
 
@@ -91,6 +95,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     case 'play': {
       const { playCommand } = await import('./play-command.js')
       return playCommand(rest, io)
+    }
+    case 'watch': {
+      const { watchCommand } = await import('./watch-command.js')
+      return watchCommand(rest, io)
     }
     case 'worker': {
       const { workerCommand } = await import('./worker-command.js')

@@ -13,7 +13,7 @@ import {
 } from './errors.js'
 import { reconnectDelayMs, type ResolvedReconnectPolicy } from './reconnect.js'
 import type { Signer } from './signer.js'
-import { ClientSubscriptions, readNotification, type LiveHandler, type SubscribeFilter } from './subscriptions.js'
+import { ClientSubscriptions, readNotification, type LiveHandler, type SubscribeFilter, type Unsubscribe } from './subscriptions.js'
 import { resolveWebSocket, WS_OPEN, type WebSocketConstructor, type WebSocketLike } from './websocket.js'
 
 /** How long a request waits for its answer unless told otherwise. */
@@ -490,7 +490,9 @@ export class CirclesClient {
    * Watch the connection's circle: its committed changes under `prefix` and the events whose
    * topic starts with one of `topics` (neither: everything), as the circle's policy lets this
    * client (`subscribe` rule). Resolves once the node accepted, to a function that ends the
-   * subscription; a refusal rejects (FORBIDDEN, AUTH_REQUIRED, TOO_MANY_SUBSCRIPTIONS).
+   * subscription and carries the position the node answered (`epoch`, `seq`: what to give
+   * `after` to resume from there later); a refusal rejects (FORBIDDEN, AUTH_REQUIRED,
+   * TOO_MANY_SUBSCRIPTIONS).
    *
    * The handler gets each notice in order. After a reconnect the subscription resumes from the
    * last notice it saw; when the node cannot tell what was missed, the handler gets `resync`
@@ -505,7 +507,7 @@ export class CirclesClient {
    * })
    * await stop()
    */
-  subscribe(filter: SubscribeFilter, handler: LiveHandler): Promise<() => Promise<void>> {
+  subscribe(filter: SubscribeFilter, handler: LiveHandler): Promise<Unsubscribe> {
     return this.live.add(filter, handler)
   }
 

@@ -25,6 +25,9 @@ export type LiveNotice =
 
 export type LiveHandler = (notice: LiveNotice) => void
 
+/** Ends a subscription; carries the position the node answered when it accepted it. */
+export type Unsubscribe = (() => Promise<void>) & SubscribePosition
+
 /** One of a node's notifications, read and checked; undefined when it is not one the client knows. */
 export type Notification =
   | { readonly method: 'changed' | 'event'; readonly subscription: string; readonly notice: Extract<LiveNotice, { type: 'changed' | 'event' }> }
@@ -91,7 +94,7 @@ export class ClientSubscriptions {
   constructor(private readonly request: SubscriptionRequest) {}
 
   /** Subscribe; resolves once the node accepted (a refusal rejects), to a function that ends it. */
-  async add(filter: SubscribeFilter, handler: LiveHandler): Promise<() => Promise<void>> {
+  async add(filter: SubscribeFilter, handler: LiveHandler): Promise<Unsubscribe> {
     const live: Live = { filter, handler, position: filter.after, id: undefined, active: true }
     this.all.add(live)
     try {
@@ -100,7 +103,7 @@ export class ClientSubscriptions {
       this.all.delete(live)
       throw error
     }
-    return () => this.remove(live)
+    return Object.assign(() => this.remove(live), live.position!)
   }
 
   private async remove(live: Live): Promise<void> {
