@@ -11,6 +11,7 @@
  *   {"cmd":"lag-reset"}              → starts a new event-loop delay histogram
  *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
  *   {"cmd":"pids"}                   → {"pid","host_pids"}: this process and its sandbox hosts now
+ *   {"cmd":"board"}                  → {"url"}: a new context any authenticated caller may write and watch
  *
  * Cross-node: with BENCH_REDIS_URL (and BENCH_REDIS_PREFIX) the node joins the others through
  * Redis; BENCH_CONTEXTS=N makes it host N more contexts, whose keys it prints as `contexts`
@@ -117,6 +118,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         times.sort((a, b) => a - b)
         const at = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))] ?? Number.NaN
         return reply({ p50_ms: at(50), p99_ms: at(99), samples: times.length })
+      }
+      case 'board': {
+        const { publicKey } = generateKeyPair()
+        await node.peers.spawnPeer({ pubkey: publicKey, policy: { run: 'authenticated', write: 'authenticated' } })
+        return reply({ url: `${served.url}${publicKey}` })
       }
       case 'lag-reset':
         lag.reset()

@@ -28,6 +28,13 @@ export interface ContextFeedOptions {
   readonly now?: () => number
 }
 
+/**
+ * Subscribers visited per turn of the event loop by a fan-out: a context with thousands of
+ * subscribers hands the event loop back between slices, so that the writer's next request (and
+ * everyone else's) is not queued behind the whole fan-out.
+ */
+const FAN_OUT_SLICE = 256
+
 interface Entry {
   readonly quotedId: string
   /** Notices up to this seq reached the subscriber with its answer (or were before it): skipped by the fan-out. */
@@ -45,8 +52,8 @@ export function matches(filter: SubscriptionFilter, notice: Notice): boolean {
 /**
  * The live side of one context: its change log and the subscriptions watching it. Notices are
  * numbered and logged as soon as a run's outcome arrives, in run order; they are fanned out to
- * the subscribers on the next turn of the event loop, so that the writer's own answer never waits
- * on the fan-out. A subscriber resuming from a position gets exactly what it missed, or
+ * the subscribers from the next turn of the event loop on, in slices, so that the writer's own
+ * answer never waits on the fan-out. A subscriber resuming from a position gets exactly what it missed, or
  * RESYNC_REQUIRED when the log cannot tell (another epoch, entries dropped).
  *
  * @example
@@ -58,7 +65,11 @@ export class ContextFeed {
   private log: ChangeLog
   private readonly options: ContextFeedOptions
   private readonly subscribers = new Map<Subscriber, Entry>()
+  /** Notices logged and not fanned out yet, oldest first. */
   private unsent: LoggedNotice[] = []
+  /** The subscribers the first unsent notice goes to (as they were when its fan-out began), and how far it got. */
+  private targets: [Subscriber, Entry][] | undefined
+  private cursor = 0
   private scheduled = false
 
   constructor(options: ContextFeedOptions) {
@@ -116,12 +127,24 @@ export class ContextFeed {
 
   private readonly fanOut = (): void => {
     this.scheduled = false
-    const unsent = this.unsent
-    this.unsent = []
-    for (const logged of unsent) {
-      for (const [subscriber, entry] of this.subscribers) {
-        if (logged.seq > entry.from && matches(subscriber.filter, logged.notice)) subscriber.deliver(notificationText(entry.quotedId, logged))
+    let budget = FAN_OUT_SLICE
+    while (this.unsent.length > 0 && budget > 0) {
+      const logged = this.unsent[0]!
+      const targets = (this.targets ??= [...this.subscribers])
+      for (; this.cursor < targets.length && budget > 0; budget--) {
+        const [subscriber, entry] = targets[this.cursor++]!
+        // Gone since (unsubscribed, ended) or subscribed after this notice: not for it.
+        if (logged.seq <= entry.from || this.subscribers.get(subscriber) !== entry || !matches(subscriber.filter, logged.notice)) continue
+        subscriber.deliver(notificationText(entry.quotedId, logged))
       }
+      if (this.cursor < targets.length) break
+      this.unsent.shift()
+      this.targets = undefined
+      this.cursor = 0
+    }
+    if (this.unsent.length > 0) {
+      this.scheduled = true
+      setImmediate(this.fanOut)
     }
   }
 
@@ -132,6 +155,8 @@ export class ContextFeed {
   restart(): void {
     this.log = new ChangeLog(this.options.log, this.options.now)
     this.unsent = []
+    this.targets = undefined
+    this.cursor = 0
     const resync = this.resync()
     this.endWhere(() => resync)
   }
