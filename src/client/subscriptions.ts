@@ -31,7 +31,7 @@ export type Unsubscribe = (() => Promise<void>) & SubscribePosition
 /** One of a node's notifications, read and checked; undefined when it is not one the client knows. */
 export type Notification =
   | { readonly method: 'changed' | 'event'; readonly subscription: string; readonly notice: Extract<LiveNotice, { type: 'changed' | 'event' }> }
-  | { readonly method: 'subscription_ended'; readonly subscription: string; readonly error: RpcError; readonly position?: SubscribePosition }
+  | { readonly method: 'subscription_ended'; readonly subscription: string; readonly error: RpcError }
 
 type Json = Record<string, unknown>
 
@@ -53,7 +53,7 @@ export function readNotification(method: string, params: unknown): Notification 
     const code = p['code']
     const rpc = isErrorCode(code) ? ERROR_REGISTRY[code].rpc : null
     const error = new RpcError(rpc ?? ERROR_REGISTRY.INTERNAL_ERROR.rpc, p['message'], { code, ...(isPosition(p) ? { epoch: p['epoch'], seq: p['seq'] } : {}) })
-    return { method, subscription, error, ...(isPosition(p) ? { position: { epoch: p['epoch'] as string, seq: p['seq'] as number } } : {}) }
+    return { method, subscription, error }
   }
   if (!isPosition(p)) return `${method}: "epoch" and "seq" are not a position`
   const { epoch, seq } = p as { epoch: string; seq: number }
@@ -123,8 +123,13 @@ export class ClientSubscriptions {
     await this.request('unsubscribe', { subscription: id }).catch(() => {})
   }
 
-  /** Subscribe on the current connection, from the live's position; RESYNC_REQUIRED goes to its handler. */
-  private async open(live: Live): Promise<void> {
+  /**
+   * Subscribe on the current connection, from the live's position. When notices were lost (the
+   * node answers RESYNC_REQUIRED, or `lost` says it ended the subscription so), subscribe afresh
+   * and then hand the handler `resync`: it reads again with the subscription in place, so nothing
+   * after what it reads can be missed.
+   */
+  private async open(live: Live, lost?: RpcError): Promise<void> {
     const { prefix, topics } = live.filter
     const params = { ...(prefix === undefined ? {} : { prefix }), ...(topics === undefined ? {} : { topics }) }
     const bind = (result: MethodResults['subscribe']) => {
@@ -132,14 +137,17 @@ export class ClientSubscriptions {
       live.position = { epoch: result.epoch, seq: result.seq }
       if (live.active) this.byId.set(result.subscription, live)
     }
-    try {
-      await this.request('subscribe', live.position === undefined ? params : { ...params, after: live.position }, bind)
-    } catch (error) {
-      if (!(error instanceof RpcError) || error.code !== 'RESYNC_REQUIRED') throw error
-      const position = { epoch: String(error.data['epoch']), seq: Number(error.data['seq']) }
-      // From where the node can go on; the handler reads again once nothing can be missed.
-      await this.request('subscribe', { ...params, after: position }, bind)
-      if (live.active) deliver(live, { type: 'resync', ...position, error })
+    if (lost === undefined) {
+      try {
+        await this.request('subscribe', live.position === undefined ? params : { ...params, after: live.position }, bind)
+      } catch (error) {
+        if (!(error instanceof RpcError) || error.code !== 'RESYNC_REQUIRED') throw error
+        lost = error
+      }
+    }
+    if (lost !== undefined) {
+      await this.request('subscribe', params, bind)
+      if (live.active) deliver(live, { type: 'resync', ...live.position!, error: lost })
     }
     // Ended while the node was answering.
     if (!live.active) await this.release(live)
@@ -156,9 +164,8 @@ export class ClientSubscriptions {
     }
     this.byId.delete(notification.subscription)
     live.id = undefined
-    if (notification.error.code === 'RESYNC_REQUIRED' && notification.position !== undefined) {
-      live.position = notification.position
-      this.open(live).catch((error: CirclesClientError) => this.end(live, error))
+    if (notification.error.code === 'RESYNC_REQUIRED') {
+      this.open(live, notification.error).catch((error: CirclesClientError) => this.end(live, error))
       return
     }
     this.end(live, notification.error)

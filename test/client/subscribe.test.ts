@@ -2,7 +2,10 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { CirclesClient, RpcError, type ClientState, type LiveNotice, type WebSocketConstructor } from '../../src/client/index.js'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { startNode } from '../helpers/node.js'
+import { waitUntil } from '../helpers/wait.js'
 
 /**
  * A client whose connections the test can cut (terminate: no close frame, as a network drop) and
@@ -112,6 +115,23 @@ t.test('a gap the node cannot fill is handed to the handler as resync, then it g
   t.match(resync, { type: 'resync', seq: 6, error: { code: 'RESYNC_REQUIRED' } })
   await client.play('save_data("c", 1)')
   t.match((await received(3))[2], { type: 'changed', seq: 7, name: 'c' })
+})
+
+t.test('a host crash under a live subscription: resync once it is in place again, then it goes on', async (t) => {
+  const { node, circle, url, dbPath } = await startNode(t, { peers: { limits: { timeoutMs: 30_000, cpuMs: 30_000 } } })
+  const { client, handler, received } = cuttableClient(t, url, circle)
+  await client.connect()
+  await client.authenticate()
+  const first = await client.subscribe({}, handler)
+  const crashing = client.play('save_data("before", 1); for (;;) {}').catch((error: unknown) => error)
+  await waitUntil(() => existsSync(join(dbPath, circle.publicKey, 'data', 'before.json')), 'the write reached the disk')
+  process.kill(node.sandbox.pids[0]!, 'SIGKILL')
+  t.match(await crashing, { code: 'WORKER_CRASHED' })
+  const [resync] = await received(1)
+  t.match(resync, { type: 'resync', seq: 0, error: { code: 'RESYNC_REQUIRED' } })
+  t.not((resync as { epoch: string }).epoch, first.epoch, 'a new epoch')
+  await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: 'save_data("after", 1)' })
+  t.match((await received(2))[1], { type: 'changed', seq: 1, name: 'after' })
 })
 
 t.test('a subscriber the policy drops gets ended with FORBIDDEN', async (t) => {
