@@ -37,6 +37,8 @@ const onlyCrossNode = argv.includes('--cross-node-only')
 const onlyLive = argv.includes('--live-only')
 /** Sockets watching the writer's context in the live rows. */
 const LIVE_SUBSCRIBERS = 1000
+/** The paced live row: one write per this many ms (50 a second: 50,000 notifications a second). */
+const LIVE_PACED_MS = 20
 const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379'
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
@@ -299,6 +301,8 @@ interface LiveRows {
   readonly watched: LoadResult
   /** The subscribers: notifications received/s, and latency from commit to receipt. */
   readonly subscribers: LoadResult
+  /** The same with the writer paced (LIVE_PACED_MS between writes): latency while the subscribers keep up. */
+  readonly paced: LoadResult
   /** The writer with one subscriber that never reads. */
   readonly slow: LoadResult
   readonly writer_p50_watched_vs_alone: number
@@ -322,12 +326,19 @@ async function measureLive(node: Server, say: (what: string) => void): Promise<L
   // The subscribers measure from the writer's first notification on: it writes a little longer.
   const watched = await load({ mode: 'live', url, ...timed, durationMs: timed.durationMs + 500, cpu: cpuOf(node) })
   const subscribers = await watching.result
+  say(`live: one writer every ${LIVE_PACED_MS} ms, ${LIVE_SUBSCRIBERS} subscribers`)
+  const pacedUrl = await board()
+  const pacing = watch({ mode: 'watch', url: pacedUrl, ...timed, connections: LIVE_SUBSCRIBERS, subscribers: LIVE_SUBSCRIBERS })
+  await pacing.ready
+  await load({ mode: 'live', url: pacedUrl, ...timed, durationMs: timed.durationMs + 500, intervalMs: LIVE_PACED_MS })
+  const paced = await pacing.result
   say('live: one writer, one subscriber that does not read')
   const slow = await load({ mode: 'live', url: await board(), ...timed, slowSubscribers: 1 })
   return {
     alone,
     watched,
     subscribers,
+    paced,
     slow,
     writer_p50_watched_vs_alone: watched.latency_ms.p50 / alone.latency_ms.p50,
     writer_p50_slow_vs_alone: slow.latency_ms.p50 / alone.latency_ms.p50,
@@ -343,7 +354,11 @@ function liveTable(live: LiveRows): string {
       ['writer alone: plays/s, p50 / p99 ms', `${formatNumber(live.alone.per_second)}, ${formatNumber(live.alone.latency_ms.p50)} / ${formatNumber(live.alone.latency_ms.p99)}`],
       [`writer with ${n} subscribers: plays/s, p50 / p99 ms`, `${formatNumber(live.watched.per_second)}, ${formatNumber(live.watched.latency_ms.p50)} / ${formatNumber(live.watched.latency_ms.p99)}`],
       [`notifications delivered/s (${n} subscribers)`, formatNumber(live.subscribers.per_second)],
-      ['commit → receipt p50 / p99 / max ms (commit time in whole ms)', `${formatNumber(p50)} / ${formatNumber(p99)} / ${formatNumber(max)}`],
+      ['commit → receipt p50 / p99 / max ms (commit time in whole ms; receivers saturated)', `${formatNumber(p50)} / ${formatNumber(p99)} / ${formatNumber(max)}`],
+      [
+        `writer paced to one save per ${LIVE_PACED_MS} ms: notifications/s, commit → receipt p50 / p99 ms`,
+        `${formatNumber(live.paced.per_second)}, ${formatNumber(live.paced.latency_ms.p50)} / ${formatNumber(live.paced.latency_ms.p99)}`,
+      ],
       [`writer p50 with ${n} subscribers ÷ alone`, `${live.writer_p50_watched_vs_alone.toFixed(2)}×`],
       [
         `node main thread CPU per write: alone / with ${n} subscribers (µs)`,
@@ -361,7 +376,7 @@ function liveTable(live: LiveRows): string {
 async function liveOnly(): Promise<void> {
   let step = 0
   const node = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses) })
-  const live = await measureLive(node, (what) => progress(`[${++step}/3] ${what}`))
+  const live = await measureLive(node, (what) => progress(`[${++step}/4] ${what}`))
   await node.stop()
   progressDone()
   console.log(liveTable(live))
@@ -371,7 +386,7 @@ async function liveOnly(): Promise<void> {
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 18 + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 19 + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })

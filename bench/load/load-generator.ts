@@ -8,8 +8,8 @@
  *   handshake  new connection + fetch_nonce + sign + authenticate, repeatedly
  *   bad-auth   new connection + fetch_nonce + a bad signature, repeatedly (a flood)
  *   idle       open N connections and hold them (prints {"open": N}, then waits for SIGTERM)
- *   live       one writer saving a document in a closed loop (`slowSubscribers` sockets subscribe
- *              to it and never read); its latency
+ *   live       one writer saving a document in a closed loop, or one every `intervalMs`
+ *              (`slowSubscribers` sockets subscribe to it and never read); its latency
  *   watch      `subscribers` sockets subscribed to a live writer's documents (prints {"ready": N}
  *              once they are): notifications received per second, and latency from the
  *              write's commit (the script's Date.now(), whole ms) to receipt; measured from the
@@ -34,6 +34,8 @@ export interface LoadConfig {
   readonly subscribers?: number
   /** live: sockets that subscribe to the writer's documents and then stop reading. */
   readonly slowSubscribers?: number
+  /** live: at most one write per this many ms (default: as fast as answers come). */
+  readonly intervalMs?: number
 }
 
 export interface LoadResult {
@@ -105,10 +107,13 @@ async function authenticated(url: string, pair: KeyPair): Promise<WebSocket> {
  * connection for the whole run (per-request listeners would cost the generator more CPU than
  * the echo server spends answering).
  */
-function closedLoop(ws: WebSocket, frame: string): Promise<void> {
+function closedLoop(ws: WebSocket, frame: string, intervalMs = 0): Promise<void> {
   return new Promise((resolve) => {
     let started = 0
     const fire = () => {
+      // Paced: the next request no sooner than intervalMs after the previous one was sent.
+      const wait = started + intervalMs - performance.now()
+      if (intervalMs > 0 && wait > 0 && running) return void setTimeout(fire, wait)
       if (!running) {
         ws.off('message', onMessage)
         resolve()
@@ -190,7 +195,7 @@ async function main(): Promise<void> {
   if (config.mode === 'live') {
     const writer = await authenticated(config.url, generateKeyPair())
     await subscribers(config.slowSubscribers ?? 0, false)
-    loops.push(closedLoop(writer, rpc(1, 'play', { script: 'save_data("live/doc", { at: Date.now(), text: "hello" })' })))
+    loops.push(closedLoop(writer, rpc(1, 'play', { script: 'save_data("live/doc", { at: Date.now(), text: "hello" })' }), config.intervalMs))
   } else if (config.mode === 'watch') {
     // Measured once the writer is writing: from its first notification on, after the warm-up.
     const writing = new Promise<void>((resolve) => subscribers(config.subscribers ?? 0, true, resolve).then(() => process.stdout.write(`${JSON.stringify({ ready: config.subscribers })}\n`)))
