@@ -5,6 +5,7 @@ import { WebSocket } from 'ws'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { authenticate, openSocket, type RawSocket } from '../helpers/raw-socket.js'
 import { captureLog } from '../helpers/log-capture.js'
+import { launchNode } from '../helpers/launched-node.js'
 import { startNode } from '../helpers/node.js'
 import { waitUntil } from '../helpers/wait.js'
 
@@ -394,4 +395,22 @@ t.test('a subscriber that does not read is cut (SLOW_CONSUMER); the writer goes 
   await waitUntil(() => node.peers.subscribersOf(circle.publicKey) === 0, 'the cut socket\'s subscription is gone')
   t.match(await writer.call('play', { script: '"still served"' }), { result: { output: 'still served' } })
   writer.close()
+})
+
+t.test('a launched node: the subscribe key and the emit limits of circles.json', async (t) => {
+  const launched = await launchNode(t, {
+    circles: [{ name: 'board', port: 0, policy: { run: 'anonymous', write: 'authenticated', subscribe: 'authenticated' }, limits: { max_emits: 2 } }],
+  })
+  const { url } = launched.circles.get('board')!
+  const anonymous = await peer(url)
+  t.match((await anonymous.call('subscribe', {})).error, { data: { code: 'AUTH_REQUIRED' } }, 'subscribe is stricter than run here')
+  const watcher = await peer(url, generateKeyPair())
+  await ok(watcher, 'subscribe', { prefix: 'posts/', topics: ['t'] })
+  const writer = await peer(url, generateKeyPair())
+  const emitted = await ok(writer, 'play', { script: 'save_data("posts/1", "hi"); let n = 0; try { for (;;) { emit("t", n); n++ } } catch (e) { [e.code, n] }' })
+  t.same(emitted.result, ['QUOTA_EXCEEDED', 2])
+  t.match((await watcher.next()).params, { seq: 1, name: 'posts/1', value: 'hi' })
+  t.match((await watcher.next()).params, { seq: 2, topic: 't', value: 0 })
+  t.match((await watcher.next()).params, { seq: 3, topic: 't', value: 1 })
+  for (const socket of [anonymous, watcher, writer]) socket.close()
 })
