@@ -26,6 +26,8 @@ export interface ContextFeedOptions {
   readonly maxSubscribers: number
   /** The change log's clock (ms). */
   readonly now?: () => number
+  /** Notifications delivered (replays and fan-out), for metrics. */
+  readonly onDelivered?: (count: number) => void
 }
 
 /**
@@ -102,7 +104,13 @@ export class ContextFeed {
     if (after !== undefined) {
       const missed = this.log.since(after.epoch, after.seq)
       if (missed === undefined) throw this.resync()
-      for (const logged of missed) if (matches(subscriber.filter, logged.notice)) subscriber.deliver(notificationText(quotedId, logged))
+      let delivered = 0
+      for (const logged of missed) {
+        if (!matches(subscriber.filter, logged.notice)) continue
+        subscriber.deliver(notificationText(quotedId, logged))
+        delivered++
+      }
+      this.options.onDelivered?.(delivered)
     }
     this.subscribers.set(subscriber, { quotedId, from: this.log.position.seq })
     return this.log.position
@@ -128,6 +136,7 @@ export class ContextFeed {
   private readonly fanOut = (): void => {
     this.scheduled = false
     let budget = FAN_OUT_SLICE
+    let delivered = 0
     while (this.unsent.length > 0 && budget > 0) {
       const logged = this.unsent[0]!
       const targets = (this.targets ??= [...this.subscribers])
@@ -136,12 +145,14 @@ export class ContextFeed {
         // Gone since (unsubscribed, ended) or subscribed after this notice: not for it.
         if (logged.seq <= entry.from || this.subscribers.get(subscriber) !== entry || !matches(subscriber.filter, logged.notice)) continue
         subscriber.deliver(notificationText(entry.quotedId, logged))
+        delivered++
       }
       if (this.cursor < targets.length) break
       this.unsent.shift()
       this.targets = undefined
       this.cursor = 0
     }
+    this.options.onDelivered?.(delivered)
     if (this.unsent.length > 0) {
       this.scheduled = true
       setImmediate(this.fanOut)

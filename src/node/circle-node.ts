@@ -221,6 +221,11 @@ export class CircleNode {
       verifierQueued: () => this.verifierInstance?.queued ?? 0,
       hosts: () => this.pool.stats,
       quarantined: () => this.load.quarantined,
+      live: () => {
+        const peers = this.peerHost
+        if (peers === undefined) return { subscriptions: 0, notifications: 0, logsLost: 0 }
+        return { subscriptions: peers.subscriptions, notifications: peers.counters.notifications, logsLost: peers.counters.logsLost }
+      },
       crossNode: () => (this.bridge === undefined ? undefined : { ...this.bridge.counters, ...this.bridge.depth, connected: this.bridge.connected }),
     })
     // The listeners read the current services: a restarted child replaces its instance.

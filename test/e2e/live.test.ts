@@ -24,7 +24,7 @@ async function ok(socket: RawSocket, method: string, params: unknown): Promise<a
 }
 
 t.test('changes: 1,000 writes from 10 writers arrive in order, with consecutive seq', async (t) => {
-  const { circle, url } = await startNode(t)
+  const { circle, url, admin } = await startNode(t)
   const watcher = await peer(url, circle)
   const subscribed = await ok(watcher, 'subscribe', { prefix: 'w' })
   t.match(subscribed, { subscription: 's1', epoch: /^[0-9a-f]{16}$/, seq: 0 })
@@ -50,6 +50,7 @@ t.test('changes: 1,000 writes from 10 writers arrive in order, with consecutive 
       `writer ${w}'s writes in the order they ran`,
     )
   }
+  t.match(await fetch(`${admin}/metrics`).then((r) => r.text()), /^circles_notifications_total 1000$/m)
   for (const socket of [watcher, ...writers]) socket.close()
 })
 
@@ -253,7 +254,7 @@ t.test('a watched context is not passivated; once nobody watches, it is, and its
 })
 
 t.test('a host crash in the context: subscribers are told RESYNC_REQUIRED, and so is a resume', async (t) => {
-  const { circle, url, node, dbPath } = await startNode(t, { peers: { limits: { timeoutMs: 30_000, cpuMs: 30_000 } } })
+  const { circle, url, node, dbPath, admin } = await startNode(t, { peers: { limits: { timeoutMs: 30_000, cpuMs: 30_000 } } })
   const watcher = await peer(url, circle)
   const start = await ok(watcher, 'subscribe', {})
   const writer = await peer(url, circle)
@@ -266,6 +267,11 @@ t.test('a host crash in the context: subscribers are told RESYNC_REQUIRED, and s
   t.match(ended, { method: 'subscription_ended', params: { subscription: 's1', code: 'RESYNC_REQUIRED', seq: 0 } })
   t.not(ended.params.epoch, start.epoch)
   t.match(await watcher.call('subscribe', { after: { epoch: start.epoch, seq: 0 } }), { error: { data: { code: 'RESYNC_REQUIRED', epoch: ended.params.epoch, seq: 0 } } })
+  await ok(watcher, 'subscribe', {})
+  const metrics = await fetch(`${admin}/metrics`).then((r) => r.text())
+  t.match(metrics, /^circles_change_logs_lost_total 1$/m, 'counted')
+  t.match(metrics, /^circles_subscriptions 1$/m)
+  t.match(metrics, /^circles_requests_total\{method="subscribe"\} 3$/m)
   watcher.close()
   writer.close()
 })

@@ -101,8 +101,11 @@ export class PeerHost {
   private readonly live: { readonly log: ChangeLogLimits; readonly maxSubscriptionsPerContext: number }
   private readonly entries = new Map<PublicKeyHex, Entry>()
   private stopping = false
-  /** Actors built, passivated and crashed since start (for metrics). */
-  readonly counters = { activations: 0, passivations: 0, crashes: 0 }
+  /**
+   * Actors built, passivated and crashed since start; notifications delivered, and change logs
+   * lost under their subscribers (a crashed run, a run past its report bounds) — for metrics.
+   */
+  readonly counters = { activations: 0, passivations: 0, crashes: 0, notifications: 0, logsLost: 0 }
 
   constructor(options: PeerHostOptions) {
     this.dbPath = options.dbPath
@@ -255,6 +258,13 @@ export class PeerHost {
     return this.entries.get(pubkey)?.feed?.size ?? 0
   }
 
+  /** Subscriptions to every context now. */
+  get subscriptions(): number {
+    let n = 0
+    for (const entry of this.entries.values()) n += entry.feed?.size ?? 0
+    return n
+  }
+
   /** The lifecycle state of a peer's actor ('passivated' when it has none). */
   stateOf(pubkey: PublicKeyHex): string | undefined {
     const entry = this.entries.get(pubkey)
@@ -291,6 +301,7 @@ export class PeerHost {
     const feed = entry.feed
     if (feed === undefined) return
     if (outcome.code === 'WORKER_CRASHED' || outcome.effects?.lost === true) {
+      this.counters.logsLost++
       feed.restart()
       return
     }
@@ -299,7 +310,11 @@ export class PeerHost {
 
   private activate(entry: Entry): PeerActor {
     if (entry.actor !== undefined) return entry.actor
-    entry.feed ??= new ContextFeed({ log: this.live.log, maxSubscribers: this.live.maxSubscriptionsPerContext })
+    entry.feed ??= new ContextFeed({
+      log: this.live.log,
+      maxSubscribers: this.live.maxSubscriptionsPerContext,
+      onDelivered: (count) => (this.counters.notifications += count),
+    })
     const actor = new PeerActor(entry.settings, this.pool, entry.context, {
       onOutcome: (outcome, caller) => this.onOutcome(entry, outcome, caller),
       watched: () => (entry.feed?.size ?? 0) > 0,
