@@ -249,7 +249,7 @@ export class GatewayConnection implements ChildHandle {
     const waiting = this.socket.bufferedAmount + this.heldBytes
     if (waiting <= this.services.limits.maxBufferedBytes || this.socket.readyState !== this.socket.OPEN) return
     this.services.metrics.error('SLOW_CONSUMER')
-    this.services.log.warn({ remote: this.remoteAddress, buffered: waiting }, 'connection cut: it does not read its answers (SLOW_CONSUMER)')
+    this.services.log.warn({ remote: this.remoteAddress, buffered: waiting }, 'connection cut: it does not read what is sent to it (SLOW_CONSUMER)')
     this.socket.terminate()
   }
 
