@@ -40,13 +40,21 @@ export function measureEngine(scriptName: keyof typeof SCRIPTS, seconds: number,
   })
   const circle = '02'.padEnd(66, 'a')
   const effects = { maxEmits: DEFAULTS.EMITS_PER_RUN, maxEmitBytes: DEFAULTS.EMIT_BYTES_PER_RUN, maxNotifyValueBytes: DEFAULTS.NOTIFY_VALUE_BYTES }
-  const ctx = { circle, dbPathLabel: circle, store: NO_STORAGE, cpuMs: DEFAULTS.SCRIPT_CPU_MS, effects }
+  const ctx = {
+    circle,
+    dbPathLabel: circle,
+    store: NO_STORAGE,
+    cpuMs: DEFAULTS.SCRIPT_CPU_MS,
+    maxCallsInFlight: DEFAULTS.MAX_CALLS_IN_FLIGHT_PER_RUN,
+    maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
+    effects,
+  }
   const source = SCRIPTS[scriptName]
   let n = 0
   const once = () => {
     const script = cold ? `${source}\n// ${n}` : source
-    const outcome = engine.run({ script, caller: circle, canWrite: false, timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS }, ctx)
-    if (outcome.code !== null) throw new Error(`engine bench: the script failed: ${outcome.code} ${outcome.message}`)
+    const slice = engine.start(n, { script, caller: circle, canWrite: false, canCall: false, timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS }, ctx)
+    if (slice.type !== 'done' || slice.outcome.code !== null) throw new Error(`engine bench: the script failed: ${JSON.stringify(slice)}`)
     n++
   }
   const warmUntil = performance.now() + 300

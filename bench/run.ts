@@ -8,6 +8,8 @@
  *   npm run bench -- --sandbox-processes 2
  *   npm run bench -- --auth-lag  # only: the node's event-loop lag while 1,000 sockets send bad signatures
  *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL or 127.0.0.1:6379)
+ *   npm run bench -- --hostile-only      # just the hostile-neighbours rows
+ *   npm run bench -- --server-old-space-mb 256   # servers run with --max-old-space-size=256
  *   npm run bench -- --live-only         # just the live-update rows (one writer, 1,000 subscribers)
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
@@ -21,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { renderChart } from './lib/chart.js'
 import { formatNumber, machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
-import { SCRIPTS } from './lib/scripts.js'
+import { callingScript, SCRIPTS } from './lib/scripts.js'
 import type { EngineFigure } from './engine.bench.js'
 import { measureSandbox, type SandboxFigure } from './sandbox.bench.js'
 import type { LoadConfig, LoadResult } from './load/load-generator.js'
@@ -34,6 +36,7 @@ const authLagOnly = argv.includes('--auth-lag')
 /** Sockets sending bad signatures at once while the node's event-loop lag is measured. */
 const BAD_AUTH_SOCKETS = 1000
 const onlyCrossNode = argv.includes('--cross-node-only')
+const onlyHostile = argv.includes('--hostile-only')
 const onlyLive = argv.includes('--live-only')
 /** Sockets watching the writer's context in the live rows. */
 const LIVE_SUBSCRIBERS = 1000
@@ -42,13 +45,19 @@ const LIVE_PACED_MS = 20
 const REDIS_URL = process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379'
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
 const PLAN = quick
-  ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 2_000, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50 }
-  : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 100_000, cold: 200, sandboxSeconds: 3, engineSeconds: 3, authMs: 5000, manyContexts: 50 }
+  ? { connections: [1, 10, 50], durationMs: 1500, warmupMs: 300, idle: 2_000, contexts: 2_000, cold: 50, sandboxSeconds: 1, engineSeconds: 1, authMs: 1500, manyContexts: 50, hostileMs: 3_000 }
+  : { connections: [1, 10, 50, 200], durationMs: 5000, warmupMs: 1000, idle: 5000, contexts: 100_000, cold: 200, sandboxSeconds: 3, engineSeconds: 3, authMs: 5000, manyContexts: 50, hostileMs: 10_000 }
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url))
 // BENCH_CPU_PROF=<dir> profiles the servers (node --cpu-prof), e.g. to see where a cross-node task's time goes.
 const CPU_PROF_DIR = process.env['BENCH_CPU_PROF']
-const NODE_ARGS = ['--no-node-snapshot', ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`])]
+const oldSpaceAt = argv.indexOf('--server-old-space-mb')
+const SERVER_OLD_SPACE_MB = oldSpaceAt === -1 ? undefined : Number(argv[oldSpaceAt + 1])
+const NODE_ARGS = [
+  '--no-node-snapshot',
+  ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]),
+  ...(SERVER_OLD_SPACE_MB === undefined ? [] : [`--max-old-space-size=${SERVER_OLD_SPACE_MB}`]),
+]
 /** CPU pinning with taskset: servers on core 0, load generator on core 1 (when asked and possible). */
 const canPin = pin && availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0
 if (pin && !canPin) process.stderr.write('bench: --pin needs taskset and two cores; the pinned rows are skipped\n')
@@ -65,6 +74,9 @@ interface ServerInfo {
   readonly url?: string
   readonly http?: string
   readonly circle?: string
+  /** Contexts for the calls row: one whose scripts call, and the one they call. */
+  readonly caller?: string
+  readonly callee?: string
   readonly contexts?: string[]
   readonly pid?: number
   readonly host_pids?: number[]
@@ -166,7 +178,110 @@ function cpuRow(label: string, r: LoadResult): (string | number)[] {
   return [label, r.connections, ...CPU_COLUMNS.map((k) => (r.cpu_us === undefined ? '—' : r.cpu_us[k]))]
 }
 
-function row(label: string, r: LoadResult, ceiling?: number): (string | number)[] {
+/** Start an attacker (a load-generator process in a hostile mode); resolves once it attacks. */
+function startAttacker(config: LoadConfig): Promise<{ stop: () => Promise<Record<string, unknown>> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [here('./load/load-generator.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const lines = createInterface({ input: child.stdout })
+    const onExit = (code: number | null) => reject(new Error(`${config.mode} attacker exited with ${code}`))
+    child.once('exit', onExit)
+    lines.once('line', () =>
+      resolve({
+        stop: () =>
+          new Promise((done) => {
+            child.off('exit', onExit)
+            lines.once('line', (line) => done(JSON.parse(line) as Record<string, unknown>))
+            child.kill('SIGTERM')
+          }),
+      }),
+    )
+  })
+}
+
+/** Loopback aliases for the hostile rows: limits count per address, so each client has its own. */
+const alias = (n: number) => `127.0.0.${n}`
+const HOSTILE_ATTACKS: readonly { readonly name: string; readonly config: Omit<LoadConfig, 'url'> }[] = [
+  { name: '24 non-reading sockets (16 answers of 1 MB each)', config: { mode: 'unread', connections: 24, durationMs: 0, addresses: Array.from({ length: 24 }, (_, i) => alias(10 + i)) } },
+  { name: 'one socket sending 1 MiB [[[…]]] frames', config: { mode: 'junk', connections: 1, durationMs: 0, addresses: [alias(40)] } },
+  { name: 'one client sending memory bombs to the circle', config: { mode: 'bomb', connections: 1, durationMs: 0, addresses: [alias(50)] } },
+]
+
+export interface HostileRow {
+  readonly attack: string
+  readonly quiet: LoadResult
+  readonly attacked: LoadResult
+  readonly rss_before_bytes: number
+  readonly rss_peak_bytes: number
+  readonly attacker: Record<string, unknown>
+}
+
+/**
+ * Hostile neighbours: a well-behaved client (authenticated, 200 plays a second on one socket)
+ * measured quiet and then beside each attack, on a fresh node per attack (limits on for
+ * loopback; every client on an address of its own).
+ */
+async function measureHostile(say: (what: string) => void): Promise<HostileRow[]> {
+  const rows: HostileRow[] = []
+  for (const attack of HOSTILE_ATTACKS) {
+    say(`hostile neighbours: ${attack.name}`)
+    const node = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_HOSTILE: '1' })
+    const url = node.info['url']!
+    const victim: LoadConfig = { mode: 'play', url, connections: 1, rate: 200, addresses: [alias(2)], durationMs: PLAN.hostileMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial }
+    const quiet = await load(victim)
+    const before = (await node.command({ cmd: 'rss' })) as { rss: number }
+    const attacker = await startAttacker({ ...attack.config, url })
+    const attacked = await load(victim)
+    const after = (await node.command({ cmd: 'rss' })) as { peak_rss: number }
+    const report = await attacker.stop()
+    await node.stop()
+    rows.push({ attack: attack.name, quiet, attacked, rss_before_bytes: before.rss, rss_peak_bytes: after.peak_rss, attacker: report })
+  }
+  return rows
+}
+
+function hostileTable(rows: readonly HostileRow[]): string {
+  const refused = (r: LoadResult) => `${r.codes['RATE_LIMITED'] ?? 0} of ${r.requests} (${(((r.codes['RATE_LIMITED'] ?? 0) / Math.max(1, r.requests)) * 100).toFixed(1)} %)`
+  return table(
+    ['beside', 'p50 ms quiet / attacked', '÷ quiet', 'p99 ms quiet / attacked', 'max ms quiet / attacked', 'node RSS growth MB', 'refused plays', 'other errors'],
+    rows.map((r) => [
+      r.attack,
+      `${formatNumber(r.quiet.latency_ms.p50)} / ${formatNumber(r.attacked.latency_ms.p50)}`,
+      `${(r.attacked.latency_ms.p50 / r.quiet.latency_ms.p50).toFixed(2)}×`,
+      `${formatNumber(r.quiet.latency_ms.p99)} / ${formatNumber(r.attacked.latency_ms.p99)}`,
+      `${formatNumber(r.quiet.latency_ms.max)} / ${formatNumber(r.attacked.latency_ms.max)}`,
+      formatNumber(Math.max(0, r.rss_peak_bytes - r.rss_before_bytes) / 1e6),
+      refused(r.attacked),
+      String(r.attacked.errors - (r.attacked.codes['RATE_LIMITED'] ?? 0)),
+    ]),
+  )
+}
+
+async function hostileOnly(): Promise<void> {
+  let step = 0
+  const rows = await measureHostile((what) => progress(`[${++step}/${HOSTILE_ATTACKS.length}] ${what}`))
+  progressDone()
+  console.log(hostileTable(rows))
+  for (const r of rows) console.log(`${r.attack}: ${JSON.stringify(r.attacker['counts'])}`)
+  writeResult(quick ? 'bench-hostile-quick' : 'bench-hostile', {
+    kind: 'hostile',
+    quick,
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    parameters: { ...PLAN, sandbox_processes: sandboxProcesses, server_old_space_mb: SERVER_OLD_SPACE_MB ?? null },
+    hostile: rows,
+  })
+}
+
+/** A load result with the CPU the server and its sandbox hosts spent per request, all threads (the load generator's window). */
+type CpuLoadResult = LoadResult & { readonly cpu_us_per_request?: number }
+
+/** Run a load against a Circles server, reading the CPU per request of its threads and its hosts' over the measured window. */
+async function loadWithCpu(server: Server, config: LoadConfig, core?: string): Promise<CpuLoadResult> {
+  const result = await load({ ...config, cpu: cpuOf(server) }, core)
+  return result.cpu_us === undefined ? result : { ...result, cpu_us_per_request: result.cpu_us.total }
+}
+
+function row(label: string, r: CpuLoadResult, ceiling?: number): (string | number)[] {
   return [
     label,
     r.connections,
@@ -176,6 +291,7 @@ function row(label: string, r: LoadResult, ceiling?: number): (string | number)[
     r.latency_ms.p90,
     r.latency_ms.p99,
     r.latency_ms.max,
+    r.cpu_us_per_request ?? '—',
     r.errors,
   ]
 }
@@ -250,7 +366,7 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
   const via = (key: string) => `${front.info['url']!}${key}`
   const common = { mode: 'play', connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial } as const
   say('cross-node: local play on the owner node, 50 connections (for the ratio)')
-  const local = await load({ ...common, url: owner.info['url']! })
+  const local = await loadWithCpu(owner, { ...common, url: owner.info['url']! })
   say('cross-node: 1 context on node 2, clients on node 1, 50 connections')
   const one = await load({ ...common, url: via(owner.info['circle']!) })
   say('cross-node: 50 contexts on node 2, clients on node 1, 50 connections')
@@ -283,7 +399,7 @@ async function crossNodeOnly(): Promise<void> {
     console.log(`cross-node: not measured (${cross.reason})`)
     return
   }
-  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
+  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors']
   console.log(
     table(headers, [
       row('local play on the owner node', cross.local),
@@ -318,19 +434,19 @@ async function measureLive(node: Server, say: (what: string) => void): Promise<L
   const timed = { durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, connections: 1 }
   const board = async () => ((await node.command({ cmd: 'board' })) as { url: string }).url
   say('live: one writer, nobody watching')
-  const alone = await load({ mode: 'live', url: await board(), ...timed, cpu: cpuOf(node) })
+  const alone = await loadWithCpu(node, { mode: 'live', url: await board(), ...timed })
   say(`live: one writer, ${LIVE_SUBSCRIBERS} subscribers`)
   const url = await board()
   const watching = watch({ mode: 'watch', url, ...timed, connections: LIVE_SUBSCRIBERS, subscribers: LIVE_SUBSCRIBERS })
   await watching.ready
   // The subscribers measure from the writer's first notification on: it writes a little longer.
-  const watched = await load({ mode: 'live', url, ...timed, durationMs: timed.durationMs + 500, cpu: cpuOf(node) })
+  const watched = await loadWithCpu(node, { mode: 'live', url, ...timed, durationMs: timed.durationMs + 500 })
   const subscribers = await watching.result
   say(`live: one writer every ${LIVE_PACED_MS} ms, ${LIVE_SUBSCRIBERS} subscribers`)
   const pacedUrl = await board()
   const pacing = watch({ mode: 'watch', url: pacedUrl, ...timed, connections: LIVE_SUBSCRIBERS, subscribers: LIVE_SUBSCRIBERS })
   await pacing.ready
-  await load({ mode: 'live', url: pacedUrl, ...timed, durationMs: timed.durationMs + 500, intervalMs: LIVE_PACED_MS })
+  await load({ mode: 'live', url: pacedUrl, ...timed, durationMs: timed.durationMs + 500, rate: 1000 / LIVE_PACED_MS })
   const paced = await pacing.result
   say('live: one writer, one subscriber that does not read')
   const slow = await load({ mode: 'live', url: await board(), ...timed, slowSubscribers: 1 })
@@ -386,7 +502,7 @@ async function liveOnly(): Promise<void> {
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 19 + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 20 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
@@ -412,16 +528,19 @@ async function main(): Promise<void> {
   // Circles local.
   const node = await startServer('./servers/circles-server.js', nodeEnv(), ['--expose-gc'])
   const url = node.info['url']!
-  const local: Record<'trivial' | 'small', LoadResult[]> = { trivial: [], small: [] }
+  const local: Record<'trivial' | 'small', CpuLoadResult[]> = { trivial: [], small: [] }
   for (const script of ['trivial', 'small'] as const) {
     for (const connections of PLAN.connections) {
       say(`Circles local, ${script} script, ${connections} connections`)
-      local[script].push(await load({ mode: 'play', url, ...timed(connections, SCRIPTS[script]), cpu: cpuOf(node) }))
+      local[script].push(await loadWithCpu(node, { mode: 'play', url, ...timed(connections, SCRIPTS[script]) }))
     }
   }
+  // A play whose script calls another context of the node: each request is two runs and a call.
+  say('Circles local, a play that calls another context, 50 connections')
+  const calls = await loadWithCpu(node, { mode: 'play', url: `${url}${node.info['caller']!}`, ...timed(50, callingScript(node.info['callee']!)) })
   say(`Circles local, ${PLAN.manyContexts} connections to ${PLAN.manyContexts} different contexts`)
   const { urls } = (await node.command({ cmd: 'urls', count: PLAN.manyContexts })) as { urls: string[] }
-  const manyContexts = await load({ mode: 'play', url, urls, ...timed(PLAN.manyContexts), cpu: cpuOf(node) })
+  const manyContexts = await loadWithCpu(node, { mode: 'play', url, urls, ...timed(PLAN.manyContexts) })
   const live = await measureLive(node, say)
 
   // Auth under load.
@@ -459,7 +578,7 @@ async function main(): Promise<void> {
   // The same node with in-process sandbox hosts ('thread' isolation): what process isolation costs.
   say('Circles local, thread isolation, trivial script, 50 connections')
   const threadNode = await startServer('./servers/circles-server.js', nodeEnv('thread'))
-  const threadIsolation = await load({ mode: 'play', url: threadNode.info['url']!, ...timed(50), cpu: cpuOf(threadNode) })
+  const threadIsolation = await loadWithCpu(threadNode, { mode: 'play', url: threadNode.info['url']!, ...timed(50) })
   await threadNode.stop()
 
   // Pinned: every server process on one core, the load generator on the other. The one-core
@@ -473,14 +592,14 @@ async function main(): Promise<void> {
     say('pinned: the engine alone on that core')
     const enginePinned = await engine('trivial', false, SERVER_CORE)
     const limit = 1 / (1 / echoPinned.per_second + 1 / enginePinned.runs_per_second)
-    const rows: Record<string, LoadResult> = {}
+    const rows: Record<string, CpuLoadResult> = {}
     for (const isolation of ['process', 'thread'] as const) {
       say(`pinned: Circles, ${isolation} isolation, trivial script, 50 connections`)
       const n = await startServer('./servers/circles-server.js', nodeEnv(isolation), [], SERVER_CORE)
-      rows[isolation] = await load({ mode: 'play', url: n.info['url']!, ...timed(50), cpu: cpuOf(n) }, LOAD_CORE)
+      rows[isolation] = await loadWithCpu(n, { mode: 'play', url: n.info['url']!, ...timed(50) }, LOAD_CORE)
       if (isolation === 'process') {
         say('pinned: Circles, process isolation, ~1 KB script, 50 connections')
-        rows['small'] = await load({ mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small), cpu: cpuOf(n) }, LOAD_CORE)
+        rows['small'] = await loadWithCpu(n, { mode: 'play', url: n.info['url']!, ...timed(50, SCRIPTS.small) }, LOAD_CORE)
       }
       await n.stop()
     }
@@ -497,6 +616,7 @@ async function main(): Promise<void> {
   }
 
   const cross = await measureCrossNode(say)
+  const hostile = await measureHostile(say)
   progressDone()
 
   const per = (after: Record<string, number>, before: Record<string, number>, n: number, key: 'held' | 'rss') => (after[key]! - before[key]!) / n
@@ -525,6 +645,8 @@ async function main(): Promise<void> {
     local_cpu_us_at_50: l50.cpu_us ?? null,
     echo_cpu_us_at_50: a50.cpu_us ?? null,
     many_contexts_vs_ceiling_a: manyContexts.per_second / a50.per_second,
+    calls_per_second_at_50: calls.per_second,
+    call_vs_play_at_50: calls.per_second / l50.per_second,
     thread_vs_ceiling_a: threadIsolation.per_second / a50.per_second,
     local_vs_ceiling_b: l50.per_second / ceilingB[0]!.runs_per_second,
     compile_cache_speedup_small: warm('small').runs_per_second / coldRun('small').runs_per_second,
@@ -557,22 +679,25 @@ async function main(): Promise<void> {
     ceiling_b: ceilingB,
     local,
     local_many_contexts: manyContexts,
+    local_calls: calls,
     local_thread_isolation: threadIsolation,
     pinned: pinned ?? null,
     cross_node: cross,
     live,
     auth: { handshakes, quiet, flooded, flood, lag },
+    hostile,
     footprint,
     summary,
     seconds: (performance.now() - started) / 1000,
   }
 
-  const headers = ['run', 'conns', 'req/s', '÷ ceiling A', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors']
+  const headers = ['run', 'conns', 'req/s', '÷ ceiling A', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors']
   const rows: (string | number)[][] = []
   for (const r of ceilingA) rows.push(row('ceiling A: ws echo', r))
   for (const script of ['trivial', 'small'] as const) {
     for (const r of local[script]) rows.push(row(`Circles local, ${script}`, r, at(ceilingA, r.connections)?.per_second))
   }
+  rows.push(row('Circles, a play that calls another context', calls, a50.per_second))
   rows.push(row(`Circles, ${PLAN.manyContexts} contexts, trivial`, manyContexts, a50.per_second))
   rows.push(row('Circles, thread isolation, trivial', threadIsolation, a50.per_second))
   rows.push(row('play, quiet', quiet, a50.per_second))
@@ -605,7 +730,7 @@ async function main(): Promise<void> {
     console.log('')
     console.log(
       table(
-        ['pinned (servers on core 0, load on core 1)', 'conns', 'req/s', '÷ one-core limit', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
+        ['pinned (servers on core 0, load on core 1)', 'conns', 'req/s', '÷ one-core limit', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors'],
         [
           row('ceiling A: ws echo', pinned['echo'] as LoadResult),
           row('Circles, process isolation, trivial', pinned['process'] as LoadResult, limit),
@@ -622,9 +747,11 @@ async function main(): Promise<void> {
       ['figure', 'value'],
       [
         ...engines.map((e): [string, string] => [`engine alone, ${e.script}${e.cold ? ', every text new (no compile cache)' : ''} (runs/s)`, formatNumber(e.runs_per_second)]),
-        ...ceilingB.map((b): [string, string] => [`ceiling B: sandbox pool alone, ${b.script} (runs/s)`, formatNumber(b.runs_per_second)]),
+        ...ceilingB.map((b): [string, string] => [`ceiling B: sandbox pool alone, ${b.script} (runs/s; CPU µs/run)`, `${formatNumber(b.runs_per_second)}; ${formatNumber(b.cpu_us_per_run)}`]),
         ['Circles local ÷ ceiling A at 50 connections', `${summary.local_vs_ceiling_a_at_50.toFixed(2)}×`],
         ['Circles local p99 at 50 connections (ms)', formatNumber(summary.local_p99_ms_at_50)],
+        ['calls/s at 50 connections (a play that calls another context)', formatNumber(calls.per_second)],
+        ['p50 / p99 of a play that calls, beside a plain play, 50 connections (ms)', `${formatNumber(calls.latency_ms.p50)} / ${formatNumber(calls.latency_ms.p99)} beside ${formatNumber(l50.latency_ms.p50)} / ${formatNumber(l50.latency_ms.p99)}`],
         ['~1 KB script: warm ÷ every text new (what compiled-script caching buys)', `${summary.compile_cache_speedup_small.toFixed(2)}×`],
         ['handshakes/s (fetch_nonce + sign + authenticate, 8 loops)', formatNumber(handshakes.per_second)],
         ['play p99 during bad-signature flood ÷ quiet', `${summary.flood_p99_ratio.toFixed(2)}×`],
@@ -644,6 +771,8 @@ async function main(): Promise<void> {
       ],
     ),
   )
+  console.log('')
+  console.log(hostileTable(hostile))
   const path = writeResult(quick ? 'bench-quick' : 'bench', results)
   const svg = renderChart([
     {
@@ -670,4 +799,4 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${path}\nchart:   ${chartPath}\n(${((performance.now() - started) / 1000).toFixed(0)} s)`)
 }
 
-await (onlyCrossNode ? crossNodeOnly() : onlyLive ? liveOnly() : main())
+await (onlyCrossNode ? crossNodeOnly() : onlyHostile ? hostileOnly() : onlyLive ? liveOnly() : main())

@@ -12,6 +12,7 @@ import { generateKeyPair } from '../src/identity/index.js'
 import { SandboxPool } from '../src/sandbox/index.js'
 import { DEFAULT_QUOTA } from '../src/actors/peer/index.js'
 import { DEFAULT_LIMITS } from '../src/sandbox/index.js'
+import { cpuMsOf } from './lib/cpu.js'
 import { machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
 import { SCRIPTS } from './lib/scripts.js'
 
@@ -21,6 +22,8 @@ export interface SandboxFigure {
   readonly runs: number
   readonly seconds: number
   readonly runs_per_second: number
+  /** CPU time of this process (the node's side) and the host processes, per run. */
+  readonly cpu_us_per_run: number
 }
 
 /** Measure runs/s with `processes` hosts for `seconds`, keeping every host busy. */
@@ -36,7 +39,7 @@ export async function measureSandbox(processes: number, scriptName: keyof typeof
   // Each context keeps a window of runs in flight, as a busy peer actor does.
   const loop = async (circle: string) => {
     const ref = pool.register({ circle, root: join(dbPath, circle), dbPathLabel: circle, quota: DEFAULT_QUOTA, limits: DEFAULT_LIMITS })
-    const request = { script, caller: circle, canWrite: true, timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS }
+    const request = { script, caller: circle, canWrite: true, canCall: false, timeoutMs: DEFAULTS.SCRIPT_TIMEOUT_MS }
     const one = async (): Promise<void> => {
       while (!stop) {
         const outcome = await pool.run(ref, request)
@@ -54,16 +57,19 @@ export async function measureSandbox(processes: number, scriptName: keyof typeof
   await Promise.all(warm)
   runs = 0
   stop = false
+  const watched = [process.pid, ...pool.pids]
+  const cpuBefore = cpuMsOf(watched)
   const started = performance.now()
   const loops = contexts.map(loop)
   await new Promise((r) => setTimeout(r, seconds * 1000))
   stop = true
   await Promise.all(loops)
   const elapsed = (performance.now() - started) / 1000
+  const cpuMs = cpuMsOf(watched) - cpuBefore
   await pool.close()
   rmSync(dbPath, { recursive: true, force: true })
   if (failures > 0) throw new Error(`${failures} runs failed during the sandbox benchmark`)
-  return { processes, script: scriptName, runs, seconds: elapsed, runs_per_second: runs / elapsed }
+  return { processes, script: scriptName, runs, seconds: elapsed, runs_per_second: runs / elapsed, cpu_us_per_run: (cpuMs * 1000) / runs }
 }
 
 async function main(): Promise<void> {
@@ -77,7 +83,7 @@ async function main(): Promise<void> {
     }
   }
   progressDone()
-  console.log(table(['script', 'processes', 'runs', 'runs/s'], figures.map((f) => [f.script, f.processes, f.runs, f.runs_per_second])))
+  console.log(table(['script', 'processes', 'runs', 'runs/s', 'CPU µs/run'], figures.map((f) => [f.script, f.processes, f.runs, f.runs_per_second, f.cpu_us_per_run])))
   const path = writeResult('sandbox', { kind: 'sandbox', quick, machine: machineInfo(), seconds, figures })
   console.log(`\nresults: ${path}`)
 }

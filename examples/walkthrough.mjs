@@ -1,6 +1,8 @@
 // Talk to a Circle with no Circles code at all: any WebSocket client plus any Ethereum-style
 // signer. Here: the `ws` package and @noble/curves (ethers' `wallet.signMessage(nonce)` or
-// viem's `account.signMessage({ message: nonce })` produce the same signature).
+// viem's `account.signMessage({ message: nonce })` produce the same signature). The `nonce` is a
+// Sign-In with Ethereum message naming the host it was fetched from: check that before signing
+// (docs/protocol.md, "The sign-in message").
 //
 //   node examples/walkthrough.mjs ws://127.0.0.1:8090/ [SECRET_KEY_HEX]
 import WebSocket from 'ws'
@@ -42,6 +44,7 @@ const call = (method, params) =>
 ws.on('open', async () => {
   try {
     const { nonce } = await call('fetch_nonce', { pubkey })
+    if (!nonce.startsWith(`${new URL(url).host} wants you to sign in`)) throw new Error(`not a sign-in for ${url}: ${nonce}`)
     await call('authenticate', { pubkey, signature: personalSign(nonce) })
     const { output } = await call('play', { script: '({ me: CALLER_PUBLIC_KEY, circle: CIRCLE_PUBLIC_KEY, profile: load_data("profile") })' })
     console.log(output)

@@ -6,7 +6,7 @@ const RPC_CODES: ReadonlySet<number> = new Set<number>(ERROR_CODES.map((code) =>
 /**
  * WebSocket close codes the node may close a socket with: those of the error registry, 1013
  * (authenticate while the verifier is overloaded) and 1007 (a text frame that is not UTF-8, from
- * the WebSocket layer) — the README's error table lists them.
+ * the WebSocket layer) — docs/errors.md lists them.
  */
 export const DOCUMENTED_CLOSE_CODES: ReadonlySet<number> = new Set(
   ERROR_CODES.map((code) => (ERROR_REGISTRY[code] as { close?: number }).close).filter((c): c is number => c !== undefined).concat([1013, 1007]),

@@ -43,7 +43,7 @@ const $ = (id) => document.getElementById(id)
 const el = {
   status: $('status'), circleName: $('circle-name'), keyStatus: $('key-status'),
   generate: $('generate'), paste: $('paste'), wallet: $('wallet'), forget: $('forget'),
-  pasteRow: $('paste-row'), secret: $('secret'), useSecret: $('use-secret'),
+  pasteRow: $('paste-row'), secret: $('secret'), useSecret: $('use-secret'), keyError: $('key-error'),
   connect: $('connect'), authenticate: $('authenticate'), disconnect: $('disconnect'),
   script: $('script'), examples: $('examples'), run: $('run'),
   idleNote: $('idle-note'), error: $('error'), errorCode: $('error-code'), errorMessage: $('error-message'),
@@ -95,10 +95,18 @@ function showKey() {
   showStatus(client?.state ?? 'idle')
 }
 
-/** A new key means a new connection: one connection authenticates once. */
+/**
+ * A new key means a new connection (one connection authenticates once), and the last run's
+ * answer — an AUTH_REQUIRED telling to get a key, say — no longer applies.
+ */
 async function useIdentity(next) {
   identity = next
+  el.keyError.hidden = true
+  el.pasteRow.hidden = true
+  el.secret.value = ''
   await dropClient()
+  clearResult()
+  el.idleNote.hidden = false
   showKey()
 }
 
@@ -193,7 +201,8 @@ async function run() {
     const result = await c.play(script)
     const roundTripMs = performance.now() - started
     el.output.textContent = result.output
-    el.resultJson.textContent = JSON.stringify(result.result, null, 2)
+    // A string (or BigInt) result is not sent twice: `output` is the value itself.
+    el.resultJson.textContent = 'result' in result ? JSON.stringify(result.result, null, 2) : JSON.stringify(result.output)
     el.logs.textContent = result.logs.join('\n') + (result.logs_truncated ? '\n… (cut: over the log limit)' : '')
     showTimings(result.timings, roundTripMs)
   } catch (error) {
@@ -274,6 +283,39 @@ async function toggleWatch() {
   await readPosts(c, prefix)
 }
 
+/** The limits of /info by what they are, not by their field names (which stay in the tooltip). */
+const LIMIT_LABELS = {
+  max_frame_bytes: 'Frame', max_batch_entries: 'Requests per batch', max_batch_answer_bytes: 'Answers of one batch',
+  max_script_bytes: 'Script source', max_in_flight_per_connection: 'Requests in flight per connection',
+  max_buffered_bytes_per_connection: 'Unread answers per connection', nonce_ttl_ms: 'Nonce lifetime',
+  idle_timeout_ms: 'Idle connection closed after', script_timeout_ms: 'Script wall time', script_cpu_ms: 'Script CPU time',
+  script_memory_mb: 'Script heap', max_output_bytes: 'Result size', max_log_bytes: 'print output per run', max_log_lines: 'print lines per run',
+  max_subscriptions_per_connection: 'Subscriptions per connection', max_emits: 'emit() events per run',
+  max_emit_bytes: 'emit() bytes per run', max_notify_value_bytes: 'Value a notification carries',
+}
+
+function limitLabel(key) {
+  if (LIMIT_LABELS[key] !== undefined) return LIMIT_LABELS[key]
+  const words = key.replace(/^max_/, '').replace(/_(bytes|ms|mb)(?=_|$)/, '').replaceAll('_', ' ')
+  return words.charAt(0).toUpperCase() + words.slice(1)
+}
+
+function limitValue(key, value) {
+  const n = Number(value)
+  const unit = /_(bytes|ms|mb)(?=_|$)/.exec(key)?.[1]
+  if (unit === 'mb') return `${n.toLocaleString('en')} MiB`
+  if (unit === 'bytes') {
+    for (const [unit, size] of [['MiB', 1_048_576], ['KiB', 1_024]]) if (n >= size && n % size === 0) return `${(n / size).toLocaleString('en')} ${unit}`
+    return `${n.toLocaleString('en')} bytes`
+  }
+  if (unit === 'ms') {
+    if (n >= 60_000 && n % 60_000 === 0) return `${n / 60_000} min`
+    if (n >= 1_000 && n % 1_000 === 0) return `${n / 1_000} s`
+    return `${n.toLocaleString('en')} ms`
+  }
+  return n.toLocaleString('en')
+}
+
 async function loadInfo() {
   try {
     const info = await getClient().info()
@@ -282,7 +324,7 @@ async function loadInfo() {
     const rows = [
       ['name', info.name], ['public key', info.public_key], ['version', info.version],
       ['run policy', JSON.stringify(info.policy.run)], ['write policy', JSON.stringify(info.policy.write)],
-      ['subscribe policy', JSON.stringify(info.policy.subscribe ?? info.policy.run)],
+      ['call policy', JSON.stringify(info.policy.call)], ['subscribe policy', JSON.stringify(info.policy.subscribe)],
       ['websocket', wsUrl],
     ]
     el.info.replaceChildren(
@@ -297,10 +339,11 @@ async function loadInfo() {
     el.limits.replaceChildren(
       ...Object.entries(info.limits).map(([k, v]) => {
         const tr = document.createElement('tr')
+        tr.title = k
         const name = document.createElement('td')
-        name.textContent = k
+        name.textContent = limitLabel(k)
         const value = document.createElement('td')
-        value.textContent = v.toLocaleString('en')
+        value.textContent = limitValue(k, v)
         tr.append(name, value)
         return tr
       }),
@@ -341,10 +384,17 @@ el.paste.addEventListener('click', () => {
 })
 const usePasted = () => void action(async () => {
   const secret = el.secret.value.trim()
-  const signer = secretKeySigner(secret) // throws KEY_FILE_INVALID for anything but 64 hex
+  let signer
+  try {
+    signer = secretKeySigner(secret)
+  } catch {
+    // Said beside the key box, where the mistake is; the result area keeps the last run.
+    el.keyError.textContent = 'Not a secret key: paste 64 hexadecimal characters (0x optional).'
+    el.keyError.hidden = false
+    el.secret.focus()
+    return
+  }
   storage.set(STORAGE_KEY, secret)
-  el.secret.value = ''
-  el.pasteRow.hidden = true
   await useIdentity({ kind: 'secret', signer })
 })
 el.useSecret.addEventListener('click', usePasted)

@@ -2,7 +2,7 @@
  * Circles' public API: run a node, host peer contexts, talk to circles.
  *
  * @example
- * import { CircleNode, CirclesClient, generateKeyPair } from 'circles'
+ * import { CircleNode, CirclesClient, generateKeyPair } from '@circles-runtime/circles'
  */
 export { CircleNode, type CircleNodeOptions, type NodeCircle, type ServedCircle } from './node/index.js'
 export { launch, readCirclesConfig, parseCirclesConfig, keyPathFor, type CircleConfig, type LaunchOptions } from './launcher/index.js'
@@ -20,6 +20,7 @@ export {
   RequestTimeoutError,
   RequestAbortedError,
   MalformedAnswerError,
+  SignInMismatchError,
   secretKeySigner,
   ethersSigner,
   viemSigner,

@@ -6,6 +6,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startNode } from './helpers/node.js'
 import { launch } from '../src/launcher/index.js'
+import { parseRedisTarget } from '../src/queue/index.js'
+import { testPrefix, testRedis } from './helpers/redis-server.js'
 import { silentLogger } from '../src/log/index.js'
 import type { SupervisorTree } from '../src/supervisor/index.js'
 
@@ -57,12 +59,8 @@ t.test('README', async (t) => {
     const { node, circle, url } = await startNode(t)
     await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: 'save_data("profile", { name: "Test" })' })
     const file = join(t.testdir(), 'snippet.mjs')
-    // Resolve the snippet's imports from this repository's node_modules.
-    const code = block!
-      .replace("from 'ws'", `from '${join(ROOT, 'node_modules/ws/wrapper.mjs')}'`)
-      .replaceAll("'@noble/", `'${join(ROOT, 'node_modules/@noble/')}`)
-      .replace('ws://127.0.0.1:8090/', url)
-    writeFileSync(file, code)
+    // The test directory is inside this repository: its imports resolve as a user's would.
+    writeFileSync(file, block!.replace('ws://127.0.0.1:8090/', url))
     const child = spawn(process.execPath, [file])
     let out = ''
     child.stdout.on('data', (c: Buffer) => (out += c.toString()))
@@ -77,7 +75,8 @@ t.test('README', async (t) => {
     const { node, circle, url } = await startNode(t)
     await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: 'save_data("profile", { name: "Alice" })' })
     const file = join(t.testdir(), 'first.mjs')
-    writeFileSync(file, block!.replace("from 'circles'", `from '${join(ROOT, 'dist/src/index.js')}'`).replace('ws://127.0.0.1:8090/', url))
+    // Inside this repository the package's name resolves to the package itself (self-reference).
+    writeFileSync(file, block!.replace('ws://127.0.0.1:8090/', url))
     const child = spawn(process.execPath, ['--no-node-snapshot', file])
     let out = ''
     child.stdout.on('data', (c: Buffer) => (out += c.toString()))
@@ -90,9 +89,7 @@ t.test('README', async (t) => {
     const block = /## Programmatic API\n\n```ts\n([\s\S]*?)```/.exec(doc('client.md'))?.[1]
     t.ok(block, 'the example is there')
     const dir = t.testdir()
-    const code = block!
-      .replace("from 'circles'", `from '${join(ROOT, 'dist/src/index.js')}'`)
-      .replace("dbPath: './data'", `dbPath: ${JSON.stringify(join(dir, 'data'))}`)
+    const code = block!.replace("dbPath: './data'", `dbPath: ${JSON.stringify(join(dir, 'data'))}`)
     const file = join(dir, 'example.mjs')
     writeFileSync(file, code)
     const child = spawn(process.execPath, [file], { cwd: dir })
@@ -108,11 +105,15 @@ t.test('README', async (t) => {
     const block = /## Supervision tree\n[\s\S]*?```text\n([\s\S]*?)```/.exec(doc('operations.md'))?.[1]
     t.ok(block, 'the drawing is there')
     const drawn = block!.trimEnd().split('\n').map((line) => line.replace(/\s+#.*$/, '').trimEnd())
-    // The demo circles (ports of their own: the launcher test uses the demo's), two hosts. A
-    // directory of its own, removed once the node has closed (a t.testdir() would go first).
+    // The demo circles (ports of their own: the launcher test uses the demo's), two hosts, joined
+    // through Redis. A directory of its own, removed once the node has closed (a t.testdir()
+    // would go first).
     const dir = mkdtempSync(join(tmpdir(), 'circles-readme-tree-'))
     writeFileSync(join(dir, 'circles.json'), JSON.stringify([{ name: 'alice', port: 0 }, { name: 'board', port: 0 }]))
-    const { node } = await launch({ configPath: join(dir, 'circles.json'), dbPath: join(dir, 'db'), node: { sandbox: { processes: 2 }, logger: silentLogger(), admin: { port: 0 } } })
+    const prefix = testPrefix('readme-tree')
+    const { url } = await testRedis(t, prefix)
+    const redis = { target: parseRedisTarget([url]), secret: 'readme-tree-test-secret-0123456789', prefix }
+    const { node } = await launch({ configPath: join(dir, 'circles.json'), dbPath: join(dir, 'db'), node: { sandbox: { processes: 2 }, logger: silentLogger(), admin: { port: 0 }, redis } })
     t.teardown(async () => {
       await node.close()
       rmSync(dir, { recursive: true, force: true })

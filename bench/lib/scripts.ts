@@ -29,3 +29,8 @@ const summary = {
 summary;
 `,
 } as const
+
+/** A play whose script calls `callee` (another context of the node) and returns its value. */
+export function callingScript(callee: string): string {
+  return `(async () => await call('${callee}', '1 + 1'))()`
+}

@@ -8,19 +8,25 @@
  *   handshake  new connection + fetch_nonce + sign + authenticate, repeatedly
  *   bad-auth   new connection + fetch_nonce + a bad signature, repeatedly (a flood)
  *   idle       open N connections and hold them (prints {"open": N}, then waits for SIGTERM)
- *   live       one writer saving a document in a closed loop, or one every `intervalMs`
+ *   live       one writer saving a document in a closed loop, or paced by `rate`
  *              (`slowSubscribers` sockets subscribe to it and never read); its latency
  *   watch      `subscribers` sockets subscribed to a live writer's documents (prints {"ready": N}
  *              once they are): notifications received per second, and latency from the
  *              write's commit (the script's Date.now(), whole ms) to receipt; measured from the
  *              first notification on, after the warm-up
+ *   unread, junk, bomb   hostile neighbours (bench/load/hostile.ts): until SIGTERM, then one
+ *              JSON line of what they did
+ *
+ * `play` with `rate` paces each connection (at most `rate` plays a second, one in flight): a
+ * well-behaved client, whose latency is measured beside hostile ones.
  */
 import { WebSocket } from 'ws'
 import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/identity/index.js'
 import { cpuPerRequest, sampleThreads, type CpuPerRequest, type MeasuredProcesses } from '../lib/thread-cpu.js'
+import { HOSTILE_MODES, runHostile, type HostileMode } from './hostile.js'
 
 export interface LoadConfig {
-  readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle' | 'live' | 'watch'
+  readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle' | 'live' | 'watch' | HostileMode
   readonly url: string
   /** Connection i opens urls[i % urls.length] instead of url (e.g. many contexts through one node). */
   readonly urls?: readonly string[]
@@ -30,44 +36,57 @@ export interface LoadConfig {
   readonly script?: string
   /** Processes whose CPU per request, by thread, is read over the measured window (same machine). */
   readonly cpu?: MeasuredProcesses
+  /** `play`, `live`: requests a second per connection at most (paced); absent: as fast as answers come. */
+  readonly rate?: number
+  /** Connection i binds addresses[i % addresses.length] (loopback aliases: limits count per address). */
+  readonly addresses?: readonly string[]
   /** watch: sockets subscribed to the writer's documents. */
   readonly subscribers?: number
   /** live: sockets that subscribe to the writer's documents and then stop reading. */
   readonly slowSubscribers?: number
-  /** live: at most one write per this many ms (default: as fast as answers come). */
-  readonly intervalMs?: number
 }
 
 export interface LoadResult {
   readonly mode: LoadConfig['mode']
   readonly connections: number
   readonly requests: number
+  /** Answers received from the first request to the last, warm-up included (for CPU per request). */
+  readonly total_requests: number
   readonly errors: number
   readonly seconds: number
   readonly per_second: number
   readonly latency_ms: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number }
   /** CPU µs per request by thread, over the same window (when `cpu` was given). */
   readonly cpu_us?: CpuPerRequest
+  /** Error answers by `data.code` (play mode). */
+  readonly codes: Record<string, number>
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig
 const MAX_SAMPLES = 4_000_000
 const samples = new Float64Array(MAX_SAMPLES)
 let count = 0
+let total = 0
 let errors = 0
+const codes: Record<string, number> = {}
 let recording = false
 let running = true
 
-function record(latency: number, ok: boolean): void {
+function record(latency: number, ok: boolean, answer?: Buffer): void {
+  total++
   if (!recording) return
-  if (!ok) errors++
+  if (!ok) {
+    errors++
+    const code = answer === undefined ? 'closed' : (/"code":"([A-Z_]+)"/.exec(answer.toString())?.[1] ?? 'unknown')
+    codes[code] = (codes[code] ?? 0) + 1
+  }
   if (count < MAX_SAMPLES) samples[count] = latency
   count++
 }
 
-function open(url: string): Promise<WebSocket> {
+function open(url: string, localAddress?: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false })
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...(localAddress === undefined ? {} : { localAddress }) })
     ws.once('open', () => resolve(ws))
     ws.once('error', reject)
   })
@@ -94,8 +113,8 @@ function rpc(id: number, method: string, params: unknown): string {
   return JSON.stringify({ jsonrpc: '2.0', id, method, params })
 }
 
-async function authenticated(url: string, pair: KeyPair): Promise<WebSocket> {
-  const ws = await open(url)
+async function authenticated(url: string, pair: KeyPair, localAddress?: string): Promise<WebSocket> {
+  const ws = await open(url, localAddress)
   const nonce = JSON.parse(await exchange(ws, rpc(1, 'fetch_nonce', { pubkey: pair.publicKey }))) as { result: { nonce: string } }
   const auth = JSON.parse(await exchange(ws, rpc(2, 'authenticate', { pubkey: pair.publicKey, signature: signPersonalMessage(nonce.result.nonce, pair.secretKey) })))
   if (auth.result?.authenticated !== true) throw new Error(`authenticate failed: ${JSON.stringify(auth)}`)
@@ -107,23 +126,32 @@ async function authenticated(url: string, pair: KeyPair): Promise<WebSocket> {
  * connection for the whole run (per-request listeners would cost the generator more CPU than
  * the echo server spends answering).
  */
-function closedLoop(ws: WebSocket, frame: string, intervalMs = 0): Promise<void> {
+function closedLoop(ws: WebSocket, frame: string, rate?: number): Promise<void> {
   return new Promise((resolve) => {
     let started = 0
+    /** When the next play is due (paced loops). */
+    let due = performance.now()
+    const send = () => {
+      started = performance.now()
+      ws.send(frame)
+    }
     const fire = () => {
-      // Paced: the next request no sooner than intervalMs after the previous one was sent.
-      const wait = started + intervalMs - performance.now()
-      if (intervalMs > 0 && wait > 0 && running) return void setTimeout(fire, wait)
       if (!running) {
         ws.off('message', onMessage)
         resolve()
         return
       }
-      started = performance.now()
-      ws.send(frame)
+      if (rate === undefined) return send()
+      // A slot missed while the last play waited is skipped, not made up in a burst: a stall
+      // shows as one slow play (and fewer plays), as it would for a client keeping its pace.
+      due = Math.max(due + 1000 / rate, performance.now())
+      const wait = due - performance.now()
+      if (wait <= 0) send()
+      else setTimeout(send, wait)
     }
     const onMessage = (data: Buffer) => {
-      record(performance.now() - started, data.includes('"result"'))
+      const ok = data.includes('"result"')
+      record(performance.now() - started, ok, ok ? undefined : data)
       fire()
     }
     ws.on('message', onMessage)
@@ -183,6 +211,10 @@ function percentile(sorted: Float64Array, p: number): number {
 async function main(): Promise<void> {
   const frame = rpc(1, 'play', { script: config.script ?? '1 + 1' })
   const loops: Promise<void>[] = []
+  if ((HOSTILE_MODES as readonly string[]).includes(config.mode)) {
+    process.stdout.write(`${JSON.stringify(await runHostile(config as LoadConfig & { mode: HostileMode }))}\n`)
+    process.exit(0)
+  }
   if (config.mode === 'idle') {
     const sockets: WebSocket[] = []
     for (let i = 0; i < config.connections; i += 100) {
@@ -195,7 +227,7 @@ async function main(): Promise<void> {
   if (config.mode === 'live') {
     const writer = await authenticated(config.url, generateKeyPair())
     await subscribers(config.slowSubscribers ?? 0, false)
-    loops.push(closedLoop(writer, rpc(1, 'play', { script: 'save_data("live/doc", { at: Date.now(), text: "hello" })' }), config.intervalMs))
+    loops.push(closedLoop(writer, rpc(1, 'play', { script: 'save_data("live/doc", { at: Date.now(), text: "hello" })' }), config.rate))
   } else if (config.mode === 'watch') {
     // Measured once the writer is writing: from its first notification on, after the warm-up.
     const writing = new Promise<void>((resolve) => subscribers(config.subscribers ?? 0, true, resolve).then(() => process.stdout.write(`${JSON.stringify({ ready: config.subscribers })}\n`)))
@@ -204,12 +236,13 @@ async function main(): Promise<void> {
     const sockets: WebSocket[] = []
     const urlOf = (n: number) => (config.urls === undefined ? config.url : config.urls[n % config.urls.length]!)
     for (let i = 0; i < config.connections; i += 50) {
+      const addressOf = (n: number) => (config.addresses === undefined ? undefined : config.addresses[n % config.addresses.length])
       const batch = Array.from({ length: Math.min(50, config.connections - i) }, (_, k) =>
-        config.mode === 'echo' ? open(urlOf(i + k)) : authenticated(urlOf(i + k), generateKeyPair()),
+        config.mode === 'echo' ? open(urlOf(i + k), addressOf(i + k)) : authenticated(urlOf(i + k), generateKeyPair(), addressOf(i + k)),
       )
       sockets.push(...(await Promise.all(batch)))
     }
-    for (const ws of sockets) loops.push(closedLoop(ws, frame))
+    for (const ws of sockets) loops.push(closedLoop(ws, frame, config.rate))
   } else {
     for (let i = 0; i < config.connections; i++) loops.push(handshakes(config.url, config.mode === 'handshake'))
   }
@@ -229,6 +262,7 @@ async function main(): Promise<void> {
     mode: config.mode,
     connections: config.connections,
     requests: count,
+    total_requests: total,
     errors,
     seconds,
     per_second: count / seconds,
@@ -240,6 +274,7 @@ async function main(): Promise<void> {
       mean: sorted.length > 0 ? sum / sorted.length : Number.NaN,
     },
     ...(cpuBefore === undefined ? {} : { cpu_us: cpuPerRequest(cpuBefore, cpuAfter!, config.cpu!, count) }),
+    codes,
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exit(0)

@@ -1,6 +1,7 @@
 /**
- * A Circles node for the benchmark, in its own process. Prints `{"url", "http", "circle"}` once
- * listening, then takes JSON-line commands on stdin (answered on stdout) for the footprint
+ * A Circles node for the benchmark, in its own process. Prints `{"url", "http", "circle",
+ * "caller", "callee"}` once listening (`caller`: a context whose clients' scripts may call
+ * out, to `callee`), then takes JSON-line commands on stdin (answered on stdout) for the footprint
  * measurements:
  *   {"cmd":"memory"}                 → {"rss","held"} (held: V8 heap used + external, after GC)
  *   {"cmd":"spawn","count":N}        → registers N passivated peer contexts
@@ -12,6 +13,11 @@
  *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
  *   {"cmd":"pids"}                   → {"pid","host_pids"}: this process and its sandbox hosts now
  *   {"cmd":"board"}                  → {"url"}: a new context any authenticated caller may write and watch
+ *   {"cmd":"rss"}                    → {"rss","peak_rss"}: now, and the highest since the process started
+ *
+ * BENCH_HOSTILE=1 sets the node up for the hostile-neighbours rows: the circle admits anonymous
+ * callers, has an 8 MiB heap and 20 s time limits (a memory bomb aborts its host at once rather
+ * than timing out), and the load limits apply to loopback (clients come from 127.0.0.x aliases).
  *
  * Cross-node: with BENCH_REDIS_URL (and BENCH_REDIS_PREFIX) the node joins the others through
  * Redis; BENCH_CONTEXTS=N makes it host N more contexts, whose keys it prints as `contexts`
@@ -36,9 +42,19 @@ const redis =
   redisUrl === undefined
     ? undefined
     : { target: parseRedisTarget([redisUrl]), secret: 'bench-cluster-secret-0123456789', prefix: process.env['BENCH_REDIS_PREFIX'] ?? 'circles-bench:' }
+const hostile = process.env['BENCH_HOSTILE'] === '1'
 const node = await CircleNode.start({
   dbPath,
-  circles: [{ name: 'bench', keyPair: circle, host: '127.0.0.1', port: 0 }],
+  circles: [
+    {
+      name: 'bench',
+      keyPair: circle,
+      host: '127.0.0.1',
+      port: 0,
+      ...(hostile ? { policy: { run: 'anonymous', write: 'authenticated' }, overrides: { limits: { memoryMb: 8, timeoutMs: 20_000, cpuMs: 20_000 } } } : {}),
+    },
+  ],
+  ...(hostile ? { limits: { loopback: true } } : {}),
   sandbox: { processes, isolation },
   gateway: { maxInFlight: 1024, idleTimeoutMs: 600_000 },
   // Errors only: the auth-flood phases would otherwise print a warning per bad signature.
@@ -46,6 +62,11 @@ const node = await CircleNode.start({
   ...(redis === undefined ? {} : { redis }),
 })
 const served = node.served[0]!
+// The calls row: any authenticated client's scripts may call out of `caller`, to `callee`.
+const caller = generateKeyPair().publicKey
+const callee = generateKeyPair().publicKey
+await node.peers.spawnPeer({ pubkey: caller, policy: { run: 'authenticated', write: 'owner', call: 'authenticated' } })
+await node.peers.spawnPeer({ pubkey: callee })
 const reply = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`)
 const contexts: string[] = []
 for (let i = 0; i < Number(process.env['BENCH_CONTEXTS'] ?? '0'); i++) {
@@ -54,7 +75,7 @@ for (let i = 0; i < Number(process.env['BENCH_CONTEXTS'] ?? '0'); i++) {
   contexts.push(publicKey)
 }
 await node.redis?.whenServing()
-reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey, contexts, pid: process.pid, host_pids: node.sandbox.pids })
+reply({ url: served.url, http: `http://127.0.0.1:${served.port}`, circle: circle.publicKey, caller, callee, contexts, pid: process.pid, host_pids: node.sandbox.pids })
 
 const spawned: string[] = []
 /** The node's own event-loop delay (10 ms sampling), as perf_hooks measures it. */
@@ -124,6 +145,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         await node.peers.spawnPeer({ pubkey: publicKey, policy: { run: 'authenticated', write: 'authenticated' } })
         return reply({ url: `${served.url}${publicKey}` })
       }
+      case 'rss':
+        return reply({ rss: process.memoryUsage().rss, peak_rss: process.resourceUsage().maxRSS * 1024 })
       case 'lag-reset':
         lag.reset()
         return reply({ reset: true })

@@ -58,7 +58,8 @@ const HOSTILE_SCRIPTS: readonly { script: string; timeoutMs?: number }[] = [
   { script: '"x".repeat(2000000)' },
 ]
 
-const BOMB = 'const m = new Map(); for (let i = 0; ; i++) m.set(i, { i })'
+/** Grows a Map until V8 aborts the sandbox host (with a small heap limit, at once). */
+export const BOMB = 'const m = new Map(); for (let i = 0; ; i++) m.set(i, { i })'
 
 function codeOf(error: unknown): string {
   if (error instanceof RpcError) return error.code

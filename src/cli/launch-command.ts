@@ -1,9 +1,26 @@
 import { launch } from '../launcher/index.js'
-import { awaitRedis, NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
+import { allowedOriginsFrom, awaitRedis, NODE_OPTIONS, serveUntilSignal, servingOptionsFrom } from './node-options.js'
 import { REDIS_OPTIONS, redisOptionsFrom } from './redis-options.js'
-import { parseOptions, type CliIo } from './run-cli.js'
+import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
 
 export { defaultDbPath, DEFAULT_ADMIN_PORT } from './node-options.js'
+
+export const LAUNCH_COMMAND = {
+  name: 'launch',
+  synopsis: '[--config FILE] [options]',
+  summary: [
+    'Serve every circle of the config file in this process, until SIGTERM or SIGINT, which drain.',
+    'Logs go to stdout (JSON lines when piped); /metrics and /healthz on the admin listener.',
+    'Load limits apply to every remote address but loopback. With --redis-url, plays for',
+    'contexts other nodes serve are queued to them through Redis.',
+  ].join('\n'),
+  options: {
+    config: { type: 'string', arg: 'FILE', help: 'the circles to serve (default circles.json)' },
+    'allowed-origin': { type: 'string', multiple: true, arg: 'ORIGIN', help: 'a browser origin every circle without its own allowed_origins admits, or * (repeatable)' },
+    ...NODE_OPTIONS,
+    ...REDIS_OPTIONS,
+  },
+} as const satisfies CommandSpec
 
 /**
  * `circles launch`: serve every circle of the config file until SIGTERM/SIGINT, then drain
@@ -12,15 +29,16 @@ export { defaultDbPath, DEFAULT_ADMIN_PORT } from './node-options.js'
  * own (its supervision tree gave up), with the reason logged.
  */
 export async function launchCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseOptions('launch', argv, { config: { type: 'string' }, ...NODE_OPTIONS, ...REDIS_OPTIONS })
+  const { values } = parseOptions(LAUNCH_COMMAND, argv)
   const serving = servingOptionsFrom('launch', values, io)
   const redis = redisOptionsFrom('launch', values)
-  const { log, dbPath, sandbox, admin, limits } = serving
+  const allowedOrigins = allowedOriginsFrom('launch', values['allowed-origin'])
+  const { log, dbPath, sandbox, admin, limits, domains, trustedProxies } = serving
   const configPath = values.config ?? 'circles.json'
   const { node, circles } = await launch({
     configPath,
     dbPath,
-    node: { sandbox, limits, logger: log, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
+    node: { sandbox, limits, trustedProxies, logger: log, domains, allowedOrigins, ...(admin === undefined ? {} : { admin }), ...(redis === undefined ? {} : { redis }) },
   })
   await awaitRedis(node, log)
   // Signals drain from here on: the line below tells operators that SIGTERM drains.

@@ -1,29 +1,38 @@
+import { DEFAULTS } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
-import type { LoadLimitOptions } from '../limits/index.js'
+import { ClientAddresses, type LoadLimitOptions } from '../limits/index.js'
+import { parseDomains, parseOrigins } from '../server/index.js'
 import { createLogger, parseLogLevel, type Logger } from '../log/index.js'
 import type { CircleNode } from '../node/index.js'
 import type { SandboxPoolOptions } from '../sandbox/index.js'
 import type { CliIo, OptionSpec } from './run-cli.js'
 
-/** Options every serving command takes (launch, worker). */
-export const NODE_OPTIONS = {
-  'db-path': { type: 'string' },
-  'sandbox-processes': { type: 'string' },
-  'sandbox-isolation': { type: 'string' },
-  'log-level': { type: 'string' },
-  'admin-port': { type: 'string' },
-  'admin-host': { type: 'string' },
-  'no-admin': { type: 'boolean' },
-  'limits-loopback': { type: 'boolean' },
-  'no-load-limits': { type: 'boolean' },
-  'connections-per-address': { type: 'string' },
-  'nonces-per-minute': { type: 'string' },
-  'failed-auth-per-minute': { type: 'string' },
-  'plays-per-second': { type: 'string' },
-} as const satisfies OptionSpec
-
 /** Default admin port (metrics and detailed health, on 127.0.0.1). */
 export const DEFAULT_ADMIN_PORT = 9464
+
+const count = (n: number) => n.toLocaleString('en')
+
+/** Options every serving command takes (launch, worker). */
+export const NODE_OPTIONS = {
+  'db-path': { type: 'string', arg: 'DIR', help: 'the database path (default $CIRCLES_DB_PATH, else ./data)' },
+  'sandbox-processes': { type: 'string', arg: 'N', help: 'sandbox host processes (default one per core, at most 8)' },
+  'sandbox-isolation': { type: 'string', arg: 'MODE', help: 'process (default), or thread: inside this process, trusted scripts only' },
+  'log-level': { type: 'string', arg: 'LEVEL', help: 'fatal|error|warn|info|debug|trace|silent (default $CIRCLES_LOG_LEVEL, else info)' },
+  'admin-port': { type: 'string', arg: 'N', help: `the admin listener's port (/metrics, /healthz; default ${DEFAULT_ADMIN_PORT}; 0: any free)` },
+  'admin-host': { type: 'string', arg: 'HOST', help: "the admin listener's address (default 127.0.0.1)" },
+  'no-admin': { type: 'boolean', help: 'no admin listener' },
+  'connections-per-address': { type: 'string', arg: 'N', help: `open connections per remote address (default ${count(DEFAULTS.CONNECTIONS_PER_ADDRESS)})` },
+  'nonces-per-minute': { type: 'string', arg: 'N', help: `fetch_nonce per remote address a minute (default ${count(DEFAULTS.NONCES_PER_MINUTE_PER_ADDRESS)})` },
+  'failed-auth-per-minute': { type: 'string', arg: 'N', help: `failed authenticate per remote address a minute (default ${count(DEFAULTS.FAILED_AUTH_PER_MINUTE_PER_ADDRESS)})` },
+  'plays-per-second': { type: 'string', arg: 'N', help: `plays per caller a second, also the burst (default ${count(DEFAULTS.PLAYS_PER_SECOND_PER_CALLER)})` },
+  'limits-loopback': { type: 'boolean', help: 'apply the load limits to loopback addresses too' },
+  'no-load-limits': { type: 'boolean', help: 'no load limits (the crash quarantine stays)' },
+  'frames-per-second': { type: 'string', arg: 'N', help: `frames per remote address a second, refused ones included (default ${count(DEFAULTS.FRAMES_PER_SECOND_PER_ADDRESS)})` },
+  'frame-bytes-per-second': { type: 'string', arg: 'N', help: `frame bytes per remote address a second (default ${count(DEFAULTS.FRAME_BYTES_PER_SECOND_PER_ADDRESS)})` },
+  'invalid-frames-per-minute': { type: 'string', arg: 'N', help: `invalid frames a socket may send a minute before it is closed (default ${count(DEFAULTS.INVALID_FRAMES_PER_MINUTE_PER_SOCKET)})` },
+  'trusted-proxy': { type: 'string', multiple: true, arg: 'ADDR[/BITS]', help: 'a reverse proxy whose X-Forwarded-For names the client (repeatable)' },
+  domain: { type: 'string', multiple: true, arg: 'NAME', help: 'a host name (or wss://name) every circle without its own domains answers to, and the admin listener (repeatable)' },
+} as const satisfies OptionSpec
 
 /** Default database path: $CIRCLES_DB_PATH, else ./data. */
 export function defaultDbPath(): string {
@@ -40,11 +49,43 @@ export interface ServingOptions {
   readonly dbPath: string
   readonly sandbox: SandboxPoolOptions
   readonly limits: LoadLimitOptions
+  /** Reverse proxies whose X-Forwarded-For header is read (`--trusted-proxy`). */
+  readonly trustedProxies: readonly string[]
   readonly admin: { readonly port: number; readonly host: string } | undefined
+  /** `--domain`: the names every circle without its own `domains` answers to, and the admin listener. */
+  readonly domains: readonly string[]
   readonly log: Logger
 }
 
-/** Read the common serving options; every problem is a USAGE error naming the flag. */
+/** `--<flag>` values checked by one of the server's list parsers; a USAGE error names the value. */
+function flagList(command: string, flag: string, values: string[] | undefined, parse: typeof parseDomains | typeof parseOrigins): string[] {
+  const list = values ?? []
+  parse(list, `--${flag}`, (field, rule) => {
+    const i = Number(/\[(\d+)\]$/.exec(field)?.[1])
+    throw circlesError('USAGE', `${command}: --${flag} ${JSON.stringify(list[i])} ${rule}`)
+  })
+  return list
+}
+
+/** `--allowed-origin` (launch): browser origins every circle without its own `allowed_origins` admits. */
+export function allowedOriginsFrom(command: string, values: string[] | undefined): string[] {
+  return flagList(command, 'allowed-origin', values, parseOrigins)
+}
+
+/** `--trusted-proxy ADDRESS[/BITS]`, repeatable. */
+function trustedProxiesFrom(command: string, values: Record<string, string | boolean | string[] | undefined>): readonly string[] {
+  const list = values['trusted-proxy']
+  if (!Array.isArray(list)) return []
+  for (const entry of list) {
+    try {
+      new ClientAddresses([entry])
+    } catch {
+      throw circlesError('USAGE', `${command}: --trusted-proxy "${entry.slice(0, 64)}" is not an IP address or a CIDR range`)
+    }
+  }
+  return list
+}
+
 /** The load-limit flags: each a positive integer; `--no-load-limits` cannot be combined with them. */
 function loadLimitOptions(command: string, values: Record<string, string | boolean | string[] | undefined>): LoadLimitOptions {
   const numeric = [
@@ -52,6 +93,9 @@ function loadLimitOptions(command: string, values: Record<string, string | boole
     ['nonces-per-minute', 'noncesPerMinute'],
     ['failed-auth-per-minute', 'failedAuthPerMinute'],
     ['plays-per-second', 'playsPerSecond'],
+    ['frames-per-second', 'framesPerSecond'],
+    ['frame-bytes-per-second', 'frameBytesPerSecond'],
+    ['invalid-frames-per-minute', 'invalidFramesPerMinute'],
   ] as const
   const limits: Record<string, number | boolean> = {}
   for (const [flag, key] of numeric) {
@@ -71,15 +115,17 @@ function loadLimitOptions(command: string, values: Record<string, string | boole
   return limits as LoadLimitOptions
 }
 
+/** Read the common serving options; every problem is a USAGE error naming the flag. */
 export function servingOptionsFrom(
   command: string,
-  values: { 'db-path'?: string; 'sandbox-processes'?: string; 'sandbox-isolation'?: string; 'log-level'?: string; 'admin-port'?: string; 'admin-host'?: string; 'no-admin'?: boolean } & Record<
+  values: { 'db-path'?: string; 'sandbox-processes'?: string; 'sandbox-isolation'?: string; 'log-level'?: string; 'admin-port'?: string; 'admin-host'?: string; 'no-admin'?: boolean; domain?: string[] } & Record<
     string,
     string | boolean | string[] | undefined
   >,
   io: CliIo,
 ): ServingOptions {
   const limits = loadLimitOptions(command, values)
+  const trustedProxies = trustedProxiesFrom(command, values)
   const sandbox: { processes?: number; isolation?: 'process' | 'thread' } = {}
   if (values['sandbox-processes'] !== undefined) {
     const n = Number(values['sandbox-processes'])
@@ -102,7 +148,8 @@ export function servingOptionsFrom(
           port: values['admin-port'] === undefined ? DEFAULT_ADMIN_PORT : portOption(command, values['admin-port'], '--admin-port'),
           host: values['admin-host'] ?? '127.0.0.1',
         }
-  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, limits, admin, log: createLogger({ level, destination: io.stdout }) }
+  const domains = flagList(command, 'domain', values.domain, parseDomains)
+  return { dbPath: values['db-path'] ?? defaultDbPath(), sandbox, limits, trustedProxies, admin, domains, log: createLogger({ level, destination: io.stdout }) }
 }
 
 /** How long start-up waits for Redis before logging that cross-node work waits for it. */
@@ -111,19 +158,28 @@ const REDIS_START_WAIT_MS = 5_000
 /**
  * Wait until a clustered node has connected to Redis and claimed the contexts it hosts, so that
  * the "serving" line means other nodes can reach them; if Redis does not answer soon, say so and
- * go on (local circles are served all the same; the bridge catches up when Redis is back).
+ * go on (local circles are served all the same; the bridge catches up when Redis is back). A
+ * node that may not serve through this Redis (CLUSTER_SECRET_MISMATCH) is closed, and the error
+ * thrown: the command exits non-zero and says why.
  */
 export async function awaitRedis(node: CircleNode, log: Logger): Promise<void> {
   const bridge = node.redis
   if (bridge === undefined) return
   let timer: NodeJS.Timeout | undefined
-  const ready = await Promise.race([
-    bridge.whenServing().then(() => true),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), REDIS_START_WAIT_MS)
-    }),
-  ])
-  clearTimeout(timer)
+  let ready: boolean
+  try {
+    ready = await Promise.race([
+      bridge.whenServing().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), REDIS_START_WAIT_MS)
+      }),
+    ])
+  } catch (error) {
+    await node.close()
+    throw error
+  } finally {
+    clearTimeout(timer)
+  }
   if (!ready) log.warn({ waited_ms: REDIS_START_WAIT_MS }, 'Redis does not answer yet: cross-node work waits for it; local circles are served')
 }
 

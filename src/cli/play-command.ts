@@ -1,8 +1,28 @@
 import { readFile } from 'node:fs/promises'
 import { CirclesClient, CirclesClientError, ConnectError, type PlayResult } from '../client/index.js'
 import { circlesError } from '../errors/index.js'
-import { resolveKeyArgument, type KeyPair } from '../identity/index.js'
-import { parseOptions, type CliIo } from './run-cli.js'
+import { keyPairFromText, resolveKeyArgument, type KeyPair } from '../identity/index.js'
+import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
+
+export const PLAY_COMMAND = {
+  name: 'play',
+  synopsis: '--url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [options]',
+  summary: [
+    "Run a script in a circle: authenticate (with a key), play, print the script's output on",
+    'stdout and its print() lines on stderr. Exit code 1 on an error answer (its code is printed).',
+    'With --repeat: run it N times over C connections (one play in flight on each) and print',
+    'one line: req/s, p50 and p99 latency, errors by code.',
+  ].join('\n'),
+  options: {
+    url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
+    key: { type: 'string', arg: 'KEY_OR_FILE', help: 'a key file, - for standard input, or a 64-hex secret key (shows in ps; prefer a file) (default: play anonymously)' },
+    eval: { type: 'string', short: 'e', arg: 'SCRIPT', help: 'the script itself (else a FILE, or - for standard input)' },
+    'timeout-ms': { type: 'string', arg: 'N', help: "the script's time limit on the node (it can only lower the circle's)" },
+    json: { type: 'boolean', help: 'print the whole result (or the --repeat summary) as JSON' },
+    repeat: { type: 'string', arg: 'N', help: 'run the script N times and print throughput and latency' },
+    concurrency: { type: 'string', arg: 'C', help: 'with --repeat: C connections, one play in flight on each (default 1)' },
+  },
+} as const satisfies CommandSpec
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
@@ -15,6 +35,12 @@ function positiveInteger(value: string | undefined, option: string): number | un
   const n = Number(value)
   if (!Number.isInteger(n) || n < 1) throw circlesError('USAGE', `play: --${option} must be a positive integer`)
   return n
+}
+
+/** `--key`: a key file, - for standard input, or a 64-hex secret key; undefined without one. */
+export async function keyOption(value: string | undefined): Promise<KeyPair | undefined> {
+  if (value === undefined) return undefined
+  return value === '-' ? keyPairFromText(await readStdin(), 'standard input') : resolveKeyArgument(value)
 }
 
 /**
@@ -109,25 +135,12 @@ function printResult(result: PlayResult, json: boolean, io: CliIo): void {
 }
 
 /**
- * `circles play --url WS_URL [--key KEY_OR_FILE] (FILE | -e SCRIPT | -) [--timeout-ms N] [--json]
+ * `circles play --url WS_URL [--key FILE | - | HEX] (FILE | -e SCRIPT | -) [--timeout-ms N] [--json]
  * [--repeat N [--concurrency C]]`: authenticate (when a key is given) and run a script; print its
  * output (logs go to stderr), or with --repeat a throughput and latency summary.
  */
 export async function playCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseOptions(
-    'play',
-    argv,
-    {
-      url: { type: 'string' },
-      key: { type: 'string' },
-      eval: { type: 'string', short: 'e' },
-      'timeout-ms': { type: 'string' },
-      json: { type: 'boolean' },
-      repeat: { type: 'string' },
-      concurrency: { type: 'string' },
-    },
-    true,
-  )
+  const { values, positionals } = parseOptions(PLAY_COMMAND, argv, true)
   if (values.url === undefined) throw circlesError('USAGE', 'play: --url WS_URL is required')
   if (!/^wss?:\/\//.test(values.url)) throw circlesError('USAGE', 'play: --url must start with ws:// or wss://')
   if ((values.eval === undefined) === (positionals.length === 0) || positionals.length > 1) {
@@ -138,6 +151,8 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
   const concurrency = positiveInteger(values.concurrency, 'concurrency') ?? 1
   if (concurrency > repeat) throw circlesError('USAGE', 'play: --concurrency must not exceed --repeat (one play in flight per connection)')
   const source = positionals[0]
+  // `--key -`: the key on standard input, where ps does not show it (a hex argument it does).
+  if (values.key === '-' && source === '-') throw circlesError('USAGE', 'play: --key - and a script from standard input cannot both read standard input')
   let script: string
   if (values.eval !== undefined) script = values.eval
   else if (source === '-') script = await readStdin()
@@ -148,7 +163,7 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
       throw circlesError('USAGE', `play: cannot read ${source} (${(error as NodeJS.ErrnoException).code})`)
     }
   }
-  const key = values.key === undefined ? undefined : await resolveKeyArgument(values.key)
+  const key = await keyOption(values.key)
   const opened = await Promise.all(Array.from({ length: concurrency }, () => open(values.url!, key, io)))
   const clients = opened.filter((c): c is CirclesClient => typeof c !== 'number')
   try {

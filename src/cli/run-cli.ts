@@ -10,42 +10,39 @@ export interface CliIo {
 export const USAGE_TEXT = `Usage: circles <command> [options]
 
 Commands:
-  launch  [--config circles.json] [--db-path DIR] [--sandbox-processes N]
-          [--sandbox-isolation process|thread] [--log-level LEVEL]
-          [--admin-port N] [--admin-host HOST] [--no-admin]
-          [--redis-url URL]... [--cluster-secret S] [--redis-prefix P]
-          [--queue-allowance-ms N]
-          [--connections-per-address N] [--nonces-per-minute N]
-          [--failed-auth-per-minute N] [--plays-per-second N]
-          [--limits-loopback | --no-load-limits]
-          Serve every circle of the config file in this process. Logs go to
-          stdout (JSON when piped); /metrics and /healthz on the admin port
-          (default 127.0.0.1:9464). Load limits apply to every remote address
-          but loopback unless --limits-loopback. With --redis-url, plays for
-          contexts other nodes own are queued to them, and this node serves
-          its own.
-  worker  --redis-url URL [--circle-public-key KEY] [--db-path DIR]
-          [--cluster-secret S] [--standby] [same log/admin/sandbox options]
-          A node with no gateway: serves, from Redis, the context KEY (single-peer
-          worker) or every context under DB_PATH (multi-peer worker). With
-          --standby it waits for the database path's lock and takes over when
-          its holder goes.
-  keygen  [--out FILE]
-          Print a new secp256k1 key pair as JSON (or write it to FILE, mode 0600).
-  play    --url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [--timeout-ms N] [--json]
-          [--repeat N [--concurrency C]]
-          Authenticate (with a key) and run a script; print its output, logs to stderr.
-          With --repeat: run it N times over C connections (one play in flight each) and
-          print one line: req/s, p50 and p99 latency, errors by code.
-  watch   --url WS_URL [--key KEY_OR_FILE] [--prefix P] [--topics T[,T…]] [--after EPOCH:SEQ]
-          Subscribe to the circle's changes (under P) and events (topics starting with
-          one of T); print one JSON line per notice, first a "subscribed" line with the
-          position --after resumes from. Runs until Ctrl-C; a dropped connection resumes.
-  help    Show this text.
+  launch          serve the circles of a config file (circles.json) in this process
+  worker          serve contexts from Redis, with no gateway (a node of a cluster)
+  context create  create a context under a database path: its key, policy and init script
+  keygen          make a secp256k1 key pair
+  play            run a script in a circle (or load-test it with --repeat)
+  watch           print a circle's changes and events as they happen, one JSON line each
+  help            show this text
+
+"circles <command> --help" (or -h) lists a command's options.
 `
 
-/** Parse options of one subcommand; unknown or malformed options are a USAGE error naming them. */
-export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>
+/** One option of a command: what parseArgs reads, and its line in the command's --help. */
+export interface OptionDef {
+  readonly type: 'string' | 'boolean'
+  readonly short?: string
+  readonly multiple?: boolean
+  /** The value's name in --help (string options). */
+  readonly arg?: string
+  readonly help: string
+}
+
+export type OptionSpec = Record<string, OptionDef>
+
+/** A command as `--help` describes it. */
+export interface CommandSpec<T extends OptionSpec = OptionSpec> {
+  /** The words after `circles` (e.g. `context create`). */
+  readonly name: string
+  /** The synopsis after `circles <name>`. */
+  readonly synopsis: string
+  /** What the command does, a few lines. */
+  readonly summary: string
+  readonly options: T
+}
 
 type OptionValue<O> = O extends { type: 'string'; multiple: true } ? string[] : O extends { type: 'string' } ? string : boolean
 
@@ -54,21 +51,70 @@ export interface ParsedOptions<T extends OptionSpec> {
   readonly positionals: string[]
 }
 
-export function parseOptions<T extends OptionSpec>(
-  command: string,
-  argv: readonly string[],
-  options: T,
-  allowPositionals = false,
-): ParsedOptions<T> {
-  try {
-    return parseArgs({ args: [...argv], options, strict: true, allowPositionals }) as ParsedOptions<T>
-  } catch (error) {
-    throw circlesError('USAGE', `${command}: ${(error as Error).message}`)
+/** Thrown by {@link parseOptions} when the command line asks for help: runCli prints `text` and exits 0. */
+export class HelpRequested extends Error {
+  constructor(readonly text: string) {
+    super('help requested')
   }
 }
 
+const HELP_OPTION: OptionDef = { type: 'boolean', short: 'h', help: 'show this text' }
+/** Where an option's description starts, and where its lines wrap (a terminal's width). */
+const FLAG_WIDTH = 32
+const LINE_WIDTH = 96
+
+/** Words of `text` in lines of at most `width` characters. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = word
+    } else line = line === '' ? word : `${line} ${word}`
+  }
+  return [...lines, line]
+}
+
+/** A command's --help: its synopsis, what it does, and its options, one each. */
+export function commandHelp(command: CommandSpec): string {
+  const indent = ' '.repeat(FLAG_WIDTH)
+  const lines = Object.entries({ ...command.options, help: HELP_OPTION }).map(([name, option]) => {
+    const flag = `  ${option.short === undefined ? '' : `-${option.short}, `}--${name}${option.arg === undefined ? '' : ` ${option.arg}`}`
+    const head = flag.length < FLAG_WIDTH ? flag.padEnd(FLAG_WIDTH) : `${flag}\n${indent}`
+    return head + wrap(option.help, LINE_WIDTH - FLAG_WIDTH).join(`\n${indent}`)
+  })
+  return `Usage: circles ${command.name} ${command.synopsis}\n\n${command.summary}\n\nOptions:\n${lines.join('\n')}\n`
+}
+
+/**
+ * Parse the options of one command. `--help` or `-h` anywhere throws {@link HelpRequested} with
+ * the command's help; unknown or malformed options are a USAGE error naming them.
+ */
+export function parseOptions<T extends OptionSpec>(command: CommandSpec<T>, argv: readonly string[], allowPositionals = false): ParsedOptions<T> {
+  const config: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {}
+  for (const [name, { type, short, multiple }] of Object.entries({ ...command.options, help: HELP_OPTION })) {
+    config[name] = { type, ...(short === undefined ? {} : { short }), ...(multiple === undefined ? {} : { multiple }) }
+  }
+  // Asked for help, the rest of the line need not be right.
+  const loose = parseArgs({ args: [...argv], options: config, strict: false, allowPositionals: true })
+  if (loose.values['help'] === true) throw new HelpRequested(commandHelp(command))
+  try {
+    return parseArgs({ args: [...argv], options: config, strict: true, allowPositionals }) as unknown as ParsedOptions<T>
+  } catch (error) {
+    throw circlesError('USAGE', `${command.name}: ${(error as Error).message}`)
+  }
+}
+
+export const KEYGEN_COMMAND = {
+  name: 'keygen',
+  synopsis: '[--out FILE]',
+  summary: 'Make a new secp256k1 key pair and print it as JSON.',
+  options: { out: { type: 'string', arg: 'FILE', help: 'write the key pair to FILE (mode 0600) and print only its public key' } },
+} as const satisfies CommandSpec
+
 async function keygen(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseOptions('keygen', argv, { out: { type: 'string' } })
+  const { values } = parseOptions(KEYGEN_COMMAND, argv)
   const pair = generateKeyPair()
   if (values.out !== undefined) {
     await writeKeyFile(values.out, pair)
@@ -79,12 +125,7 @@ async function keygen(argv: readonly string[], io: CliIo): Promise<number> {
   return 0
 }
 
-/**
- * Run the `circles` command line. Resolves to the exit code (`undefined` for long-running
- * commands that end by signal); throws coded errors for bad usage.
- */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number | undefined> {
-  const [command, ...rest] = argv
+async function dispatch(command: string | undefined, rest: readonly string[], io: CliIo): Promise<number | undefined> {
   switch (command) {
     case 'keygen':
       return keygen(rest, io)
@@ -104,6 +145,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       const { workerCommand } = await import('./worker-command.js')
       return workerCommand(rest, io)
     }
+    case 'context': {
+      const { contextCommand } = await import('./context-command.js')
+      return contextCommand(rest, io)
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -112,5 +157,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return 0
     default:
       throw circlesError('USAGE', `unknown command "${command}"; run "circles help"`)
+  }
+}
+
+/**
+ * Run the `circles` command line. Resolves to the exit code (`undefined` for long-running
+ * commands that end by signal); throws coded errors for bad usage.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number | undefined> {
+  const [command, ...rest] = argv
+  try {
+    return await dispatch(command, rest, io)
+  } catch (error) {
+    if (!(error instanceof HelpRequested)) throw error
+    io.stdout.write(error.text)
+    return 0
   }
 }

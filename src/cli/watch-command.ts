@@ -1,8 +1,25 @@
 import { CirclesClientError, type LiveNotice, type SubscribeFilter } from '../client/index.js'
 import { circlesError } from '../errors/index.js'
-import { resolveKeyArgument } from '../identity/index.js'
-import { open } from './play-command.js'
-import { parseOptions, type CliIo } from './run-cli.js'
+import { keyOption, open } from './play-command.js'
+import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
+
+export const WATCH_COMMAND = {
+  name: 'watch',
+  synopsis: '--url WS_URL [--key KEY_OR_FILE] [--prefix P] [--topics T[,T…]] [--after EPOCH:SEQ]',
+  summary: [
+    "Subscribe to a circle's changes (under P) and events (topics starting with one of T) and print",
+    'one JSON line per notice, first a "subscribed" line with the position --after resumes from.',
+    'Runs until Ctrl-C; a dropped connection resumes. Exit code 1 when the subscription is refused or',
+    'ended, or the connection is lost for good.',
+  ].join('\n'),
+  options: {
+    url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
+    key: { type: 'string', arg: 'KEY_OR_FILE', help: 'a key file, - for standard input, or a 64-hex secret key (default: watch anonymously)' },
+    prefix: { type: 'string', arg: 'P', help: 'changes of documents whose names start with P' },
+    topics: { type: 'string', arg: 'T[,T…]', help: 'events whose topics start with one of these (comma-separated)' },
+    after: { type: 'string', arg: 'EPOCH:SEQ', help: 'resume from a position a line of circles watch printed (what was missed since comes first)' },
+  },
+} as const satisfies CommandSpec
 
 /** `--after EPOCH:SEQ`, as a `subscribed` line or a notice printed it. */
 function parseAfter(value: string): { epoch: string; seq: number } {
@@ -25,13 +42,7 @@ function line(notice: LiveNotice): Record<string, unknown> {
  * connection is resumed; a refusal, an ended subscription or a connection lost for good exit 1.
  */
 export async function watchCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values } = parseOptions('watch', argv, {
-    url: { type: 'string' },
-    key: { type: 'string' },
-    prefix: { type: 'string' },
-    topics: { type: 'string' },
-    after: { type: 'string' },
-  })
+  const { values } = parseOptions(WATCH_COMMAND, argv)
   if (values.url === undefined) throw circlesError('USAGE', 'watch: --url WS_URL is required')
   if (!/^wss?:\/\//.test(values.url)) throw circlesError('USAGE', 'watch: --url must start with ws:// or wss://')
   const topics = values.topics?.split(',')
@@ -41,7 +52,7 @@ export async function watchCommand(argv: readonly string[], io: CliIo): Promise<
     ...(topics === undefined ? {} : { topics }),
     ...(values.after === undefined ? {} : { after: parseAfter(values.after) }),
   }
-  const key = values.key === undefined ? undefined : await resolveKeyArgument(values.key)
+  const key = await keyOption(values.key)
   const client = await open(values.url, key, io, true)
   if (typeof client === 'number') return client
   const print = (value: Record<string, unknown>) => io.stdout.write(`${JSON.stringify(value)}\n`)

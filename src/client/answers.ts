@@ -1,4 +1,4 @@
-import type { MethodName, MethodResults, PlayResult } from '../protocol/index.js'
+import type { MethodName, MethodResults, PlayResult } from '../protocol/messages.js'
 import { MalformedAnswerError, RpcError, type ErrorData } from './errors.js'
 
 /** One entry of a frame from the node, read and checked against the protocol. */
@@ -66,6 +66,7 @@ function checkPlay(value: Json): string | undefined {
   if (!isObject(timings) || !isFiniteNumber(timings['queued_ms']) || !isFiniteNumber(timings['run_ms']) || !isFiniteNumber(timings['cpu_ms'])) {
     return '"timings" needs numbers queued_ms, run_ms and cpu_ms'
   }
+  if (timings['calls_ms'] !== undefined && !isFiniteNumber(timings['calls_ms'])) return '"timings.calls_ms" is not a number'
   return undefined
 }
 
@@ -104,7 +105,7 @@ export interface CircleInfo {
   readonly public_key: string
   readonly version: string
   readonly methods: readonly string[]
-  /** The circle's policy: `run` and `write`, as in the README. */
+  /** The circle's policy: `run` and `write`, as in docs/contexts.md. */
   readonly policy: { readonly run: unknown; readonly write: unknown }
   /** Limits in force, each a number with its unit in the name. */
   readonly limits: Readonly<Record<string, number>>

@@ -17,6 +17,7 @@ export {
   RequestTimeoutError,
   RequestAbortedError,
   MalformedAnswerError,
+  SignInMismatchError,
   type ClientErrorCode,
   type ErrorData,
 } from './errors.js'
@@ -34,5 +35,5 @@ export { DEFAULT_RECONNECT, type ReconnectPolicy } from './reconnect.js'
 export type { CircleInfo } from './answers.js'
 export type { SubscribeFilter, LiveNotice, LiveHandler, Unsubscribe } from './subscriptions.js'
 export type { WebSocketLike, WebSocketConstructor } from './websocket.js'
-export type { PlayResult } from '../protocol/index.js'
+export type { PlayResult } from '../protocol/messages.js'
 export { generateKeyPair, keyPairFromSecret, type KeyPair } from '../identity/portable.js'

@@ -1,6 +1,7 @@
+import { DEFAULTS } from '../config/defaults.js'
 import { circlesError } from '../errors/index.js'
-import { normalizePublicKey, recoverPersonalSigner } from '../identity/portable.js'
-import type { ClaimParams, MethodName, MethodParams, MethodResults, PlayResult } from '../protocol/index.js'
+import { normalizePublicKey, recoverPersonalSigner, type PublicKeyHex } from '../identity/portable.js'
+import type { ClaimParams, MethodName, MethodParams, MethodResults, PlayResult } from '../protocol/messages.js'
 import { checkInfo, checkResult, readFrame, type CircleInfo } from './answers.js'
 import { CirclesClientBuilder } from './client-builder.js'
 import {
@@ -12,6 +13,7 @@ import {
   type CirclesClientError,
 } from './errors.js'
 import { reconnectDelayMs, type ResolvedReconnectPolicy } from './reconnect.js'
+import { checkSignInMessage, signerAddress, signInTemplate } from './sign-in-check.js'
 import type { Signer } from './signer.js'
 import { ClientSubscriptions, readNotification, type LiveHandler, type SubscribeFilter, type Unsubscribe } from './subscriptions.js'
 import { resolveWebSocket, WS_OPEN, type WebSocketConstructor, type WebSocketLike } from './websocket.js'
@@ -37,6 +39,8 @@ export interface ClientOptions {
   readonly timeoutMs: number
   readonly reconnect?: ResolvedReconnectPolicy
   readonly WebSocket?: WebSocketConstructor
+  /** The context a `/` URL talks to, when the caller knows it: sign-in messages must name it. */
+  readonly contextKey?: PublicKeyHex
 }
 
 /** Per-request options: how long to wait for the answer, and a signal to stop waiting. */
@@ -448,9 +452,16 @@ export class CirclesClient {
   }
 
   /**
-   * Authenticate this connection: fetch a nonce, have the signer sign it (EIP-191), send it.
-   * Uses the key given to `withKey` unless `options.signer` is given; resolves to the public
-   * key the connection is now authenticated as. On failure the node closes the connection.
+   * Authenticate this connection: fetch the sign-in message, check it, have the signer sign it
+   * (EIP-191), send the signature. Uses the key given to `withKey` unless `options.signer` is
+   * given; resolves to the public key the connection is now authenticated as. On failure the
+   * node closes the connection.
+   *
+   * The message must be the one this client expects for the URL it dialled — its domain, URI,
+   * the signer's address, the context key when known (a `/<key>` path, or `withContextKey`), and
+   * times within 5 minutes of this clock — or the client refuses with SIGN_IN_MISMATCH and the
+   * signer is never asked: a server relaying another node's message, or sending any other
+   * text, gets no signature.
    */
   async authenticate(options: RequestOptions & { readonly signer?: Signer } = {}): Promise<string> {
     const signer = options.signer ?? this.options.signer
@@ -463,7 +474,10 @@ export class CirclesClient {
     if (signer.publicKey !== undefined) claim = { pubkey: signer.publicKey }
     else if (signer.address !== undefined) claim = { address: signer.address }
     else throw circlesError('INVALID_OPTION', 'authenticate: the signer has neither a publicKey nor an address')
-    const { nonce } = await this.send('fetch_nonce', claim, options, reconnecting)
+    const { nonce, expires_at: expiresAt } = await this.send('fetch_nonce', claim, options, reconnecting)
+    const template = signInTemplate(this.url, signerAddress(signer), this.options.contextKey)
+    const refused = checkSignInMessage(nonce, expiresAt, template, Date.now(), DEFAULTS.SIGN_IN_CLOCK_SKEW_MS)
+    if (refused !== undefined) throw refused
     const signature = await signer.signMessage(nonce)
     await this.send('authenticate', { ...claim, signature }, options, reconnecting)
     // The node accepted the signature, so it recovers; with an address it is the only way to the key.

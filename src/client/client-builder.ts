@@ -1,6 +1,8 @@
 import { circlesError } from '../errors/index.js'
+import { normalizePublicKey, type PublicKeyHex } from '../identity/portable.js'
 import { CirclesClient, DEFAULT_REQUEST_TIMEOUT_MS } from './circles-client.js'
 import { resolveReconnectPolicy, type ReconnectPolicy, type ResolvedReconnectPolicy } from './reconnect.js'
+import { contextOfUrl } from './sign-in-check.js'
 import { secretKeySigner, type Signer } from './signer.js'
 import type { WebSocketConstructor } from './websocket.js'
 
@@ -20,6 +22,7 @@ export class CirclesClientBuilder {
   private timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS
   private reconnect: ResolvedReconnectPolicy | undefined
   private WebSocket: WebSocketConstructor | undefined
+  private contextKey: PublicKeyHex | undefined
 
   constructor(url: string) {
     if (typeof url !== 'string' || !/^wss?:\/\/[^/]/i.test(url)) {
@@ -60,6 +63,22 @@ export class CirclesClientBuilder {
     return this
   }
 
+  /**
+   * The context a `ws(s)://host:port/` URL talks to, when you know it: the client then refuses to
+   * sign a sign-in message that names another. (A `/<key>` URL names its context itself; giving
+   * another key here is INVALID_OPTION.)
+   */
+  withContextKey(key: string): this {
+    try {
+      this.contextKey = normalizePublicKey(key)
+    } catch {
+      throw circlesError('INVALID_OPTION', 'withContextKey: give a secp256k1 public key, hex (compressed or uncompressed)')
+    }
+    const named = contextOfUrl(this.url)
+    if (typeof named === 'string' && named !== this.contextKey) throw circlesError('INVALID_OPTION', `withContextKey: the URL names another context (${named})`)
+    return this
+  }
+
   build(): CirclesClient {
     return new CirclesClient({
       url: this.url,
@@ -67,6 +86,7 @@ export class CirclesClientBuilder {
       ...(this.signer === undefined ? {} : { signer: this.signer }),
       ...(this.reconnect === undefined ? {} : { reconnect: this.reconnect }),
       ...(this.WebSocket === undefined ? {} : { WebSocket: this.WebSocket }),
+      ...(this.contextKey === undefined ? {} : { contextKey: this.contextKey }),
     })
   }
 }

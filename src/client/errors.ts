@@ -1,7 +1,7 @@
 import type { ErrorCode } from '../errors/index.js'
 
-/** Codes the client raises itself, on the caller's side (the README's error table lists them). */
-export type ClientErrorCode = Extract<ErrorCode, 'CONNECT_FAILED' | 'CONNECTION_CLOSED' | 'REQUEST_TIMEOUT' | 'ABORTED' | 'MALFORMED_ANSWER'>
+/** Codes the client raises itself, on the caller's side (docs/errors.md lists them). */
+export type ClientErrorCode = Extract<ErrorCode, 'CONNECT_FAILED' | 'CONNECTION_CLOSED' | 'REQUEST_TIMEOUT' | 'ABORTED' | 'MALFORMED_ANSWER' | 'SIGN_IN_MISMATCH'>
 
 /** `error.data`: always carries the stable `code` string, plus what the node or the client added. */
 export type ErrorData = { readonly code: string } & Readonly<Record<string, unknown>>
@@ -81,5 +81,19 @@ export class RequestAbortedError extends CirclesClientError {
 export class MalformedAnswerError extends CirclesClientError {
   constructor(what: string) {
     super('MALFORMED_ANSWER', `malformed answer from the node: ${what}`)
+  }
+}
+
+/**
+ * The node asked for a signature over a text that is not the sign-in message the client expects
+ * for the URL it dialled (SIGN_IN_MISMATCH): another domain or context, another address, times off
+ * the client's clock, or no sign-in message at all. Nothing was signed. `field` names the first
+ * part that differs (`domain`, `uri`, `statement`, `issued at`, …, or `layout`).
+ */
+export class SignInMismatchError extends CirclesClientError {
+  readonly field: string
+  constructor(field: string, detail: string) {
+    super('SIGN_IN_MISMATCH', `refused to sign: ${detail}`, { field })
+    this.field = field
   }
 }

@@ -9,7 +9,7 @@ export const VERSION: string = (() => {
     const candidate = join(dir, 'package.json')
     if (existsSync(candidate)) {
       const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string }
-      if (pkg.name === 'circles' && pkg.version !== undefined) return pkg.version
+      if (pkg.name === '@circles-runtime/circles' && pkg.version !== undefined) return pkg.version
     }
     dir = dirname(dir)
   }

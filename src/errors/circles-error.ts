@@ -33,10 +33,17 @@ function defineClass<B extends ErrorConstructor>(Base: B, name: string) {
   return Cls
 }
 
+/**
+ * A Circles error class. Declared rather than inferred: the inferred type carries V8's static
+ * `Error` members, whose declaration needs Node's types, and the browser client's types must
+ * stand without them.
+ */
+export type CirclesErrorClass = new (code: ErrorCode, message?: string, details?: ErrorDetails) => CirclesError
+
 /** Base classes, so `instanceof TypeError` / `instanceof RangeError` hold where the registry says. */
-export const CirclesGenericError = defineClass(Error, 'CirclesError')
-export const CirclesTypeError = defineClass(TypeError, 'CirclesTypeError')
-export const CirclesRangeError = defineClass(RangeError, 'CirclesRangeError')
+export const CirclesGenericError: CirclesErrorClass = defineClass(Error, 'CirclesError')
+export const CirclesTypeError: CirclesErrorClass = defineClass(TypeError, 'CirclesTypeError')
+export const CirclesRangeError: CirclesErrorClass = defineClass(RangeError, 'CirclesRangeError')
 
 const CLASSES = {
   Error: CirclesGenericError,

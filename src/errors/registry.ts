@@ -7,7 +7,7 @@
  * for limits), a default message, and — for protocol errors that end the connection — the
  * WebSocket close code.
  *
- * The README's error table is checked against this registry by a test: adding a code here
+ * The error table of docs/errors.md is checked against this registry by a test: adding a code here
  * without documenting it fails the suite.
  */
 export type ErrorBase = 'Error' | 'TypeError' | 'RangeError'
@@ -29,6 +29,7 @@ export const ERROR_REGISTRY = {
   INVALID_PARAMS: { rpc: -32602, base: 'TypeError', message: 'Invalid params' },
   INTERNAL_ERROR: { rpc: -32603, base: 'Error', message: 'Internal error' },
   BATCH_TOO_LARGE: { rpc: -32600, base: 'RangeError', message: 'Batch has more entries than the node accepts' },
+  FRAME_TOO_COMPLEX: { rpc: -32600, base: 'RangeError', message: 'The frame nests deeper or holds more values than the node parses' },
   INVALID_PUBLIC_KEY: {
     rpc: -32602,
     base: 'TypeError',
@@ -90,6 +91,21 @@ export const ERROR_REGISTRY = {
   },
   UNKNOWN_CIRCLE: { rpc: -32040, base: 'Error', message: 'No circle with that public key is served here' },
 
+  // Calls between contexts (`call(peer, script)` in a script).
+  CALL_CYCLE: { rpc: -32050, base: 'Error', message: 'The called context is already on this call chain' },
+  CALL_DEPTH_EXCEEDED: { rpc: -32051, base: 'RangeError', message: 'Calls are nested deeper than the node allows' },
+  CALL_BUDGET_EXCEEDED: {
+    rpc: -32052,
+    base: 'RangeError',
+    message: 'Over a call budget: calls in flight from one run, or runs in one workflow',
+  },
+  CALL_CANCELLED: { rpc: -32053, base: 'Error', message: 'The calling run ended before this call started; it was not run' },
+  RUN_INTERRUPTED: {
+    rpc: -32054,
+    base: 'Error',
+    message: 'The run was waiting on a call when another run aborted the sandbox state it was suspended in; it did not complete',
+  },
+
   // Cross-node work (Redis).
   UNAVAILABLE: {
     rpc: -32041,
@@ -103,27 +119,43 @@ export const ERROR_REGISTRY = {
   },
   // Live updates (subscribe).
   RESYNC_REQUIRED: {
-    rpc: -32050,
+    rpc: -32060,
     base: 'Error',
     message: 'Notifications since that point are no longer known: read again, then subscribe from data.epoch and data.seq',
   },
   TOO_MANY_SUBSCRIPTIONS: {
-    rpc: -32051,
+    rpc: -32061,
     base: 'RangeError',
     message: 'Too many subscriptions: data.limit names the bound (socket, address or context)',
   },
+
+  // Refusals of an HTTP request or WebSocket upgrade, before any JSON-RPC: the HTTP answer's JSON body carries the code.
+  HOST_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'The Host header names no domain of this node' },
+  ORIGIN_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'Browser pages of this origin may not open connections here' },
+
   // Raised by the client library on the caller's side (never sent by a node).
   CONNECT_FAILED: { rpc: null, base: 'Error', message: 'Could not open a connection to the node' },
   CONNECTION_CLOSED: { rpc: null, base: 'Error', message: 'The connection closed before the answer came' },
   REQUEST_TIMEOUT: { rpc: null, base: 'Error', message: 'No answer within the request timeout' },
   ABORTED: { rpc: null, base: 'Error', message: 'The request was aborted by its signal' },
   MALFORMED_ANSWER: { rpc: null, base: 'TypeError', message: 'The node sent an answer that is not what the protocol says' },
+  SIGN_IN_MISMATCH: {
+    rpc: null,
+    base: 'Error',
+    message: 'The node asked for a signature over a text that is not the sign-in message for the URL dialled; nothing was signed',
+  },
 
   /** Never sent to a client: the node logs and counts a task or reply it refuses to act on. */
   QUEUE_MESSAGE_INVALID: {
     rpc: null,
     base: 'TypeError',
     message: 'A task or reply read from Redis is malformed or its MAC does not verify',
+  },
+  /** Never sent to a client: a node whose cluster secret is not the other nodes' refuses to serve and stops. */
+  CLUSTER_SECRET_MISMATCH: {
+    rpc: null,
+    base: 'Error',
+    message: "Redis holds a cluster secret check value this node's secret does not make: its secret is not the other nodes'",
   },
 
   // Local configuration and command line (never sent over JSON-RPC).
@@ -132,6 +164,7 @@ export const ERROR_REGISTRY = {
   KEY_FILE_INVALID: { rpc: null, base: 'TypeError', message: 'Key file is invalid' },
   USAGE: { rpc: null, base: 'TypeError', message: 'Invalid command line' },
   DB_LOCKED: { rpc: null, base: 'Error', message: 'The database path is in use by another process' },
+  ADDRESS_IN_USE: { rpc: null, base: 'Error', message: 'A listener cannot bind its address: the port is in use' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERROR_REGISTRY

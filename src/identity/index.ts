@@ -1,3 +1,3 @@
 export * from './portable.js'
 export { createNonce, NONCE_BYTES } from './nonce.js'
-export { readKeyFile, writeKeyFile, loadOrCreateKeyFile, resolveKeyArgument } from './key-file.js'
+export { readKeyFile, writeKeyFile, loadOrCreateKeyFile, resolveKeyArgument, isSecretKeyArgument, keyPairFromText } from './key-file.js'

@@ -20,20 +20,28 @@ export async function readKeyFile(path: string): Promise<KeyPair> {
     if ((error as { code?: string }).code === 'KEY_FILE_INVALID') throw error
     throw circlesError('KEY_FILE_INVALID', `${path}: cannot read key file (${(error as Error).message})`)
   }
+  return keyPairFromText(text, path)
+}
+
+/**
+ * A key pair from what a key file holds — its JSON, or a 64-hex secret key — read from `source`
+ * (a path, or "standard input", for messages).
+ */
+export function keyPairFromText(text: string, source: string): KeyPair {
   const trimmed = text.trim()
   if (/^(0x)?[0-9a-fA-F]{64}$/.test(trimmed)) return keyPairFromSecret(trimmed)
   let parsed: unknown
   try {
     parsed = JSON.parse(trimmed)
   } catch {
-    throw circlesError('KEY_FILE_INVALID', `${path}: not JSON and not a 64-hex secret key`)
+    throw circlesError('KEY_FILE_INVALID', `${source}: not JSON and not a 64-hex secret key`)
   }
   const secret = (parsed as { secret_key?: unknown } | null)?.secret_key
-  if (typeof secret !== 'string') throw circlesError('KEY_FILE_INVALID', `${path}: "secret_key" must be a hex string`)
+  if (typeof secret !== 'string') throw circlesError('KEY_FILE_INVALID', `${source}: "secret_key" must be a hex string`)
   const pair = keyPairFromSecret(secret)
   const declared = (parsed as { public_key?: unknown }).public_key
   if (declared !== undefined && declared !== pair.publicKey) {
-    throw circlesError('KEY_FILE_INVALID', `${path}: "public_key" does not belong to "secret_key"`)
+    throw circlesError('KEY_FILE_INVALID', `${source}: "public_key" does not belong to "secret_key"`)
   }
   return pair
 }
@@ -65,8 +73,13 @@ export async function loadOrCreateKeyFile(path: string): Promise<{ keyPair: KeyP
   return { keyPair: await readKeyFile(path), created: false }
 }
 
+/** Whether a key given on a command line is a secret key itself (64 hex), not a key file's path. */
+export function isSecretKeyArgument(value: string): boolean {
+  return /^(0x)?[0-9a-fA-F]{64}$/.test(value)
+}
+
 /** A key given on a command line: a 64-hex secret key, or the path of a key file. */
 export async function resolveKeyArgument(value: string): Promise<KeyPair> {
-  if (/^(0x)?[0-9a-fA-F]{64}$/.test(value)) return keyPairFromSecret(value)
+  if (isSecretKeyArgument(value)) return keyPairFromSecret(value)
   return readKeyFile(value)
 }

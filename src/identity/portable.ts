@@ -4,7 +4,15 @@
  * adds what needs Node (nonces from node:crypto, key files on disk).
  */
 export { parsePublicKey, normalizePublicKey, isCanonicalPublicKey, type PublicKeyHex } from './public-key.js'
-export { parseAddress, addressOfUncompressedKey, type AddressHex } from './address.js'
+export { parseAddress, addressOfUncompressedKey, addressOfPublicKey, checksumAddress, type AddressHex } from './address.js'
+export {
+  SIGN_IN_CHAIN_ID,
+  SIGN_IN_LINE_NAMES,
+  formatSignInMessage,
+  parseSignInMessage,
+  signInUri,
+  type SignInFields,
+} from './sign-in-message.js'
 export { sameClaimant, type Claimant } from './claimant.js'
 export { generateKeyPair, keyPairFromSecret, type KeyPair } from './keypair.js'
 export {

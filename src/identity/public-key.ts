@@ -29,12 +29,12 @@ const P = secp256k1.Point.CURVE().p
 
 /**
  * The boundary's cheap form of {@link parsePublicKey}, for untrusted input on hot paths (every
- * `fetch_nonce`, every URL): the same syntax rules and normalisation, and x below the field
+ * frame's params, every URL): the same syntax rules and normalisation, and x below the field
  * prime; an uncompressed key must satisfy y² = x³ + 7 (a few multiplications). What it skips is
- * the square root that decides whether a compressed x is on the curve — hundreds of microseconds
- * an attacker could make the gateway pay per request. Such a key is caught where the curve math
- * runs anyway, off the event loop: no signature can recover it, so `authenticate` fails with
- * INVALID_CREDENTIALS.
+ * the square root that decides whether a compressed x is on the curve (about 70 µs). It is paid
+ * only where the curve math is needed anyway: `fetch_nonce` derives the key's address for the
+ * sign-in message (INVALID_PUBLIC_KEY there; the call is rate-limited per remote address), and
+ * no signature can recover such a key.
  */
 export function normalizePublicKey(input: unknown): PublicKeyHex {
   if (typeof input !== 'string') throw circlesError('INVALID_PUBLIC_KEY', 'Public key must be a hex string')

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { circlesError, isCirclesError } from '../errors/index.js'
 import { parsePolicy, type Policy } from '../policy/index.js'
 import type { PeerOverrides } from '../actors/peer/index.js'
+import { parseDomains, parseOrigins } from '../server/index.js'
 
 /** One circle of `circles.json`, validated. */
 export interface CircleConfig {
@@ -15,10 +16,14 @@ export interface CircleConfig {
   readonly overrides: PeerOverrides
   /** Absolute paths of the PEM certificate and key, when the circle serves https/wss. */
   readonly tls?: { readonly certPath: string; readonly keyPath: string }
+  /** The names the circle's port answers to (validated; absent: the command line's default). */
+  readonly domains?: readonly string[]
+  /** Browser origins that may connect besides the port's own (validated; absent: the command line's default). */
+  readonly allowedOrigins?: readonly string[]
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
-const CIRCLE_KEYS = new Set(['name', 'port', 'host', 'script_path', 'policy', 'limits', 'tls'])
+const CIRCLE_KEYS = new Set(['name', 'port', 'host', 'script_path', 'policy', 'limits', 'tls', 'domains', 'allowed_origins'])
 const TLS_KEYS = ['cert_path', 'key_path'] as const
 
 /** `limits` keys in circles.json and where each goes. */
@@ -110,6 +115,9 @@ export function parseCirclesConfig(value: unknown, baseDir: string): CircleConfi
     }
     const policy = parsePolicy(circle['policy'], `${field}.policy`)
     const tls = parseTls(circle['tls'], `${field}.tls`, baseDir)
+    const { domains, allowed_origins: allowedOrigins } = circle
+    parseDomains(domains, `${field}.domains`, invalid)
+    parseOrigins(allowedOrigins, `${field}.allowed_origins`, invalid)
     return {
       name,
       port,
@@ -118,6 +126,8 @@ export function parseCirclesConfig(value: unknown, baseDir: string): CircleConfi
       policy,
       overrides: parseLimits(circle['limits'], `${field}.limits`),
       ...(tls === undefined ? {} : { tls }),
+      ...(domains === undefined ? {} : { domains: domains as string[] }),
+      ...(allowedOrigins === undefined ? {} : { allowedOrigins: allowedOrigins as string[] }),
     }
   })
 }

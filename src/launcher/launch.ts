@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { open, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { circlesError, isCirclesError } from '../errors/index.js'
@@ -24,13 +24,26 @@ export function keyPathFor(dbPath: string, name: string): string {
   return join(dbPath, 'keys', `${name}.key`)
 }
 
-/** Read a circle's certificate and key, and check that they load together (CONFIG_INVALID names the field). */
+/**
+ * Read a circle's certificate and key, and check that they load together (CONFIG_INVALID names
+ * the field). A private key other users may read is refused; group access is allowed (Debian's
+ * `ssl-cert` group reads keys under /etc/ssl/private, mode 0640). The mode is read from the open
+ * file, so it is the file that is read.
+ */
 async function loadTls(tls: NonNullable<CircleConfig['tls']>, field: string): Promise<TlsCredentials> {
-  const read = async (path: string, key: string) => {
+  const read = async (path: string, key: 'cert_path' | 'key_path') => {
+    let handle
     try {
-      return await readFile(path)
+      handle = await open(path, 'r')
+      if (key === 'key_path' && ((await handle.stat()).mode & 0o007) !== 0) {
+        throw circlesError('CONFIG_INVALID', `${field}.key_path: ${path} is open to other users: chmod o-rwx ${path} (group access is fine)`, { field: `${field}.key_path` })
+      }
+      return await handle.readFile()
     } catch (error) {
+      if ((error as { code?: string }).code === 'CONFIG_INVALID') throw error
       throw circlesError('CONFIG_INVALID', `${field}.${key}: cannot read ${path} (${(error as NodeJS.ErrnoException).code})`, { field: `${field}.${key}` })
+    } finally {
+      await handle?.close()
     }
   }
   const credentials = { cert: await read(tls.certPath, 'cert_path'), key: await read(tls.keyPath, 'key_path') }
@@ -67,6 +80,8 @@ export async function launch(options: LaunchOptions): Promise<Launched> {
       policy: c.policy,
       overrides: c.overrides,
       ...(tls[i] === undefined ? {} : { tls: tls[i] }),
+      ...(c.domains === undefined ? {} : { domains: c.domains }),
+      ...(c.allowedOrigins === undefined ? {} : { allowedOrigins: c.allowedOrigins }),
     })),
   })
   try {

@@ -1,3 +1,6 @@
 export { LoadLimits, isLoopback, type LoadLimitOptions, type LimitName } from './load-limits.js'
 export { TokenBuckets } from './token-buckets.js'
-export { Quarantine } from './quarantine.js'
+export { Quarantine, type QuarantineOptions, type QuarantineScope } from './quarantine.js'
+export { SendBudget, SendAccount, type SendBudgetName, type SendBudgetOptions, type CutHandler } from './send-budget.js'
+export { ClientAddresses, originOf, type ClientAddress } from './client-origin.js'
+export { SYSTEM_CLOCK, type Clock } from './clock.js'

@@ -21,6 +21,44 @@ export class TokenBuckets {
    * they would be there (nothing is taken then).
    */
   take(key: string, cost = 1): number {
+    const bucket = this.refilled(key)
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost
+      return 0
+    }
+    return this.msUntil(cost - bucket.tokens)
+  }
+
+  /**
+   * Spend `cost` tokens for `key` whether or not it has them: a cost already incurred (bytes
+   * received). The balance may go below zero; returns the milliseconds until it is back to zero
+   * (0: it is not in debt).
+   */
+  charge(key: string, cost: number): number {
+    const bucket = this.refilled(key)
+    bucket.tokens -= cost
+    return bucket.tokens >= 0 ? 0 : this.msUntil(-bucket.tokens)
+  }
+
+  /** Forget `key` (its owner is gone: a closed socket). */
+  delete(key: string): void {
+    this.buckets.delete(key)
+  }
+
+  /** Milliseconds until `key` could take `cost` tokens (0: now), without taking them. */
+  wait(key: string, cost = 1): number {
+    const bucket = this.buckets.get(key)
+    if (bucket === undefined) return 0
+    const tokens = Math.min(this.capacity, bucket.tokens + ((this.now() - bucket.at) / 1000) * this.perSecond)
+    return tokens >= cost ? 0 : this.msUntil(cost - tokens)
+  }
+
+  get size(): number {
+    return this.buckets.size
+  }
+
+  /** The bucket of `key`, brought up to date (a new key starts full). */
+  private refilled(key: string): { tokens: number; at: number } {
     const now = this.now()
     if (now - this.lastSweep > 60_000) this.sweep(now)
     let bucket = this.buckets.get(key)
@@ -32,23 +70,11 @@ export class TokenBuckets {
       bucket.tokens = Math.min(this.capacity, bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond)
       bucket.at = now
     }
-    if (bucket.tokens >= cost) {
-      bucket.tokens -= cost
-      return 0
-    }
-    return Math.ceil(((cost - bucket.tokens) / this.perSecond) * 1000)
+    return bucket
   }
 
-  /** Milliseconds until `key` could take `cost` tokens (0: now), without taking them. */
-  wait(key: string, cost = 1): number {
-    const bucket = this.buckets.get(key)
-    if (bucket === undefined) return 0
-    const tokens = Math.min(this.capacity, bucket.tokens + ((this.now() - bucket.at) / 1000) * this.perSecond)
-    return tokens >= cost ? 0 : Math.ceil(((cost - tokens) / this.perSecond) * 1000)
-  }
-
-  get size(): number {
-    return this.buckets.size
+  private msUntil(missing: number): number {
+    return Math.ceil((missing / this.perSecond) * 1000)
   }
 
   private sweep(now: number): void {

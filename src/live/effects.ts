@@ -1,8 +1,9 @@
 /**
  * What a run makes visible to the context's watchers: its committed writes and deletes and the
  * events it emitted, in the order they happened. The sandbox thread records them as the run goes
- * ({@link EffectRecorder}), carries them back with the run's outcome (binary, {@link encodeEffects}),
- * and the node's context feed turns them into numbered notices.
+ * — across all its slices, when it awaits calls ({@link EffectRecorder}) — carries them back with
+ * the run's outcome (binary, {@link encodeEffects}), and the node's context feed turns them into
+ * numbered notices.
  */
 import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError } from '../errors/index.js'
@@ -36,8 +37,9 @@ const MAX_NOTICES = DEFAULTS.NOTICES_PER_RUN
 const MAX_NOTICE_BYTES = DEFAULTS.NOTICE_BYTES_PER_RUN
 
 /**
- * The effects of the run in progress, on the sandbox thread. Writes are recorded once committed;
- * `emit` is checked against the run's budget here and throws coded errors the script can catch.
+ * The effects of one run, on the sandbox thread: writes are recorded once committed, in the
+ * order its slices made them; `emit` is checked against the run's budget here and throws coded
+ * errors the script can catch. Taken once, when the run ends.
  */
 export class EffectRecorder {
   private list: RunEffect[] = []
@@ -45,17 +47,8 @@ export class EffectRecorder {
   private lost = false
   private emits = 0
   private emitBytes = 0
-  private limits: EffectLimits = { maxEmits: 0, maxEmitBytes: 0, maxNotifyValueBytes: 0 }
 
-  /** Forget the previous run's effects; the next run is bounded by `limits`. */
-  start(limits: EffectLimits): void {
-    this.list = []
-    this.bytes = 0
-    this.lost = false
-    this.emits = 0
-    this.emitBytes = 0
-    this.limits = limits
-  }
+  constructor(private readonly limits: EffectLimits) {}
 
   saved(name: string, text: string): void {
     const max = this.limits.maxNotifyValueBytes
@@ -109,12 +102,12 @@ export class EffectRecorder {
     this.list.push(effect)
   }
 
-  /** The run's effects, or undefined when it had none. */
+  /** The run's effects, or undefined when it had none: called once, when the run ends. */
   take(): RunEffects | undefined {
-    if (this.list.length === 0 && !this.lost) return undefined
-    const effects = { list: this.list, lost: this.lost }
+    const list = this.list
     this.list = []
-    return effects
+    if (list.length === 0 && !this.lost) return undefined
+    return { list, lost: this.lost }
   }
 }
 

@@ -13,13 +13,15 @@ export interface MetricSources {
   readonly peers: () => { readonly registered: number; readonly active: number }
   readonly tasksQueued: () => number
   readonly verifierQueued: () => number
-  readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
+  readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly waiting: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
   readonly quarantined: () => number
   /** Live updates: subscriptions now, notifications delivered and change logs lost since start. */
   readonly live: () => { readonly subscriptions: number; readonly notifications: number; readonly logsLost: number }
+  /** Bytes of answers waiting on sockets (the send budget's total). */
+  readonly sendWaiting: () => number
   /** Cross-node figures, when the node is clustered. */
   readonly crossNode: () =>
-    | { readonly sent: number; readonly received: number; readonly redelivered: number; readonly expired: number; readonly reconnects: number; readonly refused: number; readonly waiting: number; readonly running: number; readonly connected: boolean }
+    | { readonly sent: number; readonly received: number; readonly redelivered: number; readonly expired: number; readonly reconnects: number; readonly refused: number; readonly repeats: number; readonly poisoned: number; readonly waiting: number; readonly running: number; readonly connected: boolean }
     | undefined
 }
 
@@ -44,6 +46,10 @@ export class NodeMetrics {
   private readonly connections: Counter<string>
   private readonly playSeconds: Histogram<'code'>
   private readonly rateLimited: Counter<'limit'>
+  private readonly sendBudgetCuts: Counter<'budget'>
+  private readonly backpressurePauses: Counter<string>
+  private readonly calls: Counter<'outcome'>
+  private readonly callChildren = new Map<string, ReturnType<Counter<'outcome'>['labels']>>()
   private readonly supervisorRestarts: Counter<'supervisor' | 'child'>
   private readonly supervisorEscalations: Counter<'supervisor'>
   private readonly requestChildren = new Map<string, ReturnType<Counter<'method'>['labels']>>()
@@ -64,7 +70,21 @@ export class NodeMetrics {
       buckets: PLAY_BUCKETS_SECONDS,
       registers,
     })
-    this.rateLimited = new Counter({ name: 'circles_rate_limited_total', help: 'Requests and connections refused by a load limit or the crash quarantine, by limit', labelNames: ['limit'], registers })
+    this.calls = new Counter({ name: 'circles_calls_total', help: 'Calls scripts made to other contexts, by outcome (ok or the error code)', labelNames: ['outcome'], registers })
+    this.rateLimited = new Counter({
+      name: 'circles_rate_limited_total',
+      help: 'Requests, frames and connections refused or held back by a load limit or the crash quarantine, by limit',
+      labelNames: ['limit'],
+      registers,
+    })
+    this.sendBudgetCuts = new Counter({
+      name: 'circles_send_budget_cuts_total',
+      help: 'Sockets cut (SLOW_CONSUMER) because answers waiting for them went over a budget: socket, address or node',
+      labelNames: ['budget'],
+      registers,
+    })
+    this.backpressurePauses = new Counter({ name: 'circles_backpressure_pauses_total', help: 'Times a socket stopped being read because its answers were not being taken', registers })
+    new Gauge({ name: 'circles_send_waiting_bytes', help: 'Bytes of answers waiting on sockets, not yet taken by the kernel', registers, collect() { this.set(sources.sendWaiting()) } })
     this.supervisorRestarts = new Counter({ name: 'circles_supervisor_restarts_total', help: 'Children restarted by a supervisor', labelNames: ['supervisor', 'child'], registers })
     this.supervisorEscalations = new Counter({ name: 'circles_supervisor_escalations_total', help: 'Supervisors that gave up (restart intensity exceeded)', labelNames: ['supervisor'], registers })
     new Gauge({ name: 'circles_connections_open', help: 'Open WebSocket connections', registers, collect() { this.set(sources.connectionsOpen()) } })
@@ -89,6 +109,15 @@ export class NodeMetrics {
       registers,
       collect() {
         for (const h of sources.hosts()) this.set({ host: String(h.index) }, h.queued)
+      },
+    })
+    new Gauge({
+      name: 'circles_sandbox_runs_waiting',
+      help: 'Runs suspended on a sandbox host, waiting on their calls',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        for (const h of sources.hosts()) this.set({ host: String(h.index) }, h.waiting)
       },
     })
     const hostCounter = (name: string, help: string, read: (h: ReturnType<MetricSources['hosts']>[number]) => number) => {
@@ -129,7 +158,9 @@ export class NodeMetrics {
     crossCounter('circles_cross_node_tasks_received_total', 'Tasks this node took from the queues of contexts it owns', (c) => c.received)
     crossCounter('circles_cross_node_tasks_redelivered_total', 'Tasks taken again after their owner died (re-run, or answered from their record)', (c) => c.redelivered)
     crossCounter('circles_cross_node_tasks_expired_total', 'Cross-node tasks whose deadline passed before a reply or a run', (c) => c.expired)
-    crossCounter('circles_cross_node_refused_total', 'Tasks or replies refused because their MAC did not verify', (c) => c.refused)
+    crossCounter('circles_cross_node_refused_total', 'Tasks or replies read from Redis and refused: malformed, or their MAC did not verify', (c) => c.refused)
+    crossCounter('circles_cross_node_repeats_refused_total', 'Tasks refused because this node had already started them (a copy handed to it again through Redis)', (c) => c.repeats)
+    crossCounter('circles_cross_node_poisoned_total', 'Entries in Redis the queue scripts skipped: an id that is not a task id, an entry over the size cap, a key of the wrong type', (c) => c.poisoned)
     crossCounter('circles_redis_reconnects_total', 'Times the connection to Redis came back', (c) => c.reconnects)
     new Gauge({
       name: 'circles_cross_node_queue_depth',
@@ -181,8 +212,25 @@ export class NodeMetrics {
     child.observe(seconds)
   }
 
+  /** A call settled: `outcome` is `ok` or the error's code. */
+  call(outcome: string): void {
+    let child = this.callChildren.get(outcome)
+    if (child === undefined) this.callChildren.set(outcome, (child = this.calls.labels(outcome)))
+    child.inc()
+  }
+
   limited(limit: string): void {
     this.rateLimited.inc({ limit })
+  }
+
+  /** A socket was cut for going over a send budget. */
+  sendBudgetCut(budget: string): void {
+    this.sendBudgetCuts.inc({ budget })
+  }
+
+  /** A socket stopped being read: its answers are not taken. */
+  backpressurePause(): void {
+    this.backpressurePauses.inc()
   }
 
   supervisorRestart(supervisor: string, child: string): void {

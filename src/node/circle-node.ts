@@ -3,7 +3,7 @@ import { DEFAULTS, VERSION, positiveIntegerOption } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { Faults, type FaultName } from '../faults/index.js'
 import { parsePublicKey, type KeyPair, type PublicKeyHex } from '../identity/index.js'
-import { LoadLimits, type LoadLimitOptions } from '../limits/index.js'
+import { ClientAddresses, LoadLimits, SendBudget, SYSTEM_CLOCK, type Clock, type LoadLimitOptions } from '../limits/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { NodeMetrics } from '../metrics/index.js'
 import { PeerHost, DEFAULT_QUOTA, type LiveOptions, type PeerOverrides, type PlayOutcome, type PlayRequest } from '../actors/peer/index.js'
@@ -13,11 +13,12 @@ import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
 import { DEFAULT_LIMITS, SandboxPool, type SandboxContextRef, type SandboxPoolOptions } from '../sandbox/index.js'
 import { DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
-import { AdminServer, CircleServer, type PublicHealth, type TlsCredentials } from '../server/index.js'
+import { AdminServer, CircleServer, parseDomains, parseOrigins, type Domain, type PublicHealth, type TlsCredentials } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
-import { acquireDatabaseLock, type DatabaseLock } from '../storage/index.js'
+import { acquireDatabaseLock, type DatabaseLock, type DatabaseLockHolder } from '../storage/index.js'
 import { Verifier } from '../verifier/index.js'
 import { installLastResort } from './last-resort.js'
+import { startStandbyAdmin } from './standby-admin.js'
 
 /** A circle served on a port of this node. */
 export interface NodeCircle {
@@ -29,6 +30,10 @@ export interface NodeCircle {
   readonly overrides?: PeerOverrides
   /** Serve https/wss on the port with this certificate and key. */
   readonly tls?: TlsCredentials
+  /** The names the port answers to (default: the node's `domains`); see docs/configuration.md. */
+  readonly domains?: readonly string[]
+  /** Browser origins that may connect besides the port's own (default: the node's `allowedOrigins`). */
+  readonly allowedOrigins?: readonly string[]
 }
 
 export interface CircleNodeOptions {
@@ -43,6 +48,13 @@ export interface CircleNodeOptions {
   readonly sandbox?: Omit<SandboxPoolOptions, 'hooks' | 'faults'>
   /** Load limits (rate limits per address and caller; on by default except for loopback). */
   readonly limits?: LoadLimitOptions
+  /**
+   * Reverse proxies whose `X-Forwarded-For` header names the client (addresses or CIDR ranges).
+   * From any other peer the header is ignored. Default none.
+   */
+  readonly trustedProxies?: readonly string[]
+  /** What the limiters and the gateway's timers read time from (tests step one; default the process clock). */
+  readonly clock?: Clock
   /** Register every namespace already under `dbPath` (default true). */
   readonly adoptExisting?: boolean
   /** Further contexts to host from the start, served through Redis or the ports (a worker's). */
@@ -66,6 +78,14 @@ export interface CircleNodeOptions {
   readonly lock?: 'fail' | 'wait'
   /** Join other nodes through Redis (cross-node queueing). Without it nothing connects to Redis. */
   readonly redis?: NodeRedisOptions
+  /**
+   * Names every port (and the admin listener) answers to besides loopback and this machine's
+   * addresses, for circles that list none of their own: `circle.example`, `circle.example:8443`,
+   * `wss://circle.example` (clients dial TLS at a proxy). A sign-in message names the node by it.
+   */
+  readonly domains?: readonly string[]
+  /** Browser origins that may open connections besides a port's own, for circles that list none (`*`: any). */
+  readonly allowedOrigins?: readonly string[]
 }
 
 export interface NodeRedisOptions {
@@ -76,6 +96,10 @@ export interface NodeRedisOptions {
   readonly prefix?: string
   /** How long a task may wait for its owner beyond its run's wall limit (default 30 s). */
   readonly queueAllowanceMs?: number
+  /** Bytes of tasks one caller address may have stored in Redis by this node and not answered (default 32 MiB). */
+  readonly queuedBytesPerAddress?: number
+  /** Bytes of tasks this node may have stored in Redis and not answered, all callers together (default 256 MiB). */
+  readonly queuedBytesPerGateway?: number
 }
 
 export interface ServedCircle {
@@ -102,6 +126,7 @@ const DRAIN_PROGRESS_INTERVAL_MS = 1_000
  *   ├── sandbox (one_for_one, 5 / 30 s)  host-0 … host-N-1: sandbox host processes (permanent)
  *   ├── verifier                   the signature-check thread pool (permanent)
  *   ├── peers (one_for_one)        one peer actor per active context (temporary, added on demand)
+ *   ├── redis                      the Redis bridge, when the node joins others (permanent)
  *   └── gateway:<name> (rest_for_one, 3 / 60 s)  listener (permanent), then one connection per socket (temporary)
  *
  * Children start in this order and stop in reverse (docs/operations.md, "Supervision").
@@ -120,6 +145,8 @@ export class CircleNode {
   readonly served: ServedCircle[] = []
   readonly log: Logger
   readonly load: LoadLimits
+  /** Bytes of answers waiting on the node's sockets, within their budgets. */
+  readonly sendBudget: SendBudget
   private readonly root: Supervisor
   private limits: GatewayLimits
   private readonly pool: SandboxPool
@@ -146,9 +173,14 @@ export class CircleNode {
     this.limits = {
       maxFrameBytes: DEFAULTS.MAX_FRAME_BYTES,
       maxBatchEntries: DEFAULTS.MAX_BATCH_ENTRIES,
+      maxFrameDepth: DEFAULTS.MAX_FRAME_DEPTH,
+      maxFrameValues: DEFAULTS.MAX_FRAME_VALUES,
       maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
       maxInFlight: DEFAULTS.MAX_IN_FLIGHT_PER_SOCKET,
       maxBufferedBytes: DEFAULTS.MAX_BUFFERED_BYTES,
+      maxBufferedBytesPerAddress: DEFAULTS.MAX_BUFFERED_BYTES_PER_ADDRESS,
+      maxBufferedBytesPerNode: DEFAULTS.MAX_BUFFERED_BYTES_PER_NODE,
+      socketHighWaterBytes: DEFAULTS.SOCKET_HIGH_WATER_BYTES,
       maxBatchAnswerBytes: DEFAULTS.MAX_BATCH_ANSWER_BYTES,
       nonceTtlMs: DEFAULTS.NONCE_TTL_MS,
       idleTimeoutMs: DEFAULTS.IDLE_TIMEOUT_MS,
@@ -166,19 +198,44 @@ export class CircleNode {
     if (this.limits.maxBatchAnswerBytes >= this.limits.maxBufferedBytes) {
       throw circlesError('INVALID_OPTION', 'options.gateway.maxBatchAnswerBytes must be below options.gateway.maxBufferedBytes')
     }
+    if (this.limits.maxBufferedBytesPerAddress < this.limits.maxBufferedBytes || this.limits.maxBufferedBytesPerNode < this.limits.maxBufferedBytesPerAddress) {
+      throw circlesError('INVALID_OPTION', 'options.gateway: maxBufferedBytes ≤ maxBufferedBytesPerAddress ≤ maxBufferedBytesPerNode must hold')
+    }
     this.probeIntervalMs = positiveIntegerOption(options.probeIntervalMs, DEFAULTS.PROBE_INTERVAL_MS, 'probeIntervalMs')
     if (options.redis !== undefined) {
-      const { prefix = DEFAULT_PREFIX, secret, queueAllowanceMs } = options.redis
+      const { prefix = DEFAULT_PREFIX, secret, queueAllowanceMs, queuedBytesPerAddress, queuedBytesPerGateway } = options.redis
       if (!isValidPrefix(prefix)) throw circlesError('INVALID_OPTION', 'options.redis.prefix must be 1-64 of A-Z a-z 0-9 _ . : -')
       if (typeof secret !== 'string' || Buffer.byteLength(secret) < 16) {
         throw circlesError('INVALID_OPTION', 'options.redis.secret (the cluster secret) must be at least 16 bytes')
       }
       positiveIntegerOption(queueAllowanceMs, DEFAULTS.QUEUE_ALLOWANCE_MS, 'redis.queueAllowanceMs')
+      positiveIntegerOption(queuedBytesPerAddress, DEFAULTS.QUEUED_BYTES_PER_ADDRESS, 'redis.queuedBytesPerAddress')
+      positiveIntegerOption(queuedBytesPerGateway, DEFAULTS.QUEUED_BYTES_PER_GATEWAY, 'redis.queuedBytesPerGateway')
+    }
+    const optionFail = (field: string, rule: string): never => {
+      throw circlesError('INVALID_OPTION', `options.${field} ${rule}`)
+    }
+    const nodeDomains = parseDomains(options.domains, 'domains', optionFail)
+    const nodeOrigins = parseOrigins(options.allowedOrigins, 'allowedOrigins', optionFail)
+    const names = new Map<string, { domains: Domain[]; allowedOrigins: string[] }>()
+    for (const [i, circle] of options.circles.entries()) {
+      names.set(circle.name, {
+        domains: circle.domains === undefined ? nodeDomains : parseDomains(circle.domains, `circles[${i}].domains`, optionFail),
+        allowedOrigins: circle.allowedOrigins === undefined ? nodeOrigins : parseOrigins(circle.allowedOrigins, `circles[${i}].allowedOrigins`, optionFail),
+      })
     }
     // Embedded without a logger, a node says only what needs attention, and on stderr.
     this.log = options.logger ?? createLogger({ level: process.env['CIRCLES_LOG_LEVEL'] ?? 'warn', destination: process.stderr })
     this.faults = new Faults(options.faults)
-    this.load = new LoadLimits(options.limits)
+    const clock = options.clock ?? SYSTEM_CLOCK
+    this.load = new LoadLimits(options.limits, clock)
+    const clients = new ClientAddresses(options.trustedProxies)
+    this.sendBudget = new SendBudget({
+      perSocket: this.limits.maxBufferedBytes,
+      perAddress: this.limits.maxBufferedBytesPerAddress,
+      perNode: this.limits.maxBufferedBytesPerNode,
+      appliesTo: (origin) => this.load.applies(origin),
+    })
     const log = this.log
     const onSupervisorEvent = (event: SupervisorEvent) => this.onSupervisorEvent(event)
     this.pool = new SandboxPool({
@@ -186,20 +243,26 @@ export class CircleNode {
       faults: this.faults.names,
       ...(dbLock.fd === undefined ? {} : { inheritFd: dbLock.fd }),
       hooks: {
+        // A run a call started answers to its calling context, which sent the script.
         onCrash: (run) => {
-          const { circleMs, addressMs } = this.load.crashed(run.circle, run.origin)
+          // A run a call started answers in the calling context: that context sent the script.
+          const circle = run.callingContext ?? run.circle
+          const { originMs, origins, circleMs } = this.load.crashed(circle, run.origin ?? '')
+          // The caller's key is logged for the operator; it takes no part in the blame (keys cost nothing).
           log.warn(
-            { circle: run.circle, remote: run.origin, backoff_ms: circleMs, ...(addressMs === undefined ? {} : { address_backoff_ms: addressMs }) },
-            'a script crashed its sandbox host: circle (and address) quarantined',
+            { circle, remote: run.origin ?? null, caller: run.caller || null, backoff_ms: originMs, origins, ...(circleMs === undefined ? {} : { circle_backoff_ms: circleMs }) },
+            circleMs === undefined
+              ? 'a script crashed its sandbox host: its origin is quarantined in the circle'
+              : 'a script crashed its sandbox host: crashes from several origins quarantine the whole circle',
           )
         },
         refuse: (run) => {
-          const refusal = this.load.refusal(run.circle, run.origin)
+          const refusal = this.load.refusal(run.callingContext ?? run.circle, run.origin ?? '')
           if (refusal === undefined) return undefined
           this.metrics.limited('quarantine')
           // The same data as a refusal at the gateway: the limit and when to retry.
           const { limit, retry_after_ms: retryAfterMs } = refusal.details as { limit: string; retry_after_ms: number }
-          return { code: 'RATE_LIMITED', message: refusal.message, body: `"limit":${JSON.stringify(limit)},"retry_after_ms":${retryAfterMs},"logs":[]`, runMs: 0, cpuMs: 0 }
+          return { code: 'RATE_LIMITED', message: refusal.message, body: `"limit":${JSON.stringify(limit)},"retry_after_ms":${retryAfterMs},"logs":[]`, runMs: 0, cpuMs: 0, callsMs: 0 }
         },
         onHostExit: (host, exit, blame) => {
           if (blame === 'none') return
@@ -226,6 +289,7 @@ export class CircleNode {
         if (peers === undefined) return { subscriptions: 0, notifications: 0, logsLost: 0 }
         return { subscriptions: peers.subscriptions, notifications: peers.counters.notifications, logsLost: peers.counters.logsLost }
       },
+      sendWaiting: () => this.sendBudget.bytes,
       crossNode: () => (this.bridge === undefined ? undefined : { ...this.bridge.counters, ...this.bridge.depth, connected: this.bridge.connected }),
     })
     // The listeners read the current services: a restarted child replaces its instance.
@@ -243,6 +307,9 @@ export class CircleNode {
       },
       metrics: this.metrics,
       load: this.load,
+      clients,
+      sendBudget: this.sendBudget,
+      clock,
       log: log.child({ part: 'gateway' }),
       faults: this.faults,
       logAuthFailure: (address, code) => this.logAuthFailure(address, code),
@@ -289,7 +356,17 @@ export class CircleNode {
             onSupervisorEvent,
             onRegistered: (pubkey) => this.bridge?.claim(pubkey),
             live,
-            ...(options.peers ? { defaults: options.peers } : {}),
+            onPolicyChanged: (pubkey) => this.bridge?.advertise(pubkey),
+            // A script a run passes to `call` is held to the size of a play's.
+            defaults: { ...options.peers, limits: { maxScriptBytes: this.limits.maxScriptBytes, ...options.peers?.limits } },
+            calls: {
+              admit: (call) => {
+                const refused = this.load.call(call.caller, call.origin)
+                if (refused !== undefined) this.metrics.limited((refused.details as { limit: string }).limit)
+                return refused
+              },
+              settled: (outcome) => this.metrics.call(outcome),
+            },
           })
           for (const circle of options.circles) {
             await this.peerHost.spawnPeer({ pubkey: circle.keyPair.publicKey, policy: circle.policy, ...circle.overrides })
@@ -313,8 +390,11 @@ export class CircleNode {
                   prefix: redis.prefix ?? DEFAULT_PREFIX,
                   secret: redis.secret,
                   queueAllowanceMs: redis.queueAllowanceMs ?? DEFAULTS.QUEUE_ALLOWANCE_MS,
+                  ...(redis.queuedBytesPerAddress === undefined ? {} : { queuedBytesPerAddress: redis.queuedBytesPerAddress }),
+                  ...(redis.queuedBytesPerGateway === undefined ? {} : { queuedBytesPerGateway: redis.queuedBytesPerGateway }),
                   log,
                   peers: () => this.peerHost,
+                  onFatal: (error) => this.fatal(error),
                 })
                 bridge.start()
                 this.bridge = bridge
@@ -338,7 +418,7 @@ export class CircleNode {
               version: VERSION,
               describeLimits: () => this.describeLimits(circle.keyPair.publicKey),
               health: () => this.publicHealth(),
-              cluster: () => this.clusterInfo(),
+              ...names.get(circle.name)!,
               onSupervisorEvent,
               ...(circle.tls === undefined ? {} : { tls: circle.tls }),
             })
@@ -363,6 +443,7 @@ export class CircleNode {
             port: this.admin?.port ?? admin.port,
             metrics: async () => ({ text: await this.metrics.render(), contentType: this.metrics.contentType }),
             health: () => this.detailedHealth(),
+            domains: nodeDomains,
           })
           await server.listen()
           this.admin = server
@@ -386,10 +467,24 @@ export class CircleNode {
   /** Start a node: sandbox, verifier, peers, then one listener per circle (and the admin listener). */
   static async start(options: CircleNodeOptions): Promise<CircleNode> {
     const log = options.logger
-    const dbLock = await acquireDatabaseLock(options.dbPath, {
-      wait: options.lock === 'wait',
-      onWaiting: (holder) => log?.info({ db_path: options.dbPath, holder_pid: holder.pid ?? null }, 'waiting for the database lock (standby)'),
-    })
+    // A standby serves its admin listener while it waits (health: "standby"), then hands its port on.
+    let holder: DatabaseLockHolder | undefined
+    const standby = options.lock === 'wait' && options.admin !== undefined ? await startStandbyAdmin(options.admin, parseDomains(options.domains, 'domains', (field, rule) => {
+            throw circlesError('INVALID_OPTION', `options.${field} ${rule}`)
+          }), options.dbPath, () => holder) : undefined
+    let dbLock: DatabaseLock
+    try {
+      dbLock = await acquireDatabaseLock(options.dbPath, {
+        wait: options.lock === 'wait',
+        onWaiting: (found) => {
+          holder = found
+          log?.info({ db_path: options.dbPath, holder_pid: found.pid ?? null, admin: standby?.url ?? null }, 'waiting for the database lock (standby)')
+        },
+      })
+    } finally {
+      await standby?.stop()
+    }
+    if (standby !== undefined) options = { ...options, admin: { ...options.admin!, port: standby.port } }
     let node: CircleNode
     try {
       node = new CircleNode(options, dbLock)
@@ -467,10 +562,23 @@ export class CircleNode {
     return this.root.tree()
   }
 
-  /** Called once if the node stops on its own (its root supervisor gave up). */
+  /**
+   * Called once if the node stops on its own: its root supervisor gave up, or it cannot serve
+   * through its Redis (CLUSTER_SECRET_MISMATCH; then once it has closed).
+   */
   onFailure(listener: (failure: NodeFailure) => void): void {
     if (this.failure !== undefined) listener(this.failure)
     else this.failureListeners.push(listener)
+  }
+
+  /** A part of the node found it cannot go on (its Redis holds another cluster secret's check): close, then report it. */
+  private fatal(error: Error): void {
+    if (this.closing !== undefined) return
+    this.log.fatal({ err: error.message }, 'the node cannot serve: it stops')
+    void this.close().then(() => {
+      this.failure = { error }
+      for (const listener of this.failureListeners.splice(0)) listener(this.failure)
+    })
   }
 
   /** Drain and stop: listeners stop accepting and finish in-flight work, then peers, verifier, sandbox. */
@@ -566,7 +674,7 @@ export class CircleNode {
         // One probe per host at a time: a host busy with a long run is not sent a pile of them.
         if (p.pending) continue
         p.pending = true
-        void this.pool.run(p.ref, { script: PROBE_SCRIPT, caller: '', canWrite: false, timeoutMs: 5_000 }).then((outcome) => {
+        void this.pool.run(p.ref, { script: PROBE_SCRIPT, caller: '', canWrite: false, canCall: false, timeoutMs: 5_000 }).then((outcome) => {
           p.pending = false
           if (outcome.code === null) p.lastOk = performance.now()
         })
@@ -630,10 +738,13 @@ export class CircleNode {
     return {
       max_frame_bytes: this.limits.maxFrameBytes,
       max_batch_entries: this.limits.maxBatchEntries,
+      max_frame_depth: this.limits.maxFrameDepth,
+      max_frame_values: this.limits.maxFrameValues,
       max_batch_answer_bytes: this.limits.maxBatchAnswerBytes,
       max_script_bytes: this.limits.maxScriptBytes,
       max_in_flight_per_connection: this.limits.maxInFlight,
       max_buffered_bytes_per_connection: this.limits.maxBufferedBytes,
+      max_buffered_bytes_per_address: this.limits.maxBufferedBytesPerAddress,
       nonce_ttl_ms: this.limits.nonceTtlMs,
       idle_timeout_ms: this.limits.idleTimeoutMs,
       max_subscriptions_per_connection: this.limits.maxSubscriptions,

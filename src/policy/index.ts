@@ -3,6 +3,8 @@ export {
   parsePolicy,
   canRun,
   canSubscribe,
+  runRefusal,
+  canCall,
   canWrite,
   refusal,
   admitsAnonymous,

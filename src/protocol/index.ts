@@ -14,6 +14,6 @@ export type {
   ErrorResponse,
 } from './messages.js'
 export { parseFrame, type FrameLimits } from './parse-frame.js'
-export { parseParams, isMethodName, METHOD_NAMES, type MethodLimits } from './methods.js'
+export { parseParams, isMethodName, scriptSizeError, METHOD_NAMES, type MethodLimits } from './methods.js'
 export { errorResponse } from './responses.js'
 export { encodePlayAnswer, playResultOf, failedRun, type RunOutcome, type RunReceipt } from './play-answer.js'

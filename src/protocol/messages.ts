@@ -41,8 +41,12 @@ export interface PlayResult {
   /** True when `print` output went over the log limit and was cut. */
   readonly logs_truncated?: boolean
   readonly task_id: string
-  /** Time spent waiting in the context's mailbox and running, in milliseconds. */
-  readonly timings: { readonly queued_ms: number; readonly run_ms: number; readonly cpu_ms: number }
+  /**
+   * Milliseconds: waiting in the context's mailbox, running (from start to end, time waiting on
+   * calls included), on the CPU, and suspended waiting on calls (`calls_ms`: sent by every node
+   * of this version, absent from older ones).
+   */
+  readonly timings: { readonly queued_ms: number; readonly run_ms: number; readonly cpu_ms: number; readonly calls_ms?: number }
 }
 
 export interface MethodResults {

@@ -108,6 +108,12 @@ function subscribeParams(p: Record<string, unknown>): MethodParams['subscribe'] 
   return params
 }
 
+/** SCRIPT_TOO_LARGE when `script` is over `maxBytes` in UTF-8: the one size rule of `play` and `call`. */
+export function scriptSizeError(script: string, maxBytes: number, what: string): CirclesError | undefined {
+  if (script.length <= maxBytes && Buffer.byteLength(script) <= maxBytes) return undefined
+  return circlesError('SCRIPT_TOO_LARGE', `${what}: script is over ${maxBytes} bytes`, { limit: maxBytes })
+}
+
 /**
  * Validate the params of `method` and return the typed call, or the coded error to answer.
  * Unknown methods are the caller's concern (METHOD_NOT_FOUND); this never throws for bad input.
@@ -139,14 +145,8 @@ export function parseParams(method: MethodName, params: unknown, limits: MethodL
       const p = checked.value
       const script = p['script']
       if (typeof script !== 'string') return invalid('play: "script" must be a string', 'script')
-      if (script.length > limits.maxScriptBytes || Buffer.byteLength(script) > limits.maxScriptBytes) {
-        return {
-          ok: false,
-          error: circlesError('SCRIPT_TOO_LARGE', `play: script is over ${limits.maxScriptBytes} bytes`, {
-            limit: limits.maxScriptBytes,
-          }),
-        }
-      }
+      const tooLarge = scriptSizeError(script, limits.maxScriptBytes, 'play')
+      if (tooLarge !== undefined) return { ok: false, error: tooLarge }
       const timeout = p['timeout_ms']
       if (timeout === undefined) return { ok: true, call: { method, params: { script } } }
       if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMEOUT_MS) {

@@ -1,10 +1,15 @@
 import { circlesError, type CirclesError } from '../errors/index.js'
 import type { FrameEntry, JsonRpcId, ParsedFrame } from './messages.js'
+import { shapeExcess } from './frame-shape.js'
 import { isMethodName, parseParams, type MethodLimits } from './methods.js'
 
 export interface FrameLimits extends MethodLimits {
   readonly maxFrameBytes: number
   readonly maxBatchEntries: number
+  /** Deepest nesting of arrays and objects, checked before parsing. */
+  readonly maxFrameDepth: number
+  /** Most JSON values in a frame, counted before parsing. */
+  readonly maxFrameValues: number
 }
 
 const REQUEST_KEYS = new Set(['jsonrpc', 'method', 'params', 'id'])
@@ -77,6 +82,13 @@ export function parseFrame(data: string | Buffer, limits: FrameLimits): ParsedFr
     return single(
       reject(null, circlesError('PAYLOAD_TOO_LARGE', `Frame is over ${limits.maxFrameBytes} bytes`, { limit: limits.maxFrameBytes })),
     )
+  }
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data
+  const excess = shapeExcess(bytes, limits.maxFrameDepth, limits.maxFrameValues)
+  if (excess !== undefined) {
+    const limit = excess === 'depth' ? limits.maxFrameDepth : limits.maxFrameValues
+    const what = excess === 'depth' ? `nests arrays and objects deeper than ${limit} levels` : `holds more than ${limit} values`
+    return single(reject(null, circlesError('FRAME_TOO_COMPLEX', `The frame ${what}: refused before parsing`, { limit, shape: excess })))
   }
   let value: unknown
   try {

@@ -16,9 +16,11 @@ export interface RunOutcome {
   /** The error's message (empty for a success). */
   readonly message: string
   readonly body: string
-  /** Wall-clock time of the run in the isolate. */
+  /** Wall-clock time of the run in the isolate, from its start to its end (waiting on calls included). */
   readonly runMs: number
   readonly cpuMs: number
+  /** Wall-clock time the run spent suspended, waiting on its calls. */
+  readonly callsMs: number
   /** What the run's watchers are told (committed writes, emitted events), when it had any: the node's, never the answer's. */
   readonly effects?: RunEffects
 }
@@ -32,8 +34,8 @@ export interface RunReceipt {
 const NO_LOGS = '"logs":[]'
 
 /** An outcome for a run that never reached the isolate, or whose isolate died (no logs). */
-export function failedRun(code: ErrorCode, message: string = ERROR_REGISTRY[code].message, runMs = 0, cpuMs = 0): RunOutcome {
-  return { code, message, body: NO_LOGS, runMs, cpuMs }
+export function failedRun(code: ErrorCode, message: string = ERROR_REGISTRY[code].message, runMs = 0, cpuMs = 0, callsMs = 0): RunOutcome {
+  return { code, message, body: NO_LOGS, runMs, cpuMs, callsMs }
 }
 
 function ms(value: number): number {
@@ -41,17 +43,17 @@ function ms(value: number): number {
 }
 
 function timings(receipt: RunReceipt, outcome: RunOutcome): string {
-  return `"task_id":"${receipt.taskId}","timings":{"queued_ms":${ms(receipt.queuedMs)},"run_ms":${ms(outcome.runMs)},"cpu_ms":${ms(outcome.cpuMs)}}`
+  return `"task_id":"${receipt.taskId}","timings":{"queued_ms":${ms(receipt.queuedMs)},"run_ms":${ms(outcome.runMs)},"cpu_ms":${ms(outcome.cpuMs)},"calls_ms":${ms(outcome.callsMs)}}`
 }
 
 /**
  * The JSON text of a `play` answer (success or error) for request `id`: the one encoder of run
  * outcomes. Successes and errors carry the same members after the script's own: `task_id` and
- * `timings` `{ queued_ms, run_ms, cpu_ms }` — in `result` for a success, in `error.data` for an
+ * `timings` `{ queued_ms, run_ms, cpu_ms, calls_ms }` — in `result` for a success, in `error.data` for an
  * error.
  *
  * @example
- * encodePlayAnswer(7, { code: null, message: '', body: '"output":"2","result":2,"logs":[]', runMs: 0.1, cpuMs: 0.1 }, { taskId: 't', queuedMs: 0 })
+ * encodePlayAnswer(7, { code: null, message: '', body: '"output":"2","result":2,"logs":[]', runMs: 0.1, cpuMs: 0.1, callsMs: 0 }, { taskId: 't', queuedMs: 0 })
  * // {"jsonrpc":"2.0","id":7,"result":{"output":"2","result":2,"logs":[],"task_id":"t","timings":{…}}}
  */
 export function encodePlayAnswer(id: JsonRpcId, outcome: RunOutcome, receipt: RunReceipt): string {

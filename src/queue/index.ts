@@ -3,7 +3,11 @@ export { QueueKeys, DEFAULT_PREFIX, isValidPrefix } from './keys.js'
 export { hashSlot, HASH_SLOTS } from './hash-slot.js'
 export { parseRedisTarget, redactRedisUrl, type RedisTarget } from './redis-target.js'
 export { connect as connectRedis, type Connection as RedisConnection } from './redis-connection.js'
+export { StartedTasks } from './started-tasks.js'
+export { QueuedBytes } from './queued-bytes.js'
 export {
+  macOf,
+  sameMac,
   signTask,
   verifyTask,
   readTaskRow,
@@ -14,6 +18,11 @@ export {
   encodeTask,
   peekTask,
   parseOwnerToken,
+  leaseValue,
+  runHint,
+  secretCheckValue,
+  type MacField,
+  type RunHint,
   type QueuedTask,
   type TaskAnswer,
   type TaskRecord,

@@ -7,10 +7,11 @@
  *   <prefix>{<pubkey>}:<task_id>           hash   a task: its request, status, result
  *   <prefix>{<pubkey>}:processing          list   tasks taken by the context's owner, not completed
  *   <prefix>reply:{<pubkey>}:<task_id>     list   the task's reply (for tooling; expires)
- *   <prefix>lease:{<pubkey>}               string the node that owns the context: <node_id>.<epoch>
+ *   <prefix>lease:{<pubkey>}               string the node that owns the context: <node_id>.<epoch>.<run hint>
  *   <prefix>node:{<node_id>}:wake:<epoch>  list   new tasks for that node (owner side), or contexts to take
  *   <prefix>node:{<node_id>}:replies       list   replies for tasks that node queued (gateway side)
  *   <prefix>node:{<node_id>}:alive         string present while the node lives (expires)
+ *   <prefix>cluster:secret-check           string a MAC made with the cluster secret (expires unless refreshed)
  *
  * The first five share the context's slot (queueing, taking and completing a task are single
  * Lua scripts); a node's wake and reply lists share the node's slot, so one blocking BLMPOP
@@ -64,6 +65,11 @@ export class QueueKeys {
 
   alive(nodeId: string): string {
     return `${this.prefix}node:{${nodeId}}:alive`
+  }
+
+  /** The cluster secret's check value (task-codec.ts, secretCheckValue). */
+  secretCheck(): string {
+    return `${this.prefix}cluster:secret-check`
   }
 }
 

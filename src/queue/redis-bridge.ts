@@ -2,12 +2,15 @@ import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
+import { DEFAULT_POLICY, runRefusal } from '../policy/index.js'
 import type { ChildHandle, ExitReason } from '../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../actors/peer/index.js'
 import { hashSlot } from './hash-slot.js'
 import { QueueKeys } from './keys.js'
+import { QueuedBytes } from './queued-bytes.js'
 import { connect, type Connection, type Scripted } from './redis-connection.js'
 import type { RedisTarget } from './redis-target.js'
+import { StartedTasks } from './started-tasks.js'
 import {
   decodeAnswer,
   decodeReplyEntry,
@@ -15,9 +18,13 @@ import {
   encodeTask,
   encodeReplyEntry,
   isContextKey,
+  isTaskId,
+  leaseValue,
   parseOwnerToken,
   peekTask,
   readTaskRow,
+  runHint,
+  secretCheckValue,
   signTask,
   type QueuedTask,
   type TaskAnswer,
@@ -31,9 +38,18 @@ export interface RedisBridgeOptions {
   readonly secret: string
   /** How long a task may wait for its owner beyond its run's wall limit. */
   readonly queueAllowanceMs: number
+  /** Bytes of tasks one caller address may have stored in Redis and not answered (default DEFAULTS.QUEUED_BYTES_PER_ADDRESS). */
+  readonly queuedBytesPerAddress?: number
+  /** Bytes of tasks this node may have stored in Redis and not answered (default DEFAULTS.QUEUED_BYTES_PER_GATEWAY). */
+  readonly queuedBytesPerGateway?: number
   readonly log: Logger
   /** The node's peer contexts (late-bound: the peers supervisor may restart them). */
   readonly peers: () => PeerHost
+  /**
+   * The node cannot serve through this Redis (its cluster secret is not the other nodes'): the
+   * bridge has stopped and serves nothing; the node should stop too.
+   */
+  readonly onFatal?: (error: CirclesError) => void
 }
 
 /** Cross-node figures for metrics. */
@@ -50,6 +66,10 @@ export interface BridgeCounters {
   reconnects: number
   /** Tasks or replies refused: malformed, or their MAC did not verify (QUEUE_MESSAGE_INVALID). */
   refused: number
+  /** Tasks refused because this process had already started them (a copy handed to it again). */
+  repeats: number
+  /** Entries the scripts skipped in Redis: an id that is not a task id, an entry over the size cap, a key of the wrong type. */
+  poisoned: number
 }
 
 interface Waiter {
@@ -57,12 +77,22 @@ interface Waiter {
   readonly resolve: (outcome: PlayOutcome) => void
   readonly reject: (error: CirclesError) => void
   readonly timer: NodeJS.Timeout
+  /** The caller's address and the task's bytes, charged to the queued-bytes budgets. */
+  readonly origin: string
+  readonly bytes: number
+}
+
+/** A task on its way to Redis, and its text as stored there. */
+interface Outgoing {
+  readonly task: QueuedTask
+  readonly entry: string
 }
 
 interface Completion {
   readonly pubkey: string
   readonly taskId: string
-  readonly status: 'completed' | 'error'
+  /** `repeat`: a task this process had started, handed to it again — only taken off the processing list. */
+  readonly status: 'completed' | 'error' | 'repeat'
   /** The signed answer; '' when nobody waits for one (an expired or refused task). */
   readonly answer: string
   readonly deadline: number
@@ -73,6 +103,8 @@ interface Completion {
 /** A lease outlives its last renewal by this much: a context whose node died for good is unknown after it. */
 const LEASE_TTL_MS = 60_000
 const ALIVE_TTL_MS = 15_000
+/** The secret's check value outlives the last node that refreshed it by this much. */
+const CHECK_TTL_MS = 60_000
 /** A task record (and its reply) is kept this long after its deadline, for re-delivery and tooling. */
 const RETENTION_MS = 60_000
 /** Most tasks one circlesTake moves at a time. */
@@ -100,24 +132,36 @@ const NODE_LIST_TTL_MS = 60_000
  * answered by its deadline (the run's wall limit plus the queueing allowance) is answered
  * TASK_EXPIRED; while Redis is away, cross-node plays fail at once with UNAVAILABLE.
  *
- * Owner side: the node holds a lease for every context it hosts, naming its id and the epoch of
- * its connection. Tasks handed to it, or taken from a queue (queue → processing list, one script
- * per slot), run through the peer actor (same policy, limits and order as a local run); their
- * results are recorded with one script per slot per turn — result into the task hash (the
- * completion record), reply list written, reply pushed to the gateway node (on one server; else
- * one push per gateway node), then off the processing list: a task leaves the processing list
- * only once its reply is written. A node that starts serving a context (or reconnects) first
- * re-delivers the context's processing list: tasks with a completion record are answered from
- * it, never run again; the others run again (at-least-once for a run that was cut off), unless
- * their deadline has passed.
+ * Owner side: the node holds a lease for every context it hosts, naming its id, the epoch of
+ * its connection and a hint of the context's run rule (which the enqueue script uses to refuse,
+ * without storing anything, what the owner would refuse; it is written again whenever the
+ * policy changes). Tasks handed to it, or taken from a queue (queue → processing list, one
+ * script per slot), run through the peer actor (same policy, limits and order as a local run);
+ * their results are recorded with one script per slot per turn — result into the task hash (the
+ * completion record, which drops the script), reply list written, reply pushed to the gateway
+ * node (on one server; else one push per gateway node), then off the processing list: a task
+ * leaves the processing list only once its reply is written. A node that starts serving a
+ * context (or reconnects) first re-delivers the context's processing list: tasks with a
+ * completion record are answered from it, never run again; the others run again (at-least-once
+ * for a run that was cut off), unless their deadline has passed.
+ *
+ * Redis is a trust boundary (docs/cluster.md): before it serves, the node checks that the
+ * cluster secret's check value in Redis is the one its secret makes, and refuses to serve when it
+ * is not; every task and reply carries a MAC; a process never runs a task id twice before its
+ * deadline (StartedTasks), whatever Redis says about it; and the bytes a gateway stores are
+ * bounded per caller address and per node (QueuedBytes).
  *
  * The bridge is a supervised child of the node (`permanent`); ioredis reconnects by itself.
  */
 export class RedisBridge implements ChildHandle {
   readonly nodeId = randomUUID().replace(/-/g, '').slice(0, 16)
-  readonly counters: BridgeCounters = { sent: 0, received: 0, redelivered: 0, expired: 0, reconnects: 0, refused: 0 }
+  readonly counters: BridgeCounters = { sent: 0, received: 0, redelivered: 0, expired: 0, reconnects: 0, refused: 0, repeats: 0, poisoned: 0 }
   private readonly options: RedisBridgeOptions
   private readonly keys: QueueKeys
+  /** What this node's secret makes of the cluster's check value. */
+  private readonly checkValue: string
+  /** The check value was found changed while serving (logged once). */
+  private checkChanged = false
   /** One Redis server (not a cluster): scripts may also push to the nodes' lists. */
   private readonly single: boolean
   private readonly log: Logger
@@ -126,7 +170,7 @@ export class RedisBridge implements ChildHandle {
   private up = false
   private everUp = false
   /**
-   * Counts this node's connections to Redis. Leases name `<node_id>.<epoch>`, and tasks are handed
+   * Counts this node's connections to Redis. Leases name `<node_id>.<epoch>.<hint>`, and tasks are handed
    * to the wake list of the epoch their lease named: after a reconnection the node reads a new
    * list, and what was handed to an earlier epoch is re-delivered from the processing lists
    * instead — so no task reaches this node both ways.
@@ -137,7 +181,7 @@ export class RedisBridge implements ChildHandle {
   private readyWaiters: (() => void)[] = []
   // Gateway side.
   private readonly waiting = new Map<string, Waiter>()
-  private outbox = new Map<string, QueuedTask[]>()
+  private outbox = new Map<string, Outgoing[]>()
   private outboxScheduled = false
   private wakes = new Map<string, Set<string>>()
   private wakesScheduled = false
@@ -154,23 +198,37 @@ export class RedisBridge implements ChildHandle {
   private completions: Completion[] = []
   private completionsScheduled = false
   private retry: Completion[] = []
+  /** Scripts in flight that a stop (and the first "serving") waits for: completions, pushes, takes and recoveries. */
   private readonly writes = new Set<Promise<unknown>>()
   private loop: Promise<void> | undefined
   private timers: NodeJS.Timeout[] = []
   private idle: (() => void) | undefined
+  private readonly queued: QueuedBytes
+  /** Tasks this process has started: never run twice before their deadline. */
+  private readonly started = new StartedTasks(DEFAULTS.CLOCK_SKEW_ALLOWANCE_MS)
+  private readonly releases = new Set<NodeJS.Timeout>()
   private markServing: () => void = () => {}
-  private readonly servingOnce = new Promise<void>((resolve) => (this.markServing = resolve))
+  private refuseServing: (error: CirclesError) => void = () => {}
+  private readonly servingOnce = new Promise<void>((resolve, reject) => {
+    this.markServing = resolve
+    this.refuseServing = reject
+  })
 
   constructor(options: RedisBridgeOptions) {
     this.options = options
     this.keys = new QueueKeys(options.prefix)
     this.single = options.target.type === 'single'
     this.log = options.log.child({ part: 'redis', node_id: this.nodeId })
+    this.checkValue = secretCheckValue(options.secret)
+    this.queued = new QueuedBytes(options.queuedBytesPerAddress ?? DEFAULTS.QUEUED_BYTES_PER_ADDRESS, options.queuedBytesPerGateway ?? DEFAULTS.QUEUED_BYTES_PER_GATEWAY)
+    // Nobody may be waiting on whenServing (a node embedded without the command line).
+    this.servingOnce.catch(() => {})
   }
 
-  /** The value of this node's leases: its id and the epoch of its current connection. */
-  private get token(): string {
-    return `${this.nodeId}.${this.epoch}`
+  /** Write the lease of a context hosted here: this node, this epoch, and the context's run hint. */
+  private writeLease(pubkey: string): Promise<unknown> {
+    const hint = runHint(this.options.peers().policyOf(pubkey) ?? DEFAULT_POLICY)
+    return this.cmd.set(this.keys.lease(pubkey), leaseValue(this.nodeId, this.epoch, hint), 'PX', LEASE_TTL_MS)
   }
 
   /** Whether Redis answers now (else cross-node work fails fast; local work is untouched). */
@@ -183,7 +241,10 @@ export class RedisBridge implements ChildHandle {
     return { waiting: this.waiting.size, running: this.running }
   }
 
-  /** Resolves once the node has connected and claimed every context it hosts (the first time). */
+  /**
+   * Resolves once the node has connected and claimed every context it hosts (the first time);
+   * rejects with CLUSTER_SECRET_MISMATCH when Redis holds another secret's check value.
+   */
   whenServing(): Promise<void> {
     return this.servingOnce
   }
@@ -202,10 +263,18 @@ export class RedisBridge implements ChildHandle {
     this.loop = this.readLoop()
     this.timers.push(
       setInterval(() => {
-        if (this.up) void this.cmd.set(this.keys.alive(this.nodeId), '1', 'PX', ALIVE_TTL_MS).catch(() => {})
+        if (!this.up) return
+        void this.cmd.set(this.keys.alive(this.nodeId), '1', 'PX', ALIVE_TTL_MS).catch(() => {})
+        void this.checkSecret().then((ok) => {
+          // Checked at connection; found changed since: whoever wrote it, this node's secret was
+          // the cluster's when it connected. Said once; the next connection checks again.
+          if (ok || this.checkChanged) return
+          this.checkChanged = true
+          this.log.error({ code: 'CLUSTER_SECRET_MISMATCH', key: this.keys.secretCheck() }, 'the cluster secret check value in Redis changed while this node served: a node with another secret, or a Redis writer, replaced it')
+        }, () => {})
       }, ALIVE_TTL_MS / 3),
       setInterval(() => {
-        if (this.up) for (const pubkey of this.claimed) void this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS).catch(() => {})
+        if (this.up) for (const pubkey of this.claimed) void this.writeLease(pubkey).catch(() => {})
       }, LEASE_TTL_MS / 3),
     )
     for (const timer of this.timers) timer.unref()
@@ -216,6 +285,14 @@ export class RedisBridge implements ChildHandle {
     if (this.everUp) this.counters.reconnects++
     this.everUp = true
     this.epoch++
+    try {
+      // Before anything else, and at every connection: a node whose secret is not the cluster's
+      // would claim leases for tasks no other node accepts, and refuse every task it is sent.
+      if (!(await this.checkSecret())) return await this.refuseToServe()
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message }, 'could not check the cluster secret; checked again on the next connection')
+      return
+    }
     this.up = true
     this.log.info('connected to redis')
     for (const resolve of this.readyWaiters.splice(0)) resolve()
@@ -227,22 +304,61 @@ export class RedisBridge implements ChildHandle {
       // Leases may be gone (a Redis that keeps nothing on disk): claim every hosted context again,
       // then serve what its queue and processing list hold.
       for (const pubkey of this.options.peers().keys()) this.claimed.add(pubkey)
-      await Promise.all([...this.claimed].map((pubkey) => this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS)))
+      await Promise.all([...this.claimed].map((pubkey) => this.writeLease(pubkey)))
       for (const pubkey of this.claimed) this.take(pubkey, true)
+      // Serving means what Redis held for these contexts has been re-delivered and taken: the
+      // takes leave on the next turn, and are tracked with the writes.
+      await new Promise((resolve) => setImmediate(resolve))
+      await Promise.allSettled([...this.writes])
       this.markServing()
     } catch (error) {
       this.log.warn({ err: (error as Error).message }, 'redis start-up duties failed; they run again on the next connection')
     }
   }
 
+  /**
+   * Whether the cluster's check value in Redis is the one this node's secret makes (it is set
+   * when missing, and its expiry refreshed when it is).
+   */
+  private async checkSecret(): Promise<boolean> {
+    return (await this.cmd.circlesCheck(1, this.keys.secretCheck(), this.checkValue, CHECK_TTL_MS)) === this.checkValue
+  }
+
+  /** Another secret's check value is in Redis: serve nothing, claim nothing, and say so. */
+  private async refuseToServe(): Promise<void> {
+    const key = this.keys.secretCheck()
+    const error = circlesError(
+      'CLUSTER_SECRET_MISMATCH',
+      `Redis holds a cluster secret check value (${key}) that this node's secret does not make: every node of a cluster must be given the same secret. This node serves nothing through Redis.`,
+      { key },
+    )
+    this.log.error({ code: error.code, key }, error.message)
+    this.stopping = true
+    this.refuseServing(error)
+    // Leases written on an earlier connection would route tasks to a node that no longer serves.
+    await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
+    this.shutdown()
+    this.options.onFatal?.(error)
+  }
+
   /** Serve a context hosted here: claim its lease, re-deliver what a previous owner left, take its queue. */
   claim(pubkey: string): void {
     this.claimed.add(pubkey)
     if (!this.up) return
-    this.cmd.set(this.keys.lease(pubkey), this.token, 'PX', LEASE_TTL_MS).then(
+    this.writeLease(pubkey).then(
       () => this.take(pubkey, true),
       () => {}, // Redis went away: onReady claims it again.
     )
+  }
+
+  /**
+   * A hosted context's policy changed: write its lease again, so that gateways refuse early
+   * what the new policy refuses and no longer what it admits. Resolves once Redis has it (at
+   * once while Redis is away: the next connection writes every lease).
+   */
+  async advertise(pubkey: string): Promise<void> {
+    if (!this.up || !this.claimed.has(pubkey)) return
+    await this.writeLease(pubkey).catch(() => {})
   }
 
   // --- Gateway side ---------------------------------------------------------------------------
@@ -250,7 +366,9 @@ export class RedisBridge implements ChildHandle {
   /**
    * Run a script in a context another node owns. Rejects UNKNOWN_CIRCLE when no node serves the
    * context, UNAVAILABLE while Redis is away, TASK_EXPIRED when no reply came by the deadline,
-   * and the owner's own refusals (policy, mailbox, …) as a local run would.
+   * OVERLOADED when the caller's address (or this node) has its fill of bytes queued, the
+   * refusals the owner's lease advertises (AUTH_REQUIRED, FORBIDDEN: nothing is stored), and the
+   * owner's own refusals (policy, mailbox, …) as a local run would.
    */
   dispatch(pubkey: string, request: PlayRequest): Promise<PlayOutcome> {
     if (!this.up || this.stopping) return Promise.reject(unavailable('the node cannot reach Redis'))
@@ -266,12 +384,18 @@ export class RedisBridge implements ChildHandle {
       deadline: Date.now() + waitMs,
       origin: request.origin ?? '',
     }
+    const entry = encodeTask(task, signTask(this.options.secret, task))
+    const bytes = Buffer.byteLength(entry)
+    // Only with a script limit raised past what the queue carries (MAX_QUEUE_ENTRY_BYTES).
+    if (bytes > DEFAULTS.MAX_QUEUE_ENTRY_BYTES) return Promise.reject(circlesError('SCRIPT_TOO_LARGE', `A script queued for another node takes at most ${DEFAULTS.MAX_QUEUE_ENTRY_BYTES} bytes as stored`))
+    const overloaded = this.queued.charge(task.origin, bytes)
+    if (overloaded !== undefined) return Promise.reject(overloaded)
     return new Promise<PlayOutcome>((resolve, reject) => {
       const timer = setTimeout(() => void this.expire(taskId), waitMs)
-      this.waiting.set(taskId, { pubkey, resolve, reject, timer })
+      this.waiting.set(taskId, { pubkey, resolve, reject, timer, origin: task.origin, bytes })
       let tasks = this.outbox.get(pubkey)
       if (tasks === undefined) this.outbox.set(pubkey, (tasks = []))
-      tasks.push(task)
+      tasks.push({ task, entry })
       if (!this.outboxScheduled) {
         this.outboxScheduled = true
         setImmediate(this.flushOutbox)
@@ -281,7 +405,8 @@ export class RedisBridge implements ChildHandle {
 
   /**
    * Queue this turn's tasks: one script per hash slot (per turn on one server) that reads each
-   * context's lease, queues its tasks if it has an owner, and — on one server — wakes the owner.
+   * context's lease, queues the tasks its run hint does not refuse if it has an owner, and — on
+   * one server — wakes the owner.
    */
   private readonly flushOutbox = (): void => {
     this.outboxScheduled = false
@@ -290,39 +415,46 @@ export class RedisBridge implements ChildHandle {
     const now = Date.now()
     for (const group of this.bySlot(outbox)) {
       const keys: string[] = []
-      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS]
+      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS, this.nodeId]
       for (const [pubkey, tasks] of group) {
         keys.push(this.keys.queue(pubkey), this.keys.processing(pubkey), this.keys.lease(pubkey))
         args.push(pubkey, tasks.length)
-        for (const t of tasks) {
-          keys.push(this.keys.task(pubkey, t.taskId))
-          args.push(t.taskId, t.deadline, encodeTask(t, signTask(this.options.secret, t)))
+        for (const { task, entry } of tasks) {
+          keys.push(this.keys.task(pubkey, task.taskId))
+          args.push(task.taskId, task.deadline, task.caller, entry)
         }
       }
       this.cmd.circlesEnqueue(keys.length, ...keys, ...args).then(
-        (owners) => {
-          group.forEach(([pubkey, tasks], i) => {
-            const owner = Array.isArray(owners) ? owners[i] : undefined
-            if (owner === null) {
-              for (const t of tasks) this.fail(t.taskId, circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
-              return
-            }
-            const token = parseOwnerToken(owner)
-            if (token === undefined) {
-              this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A lease that does not name a node', { reason: 'lease', context: pubkey }))
-              for (const t of tasks) this.fail(t.taskId, unavailable('the context has an unreadable lease'))
-              return
-            }
-            this.counters.sent += tasks.length
-            if (!this.single) this.wake(this.keys.wake(token.nodeId, token.epoch), pubkey)
-          })
-        },
+        (results) => group.forEach(([pubkey, tasks], i) => this.enqueued(pubkey, tasks, Array.isArray(results) ? results[i] : undefined)),
         (error: Error) => {
           this.log.warn({ err: error.message, contexts: group.length }, 'could not queue cross-node tasks')
-          for (const [, tasks] of group) for (const t of tasks) this.fail(t.taskId, unavailable('the task could not be queued'))
+          for (const [, tasks] of group) for (const { task } of tasks) this.fail(task.taskId, unavailable('the task could not be queued'))
         },
       )
     }
+  }
+
+  /** What circlesEnqueue did with one context's tasks: {lease, verdicts} (see scripts.ts). */
+  private enqueued(pubkey: string, tasks: readonly Outgoing[], result: unknown): void {
+    const [owner, verdicts] = Array.isArray(result) ? (result as unknown[]) : []
+    if (owner === null) {
+      for (const { task } of tasks) this.fail(task.taskId, circlesError('UNKNOWN_CIRCLE', `No node serves circle ${pubkey}`))
+      return
+    }
+    const token = parseOwnerToken(owner)
+    if (token === undefined || typeof verdicts !== 'string' || verdicts.length !== tasks.length) {
+      this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A lease that does not name a node', { reason: 'lease', context: pubkey }))
+      for (const { task } of tasks) this.fail(task.taskId, unavailable('the context has an unreadable lease'))
+      return
+    }
+    let queued = 0
+    tasks.forEach(({ task }, i) => {
+      // Refused by the owner's run hint: nothing was stored.
+      if (verdicts[i] !== 'q') return this.fail(task.taskId, runRefusal(task.caller))
+      queued++
+    })
+    this.counters.sent += queued
+    if (queued > 0 && !this.single) this.wake(this.keys.wake(token.nodeId, token.epoch), pubkey)
   }
 
   /** Entries by context, split into the groups one script may serve: all of them on one server, one hash slot each on a cluster. */
@@ -363,12 +495,29 @@ export class RedisBridge implements ChildHandle {
     }
   }
 
-  private fail(taskId: string, error: CirclesError): void {
+  /**
+   * The waiter of a task, no longer waiting. Its bytes go back to the budgets at once, or — for a
+   * task that may still be stored (`stored`: unanswered by its deadline) — once its record expires.
+   */
+  private settleWaiter(taskId: string, stored = false): Waiter | undefined {
     const waiter = this.waiting.get(taskId)
-    if (waiter === undefined) return
+    if (waiter === undefined) return undefined
     this.waiting.delete(taskId)
     clearTimeout(waiter.timer)
-    waiter.reject(error)
+    if (!stored) this.queued.release(waiter.origin, waiter.bytes)
+    else {
+      const release = setTimeout(() => {
+        this.releases.delete(release)
+        this.queued.release(waiter.origin, waiter.bytes)
+      }, RETENTION_MS)
+      release.unref()
+      this.releases.add(release)
+    }
+    return waiter
+  }
+
+  private fail(taskId: string, error: CirclesError, stored = false): void {
+    this.settleWaiter(taskId, stored)?.reject(error)
   }
 
   /** The deadline passed: look once for a reply whose push was lost, else answer TASK_EXPIRED. */
@@ -380,22 +529,21 @@ export class RedisBridge implements ChildHandle {
     if (text !== null && this.deliver(taskId, text)) return
     if (!this.waiting.has(taskId)) return
     this.counters.expired++
-    this.fail(taskId, circlesError('TASK_EXPIRED', 'No node answered this task by its deadline; it may or may not have run', { task_id: taskId }))
+    this.fail(taskId, circlesError('TASK_EXPIRED', 'No node answered this task by its deadline; it may or may not have run', { task_id: taskId }), true)
   }
 
   /** Check a reply and hand it to its waiter, if one still waits. False when the reply is refused. */
   private deliver(taskId: string, text: string): boolean {
     let answer: TaskAnswer
     try {
-      answer = decodeAnswer(this.options.secret, taskId, text)
+      answer = decodeAnswer(this.options.secret, taskId, withinCap(text, 'reply'))
     } catch (error) {
       this.refuse(error)
       return false
     }
-    const waiter = this.waiting.get(taskId)
+    // Answered: its owner has dropped the script from Redis.
+    const waiter = this.settleWaiter(taskId)
     if (waiter === undefined) return true
-    this.waiting.delete(taskId)
-    clearTimeout(waiter.timer)
     if (answer.type === 'run') waiter.resolve({ outcome: answer.outcome, taskId, queuedMs: answer.queuedMs })
     else waiter.reject(circlesError(answer.code, answer.message, answer.details))
     return true
@@ -434,7 +582,7 @@ export class RedisBridge implements ChildHandle {
       if (key === replies) {
         for (const entry of entries) {
           try {
-            const reply = decodeReplyEntry(entry)
+            const reply = decodeReplyEntry(withinCap(entry, 'reply'))
             this.deliver(reply.taskId, reply.answer)
           } catch (error) {
             this.refuse(error)
@@ -452,9 +600,9 @@ export class RedisBridge implements ChildHandle {
   private woken(entry: unknown): void {
     if (isContextKey(entry)) return this.take(entry, false)
     try {
-      if (typeof entry !== 'string') throw circlesError('QUEUE_MESSAGE_INVALID', 'A wake entry that is not text', { reason: 'wake' })
-      const { context, taskId } = peekTask(entry)
-      const row = [taskId, 'processing', entry, null]
+      // Parsed once (peekTask), and only when within the size cap.
+      const { context, taskId, parsed } = peekTask(withinCap(entry, 'wake'))
+      const row = [taskId, 'processing', parsed, null, null, null]
       if (this.stopping || !this.options.peers().has(context)) return // Left in the processing list for the context's next owner.
       const held = this.recovering.get(context)
       if (held !== undefined) held.push(row)
@@ -497,18 +645,31 @@ export class RedisBridge implements ChildHandle {
       if (this.up) this.log.warn({ err: error.message, contexts: pubkeys.length }, 'could not take tasks')
     }
     for (const pubkey of recover) {
-      const token = this.token
+      const epoch = this.epoch
       const done = () => {
         const held = this.recovering.get(pubkey) ?? []
         this.recovering.delete(pubkey)
         for (const row of held) this.handle(pubkey, row, false)
       }
-      this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey)).then(
-        (rows) => {
-          for (const row of Array.isArray(rows) ? rows : [rows]) {
+      const recovery = this.cmd.circlesRecover(1, this.keys.processing(pubkey), this.keys.taskPrefix(pubkey), DEFAULTS.MAX_QUEUE_ENTRY_BYTES).then(
+        (result) => {
+          const [poisoned, ...rows] = Array.isArray(result) ? (result as unknown[]) : []
+          this.poisoned(poisoned, pubkey)
+          // How many tasks each earlier owner (node and epoch) left behind, for the log.
+          const from = new Map<string, { owner: ReturnType<typeof parseOwnerToken>; tasks: number }>()
+          for (const row of rows) {
             // A task handed to this very epoch arrives through its wake list: not twice.
-            if (Array.isArray(row) && row[4] === token) continue
-            this.handle(pubkey, Array.isArray(row) ? row.slice(0, 4) : row, true)
+            const owner = Array.isArray(row) ? parseOwnerToken(row[6]) : undefined
+            if (owner !== undefined && owner.nodeId === this.nodeId && owner.epoch === epoch) continue
+            this.handle(pubkey, row, true)
+            const key = owner === undefined ? '' : `${owner.nodeId}.${owner.epoch}`
+            from.set(key, { owner, tasks: (from.get(key)?.tasks ?? 0) + 1 })
+          }
+          for (const { owner, tasks } of from.values()) {
+            this.log.info(
+              { context: pubkey, tasks, from_node: owner?.nodeId ?? null, from_epoch: owner?.epoch ?? null },
+              `re-delivering ${tasks} task(s) of context ${pubkey} left by ${owner === undefined ? 'an unknown owner' : `node ${owner.nodeId}, epoch ${owner.epoch}`}`,
+            )
           }
           done()
         },
@@ -517,35 +678,54 @@ export class RedisBridge implements ChildHandle {
           done()
         },
       )
+      this.track(recovery)
     }
     for (const group of this.bySlot(new Map([...take].map((pubkey) => [pubkey, pubkey])))) {
       const pubkeys = group.map(([pubkey]) => pubkey)
       const keys = pubkeys.flatMap((pubkey) => [this.keys.queue(pubkey), this.keys.processing(pubkey)])
-      this.cmd.circlesTake(keys.length, ...keys, MAX_TAKE, Date.now(), RETENTION_MS, ...pubkeys.map((pubkey) => this.keys.taskPrefix(pubkey))).then((all) => {
+      const prefixes = pubkeys.map((pubkey) => this.keys.taskPrefix(pubkey))
+      const taking = this.cmd.circlesTake(keys.length, ...keys, MAX_TAKE, Date.now(), RETENTION_MS, DEFAULTS.MAX_QUEUE_ENTRY_BYTES, ...prefixes).then((result) => {
+        const [poisoned, ...all] = Array.isArray(result) ? (result as unknown[]) : []
+        this.poisoned(poisoned, pubkeys.length === 1 ? pubkeys[0]! : undefined)
         pubkeys.forEach((pubkey, i) => {
-          const rows = Array.isArray(all) ? all[i] : undefined
-          if (!Array.isArray(rows)) return this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A take that did not return rows', { reason: 'take', context: pubkey }))
+          const taken = all[i]
+          if (!Array.isArray(taken)) return this.refuse(circlesError('QUEUE_MESSAGE_INVALID', 'A take that did not return rows', { reason: 'take', context: pubkey }))
+          const [more, ...rows] = taken as unknown[]
           for (const row of rows) this.handle(pubkey, row, false)
-          // A full take may have left more behind.
-          if (rows.length >= MAX_TAKE) this.take(pubkey, false)
+          // A take pops at most MAX_TAKE entries per context: it says when it left some behind.
+          if (more === 1) this.take(pubkey, false)
         })
       }, failed(pubkeys))
+      this.track(taking)
     }
+  }
+
+  /** Entries a script skipped in Redis (it returns how many): counted and logged. */
+  private poisoned(count: unknown, context: string | undefined): void {
+    if (typeof count !== 'number' || count <= 0) return
+    this.counters.poisoned += count
+    this.log.warn(
+      { code: 'QUEUE_MESSAGE_INVALID', reason: 'poisoned', entries: count, ...(context === undefined ? {} : { context }) },
+      'entries in Redis that are not tasks (an id that is not a task id, an entry over the size cap, a key of the wrong type) were skipped',
+    )
   }
 
   /** One task taken (or left by a previous owner): run it, or answer it from its record. */
   private handle(pubkey: string, row: unknown, redelivered: boolean): void {
     const rawId = Array.isArray(row) ? row[0] : undefined
-    if (typeof rawId === 'string' && this.active.has(rawId)) return // Already running here.
+    // A re-delivery after a reconnection meets the tasks this process still has in hand (running,
+    // or its completion not yet written): they are not new. Handed over or taken, an id in hand
+    // can only be a copy — read on, and refused below.
+    if (redelivered && typeof rawId === 'string' && this.active.has(rawId)) return
     if (redelivered) this.counters.redelivered++
     else this.counters.received++
     let record
     try {
-      record = readTaskRow(this.options.secret, pubkey, row)
+      record = readTaskRow(this.options.secret, pubkey, Array.isArray(row) ? row.slice(0, 6) : row)
     } catch (error) {
       this.refuse(error)
       // Off the processing list, unanswered: nothing that failed its check is acted on.
-      if (typeof rawId === 'string' && rawId.length <= 200) this.settle({ pubkey, taskId: rawId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
+      if (isTaskId(rawId)) this.settle({ pubkey, taskId: rawId, status: 'error', answer: '', deadline: Date.now(), replyTo: '' })
       return
     }
     if (record.type === 'gone') {
@@ -564,6 +744,18 @@ export class RedisBridge implements ChildHandle {
       this.settle({ pubkey, taskId: task.taskId, status: 'error', answer: '', deadline: task.deadline, replyTo: '' })
       return
     }
+    if (this.started.has(task.taskId)) {
+      // A copy of a task that ran here (its JSON keeps its MAC): whatever its record in Redis
+      // says, it does not run again. Only its id leaves the processing list; its record stays.
+      this.counters.repeats++
+      this.log.warn(
+        { code: 'QUEUE_MESSAGE_INVALID', reason: 'repeat', context: pubkey, task_id: task.taskId },
+        'a task this node already started was handed to it again: refused (a task runs at most once per owner process before its deadline)',
+      )
+      this.settle({ pubkey, taskId: task.taskId, status: 'repeat', answer: '', deadline: task.deadline, replyTo: '' })
+      return
+    }
+    this.started.add(task.taskId, task.deadline)
     this.active.add(task.taskId)
     this.running++
     const request: PlayRequest = {
@@ -587,18 +779,28 @@ export class RedisBridge implements ChildHandle {
           return { type: 'refusal', code: e.code, message: e.message, details: { ...e.details } }
         },
       )
-      .then((result) => {
+      .then((answer) => {
+        let result = answer
         this.running--
-        const text = encodeAnswer(this.options.secret, task.taskId, result)
+        let text = encodeAnswer(this.options.secret, task.taskId, result)
+        // A context whose output limit was raised past what the queue carries: the gateway gets
+        // the error a local caller would, not a TASK_EXPIRED (the gateway refuses larger replies).
+        if (text.length * 3 > DEFAULTS.MAX_QUEUE_ENTRY_BYTES && Buffer.byteLength(text) > DEFAULTS.MAX_QUEUE_ENTRY_BYTES) {
+          result = { type: 'refusal', code: 'OUTPUT_TOO_LARGE', message: `A cross-node answer takes at most ${DEFAULTS.MAX_QUEUE_ENTRY_BYTES} bytes as stored`, details: {} }
+          text = encodeAnswer(this.options.secret, task.taskId, result)
+        }
         const failed = result.type === 'refusal' || result.outcome.code !== null
         this.enqueueCompletions([{ pubkey, taskId: task.taskId, status: failed ? 'error' : 'completed', answer: text, deadline: task.deadline, replyTo: task.replyTo }])
         if (this.running === 0) this.idle?.()
       })
   }
 
-  /** Complete a task that was not run here (answered from its record, expired, or refused). */
+  /**
+   * Complete a task that was not run here (answered from its record, expired, or refused). A
+   * repeat's id may be running here still: what is in hand is not its to mark.
+   */
   private settle(completion: Completion): void {
-    this.active.add(completion.taskId)
+    if (completion.status !== 'repeat') this.active.add(completion.taskId)
     this.enqueueCompletions([completion])
   }
 
@@ -648,8 +850,9 @@ export class RedisBridge implements ChildHandle {
       }
       this.track(
         this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
-          () => {
-            for (const c of written) this.active.delete(c.taskId)
+          (poisoned) => {
+            this.poisoned(poisoned, undefined)
+            for (const c of written) if (c.status !== 'repeat') this.active.delete(c.taskId)
           },
           (error: Error) => {
             if (!this.up) {
@@ -659,7 +862,7 @@ export class RedisBridge implements ChildHandle {
             }
             // Left on the processing lists: the next recovery re-delivers them (at-least-once).
             this.log.warn({ err: error.message, tasks: written.length }, 'could not record completed tasks')
-            for (const c of written) this.active.delete(c.taskId)
+            for (const c of written) if (c.status !== 'repeat') this.active.delete(c.taskId)
           },
         ),
       )
@@ -667,7 +870,7 @@ export class RedisBridge implements ChildHandle {
     if (this.single) return
     const byNode = new Map<string, string[]>()
     for (const c of all) {
-      if (c.replyTo === '' || c.answer === '') continue
+      if (c.replyTo === '' || c.answer === '' || c.status === 'repeat') continue
       let entries = byNode.get(c.replyTo)
       if (entries === undefined) byNode.set(c.replyTo, (entries = []))
       entries.push(encodeReplyEntry(c.pubkey, c.taskId, c.answer))
@@ -689,7 +892,7 @@ export class RedisBridge implements ChildHandle {
     await new Promise((resolve) => setImmediate(resolve))
     await Promise.allSettled([...this.writes])
     if (this.up) {
-      await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.token).catch(() => 0)))
+      await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
       await this.cmd.del(this.keys.alive(this.nodeId)).catch(() => 0)
     }
     this.shutdown()
@@ -710,6 +913,8 @@ export class RedisBridge implements ChildHandle {
   private shutdown(): void {
     this.up = false
     for (const timer of this.timers) clearInterval(timer)
+    for (const timer of this.releases) clearTimeout(timer)
+    this.releases.clear()
     for (const taskId of [...this.waiting.keys()]) {
       this.fail(taskId, circlesError('UNAVAILABLE', 'The node stopped before the reply came', { reason: 'shutdown' }))
     }
@@ -721,6 +926,14 @@ export class RedisBridge implements ChildHandle {
   private exit(reason: ExitReason): void {
     for (const listener of this.exitListeners.splice(0)) listener(reason)
   }
+}
+
+/** An entry read from Redis, refused unless it is text within the size cap (checked before it is parsed). */
+function withinCap(entry: unknown, reason: 'wake' | 'reply'): string {
+  if (typeof entry !== 'string') throw circlesError('QUEUE_MESSAGE_INVALID', `A ${reason} entry that is not text`, { reason })
+  // Length in UTF-16 units, never more than the bytes the cap is stated in.
+  if (entry.length > DEFAULTS.MAX_QUEUE_ENTRY_BYTES) throw circlesError('QUEUE_MESSAGE_INVALID', `A ${reason} entry over the size cap (${DEFAULTS.MAX_QUEUE_ENTRY_BYTES} bytes)`, { reason, length: entry.length })
+  return entry
 }
 
 function unavailable(why: string): CirclesError {

@@ -1,6 +1,6 @@
 import { Cluster, Redis } from 'ioredis'
 import type { RedisTarget } from './redis-target.js'
-import { COMPLETE, ENQUEUE, PUSH, RECOVER, RELEASE, TAKE } from './scripts.js'
+import { CHECK, COMPLETE, ENQUEUE, PUSH, RECOVER, RELEASE, TAKE } from './scripts.js'
 
 export type Connection = Redis | Cluster
 
@@ -12,6 +12,7 @@ export interface Scripted {
   circlesComplete(numkeys: number, ...args: (string | number)[]): Promise<number>
   circlesPush(numkeys: number, ...args: (string | number)[]): Promise<number>
   circlesRelease(numkeys: number, ...args: (string | number)[]): Promise<number>
+  circlesCheck(numkeys: number, ...args: (string | number)[]): Promise<unknown>
 }
 
 const SCRIPTS = {
@@ -21,6 +22,7 @@ const SCRIPTS = {
   circlesComplete: COMPLETE,
   circlesPush: PUSH,
   circlesRelease: RELEASE,
+  circlesCheck: CHECK,
 } as const satisfies Record<keyof Scripted, string>
 
 /** Longest wait between two reconnection attempts. */

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { circlesError, isErrorCode, type CirclesError, type ErrorCode } from '../errors/index.js'
 import { isCanonicalPublicKey } from '../identity/index.js'
+import type { Policy } from '../policy/index.js'
 import type { RunOutcome } from '../protocol/index.js'
 
 /**
@@ -53,13 +54,32 @@ export function isContextKey(value: unknown): value is string {
   return isCanonicalPublicKey(value)
 }
 
-/** A lease's value: the owner's node id and its epoch (a node starts a new one at each connection to Redis). */
-export function parseOwnerToken(value: unknown): { readonly nodeId: string; readonly epoch: number } | undefined {
-  if (typeof value !== 'string') return undefined
-  const match = /^([0-9a-f]{16})\.(\d{1,15})$/.exec(value)
-  return match === null ? undefined : { nodeId: match[1]!, epoch: Number(match[2]) }
+/**
+ * What a lease advertises of its context's run rule (`policy.run`), so that a gateway refuses
+ * early — in the enqueue script, before anything is stored — what the owner would refuse:
+ * `a` anyone may run, `k` any authenticated caller, `o` the owner only, `l` the owner and listed
+ * keys (the owner alone knows the list). A hint: the owner checks its policy on every run.
+ */
+export type RunHint = 'a' | 'k' | 'o' | 'l'
+
+export function runHint(policy: Policy): RunHint {
+  if (policy.run === 'anonymous') return 'a'
+  if (policy.run === 'authenticated') return 'k'
+  if (policy.run === 'owner') return 'o'
+  return 'l'
 }
 
+/** A lease's value: `<node_id>.<epoch>.<run hint>` (a node starts a new epoch at each connection to Redis). */
+export function leaseValue(nodeId: string, epoch: number, hint: RunHint): string {
+  return `${nodeId}.${epoch}.${hint}`
+}
+
+/** A lease's value read back: the owner's node id, its epoch and the run hint. */
+export function parseOwnerToken(value: unknown): { readonly nodeId: string; readonly epoch: number; readonly hint: RunHint } | undefined {
+  if (typeof value !== 'string') return undefined
+  const match = /^([0-9a-f]{16})\.(\d{1,15})\.([akol])$/.exec(value)
+  return match === null ? undefined : { nodeId: match[1]!, epoch: Number(match[2]), hint: match[3] as RunHint }
+}
 
 function invalid(reason: string, details: Record<string, unknown> = {}): CirclesError {
   return circlesError('QUEUE_MESSAGE_INVALID', `A message read from Redis was refused: ${reason}`, { reason, ...details })
@@ -68,33 +88,57 @@ function invalid(reason: string, details: Record<string, unknown> = {}): Circles
 /** The last secret's key bytes (every node has one secret: this is not a cache of many). */
 let keyOf: { secret: string; key: Buffer } = { secret: '', key: Buffer.alloc(0) }
 
+/** A field a MAC covers: text, a safe integer, or null (absent). */
+export type MacField = string | number | null
+
 /**
- * HMAC-SHA256 over the fields, each as `<length>:<value>` (so no two field lists encode alike).
- * One update of the whole text: each update crosses into C++, and a task has eight fields.
+ * The MAC of everything that crosses Redis: HMAC-SHA256 with the cluster secret, base64url, over
+ * the UTF-8 bytes of `JSON.stringify([domain, ...fields])`.
+ *
+ * Why that input: JSON quotes every string and escapes lone surrogates (`"\ud800"`), so the text
+ * is well-formed UTF-16 and JSON.parse gives back the very same list — two distinct field lists
+ * never share bytes (encoding each field straight to UTF-8 would turn every lone surrogate into
+ * U+FFFD, and a script with `\ud800` would carry the MAC of one with `\udfff`). The domain names
+ * the kind of message (`task`, `answer`, …), so a MAC made for one kind never verifies as another.
+ * Every message that crosses Redis, now or later, is MAC'd through this one function.
+ *
+ * @example
+ * macOf(secret, 'task', [taskId, context, caller, script, timeoutMs ?? null, replyTo, deadline, origin])
  */
-function mac(secret: string, parts: readonly string[]): string {
+export function macOf(secret: string, domain: string, fields: readonly MacField[]): string {
+  // JSON writes NaN and Infinity as null, and -0 as 0: only integers keep the text one-to-one.
+  for (const field of fields) if (typeof field === 'number' && (!Number.isSafeInteger(field) || Object.is(field, -0))) throw new TypeError('a MAC field must be a string, a safe integer or null')
   if (keyOf.secret !== secret) keyOf = { secret, key: Buffer.from(secret) }
-  let text = ''
-  for (const part of parts) text += `${part.length}:${part}`
-  return createHmac('sha256', keyOf.key).update(text).digest('base64url')
+  return createHmac('sha256', keyOf.key).update(JSON.stringify([domain, ...fields])).digest('base64url')
 }
 
-function same(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
+/** Whether a MAC read from Redis is the one expected (compared in constant time). */
+export function sameMac(expected: string, found: string): boolean {
+  const x = Buffer.from(expected)
+  const y = Buffer.from(found)
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
-function taskParts(task: QueuedTask): string[] {
-  return [task.taskId, task.context, task.caller, task.script, task.timeoutMs === undefined ? '' : String(task.timeoutMs), task.replyTo, String(task.deadline), task.origin]
+/** Every field of a task, in the order its MAC covers them. */
+function taskFields(task: QueuedTask): MacField[] {
+  return [task.taskId, task.context, task.caller, task.script, task.timeoutMs ?? null, task.replyTo, task.deadline, task.origin]
 }
 
 export function signTask(secret: string, task: QueuedTask): string {
-  return mac(secret, taskParts(task))
+  return macOf(secret, 'task', taskFields(task))
 }
 
 export function verifyTask(secret: string, task: QueuedTask, signature: string): boolean {
-  return same(signTask(secret, task), signature)
+  return sameMac(signTask(secret, task), signature)
+}
+
+/**
+ * The value every node of a cluster keeps in Redis (keys.ts, `secretCheck`): a MAC made with the
+ * cluster secret, so that a node given another secret finds a value it cannot make, and refuses
+ * to serve instead of queueing tasks no other node will accept.
+ */
+export function secretCheckValue(secret: string): string {
+  return macOf(secret, 'secret-check', [])
 }
 
 /** A row of circlesTake / circlesRecover, read: a task to run or answer, or one whose record is gone. */
@@ -111,35 +155,43 @@ export function encodeTask(task: QueuedTask, mac: string): string {
   return JSON.stringify({ c: task.context, r: [task.taskId, task.script, task.caller, task.timeoutMs ?? null, task.replyTo, task.deadline, mac, task.origin] })
 }
 
-/** The context and id of a stored or handed-off task (not yet checked: see readTaskRow). Throws QUEUE_MESSAGE_INVALID. */
-export function peekTask(text: unknown): { context: string; taskId: string } {
-  let value: unknown
+/** A task's text as parsed once (a wake-list entry is peeked at, then read, without parsing it twice). */
+interface ParsedTask {
+  readonly c?: unknown
+  readonly r?: unknown
+}
+
+function parseTask(text: unknown): ParsedTask {
+  if (typeof text !== 'string') return {}
   try {
-    value = typeof text === 'string' ? JSON.parse(text) : undefined
+    const value: unknown = JSON.parse(text)
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as ParsedTask) : {}
   } catch {
-    // Reported below.
+    return {}
   }
-  const { c, r } = (value ?? {}) as { c?: unknown; r?: unknown }
+}
+
+/**
+ * The context and id of a handed-off task (not yet checked: see readTaskRow), and the task as
+ * parsed, for the row handed to readTaskRow. Throws QUEUE_MESSAGE_INVALID.
+ */
+export function peekTask(text: unknown): { context: string; taskId: string; parsed: object } {
+  const parsed = parseTask(text)
+  const { c, r } = parsed
   if (!isContextKey(c) || !Array.isArray(r) || !isTaskId(r[0])) throw invalid('a task that is not a task')
-  return { context: c, taskId: r[0] }
+  return { context: c, taskId: r[0], parsed }
 }
 
 /** Read and check a stored task: its shape, its context, its MAC. Throws QUEUE_MESSAGE_INVALID. */
 function readTask(secret: string, context: string, taskId: string, text: unknown): QueuedTask {
-  let value: unknown
-  try {
-    value = typeof text === 'string' ? JSON.parse(text) : undefined
-  } catch {
-    // Reported below.
-  }
-  const { c, r } = (value ?? {}) as { c?: unknown; r?: unknown }
+  const { c, r } = typeof text === 'string' ? parseTask(text) : ((text ?? {}) as ParsedTask)
   if (!Array.isArray(r) || r.length !== 8) throw invalid('a task of the wrong shape', { task_id: taskId })
   const [id, script, caller, timeoutMs, replyTo, deadline, signature, origin] = r as unknown[]
   if (c !== context || id !== taskId) throw invalid('a task stored under another context or id', { task_id: taskId })
   if (typeof script !== 'string' || typeof origin !== 'string' || typeof signature !== 'string') throw invalid('a task with a missing field', { task_id: taskId })
   if (caller !== '' && !isContextKey(caller)) throw invalid('a task whose caller is not a public key', { task_id: taskId })
   if (!isNodeId(replyTo)) throw invalid('a task without a valid reply_to node id', { task_id: taskId })
-  if (typeof deadline !== 'number' || !Number.isSafeInteger(deadline) || deadline <= 0) throw invalid('a task without a valid deadline', { task_id: taskId })
+  if (!isDeadline(deadline)) throw invalid('a task without a valid deadline', { task_id: taskId })
   if (timeoutMs !== null && (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)) {
     throw invalid('a task with a bad timeout_ms', { task_id: taskId })
   }
@@ -148,23 +200,32 @@ function readTask(secret: string, context: string, taskId: string, text: unknown
   return task
 }
 
+function isDeadline(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0
+}
+
 /**
- * Read one row of circlesTake / circlesRecover ([task_id, status, task, answer]) for context
- * `context`: the stored task must have the right shape, context and id, and a MAC that verifies.
+ * Read one row of circlesTake / circlesRecover ([task_id, status, task, answer, deadline,
+ * reply_to]) for context `context`. A task to run must have the right shape, context and id,
+ * and a MAC that verifies. A completed one is answered from its record without its task (the
+ * owner drops the script when it completes a task): its answer carries a MAC the gateway checks,
+ * and its deadline and reply_to only say where that answer goes and for how long.
  * Throws QUEUE_MESSAGE_INVALID (with `details.task_id` when the id could be read) for anything else.
  */
 export function readTaskRow(secret: string, context: string, row: unknown): TaskRecord {
-  if (!Array.isArray(row) || row.length !== 4) throw invalid('a task row of the wrong shape')
-  const [taskId, status, text, answer] = row as unknown[]
+  if (!Array.isArray(row) || row.length !== 6) throw invalid('a task row of the wrong shape')
+  const [taskId, status, text, answer, deadlineText, replyTo] = row as unknown[]
   if (!isTaskId(taskId)) throw invalid('a task id that is not a UUID')
   if (status === null || status === undefined) return { type: 'gone', taskId }
-  const task = readTask(secret, context, taskId, text)
   if (status === 'completed' || status === 'error') {
     if (typeof answer !== 'string' || answer === '') throw invalid('a completed task without its answer', { task_id: taskId })
-    return { type: 'done', taskId, status, answer, deadline: task.deadline, replyTo: task.replyTo }
+    const deadline = Number(deadlineText)
+    if (typeof deadlineText !== 'string' || !isDeadline(deadline)) throw invalid('a completed task without a valid deadline', { task_id: taskId })
+    if (replyTo !== '' && !isNodeId(replyTo)) throw invalid('a completed task without a valid reply_to node id', { task_id: taskId })
+    return { type: 'done', taskId, status, answer, deadline, replyTo: replyTo as string }
   }
   if (status !== 'pending' && status !== 'processing') throw invalid('a task with an unknown status', { task_id: taskId })
-  return { type: 'run', task }
+  return { type: 'run', task: readTask(secret, context, taskId, text) }
 }
 
 /**
@@ -174,9 +235,9 @@ export function readTaskRow(secret: string, context: string, row: unknown): Task
 export function encodeAnswer(secret: string, taskId: string, answer: TaskAnswer): string {
   const json =
     answer.type === 'run'
-      ? JSON.stringify({ t: 'run', c: answer.outcome.code, m: answer.outcome.message, b: answer.outcome.body, r: answer.outcome.runMs, u: answer.outcome.cpuMs, q: answer.queuedMs })
+      ? JSON.stringify({ t: 'run', c: answer.outcome.code, m: answer.outcome.message, b: answer.outcome.body, r: answer.outcome.runMs, u: answer.outcome.cpuMs, w: answer.outcome.callsMs, q: answer.queuedMs })
       : JSON.stringify({ t: 'refusal', c: answer.code, m: answer.message, d: answer.details })
-  return `${mac(secret, [taskId, json])}.${json}`
+  return `${macOf(secret, 'answer', [taskId, json])}.${json}`
 }
 
 /** The answer in a reply. Throws QUEUE_MESSAGE_INVALID when it is malformed or its MAC does not verify. */
@@ -184,7 +245,7 @@ export function decodeAnswer(secret: string, taskId: string, text: string): Task
   const dot = text.indexOf('.')
   if (dot < 0) throw invalid('a reply without a MAC', { task_id: taskId })
   const json = text.slice(dot + 1)
-  if (!same(mac(secret, [taskId, json]), text.slice(0, dot))) throw invalid('a reply whose MAC does not verify (is every node given the same cluster secret?)', { task_id: taskId })
+  if (!sameMac(macOf(secret, 'answer', [taskId, json]), text.slice(0, dot))) throw invalid('a reply whose MAC does not verify (is every node given the same cluster secret?)', { task_id: taskId })
   let value: Record<string, unknown>
   try {
     value = JSON.parse(json) as Record<string, unknown>
@@ -194,7 +255,7 @@ export function decodeAnswer(secret: string, taskId: string, text: string): Task
   const code = value['c']
   const num = (k: string) => (typeof value[k] === 'number' && Number.isFinite(value[k]) ? (value[k] as number) : 0)
   if (value['t'] === 'run' && (code === null || isErrorCode(code)) && typeof value['m'] === 'string' && typeof value['b'] === 'string') {
-    return { type: 'run', outcome: { code, message: value['m'], body: value['b'], runMs: num('r'), cpuMs: num('u') }, queuedMs: num('q') }
+    return { type: 'run', outcome: { code, message: value['m'], body: value['b'], runMs: num('r'), cpuMs: num('u'), callsMs: num('w') }, queuedMs: num('q') }
   }
   if (value['t'] === 'refusal' && isErrorCode(code) && typeof value['m'] === 'string') {
     const details = value['d'] !== null && typeof value['d'] === 'object' && !Array.isArray(value['d']) ? (value['d'] as Record<string, unknown>) : {}

@@ -1,12 +1,10 @@
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Readable, Writable } from 'node:stream'
 import type { Worker } from 'node:worker_threads'
 import { FAULTS_ENV } from '../faults/index.js'
 import { workerModule } from '../threads/index.js'
+import { createMarker } from './progress-marker.js'
 import { CLOSE_FRAME, ReplyReader, type HostReply } from './wire.js'
 import { scriptThreadPool } from './script-thread.js'
 
@@ -52,24 +50,25 @@ export interface HostLink {
 
 const STDERR_TAIL_CHARS = 4096
 let channels = 0
-let markers = 0
-/** Progress markers live in memory-backed storage when the machine has it. */
-const MARKER_DIR = existsSync('/dev/shm') ? '/dev/shm' : tmpdir()
-
-function readMarker(path: string): number | undefined {
-  try {
-    const bytes = readFileSync(path)
-    return bytes.length >= 4 ? bytes.readInt32LE(0) : undefined
-  } catch {
-    return undefined
-  }
-}
 
 export interface HostOptions {
   /** Faults (tests only), passed to a host process in its environment. */
   readonly faults?: readonly string[]
   /** A descriptor the host process inherits and holds while it lives (the database lock). */
   readonly inheritFd?: number
+}
+
+/**
+ * The only variables of the node's environment a sandbox host inherits. A host runs tenants'
+ * scripts: should one escape its isolate, it must find no credential of the node there (the
+ * cluster secret, a Redis password, a cloud token) — so what it gets is named here, not filtered.
+ */
+const HOST_ENV = ['PATH', 'TMPDIR', 'TZ', 'LANG', 'LC_ALL', 'NODE_ENV', 'NODE_OPTIONS', 'NODE_V8_COVERAGE'] as const
+
+function hostEnv(faults: readonly string[]): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { [FAULTS_ENV]: faults.join(',') }
+  for (const name of HOST_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]
+  return env
 }
 
 export function openHost(isolation: SandboxIsolation, events: HostLinkEvents, options: HostOptions = {}): HostLink {
@@ -79,10 +78,10 @@ export function openHost(isolation: SandboxIsolation, events: HostLinkEvents, op
 function processHost(events: HostLinkEvents, options: HostOptions): HostLink {
   const entry = workerModule(import.meta.url, 'host-process')
   const faults = options.faults ?? []
-  const marker = join(MARKER_DIR, `circles-host-${process.pid}-${++markers}.progress`)
-  const child = spawn(process.execPath, [...entry.execArgv, fileURLToPath(entry.url), marker], {
+  const marker = createMarker()
+  const child = spawn(process.execPath, [...entry.execArgv, fileURLToPath(entry.url), marker.path], {
     stdio: ['ignore', 'inherit', 'pipe', 'pipe', 'pipe', ...(options.inheritFd === undefined ? [] : [options.inheritFd])],
-    env: { ...process.env, [FAULTS_ENV]: faults.join(',') },
+    env: hostEnv(faults),
   })
   const input = child.stdio[3] as Writable
   const output = child.stdio[4] as Readable
@@ -114,8 +113,8 @@ function processHost(events: HostLinkEvents, options: HostOptions): HostLink {
   // 'close' (not 'exit'): every outcome the host wrote before dying has been read by then.
   child.on('close', (code, signal) => {
     exited = true
-    const started = readMarker(marker)
-    rmSync(marker, { force: true })
+    const started = marker.read()
+    marker.remove()
     events.onExit({ code, signal, stderrTail, started })
   })
   child.on('error', () => {
@@ -127,7 +126,7 @@ function processHost(events: HostLinkEvents, options: HostOptions): HostLink {
     send(frame) {
       if (!exited) input.write(frame)
     },
-    progress: () => readMarker(marker),
+    progress: () => marker.read(),
     close(graceMs) {
       return new Promise<void>((resolve) => {
         if (exited) return resolve()

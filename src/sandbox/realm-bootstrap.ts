@@ -25,9 +25,18 @@
  *    the frozen global object; its declarations live and die with the eval. The function is per
  *    circle because V8 caches eval compilations by source *and* enclosing function: shared, the
  *    cache would let one tenant tell from `cpu_ms` whether another ran a given text.
- * 4. The per-run functions (`print`, `load_data`, …) are fresh closures carrying the run's id; the
- *    host refuses calls whose id is not the running one, so nothing a run leaves behind can act
- *    in a later run.
+ * 4. The per-run functions (`print`, `load_data`, `call`, …) are fresh closures carrying the run's
+ *    id; the host refuses calls whose id is not the running one, so nothing a run leaves behind
+ *    can act in a later run.
+ *
+ * A run that awaits a `call` is suspended: the host runs other work on the thread meanwhile —
+ * other runs start, others resume — and runs it again in slices (`resume`, then `poll`) as its
+ * calls settle. Runs are then alive together in this one context, so the per-run engine state of
+ * move 2 (the random generator, the symbol registry) and the active run id are saved with a run
+ * when its slice ends suspended and put back when it resumes: the state a slice sees is always
+ * its own run's. A slice always ends with the microtask queue drained, and no run can reach
+ * another's objects (everything shared is frozen), so nothing of one run executes in another's
+ * slice.
  *
  * Freezing has one well-known cost, the "override mistake": assigning `obj.toString = …` on an
  * object that inherits a frozen `toString` would throw. The properties commonly assigned that way
@@ -41,8 +50,8 @@
 /** A host call's answer, as copied into the isolate. */
 export type HostAnswer = readonly [ok: true, value: unknown] | readonly [ok: false, code: string, message: string]
 
-/** The host callback: `hostCall(op, runId, a, b)`. */
-export type HostCall = (op: string, runId: number, a?: unknown, b?: unknown) => HostAnswer
+/** The host callback: `hostCall(op, runId, a, b, c)`. */
+export type HostCall = (op: string, runId: number, a?: unknown, b?: unknown, c?: unknown) => HostAnswer
 
 export interface RealmLimits {
   readonly maxOutputBytes: number
@@ -51,10 +60,11 @@ export interface RealmLimits {
 }
 
 /**
- * What a run returns to the host:
+ * What a slice of a run returns to the host:
  * - `['ok', body]` — the JSON members `"output":…[,"result":…],"logs":[…]`;
  * - `['error', code, message, body]` — body is the `"logs"` member(s);
- * - `['pending']` — the completion value is a promise: call `settle(runId)`.
+ * - `['pending']` — the completion value is a promise not settled yet: after `run` or `resume`,
+ *   call `poll(runId, waiting)` (the microtask queue has drained by then).
  */
 export type RealmResult =
   | readonly ['ok', string]
@@ -62,8 +72,18 @@ export type RealmResult =
   | readonly ['pending']
 
 export interface RealmApi {
-  run(runId: number, source: string, caller: string, circle: string, dbPath: string, s0: number, s1: number, s2: number, s3: number): RealmResult
-  settle(runId: number): RealmResult
+  /** Start a run. `chain` is CALL_CHAIN joined by commas (keys never hold one); undefined: `[caller]`. */
+  run(runId: number, source: string, caller: string, chain: string | undefined, circle: string, dbPath: string, s0: number, s1: number, s2: number, s3: number): RealmResult
+  /**
+   * The outcome of a run whose completion value was a promise. Still pending: with `waiting`
+   * (calls of the run are in flight) the run is suspended — its state saved — and `['pending']`
+   * returned; without, nothing can settle it any more and it ends with an error.
+   */
+  poll(runId: number, waiting: boolean): RealmResult
+  /** Settle call `callId` of a suspended run with the callee's outcome (code null: `body` holds its value). */
+  resume(runId: number, callId: number, code: string | null, message: string, body: string): void
+  /** End a suspended run with an error (its time is up), keeping the lines it printed. */
+  end(runId: number, code: string, message: string): RealmResult
 }
 
 /** The per-run values a script sees besides the frozen global object. */
@@ -77,6 +97,8 @@ const RUN_PARAMS = [
   'list_data',
   'delete_data',
   'emit',
+  'CALL_CHAIN',
+  'call',
 ] as const
 
 export const REALM_RUN_PARAMS: readonly string[] = RUN_PARAMS
@@ -100,6 +122,10 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
   const parse = JSON.parse
   const NativePromise = Promise
   const promiseThen = Promise.prototype.then
+  const hasOwn = Object.hasOwn
+  const isArray = Array.isArray
+  const isInteger = Number.isInteger
+  const stringSplit = String.prototype.split
   const NativeString = String
   const NativeSymbol = Symbol
   const NativeError = Error
@@ -401,15 +427,66 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
     return line
   }
 
-  interface Pending {
-    readonly runId: number
+  /** One line of `logs`. Every line costs its encoded bytes plus a separator, so empty lines are not free, and the number of lines is bounded as well. */
+  function appendLine(state: RunState, line: string): void {
+    if (state.truncated) return
+    if (state.lines.length >= limits.maxLogLines || line.length + state.bytes > limits.maxLogBytes) {
+      state.truncated = true
+      return
+    }
+    const encoded = stringify(line)
+    const cost = utf8Length(encoded) + (state.lines.length === 0 ? 0 : 1)
+    if (state.bytes + cost > limits.maxLogBytes) {
+      state.truncated = true
+      return
+    }
+    state.bytes += cost
+    apply(arrayPush, state.lines, [encoded])
+  }
+
+  type Settle = readonly [resolve: (value: unknown) => void, reject: (error: unknown) => void]
+
+  /** A run whose completion value is a promise (or that called out): what outlives its first slice. */
+  interface RunRecord {
     readonly state: RunState
     status: 'pending' | 'fulfilled' | 'rejected'
     value: unknown
+    /** Calls in flight: id → how to settle the promise `call` returned. */
+    readonly calls: Map<number, Settle>
+    // The run's engine state while it is suspended (see "A run that awaits a call").
+    s0: number
+    s1: number
+    s2: number
+    s3: number
+    registry: Map<string, symbol>
+    reverse: Map<symbol, string>
   }
-  let pending: Pending | null = null
+  /** Runs whose outcome is pending: at most those the host has suspended, plus the one running. */
+  const records = new NativeMap<number, RunRecord>()
+  const MAX_TIMEOUT_MS = 2147483647
 
-  function run(runId: number, source: string, caller: string, circle: string, dbPath: string, s0: number, s1: number, s2: number, s3: number): RealmResult {
+  function ignore(): void {}
+
+  /**
+   * A call's promise. It is marked handled: a rejection the script never looks at is dropped
+   * with the call (as its result would be), not reported as unhandled — which would end the
+   * script's whole slice as if it had been aborted.
+   */
+  function callPromise(executor: (resolve: (value: unknown) => void, reject: (error: unknown) => void) => void): Promise<unknown> {
+    const promise = new NativePromise(executor)
+    apply(promiseThen, promise, [undefined, ignore])
+    return promise
+  }
+
+  function refusedCall(code: string, message: string): Promise<unknown> {
+    return callPromise((_, reject) => reject(hostError(code, message)))
+  }
+
+  function callError(message: string): Promise<unknown> {
+    return refusedCall('INVALID_PARAMS', message)
+  }
+
+  function run(runId: number, source: string, caller: string, chain: string | undefined, circle: string, dbPath: string, s0: number, s1: number, s2: number, s3: number): RealmResult {
     activeRun = runId
     r0 = s0 | 1
     r1 = s1
@@ -418,7 +495,10 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
     registry = new NativeMap()
     reverse = new NativeMap()
     const state: RunState = { lines: [], bytes: LOGS_OVERHEAD, truncated: false }
-    function call(op: string, a?: unknown, b?: unknown): unknown {
+    let record: RunRecord | undefined
+    const recordOf = (): RunRecord =>
+      (record ??= { state, status: 'pending', value: undefined, calls: new NativeMap(), s0: 0, s1: 0, s2: 0, s3: 0, registry, reverse })
+    function host(op: string, a?: unknown, b?: unknown): unknown {
       const answer = hostCall(op, runId, a, b)
       if (answer[0]) return answer[1]
       throw hostError(answer[1], answer[2])
@@ -427,30 +507,11 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
       if (typeof name !== 'string') throw hostError('INVALID_NAME', `${fn}: document name must be a string`)
     }
     const print = (...args: unknown[]): void => {
-      // Every line costs its encoded bytes plus a separator, so empty lines are not free, and
-      // the number of lines is bounded as well.
-      if (state.truncated) return
-      if (state.lines.length >= limits.maxLogLines) {
-        state.truncated = true
-        return
-      }
-      const line = toLine(args)
-      if (line.length + state.bytes > limits.maxLogBytes) {
-        state.truncated = true
-        return
-      }
-      const encoded = stringify(line)
-      const cost = utf8Length(encoded) + (state.lines.length === 0 ? 0 : 1)
-      if (state.bytes + cost > limits.maxLogBytes) {
-        state.truncated = true
-        return
-      }
-      state.bytes += cost
-      apply(arrayPush, state.lines, [encoded])
+      if (!state.truncated) appendLine(state, toLine(args))
     }
     const load_data = (name: unknown): unknown => {
       checkName(name, 'load_data')
-      const text = call('load', name) as string | null
+      const text = host('load', name) as string | null
       return text === null ? null : parse(text)
     }
     const save_data = (name: unknown, value: unknown): void => {
@@ -462,12 +523,12 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
         throw hostError('INVALID_DOCUMENT', `save_data: value is not JSON-serialisable: ${describe(error)}`)
       }
       if (text === undefined) throw hostError('INVALID_DOCUMENT', 'save_data: value is not JSON-serialisable')
-      call('save', name, text)
+      host('save', name, text)
     }
     const list_data = (prefix?: unknown, options?: unknown): string[] => {
       if (prefix === undefined) prefix = ''
       if (typeof prefix !== 'string') throw hostError('INVALID_NAME', 'list_data: prefix must be a string')
-      if (options === undefined) return call('list', prefix) as string[]
+      if (options === undefined) return host('list', prefix) as string[]
       if (options === null || typeof options !== 'object') throw hostError('INVALID_NAME', 'list_data: options must be an object { limit?, after? }')
       // A plain copy of the options' own values (the host checks keys and values): a getter or a
       // proxy runs here, in the script's run, never on the host.
@@ -482,11 +543,11 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
         }
         if (value !== undefined) copy[key] = value
       }
-      return call('list', prefix, copy) as string[]
+      return host('list', prefix, copy) as string[]
     }
     const delete_data = (name: unknown): boolean => {
       checkName(name, 'delete_data')
-      return call('delete', name) as boolean
+      return host('delete', name) as boolean
     }
     // An event for the context's watchers, stored nowhere; the host checks the topic and the run's budget.
     const emit = (topic: unknown, value?: unknown): void => {
@@ -498,30 +559,58 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
         throw hostError('INVALID_DOCUMENT', `emit: value is not JSON-serialisable: ${describe(error)}`)
       }
       if (text === undefined) throw hostError('INVALID_DOCUMENT', 'emit: value is not JSON-serialisable')
-      call('emit', topic, text)
+      host('emit', topic, text)
     }
+    // Arguments are checked here, where a getter or a proxy runs as the script's own code; the
+    // host checks what it is handed again.
+    const call = (peer: unknown, script: unknown, options?: unknown): Promise<unknown> => {
+      if (typeof peer !== 'string') return callError('call: peer must be a public key (a hex string)')
+      if (typeof script !== 'string') return callError('call: script must be a string')
+      let timeoutMs = 0
+      if (options !== undefined) {
+        if (options === null || typeof options !== 'object') return callError('call: options must be an object { timeout_ms? }')
+        const keys = ownKeys(options)
+        for (let i = 0; i < keys.length; i++) {
+          if (keys[i] !== 'timeout_ms') return callError('call: the only option is timeout_ms')
+        }
+        const timeout = (options as { timeout_ms?: unknown }).timeout_ms
+        if (timeout !== undefined) {
+          if (typeof timeout !== 'number' || !isInteger(timeout) || timeout < 1 || timeout > MAX_TIMEOUT_MS) {
+            return callError('call: timeout_ms must be a positive integer')
+          }
+          timeoutMs = timeout
+        }
+      }
+      const answer = hostCall('call', runId, peer, script, timeoutMs)
+      if (!answer[0]) return refusedCall(answer[1], answer[2])
+      const calls = recordOf().calls
+      return callPromise((resolve, reject) => {
+        apply(mapSet, calls, [answer[1] as number, [resolve, reject]])
+      })
+    }
+    const CALL_CHAIN = freeze(chain === undefined ? [caller] : (apply(stringSplit, chain, [',']) as string[]))
     let value: unknown
     try {
-      value = evaluatorFor(circle)(caller, circle, dbPath, print, load_data, save_data, list_data, delete_data, emit, source)
+      value = evaluatorFor(circle)(caller, circle, dbPath, print, load_data, save_data, list_data, delete_data, emit, CALL_CHAIN, call, source)
     } catch (error) {
       return failure(error, state)
     }
     if (value instanceof NativePromise) {
-      const record: Pending = { runId, state, status: 'pending', value: undefined }
-      pending = record
+      const pending = recordOf()
+      apply(mapSet, records, [runId, pending])
       try {
         apply(promiseThen, value, [
           (v: unknown) => {
-            record.status = 'fulfilled'
-            record.value = v
+            pending.status = 'fulfilled'
+            pending.value = v
           },
           (e: unknown) => {
-            record.status = 'rejected'
-            record.value = e
+            pending.status = 'rejected'
+            pending.value = e
           },
         ])
       } catch (error) {
-        pending = null
+        apply(mapDelete, records, [runId])
         return failure(error, state)
       }
       return ['pending']
@@ -529,22 +618,61 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
     return success(value, state)
   }
 
-  // Called right after run() returned ['pending']: the microtask queue has drained by then, so
-  // the promise is settled now or never (there are no timers or I/O to wait for).
-  function settle(runId: number): RealmResult {
-    const record = pending
-    pending = null
-    if (record === null || record.runId !== runId) {
-      return errorResult('SCRIPT_ERROR', 'internal: no pending promise', { lines: [], bytes: LOGS_OVERHEAD, truncated: false })
+  function poll(runId: number, waiting: boolean): RealmResult {
+    const record = apply(mapGet, records, [runId]) as RunRecord | undefined
+    if (record === undefined) return errorResult('SCRIPT_ERROR', 'internal: no pending promise', { lines: [], bytes: LOGS_OVERHEAD, truncated: false })
+    if (record.status === 'pending' && waiting) {
+      record.s0 = r0
+      record.s1 = r1
+      record.s2 = r2
+      record.s3 = r3
+      record.registry = registry
+      record.reverse = reverse
+      return ['pending']
     }
+    apply(mapDelete, records, [runId])
     if (record.status === 'fulfilled') return success(record.value, record.state)
     if (record.status === 'rejected') return failure(record.value, record.state)
     return errorResult(
       'SCRIPT_ERROR',
-      'The script returned a promise that never settled (the sandbox has no timers or I/O to wait for)',
+      'The script returned a promise that never settled (the sandbox has no timers or I/O to wait for, and no call of the run was in flight)',
       record.state,
     )
   }
 
-  return { run, settle }
+  function resume(runId: number, callId: number, code: string | null, message: string, body: string): void {
+    const record = apply(mapGet, records, [runId]) as RunRecord | undefined
+    if (record === undefined) return
+    activeRun = runId
+    r0 = record.s0
+    r1 = record.s1
+    r2 = record.s2
+    r3 = record.s3
+    registry = record.registry
+    reverse = record.reverse
+    const settle = apply(mapGet, record.calls, [callId]) as Settle | undefined
+    if (settle === undefined) return
+    apply(mapDelete, record.calls, [callId])
+    // The callee's answer as a client reads it: its value, and its print lines (which join the
+    // caller's, under the caller's limits).
+    let answer: { output?: unknown; result?: unknown; logs?: unknown; logs_truncated?: unknown }
+    try {
+      answer = parse(`{${body}}`) as typeof answer
+    } catch {
+      answer = {}
+    }
+    const logs = answer.logs
+    if (isArray(logs)) for (let i = 0; i < logs.length; i++) appendLine(record.state, typeof logs[i] === 'string' ? (logs[i] as string) : '')
+    if (answer.logs_truncated === true) record.state.truncated = true
+    if (code === null) settle[0](hasOwn(answer, 'result') ? answer.result : answer.output)
+    else settle[1](hostError(code, message))
+  }
+
+  function end(runId: number, code: string, message: string): RealmResult {
+    const record = apply(mapGet, records, [runId]) as RunRecord | undefined
+    apply(mapDelete, records, [runId])
+    return errorResult(code, message, record === undefined ? { lines: [], bytes: LOGS_OVERHEAD, truncated: false } : record.state)
+  }
+
+  return { run, poll, resume, end }
 }

@@ -19,6 +19,10 @@ export interface RunLimits {
   readonly maxEmitBytes: number
   /** Largest value a change or event notification carries (UTF-8 bytes of its JSON). */
   readonly maxNotifyValueBytes: number
+  /** Calls one run may have in flight at once. */
+  readonly maxCallsInFlight: number
+  /** Largest script a run may pass to `call` (the node's largest `play` script). */
+  readonly maxScriptBytes: number
 }
 
 /** The limits of a context that overrides none. */
@@ -32,6 +36,8 @@ export const DEFAULT_LIMITS: RunLimits = Object.freeze({
   maxEmits: DEFAULTS.EMITS_PER_RUN,
   maxEmitBytes: DEFAULTS.EMIT_BYTES_PER_RUN,
   maxNotifyValueBytes: DEFAULTS.NOTIFY_VALUE_BYTES,
+  maxCallsInFlight: DEFAULTS.MAX_CALLS_IN_FLIGHT_PER_RUN,
+  maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
 })
 
 /**
@@ -57,6 +63,13 @@ export interface RunRequest {
   /** Canonical public key of the caller, '' for an anonymous caller. */
   readonly caller: string
   readonly canWrite: boolean
-  /** The effective wall-clock limit: min(context limit, request timeout_ms). */
+  /** Whether the script may call other contexts (the context's `call` policy admits the caller). */
+  readonly canCall: boolean
+  /**
+   * CALL_CHAIN: the client that started the workflow, then each calling context. Absent for a
+   * client's own play, whose chain is `[caller]`.
+   */
+  readonly chain?: readonly string[]
+  /** The effective wall-clock limit: min(context limit, request timeout_ms, a caller's time left). */
   readonly timeoutMs: number
 }

@@ -6,13 +6,59 @@ import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { Supervisor, type ChildHandle, type ChildSpec, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
 import { openHost, type HostExit, type HostLink, type SandboxIsolation } from './host-link.js'
 import type { RunRequest, SandboxContext } from './run.js'
-import { encodeContextMessage, encodeFrame, encodeRunMessage, FLAG_REBUILT, type HostReply } from './wire.js'
+import {
+  encodeContextMessage,
+  encodeExpireMessage,
+  encodeFrame,
+  encodeResumeMessage,
+  encodeRunMessage,
+  FLAG_DETACHED,
+  FLAG_REBUILT,
+  type HostReply,
+} from './wire.js'
 
 /** What the pool reports about a run it could not complete, and asks before sending one again. */
 export interface RunSource {
   readonly circle: string
-  /** Who sent it (a remote address), when known: crash quarantine is by circle and by origin. */
+  /** Who sent it (a client's origin), when known: crash quarantine is by origin in the circle. */
   readonly origin: string | undefined
+  /** The caller's key ('' when anonymous), for the log. */
+  readonly caller: string
+  /** For a run a call started: the calling context, which answers for the script it sent. */
+  readonly callingContext?: string | undefined
+}
+
+/** A call a run started, as the node routes it. */
+export interface CallSpec {
+  readonly peer: string
+  readonly script: string
+  /** `options.timeout_ms` of the call; 0 when not given. */
+  readonly timeoutMs: number
+  /** The calling run's time left when it made the call. */
+  readonly remainingMs: number
+}
+
+/** The node's side of the calls of one run (given to {@link SandboxPool.run} for a run that may call). */
+export interface CallPort {
+  /**
+   * Route a call; resolves with the callee's outcome, or the error that refused it (never
+   * rejects). `signal` aborts when the calling run ends first: a call that has not started is
+   * then not run, and whatever it resolves with is dropped.
+   */
+  call(call: CallSpec, signal: AbortSignal): Promise<RunOutcome>
+  /** The run waits on calls (true: it holds no thread) or can run again (false). */
+  waiting(waiting: boolean): void
+  /** The run has its outcome. */
+  ended(): void
+}
+
+export interface RunOptions {
+  /** The node's side of the run's calls (a run whose context lets it call out). */
+  readonly calls?: CallPort
+  /** Aborted: nobody waits for the run any more. If it has not been handed to its host it is not. */
+  readonly signal?: AbortSignal
+  /** For a run a call started: the calling context (see {@link RunSource}). */
+  readonly caller?: string
 }
 
 export interface SandboxHooks {
@@ -76,11 +122,33 @@ interface ContextEntry {
   version: number
 }
 
+/** A run from its submission to its outcome. */
 interface PendingRun {
   readonly ctx: ContextEntry
   readonly request: RunRequest
   readonly origin: string | undefined
+  readonly options: RunOptions
   readonly resolve: (outcome: RunOutcome) => void
+  /** The seq of its RUN slice: how its host names it (-1 until sent). */
+  seq: number
+  done: boolean
+  /** Slices of it queued or sent and not answered. */
+  slices: number
+  waiting: boolean
+  /** Ends it when its time is up while it is suspended (its host cannot: it is not running it). */
+  expiry: NodeJS.Timeout | undefined
+  /** Calls in flight, by the run's call id. */
+  calls: Map<number, AbortController> | undefined
+}
+
+/**
+ * A part of a run that its host executes in one go: its start (RUN), or its continuation after a
+ * call settled (RESUME) or its time ran out (EXPIRE). Each is answered once, in order.
+ */
+interface Slice {
+  readonly run: PendingRun
+  /** The encoded RESUME or EXPIRE; undefined for the RUN (encoded when sent, with the context's facts). */
+  readonly message: string | undefined
   seq: number
 }
 
@@ -89,8 +157,10 @@ export interface HostStats {
   readonly index: number
   readonly pid: number
   readonly up: boolean
-  /** Runs waiting for the host or sent and not answered. */
+  /** Slices waiting for the host or sent and not answered. */
   readonly queued: number
+  /** Runs suspended on the host, waiting on calls. */
+  readonly waiting: number
   readonly runs: number
   /** Frames sent (runs ÷ frames: how well hand-offs are batched). */
   readonly frames: number
@@ -120,13 +190,15 @@ const DEFAULT_PERIOD_MS = 30_000
 class HostSlot {
   link: HostLink | undefined
   ready = false
-  /** Runs not sent yet, in order. */
-  queue: PendingRun[] = []
-  /** Runs sent, in order; the host answers them in this order. */
-  sent: PendingRun[] = []
+  /** Slices not sent yet, in order. */
+  queue: Slice[] = []
+  /** Slices sent, in order; the host answers them in this order. */
+  sent: Slice[] = []
   sentHead = 0
-  /** Runs of each frame in flight that are not answered yet. */
+  /** Slices of each frame in flight that are not answered yet. */
   readonly frames: number[] = []
+  /** Runs suspended on this incarnation of the host, by their seq. */
+  readonly suspended = new Map<number, PendingRun>()
   /** Context facts this incarnation has: id → version. */
   known = new Map<number, number>()
   /** When the host was last seen making progress: a frame handed over, an outcome, its marker moving (watchdog). */
@@ -222,8 +294,8 @@ export class SandboxPool {
         slot.progressAt = Math.max(slot.progressAt, now - WATCHDOG_INTERVAL_MS)
         continue
       }
-      const running = slot.sent.find((run, i) => i >= slot.sentHead && run.seq === marker) ?? head
-      if (now - slot.progressAt > 2 * running.request.timeoutMs + this.watchdogGraceMs) {
+      const running = slot.sent.find((slice, i) => i >= slot.sentHead && slice.seq === marker) ?? head
+      if (now - slot.progressAt > 2 * running.run.request.timeoutMs + this.watchdogGraceMs) {
         this.hooks.onHostHung?.(slot.index, now - slot.progressAt)
         slot.link.kill()
       }
@@ -278,6 +350,7 @@ export class SandboxPool {
       pid: s.link?.pid ?? -1,
       up: s.ready,
       queued: s.queue.length + s.inFlight,
+      waiting: s.suspended.size,
       runs: s.runs,
       frames: s.framesSent,
       crashes: s.crashes,
@@ -306,7 +379,7 @@ export class SandboxPool {
         return entry.ref
       }
     }
-    const index = host === undefined ? this.hostIndex(facts.circle) : host % this.slots.length
+    const index = host === undefined ? hostIndex(facts.circle, this.slots.length) : host % this.slots.length
     const ref: SandboxContextRef = { id: this.nextContextId++, host: index, circle: facts.circle }
     this.contexts.set(ref.id, { ref, facts, version: 1 })
     return ref
@@ -317,15 +390,71 @@ export class SandboxPool {
     this.contexts.delete(ref.id)
   }
 
-  /** Run a script in a registered context; resolves with its outcome. Never rejects. */
-  run(ref: SandboxContextRef, request: RunRequest, origin?: string): Promise<RunOutcome> {
+  /**
+   * Run a script in a registered context; resolves with its outcome. Never rejects. A run that
+   * may call out (`request.canCall`) needs `options.calls`.
+   */
+  run(ref: SandboxContextRef, request: RunRequest, origin?: string, options: RunOptions = {}): Promise<RunOutcome> {
     const ctx = this.contexts.get(ref.id)
     if (this.closed) return Promise.resolve(failedRun('SHUTTING_DOWN', 'The sandbox is closed'))
     if (ctx === undefined) return Promise.resolve(failedRun('INTERNAL_ERROR', 'The context is not registered with the sandbox'))
     return new Promise((resolve) => {
-      this.slots[ref.host]!.queue.push({ ctx, request, origin, resolve, seq: -1 })
+      const run: PendingRun = { ctx, request, origin, options, resolve, seq: -1, done: false, slices: 1, waiting: false, expiry: undefined, calls: undefined }
+      this.slots[ref.host]!.queue.push({ run, message: undefined, seq: -1 })
       this.schedule()
     })
+  }
+
+  /** Give `run` its outcome (once), and let go of what it holds: its expiry, its calls. */
+  private finish(run: PendingRun, outcome: RunOutcome): void {
+    if (run.done) return
+    run.done = true
+    clearTimeout(run.expiry)
+    if (run.seq >= 0) this.slots[run.ctx.ref.host]!.suspended.delete(run.seq)
+    if (run.calls !== undefined) for (const call of run.calls.values()) call.abort()
+    const port = run.options.calls
+    if (run.waiting) port?.waiting(false)
+    run.resolve(outcome)
+    port?.ended()
+  }
+
+  /** Queue a continuation of `run` on its host. */
+  private continueRun(run: PendingRun, message: string): void {
+    if (run.done) return
+    run.slices++
+    if (run.waiting) {
+      run.waiting = false
+      run.options.calls?.waiting(false)
+    }
+    this.slots[run.ctx.ref.host]!.queue.push({ run, message, seq: -1 })
+    this.schedule()
+  }
+
+  /** A slice ended with its run suspended: route the calls it started; wake it when its time is up. */
+  private suspend(slot: HostSlot, run: PendingRun, reply: Extract<HostReply, { type: 'suspended' }>): void {
+    slot.suspended.set(run.seq, run)
+    if (run.slices === 0 && !run.waiting) {
+      run.waiting = true
+      run.options.calls?.waiting(true)
+    }
+    clearTimeout(run.expiry)
+    run.expiry = setTimeout(() => this.continueRun(run, encodeExpireMessage(run.seq)), Math.max(0, reply.remainingMs))
+    run.expiry.unref()
+    for (const [callId, peer, script, timeoutMs] of reply.calls) {
+      const port = run.options.calls
+      if (port === undefined) {
+        // Only a host that ignored the run's flags starts a call for it.
+        this.continueRun(run, encodeResumeMessage(run.seq, callId, failedRun('FORBIDDEN', 'This run may not call other contexts')))
+        continue
+      }
+      const controller = new AbortController()
+      ;(run.calls ??= new Map()).set(callId, controller)
+      void port.call({ peer, script, timeoutMs, remainingMs: reply.remainingMs }, controller.signal).then((outcome) => {
+        if (run.done) return
+        run.calls!.delete(callId)
+        this.continueRun(run, encodeResumeMessage(run.seq, callId, outcome))
+      })
+    }
   }
 
   /** Stop the hosts (they finish what they were sent) and answer whatever is still queued. */
@@ -341,21 +470,16 @@ export class SandboxPool {
     clearInterval(this.watchdog)
     this.watchdog = undefined
     for (const slot of this.slots) {
-      for (const run of slot.queue.splice(0)) run.resolve(failedRun('SHUTTING_DOWN', 'The sandbox stopped before running this task'))
+      for (const slice of slot.queue.splice(0)) this.finish(slice.run, failedRun('SHUTTING_DOWN', 'The sandbox stopped before running this task'))
       for (let i = slot.sentHead; i < slot.sent.length; i++) {
-        slot.sent[i]!.resolve(failedRun('WORKER_CRASHED', 'The sandbox stopped while running this task'))
+        this.finish(slot.sent[i]!.run, failedRun('WORKER_CRASHED', 'The sandbox stopped while running this task'))
       }
+      for (const run of [...slot.suspended.values()]) this.finish(run, failedRun('WORKER_CRASHED', 'The sandbox stopped while this task waited on a call'))
       slot.sent = []
       slot.sentHead = 0
     }
   }
 
-  /** The host a context is pinned to: FNV-1a of its key. */
-  private hostIndex(circle: string): number {
-    let hash = 0x811c9dc5
-    for (let i = 0; i < circle.length; i++) hash = Math.imul(hash ^ circle.charCodeAt(i), 0x01000193)
-    return (hash >>> 0) % this.slots.length
-  }
 
   private hostSpec(slot: HostSlot): ChildSpec {
     return {
@@ -430,13 +554,15 @@ export class SandboxPool {
   }
 
   /**
-   * A host is gone. Its progress marker names the run it was executing: that run is answered
-   * WORKER_CRASHED (and reported: the crash quarantine); the runs it had not started go, in
-   * order, to the host that replaces it. Runs it had completed but whose outcomes were still in
-   * its buffer changed nothing (an outcome of a run that changed data is written before the next
-   * run starts): they run again, except in the crashed run's own context, where that could let
-   * them see what the crashed run half did — those are answered WORKER_CRASHED. Returns whom the
-   * death is blamed on: the workload when a run was executing.
+   * A host is gone. Its progress marker names the slice it was executing: that slice's run is
+   * answered WORKER_CRASHED (and reported: the crash quarantine); the runs it had not started go,
+   * in order, to the host that replaces it. Runs it had completed but whose outcomes were still
+   * in its buffer changed nothing and called nobody (the reply to a slice that changed data or
+   * suspended is written before the next slice starts): they run again, except in the crashed
+   * run's own context, where that could let them see what the crashed run half did — those are
+   * answered WORKER_CRASHED. Runs that had started and were waiting on calls, or about to resume,
+   * lived on the dead host: WORKER_CRASHED too. Returns whom the death is blamed on: the workload
+   * when a slice was executing.
    */
   private onHostExit(slot: HostSlot, exit: HostExit, expected: boolean): 'workload' | 'infrastructure' {
     slot.link = undefined
@@ -445,14 +571,17 @@ export class SandboxPool {
     const sent = slot.sent.slice(slot.sentHead)
     slot.sent = []
     slot.sentHead = 0
-    if (sent.length === 0) return 'infrastructure'
-    const started = exit.started ?? sent[0]!.seq
-    const culprit = sent.find((run) => run.seq === started)
-    const again: PendingRun[] = []
-    for (const run of sent) {
-      if (run === culprit) {
+    const started = exit.started ?? sent[0]?.seq
+    const culprit = sent.find((slice) => slice.seq === started)
+    const again: Slice[] = []
+    /** Runs that had started on the dead host and were not executing: waiting on calls, or about to resume. */
+    const lost = [...slot.suspended.values()]
+    for (const slice of sent) {
+      const { run } = slice
+      if (slice === culprit) {
         slot.crashes++
-        run.resolve(
+        this.finish(
+          run,
           failedRun(
             'WORKER_CRASHED',
             expected
@@ -460,37 +589,64 @@ export class SandboxPool {
               : 'The sandbox process running this task died (the script may have exhausted its memory); the task was not completed',
           ),
         )
-        if (!expected) this.hooks.onCrash?.({ circle: run.ctx.ref.circle, origin: run.origin })
+        if (!expected) this.hooks.onCrash?.(sourceOf(run))
         continue
       }
-      if (run.seq < started && culprit !== undefined && run.ctx === culprit.ctx) {
-        run.resolve(failedRun('WORKER_CRASHED', 'The task ran, changing nothing, but its answer was lost when its sandbox process died; running it again is safe'))
+      if (slice.message !== undefined) {
+        lost.push(run)
         continue
       }
-      const refusal = this.hooks.refuse?.({ circle: run.ctx.ref.circle, origin: run.origin })
-      if (refusal !== undefined) run.resolve(refusal)
-      else again.push(run)
+      if (slice.seq < started! && culprit !== undefined && run.ctx === culprit.run.ctx) {
+        this.finish(run, failedRun('WORKER_CRASHED', 'The task ran, changing nothing, but its answer was lost when its sandbox process died; running it again is safe'))
+        continue
+      }
+      const refusal = this.hooks.refuse?.(sourceOf(run))
+      if (refusal !== undefined) this.finish(run, refusal)
+      else {
+        run.seq = -1
+        slice.seq = -1
+        again.push(slice)
+      }
     }
+    for (const run of lost) {
+      this.finish(run, failedRun('WORKER_CRASHED', 'The sandbox process holding this task, which had started and was waiting on a call, died; the task was not completed'))
+    }
+    slot.suspended.clear()
     slot.queue = again.concat(slot.queue)
     return culprit === undefined ? 'infrastructure' : 'workload'
   }
 
-  private onOutcome(slot: HostSlot, link: HostLink, reply: Extract<HostReply, { type: 'outcome' }>): void {
-    const run = slot.sent[slot.sentHead]
-    if (run === undefined || run.seq !== reply.seq) {
+  private onOutcome(slot: HostSlot, link: HostLink, reply: Exclude<HostReply, { type: 'ready' }>): void {
+    if (reply.type === 'outcome' && (reply.flags & FLAG_DETACHED) !== 0) {
+      // A suspended run whose context another run's abort took with it.
+      const run = slot.suspended.get(reply.seq)
+      if (run !== undefined) {
+        slot.runs++
+        this.finish(run, reply.outcome)
+      }
+      return
+    }
+    const slice = slot.sent[slot.sentHead]
+    if (slice === undefined || slice.seq !== reply.seq) {
       // Only a broken host answers out of order: treat it as dead.
       link.kill()
       return
     }
-    slot.sent[slot.sentHead++] = undefined as unknown as PendingRun
+    slot.sent[slot.sentHead++] = undefined as unknown as Slice
     if (slot.sentHead > 1024 && slot.sentHead * 2 > slot.sent.length) {
       slot.sent = slot.sent.slice(slot.sentHead)
       slot.sentHead = 0
     }
-    slot.runs++
     slot.progressAt = performance.now()
-    if ((reply.flags & FLAG_REBUILT) !== 0) slot.rebuilds++
-    run.resolve(reply.outcome)
+    const { run } = slice
+    run.slices--
+    if (reply.type === 'outcome') {
+      slot.runs++
+      if ((reply.flags & FLAG_REBUILT) !== 0) slot.rebuilds++
+      this.finish(run, reply.outcome)
+    } else if (reply.type === 'suspended' && !run.done) {
+      this.suspend(slot, run, reply)
+    }
     if (--slot.frames[0]! === 0) {
       slot.frames.shift()
       if (slot.queue.length > 0) this.schedule()
@@ -514,24 +670,47 @@ export class SandboxPool {
 
   private sendFrame(slot: HostSlot): void {
     const count = Math.min(slot.queue.length, MAX_RUNS_PER_FRAME)
-    const runs = count === slot.queue.length ? slot.queue : slot.queue.slice(0, count)
+    const slices = count === slot.queue.length ? slot.queue : slot.queue.slice(0, count)
     slot.queue = count === slot.queue.length ? [] : slot.queue.slice(count)
     const messages: string[] = []
-    for (const run of runs) {
-      const { ctx } = run
-      if (slot.known.get(ctx.ref.id) !== ctx.version) {
-        messages.push(encodeContextMessage(ctx.ref.id, ctx.facts))
-        slot.known.set(ctx.ref.id, ctx.version)
+    let sent = 0
+    for (const slice of slices) {
+      const { run } = slice
+      if (run.done) continue
+      if (slice.message !== undefined) messages.push(slice.message)
+      else if (run.options.signal?.aborted === true) {
+        this.finish(run, failedRun('CALL_CANCELLED'))
+        continue
+      } else {
+        const { ctx } = run
+        if (slot.known.get(ctx.ref.id) !== ctx.version) {
+          messages.push(encodeContextMessage(ctx.ref.id, ctx.facts))
+          slot.known.set(ctx.ref.id, ctx.version)
+        }
+        messages.push(encodeRunMessage(ctx.ref.id, run.request))
+        run.seq = slot.seq
       }
-      messages.push(encodeRunMessage(ctx.ref.id, run.request))
-      run.seq = slot.seq++
-      slot.sent.push(run)
+      slice.seq = slot.seq++
+      slot.sent.push(slice)
+      sent++
     }
-    if (slot.inFlight === runs.length) slot.progressAt = performance.now()
-    slot.frames.push(runs.length)
+    if (sent === 0) return
+    if (slot.inFlight === sent) slot.progressAt = performance.now()
+    slot.frames.push(sent)
     slot.framesSent++
     slot.link!.send(encodeFrame(messages))
   }
+}
+
+/** The host a context is pinned to among `hosts`: FNV-1a of its key. */
+export function hostIndex(circle: string, hosts: number): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < circle.length; i++) hash = Math.imul(hash ^ circle.charCodeAt(i), 0x01000193)
+  return (hash >>> 0) % hosts
+}
+
+function sourceOf(run: PendingRun): RunSource {
+  return { circle: run.ctx.ref.circle, origin: run.origin, caller: run.request.caller, callingContext: run.options.caller }
 }
 
 function describeExit(exit: HostExit): string {

@@ -1,30 +1,46 @@
 /**
- * A sandbox worker thread (piscina): it runs the frames its host hands it, in order, one script
- * at a time, and writes the outcomes to the node itself — straight to the host's outcome pipe in
- * a process host.
+ * A sandbox worker thread (piscina): it runs the frames its host hands it, in order, one slice
+ * at a time — a run's start, or its continuation once a call it awaits has settled — and writes
+ * the replies to the node itself — straight to the host's outcome pipe in a process host. A run
+ * waiting on calls holds nothing of the thread: its state stays in its isolate context, and the
+ * thread runs other slices meanwhile.
  *
- * Two rules make a host's death unambiguous for the node, at the cost of one 4-byte write per run
- * instead of a pipe write per run:
- * - Before each run, the worker records the run's sequence number in its progress marker (a
- *   small file the node reads after the host died, or shared memory for a thread host): the
- *   node then knows which run was executing — the culprit — and which never started.
- * - The outcome of a run that changed its namespace is written to the node before the next run
- *   starts (a run whose effects reached the disk is never reported lost); the outcomes of other
- *   runs are written together at the end of the frame.
+ * Two rules make a host's death unambiguous for the node, at the cost of one 4-byte write per
+ * slice instead of a pipe write per slice:
+ * - Before each slice, the worker records its sequence number in its progress marker (a small
+ *   file the node reads after the host died, or shared memory for a thread host): the node then
+ *   knows which slice was executing — the culprit — and which never started.
+ * - The reply to a slice that changed its namespace, or that suspended its run (its calls go out
+ *   at once), is written to the node before the next slice starts (a run whose effects reached
+ *   the disk is never reported lost); the outcomes of other runs are written together at the end
+ *   of the frame.
  *
  * It keeps one warm {@link Engine} per memory limit and one open namespace per context: every
  * run of a context goes to the same host and this one thread, so the thread is the namespace's
  * only writer and its size figures stay exact (a new thread measures them again).
  */
-import { openSync, readSync, writeSync } from 'node:fs'
+import { readSync, writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
-import { failedRun, type RunOutcome } from '../protocol/index.js'
+import { failedRun } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
 import { nameThisThread, THREAD_NAMES } from '../threads/index.js'
-import { Engine, type RunContext, type RunStore } from './engine.js'
+import { Engine, type RunContext, type RunStore, type Slice } from './engine.js'
+import { openMarkerForWriting } from './progress-marker.js'
 import { DEFAULT_LIMITS, type SandboxContext } from './run.js'
-import { CLOSE_FRAME, encodeOutcome, encodeReady, FLAG_REBUILT, FrameReader, MESSAGE, type HostMessage } from './wire.js'
+import {
+  CLOSE_FRAME,
+  encodeOutcome,
+  encodeReady,
+  encodeSkipped,
+  encodeSuspended,
+  FLAG_DETACHED,
+  FLAG_REBUILT,
+  FrameReader,
+  MESSAGE,
+  RUN_FLAG,
+  type HostMessage,
+} from './wire.js'
 
 /** Where outcomes go: the host's outcome pipe (process hosts) or a channel to the node (thread hosts). */
 export type OutcomeSink = { readonly type: 'fd'; readonly fd: number } | { readonly type: 'channel'; readonly name: string }
@@ -48,10 +64,10 @@ const markerSpec = (workerData as WorkerData).marker
 const channel = sinkSpec.type === 'channel' ? new BroadcastChannel(sinkSpec.name) : undefined
 const waitCell = new Int32Array(new SharedArrayBuffer(4))
 const markerCell = markerSpec.type === 'shared' ? new Int32Array(markerSpec.buffer) : undefined
-const markerFd = markerSpec.type === 'file' ? openSync(markerSpec.path, 'w') : undefined
+const markerFd = markerSpec.type === 'file' ? openMarkerForWriting(markerSpec.path) : undefined
 const markerBytes = Buffer.alloc(4)
 
-/** Record that run `seq` starts (read by the node only if this host dies). */
+/** Record that slice `seq` starts (read by the node only if this host dies). */
 function mark(seq: number): void {
   if (markerCell !== undefined) {
     Atomics.store(markerCell, 0, seq)
@@ -93,6 +109,8 @@ function emit(buf: Buffer): void {
 interface OpenContext {
   facts: SandboxContext
   run: RunContext | undefined
+  /** Its runs suspended on calls: they hold its open namespace, which must stay the only one. */
+  waiting: number
 }
 
 const contexts = new Map<number, OpenContext>()
@@ -101,6 +119,8 @@ const openOrder = new Map<number, OpenContext>()
 /** Limits and quotas are the same for most contexts: one object each. */
 const interned = new Map<string, SandboxContext['limits'] | SandboxContext['quota']>()
 const engines = new Map<string, Engine>()
+/** Runs suspended on this thread, waiting on calls: the seq of their RUN → the engine holding them, and their context. */
+const suspended = new Map<number, { readonly engine: Engine; readonly open: OpenContext }>()
 let seq = 0
 
 function engineFor(facts: SandboxContext): Engine {
@@ -138,9 +158,9 @@ function openStore(open: OpenContext): RunStore {
 }
 
 /** What a run of the context may spend (its limits may change while its namespace stays open). */
-function budget(limits: SandboxContext['limits']): Pick<RunContext, 'cpuMs' | 'effects'> {
-  const { cpuMs, maxEmits, maxEmitBytes, maxNotifyValueBytes } = limits
-  return { cpuMs, effects: { maxEmits, maxEmitBytes, maxNotifyValueBytes } }
+function budget(limits: SandboxContext['limits']): Pick<RunContext, 'cpuMs' | 'maxCallsInFlight' | 'maxScriptBytes' | 'effects'> {
+  const { cpuMs, maxCallsInFlight, maxScriptBytes, maxEmits, maxEmitBytes, maxNotifyValueBytes } = limits
+  return { cpuMs, maxCallsInFlight, maxScriptBytes, effects: { maxEmits, maxEmitBytes, maxNotifyValueBytes } }
 }
 
 function runContext(open: OpenContext): RunContext {
@@ -161,27 +181,76 @@ function intern<T extends SandboxContext['limits'] | SandboxContext['quota']>(va
 function touch(ctxId: number, open: OpenContext): void {
   openOrder.delete(ctxId)
   openOrder.set(ctxId, open)
-  if (openOrder.size > MAX_OPEN_CONTEXTS) {
+  // Close the least recently run namespace — passing over those whose runs wait on calls: a
+  // second store opened for one of them would count its size apart from the first.
+  for (let tries = openOrder.size; openOrder.size > MAX_OPEN_CONTEXTS && tries > 0; tries--) {
     const [oldestId, oldest] = openOrder.entries().next().value as [number, OpenContext]
     openOrder.delete(oldestId)
-    oldest.run = undefined
+    if (oldest.waiting > 0) openOrder.set(oldestId, oldest)
+    else oldest.run = undefined
   }
 }
 
-function runOne(ctxId: number, script: string, caller: string, canWrite: boolean, timeoutMs: number): { outcome: RunOutcome; flags: number; changed: boolean } {
+type RunMessage = Extract<HostMessage, readonly [typeof MESSAGE.RUN, ...unknown[]]>
+
+/** Start the run of a RUN message (its seq names it from then on). */
+function startRun(runSeq: number, message: RunMessage): void {
+  const [, ctxId, script, caller, flags, timeoutMs, chain] = message
   const open = contexts.get(ctxId)
-  if (open === undefined) return { outcome: failedRun('INTERNAL_ERROR', 'The sandbox does not know this context'), flags: 0, changed: false }
+  if (open === undefined) return reply(runSeq, undefined, 0, { type: 'done', outcome: failedRun('INTERNAL_ERROR', 'The sandbox does not know this context') })
   touch(ctxId, open)
   let ctx: RunContext
   try {
     ctx = runContext(open)
   } catch (error) {
-    return { outcome: failedRun('STORAGE_ERROR', `Cannot open the namespace: ${(error as Error).message}`), flags: 0, changed: false }
+    return reply(runSeq, undefined, 0, { type: 'done', outcome: failedRun('STORAGE_ERROR', `Cannot open the namespace: ${(error as Error).message}`) })
   }
   const engine = engineFor(open.facts)
   const rebuilds = engine.rebuilds
-  const outcome = engine.run({ script, caller, canWrite, timeoutMs }, ctx)
-  return { outcome, flags: engine.rebuilds === rebuilds ? 0 : FLAG_REBUILT, changed: engine.changed }
+  const request = { script, caller, canWrite: (flags & RUN_FLAG.WRITE) !== 0, canCall: (flags & RUN_FLAG.CALL) !== 0, timeoutMs, ...(chain === undefined ? {} : { chain }) }
+  reply(runSeq, { engine, open }, rebuilds, engine.start(runSeq, request, ctx))
+}
+
+/** Continue suspended run `runSeq` (a call settled, or its time is up). */
+function continueRun(runSeq: number, next: (engine: Engine) => Slice | undefined): void {
+  const held = suspended.get(runSeq)
+  const rebuilds = held?.engine.rebuilds ?? 0
+  reply(runSeq, held, rebuilds, held === undefined ? undefined : next(held.engine))
+}
+
+function release(runSeq: number): void {
+  const held = suspended.get(runSeq)
+  if (held === undefined) return
+  suspended.delete(runSeq)
+  held.open.waiting--
+}
+
+/**
+ * The reply to slice `seq` of run `runSeq`, and the outcomes of runs the slice's abort
+ * interrupted. Written at once when the slice changed the namespace or suspended its run.
+ */
+function reply(runSeq: number, held: { readonly engine: Engine; readonly open: OpenContext } | undefined, rebuilds: number, slice: Slice | undefined): void {
+  const engine = held?.engine
+  const flags = engine !== undefined && engine.rebuilds !== rebuilds ? FLAG_REBUILT : 0
+  let urgent = engine?.changed === true
+  if (slice === undefined) pending.push(encodeSkipped(seq))
+  else if (slice.type === 'done') {
+    release(runSeq)
+    pending.push(encodeOutcome(seq, slice.outcome, flags))
+  } else {
+    if (!suspended.has(runSeq)) {
+      suspended.set(runSeq, held!)
+      held!.open.waiting++
+    }
+    pending.push(encodeSuspended(seq, slice.remainingMs, slice.calls.map((c) => [c.id, c.peer, c.script, c.timeoutMs] as const)))
+    urgent = true
+  }
+  for (const [key, outcome] of engine?.takeInterrupted() ?? []) {
+    release(key)
+    pending.push(encodeOutcome(key, outcome, FLAG_DETACHED))
+    urgent = true
+  }
+  if (urgent) flush()
 }
 
 function remember(ctxId: number, sent: SandboxContext): void {
@@ -194,7 +263,7 @@ function remember(ctxId: number, sent: SandboxContext): void {
     return
   }
   openOrder.delete(ctxId)
-  contexts.set(ctxId, { facts, run: undefined })
+  contexts.set(ctxId, { facts, run: undefined, waiting: 0 })
 }
 
 /** Run one frame of messages from the node. */
@@ -213,9 +282,24 @@ export default function handle(frame: string): number {
           writeSync(2, `sandbox host: fault injected: host-hang (run ${seq})\n`)
           Atomics.wait(waitCell, 0, 0)
         }
-        const { outcome, flags, changed } = runOne(message[1], message[2], message[3], message[4] === 1, message[5])
-        pending.push(encodeOutcome(seq++, outcome, flags))
-        if (changed) flush()
+        startRun(seq, message)
+        seq++
+        runs++
+        break
+      }
+      case MESSAGE.RESUME: {
+        mark(seq)
+        const [, runSeq, callId, code, text, body] = message
+        continueRun(runSeq, (engine) => engine.resume(runSeq, callId, { code, message: text, body }))
+        seq++
+        runs++
+        break
+      }
+      case MESSAGE.EXPIRE: {
+        mark(seq)
+        const runSeq = message[1]
+        continueRun(runSeq, (engine) => engine.expire(runSeq))
+        seq++
         runs++
         break
       }

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { ChildHandle, ExitReason } from '../supervisor/index.js'
+import { bind } from './bind.js'
+import { HostRules, refuseRequest, type Domain } from './host-rules.js'
 
 export interface AdminServerOptions {
   readonly host: string
@@ -9,6 +10,8 @@ export interface AdminServerOptions {
   readonly metrics: () => Promise<{ readonly text: string; readonly contentType: string }>
   /** The detailed health: status, the supervision tree, hosts, dependencies. */
   readonly health: () => { readonly status: string } & Record<string, unknown>
+  /** Names the listener answers to besides loopback and the machine's addresses. */
+  readonly domains: readonly Domain[]
 }
 
 const STATUS: Record<string, number> = { ok: 200, degraded: 200 }
@@ -16,34 +19,32 @@ const STATUS: Record<string, number> = { ok: 200, degraded: 200 }
 /**
  * The node's admin listener — `GET /metrics` (Prometheus text) and `GET /healthz` (detailed) —
  * bound to 127.0.0.1 by default: per-host queue depths, pids and authentication failures are
- * for operators, not for every client of a public circle port. A `permanent` child of the root
- * supervisor.
+ * for operators, not for every client of a public circle port. It answers only to the node's own
+ * names ({@link HostRules}). A `permanent` child of the root supervisor.
  */
 export class AdminServer implements ChildHandle {
   private readonly options: AdminServerOptions
   private readonly http: Server
+  private readonly hostRules: HostRules
   private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private boundPort: number | undefined
 
   constructor(options: AdminServerOptions) {
     this.options = options
     this.http = createServer((req, res) => void this.onRequest(req, res))
+    // The same Host rule as the circle ports: a web page that made its own name resolve to this
+    // machine (DNS rebinding) must not read /metrics.
+    this.hostRules = new HostRules({ domains: options.domains, allowedOrigins: [], secure: false, port: () => this.port })
   }
 
   listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(error)
-      this.http.once('error', onError)
-      this.http.listen(this.options.port, this.options.host, () => {
-        this.http.off('error', onError)
-        this.boundPort = (this.http.address() as AddressInfo).port
-        this.http.on('error', (error: Error) => {
-          this.http.close()
-          this.exit({ type: 'error', error })
-        })
-        resolve(this.boundPort)
-      })
-    })
+    const { host, port } = this.options
+    const remedy = 'give it another port with --admin-port N (0: any free port), or run without it: --no-admin'
+    const onLaterError = (error: Error) => {
+      this.http.close()
+      this.exit({ type: 'error', error })
+    }
+    return bind(this.http, { host, port, listener: 'the admin listener', remedy }, onLaterError).then((bound) => (this.boundPort = bound))
   }
 
   get port(): number {
@@ -78,6 +79,8 @@ export class AdminServer implements ChildHandle {
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]
+    const admitted = this.hostRules.host(req)
+    if (!admitted.ok) return refuseRequest(res, admitted)
     try {
       if (req.method !== 'GET') {
         res.writeHead(405, { allow: 'GET' }).end()

@@ -1,12 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer } from 'ws'
+import { WebSocketServer, type WebSocket } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
-import { normalizePublicKey, type PublicKeyHex } from '../identity/index.js'
+import { normalizePublicKey, signInUri, type PublicKeyHex } from '../identity/index.js'
+import type { ClientAddress } from '../limits/index.js'
 import { METHOD_NAMES } from '../protocol/index.js'
 import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { bind } from './bind.js'
+import { HostRules, refuseUpgrade, type Domain, type Site } from './host-rules.js'
 import { isPlaygroundPath, servePlayground } from './playground.js'
 
 /** What `GET /healthz` on a public port says: ok, degraded (cross-node work limited), or not serving. */
@@ -33,8 +35,10 @@ export interface CircleServerOptions {
   readonly describeLimits: () => Record<string, number>
   readonly health: () => PublicHealth
   readonly version: string
-  /** Cross-node facts for `GET /info`: whether the node is joined to others through Redis. */
-  readonly cluster: () => { readonly clustered: boolean; readonly node_id?: string; readonly redis?: 'connected' | 'unreachable' }
+  /** Names the port answers to besides loopback and the machine's addresses (see {@link HostRules}). */
+  readonly domains: readonly Domain[]
+  /** Browser origins that may open connections besides the port's own (`*`: any). */
+  readonly allowedOrigins: readonly string[]
   /** Events of the port's supervisor (for logs and metrics). */
   readonly onSupervisorEvent?: (event: SupervisorEvent) => void
   /** Serve https/wss on the port instead of http/ws. */
@@ -49,6 +53,22 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 function req(res: ServerResponse): IncomingMessage {
   return (res as ServerResponse & { req: IncomingMessage }).req
+}
+
+/** Answer an upgrade request with an HTTP refusal and close the socket. */
+function endUpgrade(socket: Duplex, status: string, body = '', headers = ''): void {
+  const type = body === '' ? '' : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n${headers}${type}\r\n${body}`)
+}
+
+/** The path of a request, percent-decoded (a malformed escape is kept as it came: it names no circle). */
+function requestPath(request: IncomingMessage): string {
+  const raw = (request.url ?? '/').split('?')[0] ?? '/'
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    return raw
+  }
 }
 
 const HEALTH_STATUS: Record<PublicHealth['status'], number> = { ok: 200, degraded: 200, unavailable: 503, draining: 503 }
@@ -68,6 +88,7 @@ export class CircleServer implements ChildHandle {
   private readonly supervisor: Supervisor
   private readonly http: Server
   private readonly wss: WebSocketServer
+  private readonly hostRules: HostRules
   private readonly connections = new Set<GatewayConnection>()
   private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private accepting = true
@@ -83,6 +104,7 @@ export class CircleServer implements ChildHandle {
       maxPayload: options.services.limits.maxFrameBytes,
       perMessageDeflate: false,
     })
+    this.hostRules = new HostRules({ domains: options.domains, allowedOrigins: options.allowedOrigins, secure: options.tls !== undefined, port: () => this.port })
     this.http.on('upgrade', (request, socket, head) => this.onUpgrade(request, socket, head))
     this.http.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
@@ -121,17 +143,10 @@ export class CircleServer implements ChildHandle {
 
   /** Start listening; resolves with the bound port. */
   private listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => reject(error)
-      this.http.once('error', onError)
-      this.http.listen(this.options.port, this.options.host, () => {
-        this.http.off('error', onError)
-        this.boundPort = (this.http.address() as AddressInfo).port
-        // A listener that fails after it started is a child that died: its supervisor decides.
-        this.http.on('error', (error: Error) => this.crash(error))
-        resolve(this.boundPort)
-      })
-    })
+    const { host, port, name } = this.options
+    const remedy = `give the circle another port in circles.json (0: any free port), or stop the process that holds it`
+    // A listener that fails after it started is a child that died: its supervisor decides.
+    return bind(this.http, { host, port, listener: `the listener of circle "${name}"`, remedy }, (error) => this.crash(error)).then((bound) => (this.boundPort = bound))
   }
 
   get port(): number {
@@ -186,55 +201,52 @@ export class CircleServer implements ChildHandle {
     this.exit({ type: 'error', error })
   }
 
-  private target(path: string): GatewayTarget {
+  private target(path: string, site: Site): GatewayTarget {
     const trimmed = path.replace(/^\/+|\/+$/g, '')
-    if (trimmed === '') return { type: 'circle', pubkey: this.options.circle }
+    const signIn = (pathKey: PublicKeyHex | undefined) => ({ domain: site.authority, uri: signInUri(site.scheme, site.authority, pathKey) })
+    if (trimmed === '') return { type: 'circle', pubkey: this.options.circle, site: signIn(undefined) }
     let pubkey: PublicKeyHex
     try {
       pubkey = normalizePublicKey(trimmed)
     } catch {
       return { type: 'unknown', path: trimmed }
     }
-    return this.options.services.reaches(pubkey) ? { type: 'circle', pubkey } : { type: 'unknown', path: trimmed }
+    return this.options.services.reaches(pubkey) ? { type: 'circle', pubkey, site: signIn(pubkey) } : { type: 'unknown', path: trimmed }
   }
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (!this.accepting) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n')
-      return
+    const { services } = this.options
+    if (!this.accepting) return endUpgrade(socket, '503 Service Unavailable')
+    const admitted = this.hostRules.upgrade(request)
+    if (!admitted.ok) {
+      services.metrics.error(admitted.error.code)
+      return refuseUpgrade(socket, admitted)
     }
-    const address = request.socket.remoteAddress ?? ''
-    const refused = this.options.services.load.connect(address)
+    const header = request.headers['x-forwarded-for']
+    const client = services.clients.of(request.socket.remoteAddress, Array.isArray(header) ? header.join(',') : header)
+    const refused = services.load.connect(client.origin)
     if (refused !== undefined) {
-      this.options.services.metrics.limited('connections')
+      services.metrics.limited('connections')
       const body = JSON.stringify({ code: 'RATE_LIMITED', message: refused.message, retry_after_ms: refused.details?.['retry_after_ms'] })
-      socket.end(
-        `HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      )
+      return endUpgrade(socket, '429 Too Many Requests', body, 'Retry-After: 1\r\n')
+    }
+    // The slot belongs to the raw socket: it comes back when the socket closes, whatever becomes
+    // of the handshake (ws answers a malformed one 400 without calling back).
+    socket.once('close', () => services.load.disconnected(client.origin))
+    const target = this.target(requestPath(request), admitted.site)
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, target, client))
+  }
+
+  /** A completed upgrade: the connection is a temporary child of this port's supervisor. */
+  private accept(ws: WebSocket, target: GatewayTarget, client: ClientAddress): void {
+    const connection = new GatewayConnection(ws, target, this.options.services, client)
+    const started = this.supervisor.startChildSync({ id: `conn-${++connectionIds}`, restart: 'temporary', shutdown: this.options.services.limits.drainTimeoutMs + 2_000, start: () => connection })
+    if (!started.ok) {
+      ws.close(1001, 'SHUTTING_DOWN')
       return
     }
-    const raw = (request.url ?? '/').split('?')[0] ?? '/'
-    let path = raw
-    try {
-      path = decodeURIComponent(raw)
-    } catch {
-      // A malformed escape names no circle; the raw path is reported back as it came.
-    }
-    const target = this.target(path)
-    this.wss.handleUpgrade(request, socket, head, (ws) => {
-      const connection = new GatewayConnection(ws, target, this.options.services, address)
-      const started = this.supervisor.startChildSync({ id: `conn-${++connectionIds}`, restart: 'temporary', shutdown: this.options.services.limits.drainTimeoutMs + 2_000, start: () => connection })
-      if (!started.ok) {
-        ws.close(1001, 'SHUTTING_DOWN')
-        this.options.services.load.disconnected(address)
-        return
-      }
-      this.connections.add(connection)
-      ws.on('close', () => {
-        this.connections.delete(connection)
-        this.options.services.load.disconnected(address)
-      })
-    })
+    this.connections.add(connection)
+    ws.on('close', () => this.connections.delete(connection))
   }
 
   private onRequest(request: IncomingMessage, res: ServerResponse): void {
@@ -261,7 +273,6 @@ export class CircleServer implements ChildHandle {
             methods: METHOD_NAMES,
             policy: this.options.services.peers.policyOf(this.options.circle),
             limits: this.options.describeLimits(),
-            cluster: this.options.cluster(),
           },
           { 'access-control-allow-origin': '*' },
         )

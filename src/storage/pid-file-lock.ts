@@ -36,9 +36,9 @@ function createWith(path: string, text: string): boolean {
 /**
  * Take the database lock without flock(1): `<dbPath>/.lock` created exclusively with our pid
  * and start time. A file naming a process that is no longer running (or whose pid now belongs to
- * a process started later) is stale and taken over. Weaker than a kernel lock, and said so in the
- * README: a waiter polls instead of being woken, and two processes taking over the same stale
- * file in the same instant could both succeed (the content is re-read just before the removal,
+ * a process started later) is stale and taken over. Weaker than a kernel lock, and said so in
+ * docs/scripts.md: a waiter polls instead of being woken, and two processes taking over the same
+ * stale file in the same instant could both succeed (the content is re-read just before the removal,
  * which narrows that window to the two calls, not to zero).
  */
 export async function acquireWithPidFile(dbPath: string, lockPath: string, options: DatabaseLockOptions): Promise<DatabaseLock> {

@@ -37,7 +37,7 @@ export interface ChildInfo {
   readonly restarts: number
 }
 
-/** A supervisor and its children as they run now (for the README's tree, `/healthz` and tests). */
+/** A supervisor and its children as they run now (for the tree in docs/operations.md, `/healthz` and tests). */
 export interface SupervisorTree {
   readonly id: string
   readonly strategy: Strategy

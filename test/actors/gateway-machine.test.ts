@@ -53,6 +53,15 @@ t.test('gatewayMachine transitions', async (t) => {
     t.equal(closed.status, 'done')
     t.equal(getNextSnapshot(gatewayMachine, s0, { type: 'SOCKET_CLOSED' }).status, 'done')
   })
+
+  t.test('CUT closes with its code and 1008, from any open state', async (t) => {
+    const issued = getNextSnapshot(gatewayMachine, s0, { type: 'NONCE_ISSUED', claimant: A, nonce: 'n1' })
+    for (const from of [s0, issued]) {
+      const cut = getNextSnapshot(gatewayMachine, from, { type: 'CUT', code: 'SLOW_CONSUMER' })
+      t.equal(cut.value, 'closing')
+      t.same(cut.context.close, { code: 'SLOW_CONSUMER', wsCode: 1008 })
+    }
+  })
 })
 
 t.test('gatewayMachine as an actor', async (t) => {

@@ -1,5 +1,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { createActor, getInitialSnapshot, getNextSnapshot, SimulatedClock } from 'xstate'
 import { PeerHost, peerMachine } from '../../src/actors/peer/index.js'
 import { SandboxPool } from '../../src/sandbox/index.js'
@@ -174,20 +176,31 @@ t.test('PeerHost', async (t) => {
     const first = peers.play(owner, { caller: owner, script: 'const end = Date.now() + 100; while (Date.now() < end) {} "first"' })
     const second = peers.play(owner, { caller: owner, script: '"second"' })
     await sleep(20)
+    // Queued work is answered as the stop begins, not once the running run is done.
+    const refused = t.rejects(second, { code: 'SHUTTING_DOWN' })
     await peers.stop()
     t.match(await first, { output: 'first' })
-    await t.rejects(second, { code: 'SHUTTING_DOWN' })
+    await refused
     await t.rejects(peers.play(owner, { caller: owner, script: '1' }), { code: 'SHUTTING_DOWN' })
   })
 })
 
-t.test('PeerActor: a task arriving as a drain ends is not stranded', async (t) => {
+/** One context on a sandbox of one host of its own, all stopped at teardown. */
+async function onePeer(
+  t: { testdir(): string; teardown(fn: () => unknown): void },
+  overrides: { passivateAfterMs?: number; maxRunsInFlight?: number },
+): Promise<{ peers: PeerHost; owner: string }> {
   const pool = new SandboxPool({ processes: 1 })
   await pool.start()
   t.teardown(() => pool.close())
   const peers = hostFor(t, pool)
   const owner = generateKeyPair().publicKey
-  await peers.spawnPeer({ pubkey: owner, passivateAfterMs: 60_000 })
+  await peers.spawnPeer({ pubkey: owner, ...overrides })
+  return { peers, owner }
+}
+
+t.test('PeerActor: a task arriving as a drain ends is not stranded', async (t) => {
+  const { peers, owner } = await onePeer(t, { passivateAfterMs: 60_000 })
   // Each answer queues the next request a few microtask hops later: some of those land after
   // the drain has returned but before the machine has settled in idle. None may be stranded.
   for (const hops of [0, 1, 2, 3, 4]) {
@@ -200,4 +213,31 @@ t.test('PeerActor: a task arriving as a drain ends is not stranded', async (t) =
       peers.play(owner, { caller: owner, script: String(i) }).then((o) => (i < 60 ? delay(o.output).then(() => next(i + 1)) : o.output))
     t.equal(await next(0), '60', `next request ${hops} extra hops after each answer`)
   }
+})
+
+t.test('PeerActor: a run answered is not held by the mailbox', { timeout: 60_000 }, async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const { peers, owner } = await onePeer(t, { passivateAfterMs: 60_000 })
+  await peers.play(owner, { caller: owner, script: '"warm"' })
+  gc()
+  const before = process.memoryUsage().heapUsed
+  // 100 answers of 1 MB, each dropped by its caller: the mailbox slots they passed through
+  // (kept until the queue is compacted past 1,024) must not keep them alive.
+  for (let i = 0; i < 100; i++) await peers.play(owner, { caller: owner, script: '"x".repeat(1000000)' })
+  gc()
+  const grown = process.memoryUsage().heapUsed - before
+  t.ok(grown < 30e6, `the heap grew by ${(grown / 1e6).toFixed(1)} MB after 100 MB of answers`)
+})
+
+t.test('PeerActor: a task whose signal aborted before it started never runs', async (t) => {
+  const { peers, owner } = await onePeer(t, { maxRunsInFlight: 2 })
+  const increment = 'const n = (load_data("n") ?? 0) + 1; save_data("n", n); n'
+  const cut = new AbortController()
+  const runs = Array.from({ length: 6 }, () => peers.dispatch(owner, { caller: owner, script: increment, signal: cut.signal }))
+  // The first two were handed to the sandbox as they arrived; the other four wait in the mailbox.
+  cut.abort()
+  const codes = (await Promise.all(runs)).map((r) => r.outcome.code ?? 'ok')
+  t.same(codes, ['ok', 'ok', 'CONNECTION_CLOSED', 'CONNECTION_CLOSED', 'CONNECTION_CLOSED', 'CONNECTION_CLOSED'])
+  t.equal((await peers.play(owner, { caller: owner, script: 'load_data("n")' })).output, '2', 'only the two that started ran')
 })

@@ -49,6 +49,15 @@ t.test('circles launch options', async (t) => {
     [['launch', '--plays-per-second', '0'], /--plays-per-second must be a positive integer/],
     [['launch', '--connections-per-address', 'many'], /--connections-per-address must be a positive integer/],
     [['launch', '--no-load-limits', '--nonces-per-minute', '5'], /--no-load-limits cannot be combined/],
+    [['launch', '--domain', 'circle.example/x'], /--domain "circle\.example\/x" must be a host name or address/],
+    [['launch', '--domain', 'a.example', '--domain', 'a.example'], /--domain "a\.example" lists a\.example twice/],
+    [['launch', '--allowed-origin', 'app.example'], /--allowed-origin "app\.example" must be "\*" or an origin/],
+    [['worker', '--redis-url', 'redis://127.0.0.1', '--cluster-secret', 'a-secret-of-16-bytes', '--domain', 'x..'], /--domain "x\.\." must be/],
+    [['launch', '--frames-per-second', '0'], /--frames-per-second must be a positive integer/],
+    [['launch', '--frame-bytes-per-second', '1.5'], /--frame-bytes-per-second must be a positive integer/],
+    [['launch', '--invalid-frames-per-minute', ''], /--invalid-frames-per-minute must be a positive integer/],
+    [['launch', '--trusted-proxy', 'proxy.local'], /--trusted-proxy "proxy\.local" is not an IP address or a CIDR range/],
+    [['launch', '--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', '10.0.0.0/40'], /--trusted-proxy "10\.0\.0\.0\/40"/],
   ]
   for (const [argv, message] of cases) await t.rejects(runCli(argv, io().io), { code: 'USAGE', message }, argv.join(' '))
 })

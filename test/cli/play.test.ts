@@ -1,10 +1,12 @@
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli/run-cli.js'
 import { generateKeyPair, writeKeyFile } from '../../src/identity/index.js'
 import { io } from '../helpers/cli-io.js'
 import { startNode } from '../helpers/node.js'
+import { CLI, cliBuilt } from '../helpers/cli-node.js'
 
 t.test('circles play', async (t) => {
   const { url, circle } = await startNode(t)
@@ -41,6 +43,24 @@ t.test('circles play', async (t) => {
     const cap = io()
     t.equal(await runCli(['play', '--url', 'ws://127.0.0.1:1/', '-e', '1'], cap.io), 1)
     t.match(cap.out.stderr, /^circles: cannot connect to ws:\/\/127\.0\.0\.1:1\//)
+  })
+
+  t.test('--key - reads the key from standard input (where ps does not show it)', async (t) => {
+    if (!cliBuilt()) return t.fail('run npm run build first (npm test does)')
+    for (const [what, text] of [
+      ['a key file\'s JSON', readFileSync(keyFile, 'utf8')],
+      ['a 64-hex secret key', `${me.secretKey}\n`],
+    ] as const) {
+      const { NODE_OPTIONS: _drop, ...env } = process.env
+      const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'play', '--url', url, '--key', '-', '-e', 'CALLER_PUBLIC_KEY'], { stdio: ['pipe', 'pipe', 'pipe'], env })
+      let out = ''
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+      child.stdin.end(text)
+      const code = await new Promise((resolve) => child.on('close', resolve))
+      t.equal(code, 0, what)
+      t.equal(out, `${me.publicKey}\n`, `${what}: authenticated as its key`)
+    }
+    await t.rejects(runCli(['play', '--url', url, '--key', '-', '-'], io().io), { code: 'USAGE', message: /cannot both read standard input/ }, 'not with a script from standard input too')
   })
 
   t.test('bad usage is a USAGE error naming the problem', async (t) => {

@@ -188,6 +188,10 @@ t.test('errors the client raises itself carry codes too', async (t) => {
     t.throws(() => CirclesClient.builder(url).withKey('not a key'), { code: 'KEY_FILE_INVALID' })
     t.throws(() => CirclesClient.builder(url).withKey({} as Signer), { code: 'INVALID_OPTION', message: /withKey/ })
     t.throws(() => CirclesClient.builder(url).withReconnect({ maxAttempts: 0 }), { code: 'INVALID_OPTION', message: /maxAttempts/ })
+    t.throws(() => CirclesClient.builder(url).withContextKey('02abc'), { code: 'INVALID_OPTION', message: /withContextKey/ })
+    const [a, b] = [generateKeyPair().publicKey, generateKeyPair().publicKey]
+    t.throws(() => CirclesClient.builder(`${url}${a}`).withContextKey(b), { code: 'INVALID_OPTION', message: /the URL names another context/ })
+    t.doesNotThrow(() => CirclesClient.builder(`${url}${a}`).withContextKey(`0x${a.toUpperCase()}`), 'the same key, written another way')
     const keyless = await connected(t, url)
     await t.rejects(keyless.authenticate(), { code: 'INVALID_OPTION', message: /no key/ })
   })

@@ -25,6 +25,7 @@ t.test('fetch_nonce and authenticate with { address } (a browser wallet exposes 
     const socket = await openSocket(url)
     const address = wallet.address.toLowerCase()
     const nonce = await socket.call('fetch_nonce', { address })
+    t.equal(nonce.result.nonce.split('\n')[1], wallet.address, 'the sign-in message names the address in its EIP-55 form')
     const answer = await socket.call('authenticate', { address, signature: signPersonalMessage(nonce.result.nonce, pair.secretKey) })
     t.same(answer.result, { authenticated: true })
     socket.close()

@@ -1,5 +1,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { computeAddress, getAddress } from 'ethers'
+import { createSiweMessage, parseSiweMessage } from 'viem/siwe'
 import { generateKeyPair, signPersonalMessage } from '../../src/identity/index.js'
 import { authenticate, openSocket } from '../helpers/raw-socket.js'
 import { startNode } from '../helpers/node.js'
@@ -61,7 +63,7 @@ t.test('the protocol flow of docs/protocol.md over a real socket', async (t) => 
 })
 
 t.test('authenticate failures close the socket with 1008', async (t) => {
-  const { url } = await startNode(t)
+  const { url, circle } = await startNode(t)
   const alice = generateKeyPair()
 
   t.test('a bad signature: INVALID_CREDENTIALS, then close 1008', { timeout: 10_000 }, async (t) => {
@@ -108,7 +110,7 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     t.equal((await socket.closed).code, 1008)
   })
 
-  t.test('a compressed key that is not on the curve can fetch a nonce but never authenticate', { timeout: 10_000 }, async (t) => {
+  t.test('a compressed key that is not on the curve is refused at fetch_nonce (it has no address to sign in as)', { timeout: 10_000 }, async (t) => {
     const { parsePublicKey } = await import('../../src/identity/index.js')
     let offCurve = ''
     for (let x = 5n; offCurve === ''; x++) {
@@ -121,9 +123,9 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     }
     const socket = await openSocket(url)
     const nonce = await socket.call('fetch_nonce', { pubkey: offCurve })
-    t.ok(nonce.result.nonce)
-    const answer = await socket.call('authenticate', { pubkey: offCurve, signature: signPersonalMessage(nonce.result.nonce, alice.secretKey) })
-    t.equal(answer.error.data.code, 'INVALID_CREDENTIALS')
+    t.equal(nonce.error.data.code, 'INVALID_PUBLIC_KEY')
+    const answer = await socket.call('authenticate', { pubkey: offCurve, signature: signPersonalMessage('anything', alice.secretKey) })
+    t.equal(answer.error.data.code, 'NONCE_UNKNOWN', 'no message was issued')
     t.equal((await socket.closed).code, 1008)
   })
 
@@ -134,12 +136,31 @@ t.test('authenticate failures close the socket with 1008', async (t) => {
     socket.close()
   })
 
-  t.test('fetch_nonce answers the nonce and its expiry in unix seconds', async (t) => {
+  t.test('fetch_nonce answers an EIP-4361 sign-in message and its expiry in unix seconds', async (t) => {
     const socket = await openSocket(url)
+    const before = Date.now()
     const answer = await socket.call('fetch_nonce', { pubkey: alice.publicKey })
-    t.equal(Buffer.from(answer.result.nonce, 'base64').length, 32)
-    const now = Date.now() / 1000
-    t.ok(answer.result.expires_at > now + 290 && answer.result.expires_at < now + 310, 'five minutes by default')
+    const after = Date.now()
+    const text: string = answer.result.nonce
+    const fields = parseSiweMessage(text)
+    const nonce = /^Nonce: ([0-9a-f]{64})$/m.exec(text)?.[1]
+    t.ok(nonce, 'the nonce is 32 random bytes in hex (letters and digits, as EIP-4361 requires)')
+    t.ok(fields.issuedAt!.getTime() >= before && fields.issuedAt!.getTime() <= after, 'issued now')
+    t.equal(fields.expirationTime!.getTime() - fields.issuedAt!.getTime(), 300_000, 'valid five minutes by default')
+    t.equal(answer.result.expires_at, Math.floor(fields.expirationTime!.getTime() / 1000), 'expires_at is the expiration time in unix seconds')
+    // Rebuilt by another library from the fields it should hold: the same text, byte for byte.
+    const expected = createSiweMessage({
+      domain: new URL(url).host,
+      address: getAddress(computeAddress(`0x${alice.publicKey}`)) as `0x${string}`,
+      statement: `Sign in to the Circles context ${circle.publicKey}.`,
+      uri: url,
+      version: '1',
+      chainId: 1,
+      nonce: nonce!,
+      issuedAt: fields.issuedAt!,
+      expirationTime: fields.expirationTime!,
+    })
+    t.equal(text, expected)
     socket.close()
   })
 })

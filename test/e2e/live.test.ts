@@ -207,7 +207,7 @@ t.test('no silent gaps: resume from after, or RESYNC_REQUIRED', async (t) => {
     const now = await ok(socket, 'subscribe', {})
     const refused = await socket.call('subscribe', { after: { epoch: now.epoch, seq: 1 } })
     t.same(refused.error, {
-      code: -32050,
+      code: -32060,
       message: 'Notifications since that point are no longer known: read again, then subscribe from data.epoch and data.seq',
       data: { code: 'RESYNC_REQUIRED', epoch: now.epoch, seq: 7 },
     })
@@ -301,7 +301,7 @@ t.test('bounds', async (t) => {
     await ok(a, 'subscribe', {})
     await ok(a, 'subscribe', {})
     t.same((await a.call('subscribe', {})).error, {
-      code: -32051,
+      code: -32061,
       message: 'This connection holds 2 subscriptions already',
       data: { code: 'TOO_MANY_SUBSCRIPTIONS', limit: 'socket', max: 2 },
     })

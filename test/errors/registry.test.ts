@@ -36,10 +36,20 @@ t.test('ERROR_REGISTRY', async (t) => {
   t.test('is documented row by row in the error table of docs/errors.md', async (t) => {
     const readme = await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8')
     const rows = new Map<string, string>()
+    const closes = new Map<string, string>()
     for (const line of readme.split('\n')) {
-      const m = /^\| `([A-Z_]+)` \| (`-?\d+`|—) \|/.exec(line)
-      if (m) rows.set(m[1]!, m[2]!)
+      const m = /^\| `([A-Z_]+)` \| (`-?\d+`|—) \|([^|]*)\|/.exec(line)
+      if (m) {
+        rows.set(m[1]!, m[2]!)
+        closes.set(m[1]!, m[3]!.trim())
+      }
     }
+    for (const code of ERROR_CODES) {
+      const close = (ERROR_REGISTRY[code] as { close?: number }).close
+      if (close !== undefined) t.equal(closes.get(code), String(close), `docs/errors.md gives ${code} its close code`)
+    }
+    // Not in the registry: the verifier's overload closes with 1013, the mailbox's does not.
+    t.equal(closes.get('OVERLOADED'), '1013 (verifier only)')
     for (const code of ERROR_CODES) {
       const row = rows.get(code)
       t.ok(row !== undefined, `docs/errors.md documents ${code}`)

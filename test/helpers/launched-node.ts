@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import type { KeyPair } from '../../src/identity/index.js'
 import type { LogLine } from './log-capture.js'
 import { launchCli } from './launched.js'
 
@@ -32,6 +33,8 @@ export interface LaunchOptions {
   readonly circles: readonly Record<string, unknown>[]
   readonly args?: readonly string[]
   readonly env?: Record<string, string>
+  /** Key pairs of circles by name (otherwise each launch makes its own). */
+  readonly keys?: Readonly<Record<string, KeyPair>>
 }
 
 /** Read VmRSS and VmHWM of a process (bytes). */
@@ -50,6 +53,7 @@ export async function launchNode(t: { teardown(fn: () => unknown): void }, optio
   const cli = await launchCli(t, {
     circles: options.circles,
     ...(options.args === undefined ? {} : { args: options.args }),
+    ...(options.keys === undefined ? {} : { keys: options.keys }),
     env: { CIRCLES_LOG_LEVEL: 'info', ...options.env },
     waitForServing: false,
   })

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { writeKeyFile, type KeyPair } from '../../src/identity/index.js'
 import { spawnCli } from './cli-process.js'
 import type { LogLine } from './log-capture.js'
 
@@ -33,6 +34,8 @@ export interface LaunchOptions {
   readonly circles: readonly Record<string, unknown>[]
   /** Files to write next to circles.json (init scripts). */
   readonly files?: Readonly<Record<string, string>>
+  /** Key pairs of circles by name, stored where launch finds them (the test knows the secret keys). */
+  readonly keys?: Readonly<Record<string, KeyPair>>
   readonly args?: readonly string[]
   readonly env?: Readonly<Record<string, string>>
   /** Resolve before start-up completes (for a launch expected to fail). */
@@ -49,6 +52,7 @@ export async function launchCli(t: { teardown(fn: () => unknown): void }, option
   const dbPath = join(dir, 'db')
   writeFileSync(join(dir, 'circles.json'), JSON.stringify(options.circles))
   for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), text)
+  for (const [name, pair] of Object.entries(options.keys ?? {})) await writeKeyFile(join(dbPath, 'keys', `${name}.key`), pair)
   const args = ['launch', '--config', join(dir, 'circles.json'), '--db-path', dbPath, '--sandbox-processes', '1', '--admin-port', '0', ...(options.args ?? [])]
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env }
   for (const name of ['CIRCLES_LOG_LEVEL', 'CIRCLES_TEST_FAULTS', 'CIRCLES_DB_PATH']) if (options.env?.[name] === undefined) delete env[name]

@@ -5,8 +5,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 
-/** The shared Redis every developer machine and CI has. */
-export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379'
+/** Points the tests at a Redis of the operator's choice instead of a private redis-server. */
+export const TEST_REDIS_URL_ENV = 'CIRCLES_TEST_REDIS_URL'
+
+/** What a machine without redis-server is told, in one line, before any test waits on Redis. */
+export const REDIS_MISSING =
+  `redis-server and redis-cli are not installed: the Redis tests start a private redis-server (Debian: apt-get install redis-server redis-tools), or set ${TEST_REDIS_URL_ENV} to a Redis they may use`
+
+/** Fail at once, with {@link REDIS_MISSING}, when redis-server or redis-cli is not on the PATH. */
+export function requireRedisServer(): void {
+  for (const program of ['redis-server', 'redis-cli']) {
+    if (spawnSync(program, ['--version'], { stdio: 'ignore' }).error !== undefined) throw new Error(REDIS_MISSING)
+  }
+}
 
 /** A TCP port nobody listens on right now (the kernel picks it). */
 export function freePort(): Promise<number> {
@@ -20,7 +31,7 @@ export function freePort(): Promise<number> {
   })
 }
 
-/** A unique key prefix for one test on the shared Redis. */
+/** A unique key prefix for one test (several tests may share one Redis). */
 export function testPrefix(name: string): string {
   return `circles-test:${name}:${process.pid}:${Math.random().toString(36).slice(2, 8)}:`
 }
@@ -37,15 +48,43 @@ export async function keysUnder(redis: Redis, prefix: string): Promise<string[]>
   return keys
 }
 
-/** A client of the shared Redis whose keys under `prefix` are deleted at teardown. */
-export function sharedRedis(t: { teardown(fn: () => unknown): void }, prefix: string): Redis {
-  const redis = new Redis(SHARED_REDIS_URL, { lazyConnect: false })
+let fileRedis: Promise<string> | undefined
+
+/**
+ * The URL of the Redis this test file uses: `$CIRCLES_TEST_REDIS_URL` when set, else a private
+ * redis-server on a free port, started on the first call and stopped when the file's process
+ * exits (so every test of the file shares it, and nothing is left behind).
+ */
+export function testRedisUrl(): Promise<string> {
+  const given = process.env[TEST_REDIS_URL_ENV]
+  if (given !== undefined && given !== '') return Promise.resolve(given)
+  fileRedis ??= (async () => {
+    const server = await spawnRedis(await freePort(), mkdtempSync(join(tmpdir(), 'circles-test-redis-')), ['--save', '', '--appendonly', 'no'])
+    // Not a reason for the file's process to stay: it ends the server as it exits.
+    server.child.unref()
+    for (const stream of [server.child.stdout, server.child.stderr]) (stream as unknown as { unref(): void }).unref()
+    process.once('exit', () => {
+      server.child.kill('SIGKILL')
+      rmSync(server.dir, { recursive: true, force: true })
+    })
+    return `redis://127.0.0.1:${server.port}`
+  })()
+  return fileRedis
+}
+
+/**
+ * The test Redis ({@link testRedisUrl}) and a client of it whose keys under `prefix` are deleted
+ * at teardown.
+ */
+export async function testRedis(t: { teardown(fn: () => unknown): void }, prefix: string): Promise<{ url: string; redis: Redis }> {
+  const url = await testRedisUrl()
+  const redis = new Redis(url, { lazyConnect: false })
   t.teardown(async () => {
     const keys = await keysUnder(redis, prefix)
     for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500))
     redis.disconnect()
   })
-  return redis
+  return { url, redis }
 }
 
 export interface RedisProcess {
@@ -59,17 +98,9 @@ export interface RedisProcess {
   restart(): Promise<RedisProcess>
 }
 
-/**
- * A private `redis-server` on a free port, stopped at teardown. `args` are extra server options
- * (e.g. ['--appendonly', 'yes']); its data directory is a temporary one unless `dir` is given.
- */
-export async function startRedis(
-  t: { teardown(fn: () => unknown): void },
-  args: readonly string[] = ['--save', '', '--appendonly', 'no'],
-  fixed: { port?: number; dir?: string } = {},
-): Promise<RedisProcess> {
-  const port = fixed.port ?? (await freePort())
-  const dir = fixed.dir ?? mkdtempSync(join(tmpdir(), 'circles-test-redis-'))
+/** Start `redis-server` on `port` with its data in `dir`; resolves once it accepts connections. */
+async function spawnRedis(port: number, dir: string, args: readonly string[]): Promise<{ port: number; dir: string; child: ChildProcess; exited: Promise<void> }> {
+  requireRedisServer()
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   let out = ''
@@ -80,6 +111,22 @@ export async function startRedis(
     })
     void exited.then(() => reject(new Error(`redis-server on ${port} exited: ${out}`)))
   })
+  return { port, dir, child, exited }
+}
+
+/**
+ * A private `redis-server` on a free port, stopped at teardown (for a test that stops, restarts
+ * or configures its own server; the others share the file's, see {@link testRedis}). `args` are extra server options
+ * (e.g. ['--appendonly', 'yes']); its data directory is a temporary one unless `dir` is given.
+ */
+export async function startRedis(
+  t: { teardown(fn: () => unknown): void },
+  args: readonly string[] = ['--save', '', '--appendonly', 'no'],
+  fixed: { port?: number; dir?: string } = {},
+): Promise<RedisProcess> {
+  const port = fixed.port ?? (await freePort())
+  const dir = fixed.dir ?? mkdtempSync(join(tmpdir(), 'circles-test-redis-'))
+  const { child, exited } = await spawnRedis(port, dir, args)
   let stopped = false
   const stop = async (how: 'shutdown' | 'kill' = 'shutdown') => {
     if (stopped) return

@@ -13,6 +13,8 @@ export const LIMITS: RunLimits = {
   maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
   maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
   maxLogLines: DEFAULTS.MAX_LOG_LINES,
+  maxCallsInFlight: DEFAULTS.MAX_CALLS_IN_FLIGHT_PER_RUN,
+  maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
 }
 
 export const QUOTA = {
@@ -78,6 +80,7 @@ export async function runAll(pool: SandboxPool, ctx: Ctx, scripts: readonly RunS
         script: spec.script,
         caller: spec.caller ?? ctx.circle,
         canWrite: spec.canWrite ?? true,
+        canCall: false,
         timeoutMs: spec.timeoutMs ?? limits.timeoutMs,
       })
     }),

@@ -14,7 +14,7 @@ t.test('parseCirclesConfig(value)', async (t) => {
   t.test('accepts the repository demo file', async (t) => {
     const circles = parseCirclesConfig(JSON.parse(readFileSync(join(ROOT, 'circles.json'), 'utf8')), ROOT)
     t.ok(circles.length >= 2)
-    t.same(circles[0]!.policy, { run: 'authenticated', write: 'owner' }, 'the first circle keeps the default policy')
+    t.same(circles[0]!.policy, { run: 'authenticated', write: 'owner', call: 'owner' }, 'the first circle keeps the default policy')
   })
 
   const cases: [unknown, RegExp][] = [
@@ -33,10 +33,22 @@ t.test('parseCirclesConfig(value)', async (t) => {
     [[{ name: 'a', port: 1, limits: { timeout_ms: 0 } }], /circles\[0\]\.limits\.timeout_ms must be a positive integer/],
     [[{ name: 'a', port: 1, limits: { speed: 1 } }], /circles\[0\]\.limits\.speed is not a limit/],
     [[{ name: 'a', port: 1, limits: { memory_mb: 4 } }], /memory_mb must be at least 8/],
+    [[{ name: 'a', port: 1, domains: 'circle.example' }], /circles\[0\]\.domains must be an array of strings/],
+    [[{ name: 'a', port: 1, domains: ['circle.example/path'] }], /circles\[0\]\.domains\[0\] must be a host name or address/],
+    [[{ name: 'a', port: 1, domains: ['https://circle.example'] }], /circles\[0\]\.domains\[0\] must be a host name/],
+    [[{ name: 'a', port: 1, domains: ['circle.example:99999'] }], /circles\[0\]\.domains\[0\]/],
+    [[{ name: 'a', port: 1, domains: ['a.example', 'wss://A.example'] }], /circles\[0\]\.domains\[1\] lists a\.example twice/],
+    [[{ name: 'a', port: 1, allowed_origins: ['app.example'] }], /circles\[0\]\.allowed_origins\[0\] must be "\*" or an origin/],
+    [[{ name: 'a', port: 1, allowed_origins: ['https://app.example/'] }], /circles\[0\]\.allowed_origins\[0\]/],
   ]
   for (const [value, message] of cases) {
     t.throws(() => parseCirclesConfig(value, ROOT), { code: 'CONFIG_INVALID', message }, JSON.stringify(value))
   }
+
+  t.test('keeps domains and allowed origins', async (t) => {
+    const [c] = parseCirclesConfig([{ name: 'a', port: 0, domains: ['circle.example', 'wss://tls.example'], allowed_origins: ['https://app.example', '*'] }], ROOT)
+    t.same([c!.domains, c!.allowedOrigins], [['circle.example', 'wss://tls.example'], ['https://app.example', '*']])
+  })
 
   t.test('maps limits onto peer settings', async (t) => {
     const [c] = parseCirclesConfig([{ name: 'a', port: 0, limits: { timeout_ms: 50, max_log_lines: 20, max_document_bytes: 10, max_documents: 7, mailbox_capacity: 3 } }], ROOT)

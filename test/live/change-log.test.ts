@@ -81,8 +81,8 @@ t.test('run effects', async (t) => {
   })
 
   t.test('the recorder keeps values within the limit, checks emit, and reports a run past its bounds as lost', async (t) => {
-    const recorder = new EffectRecorder()
-    recorder.start(limits)
+    // One recorder per run.
+    const recorder = new EffectRecorder(limits)
     recorder.saved('a', '"short"')
     recorder.saved('b', JSON.stringify('x'.repeat(30)))
     recorder.deleted('c')
@@ -103,13 +103,12 @@ t.test('run effects', async (t) => {
         { kind: 'emit', topic: 't', value: '3' },
       ],
     })
-    recorder.start(limits)
-    t.equal(recorder.take(), undefined, 'a run without effects has none')
-    recorder.start(limits)
-    for (let i = 0; i < 1001; i++) recorder.deleted(`d${i}`)
-    t.same(recorder.take(), { lost: true, list: [] }, '1,001 notices: lost')
-    recorder.start(limits)
-    recorder.uncertain()
-    t.same(recorder.take(), { lost: true, list: [] })
+    t.equal(new EffectRecorder(limits).take(), undefined, 'a run without effects has none')
+    const many = new EffectRecorder(limits)
+    for (let i = 0; i < 1001; i++) many.deleted(`d${i}`)
+    t.same(many.take(), { lost: true, list: [] }, '1,001 notices: lost')
+    const uncertain = new EffectRecorder(limits)
+    uncertain.uncertain()
+    t.same(uncertain.take(), { lost: true, list: [] })
   })
 })

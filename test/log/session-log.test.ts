@@ -124,7 +124,7 @@ t.test('the log of a full session tells what happened and nothing private', asyn
     t.match(await session.call('play', { script: 'load_data("note").text.length' }), { result: { output: String(DOC_VALUE.length) } }, 'plays keep working')
   })
 
-  t.test("a host killed by a script: its exit is logged with the tail of its stderr; the circle is quarantined", async (t) => {
+  t.test("a host killed by a script: its exit is logged with the tail of its stderr; its sender is quarantined in the circle", async (t) => {
     const from = node.mark()
     const { socket } = await signIn(bomb!.url, visitor)
     const answer = await socket.call('play', { script: 'const m = new Map(); for (let i = 0; ; i++) m.set(i, { i })' })
@@ -133,7 +133,7 @@ t.test('the log of a full session tells what happened and nothing private', asyn
     t.match(exit, { level: 40, signal: 'SIGABRT', stderr: /heap|Heap|memory/ })
     t.match(await node.waitFor(is('child exited', { supervisor: 'sandbox', child: 'host-0' }), undefined, from), { blame: 'workload' })
     t.match(await node.waitFor(is('restarting child', { supervisor: 'sandbox', child: 'host-0' }), undefined, from), { counted: false })
-    t.match(node.lines.slice(from).find(is('a script crashed its sandbox host: circle (and address) quarantined')), { circle: bomb!.public_key })
+    t.match(node.lines.slice(from).find(is('a script crashed its sandbox host: its origin is quarantined in the circle')), { circle: bomb!.public_key })
     t.match(await socket.call('play', { script: '1' }), { error: { data: { code: 'RATE_LIMITED', limit: 'quarantine' } } })
     socket.close()
     await node.waitFor(is('sandbox host started', { child: 'host-0', restarts: 2 }), undefined, from)

@@ -139,7 +139,7 @@ t.test('sandbox hosts: permanent children of the sandbox supervisor (one_for_one
     t.match(await outcome, { ok: false, code: 'WORKER_CRASHED' })
     t.match(exited, { blame: 'workload' })
     t.match(restarting, { counted: false })
-    t.ok(log.lines.some(is('a script crashed its sandbox host: circle (and address) quarantined', { circle: pair.publicKey })))
+    t.ok(log.lines.some(is('a script crashed its sandbox host: its origin is quarantined in the circle', { circle: pair.publicKey })))
     t.match(await node.peers.play(pair.publicKey, { caller: pair.publicKey, script: 'list_data("started-").length' }), { output: '1' }, 'the context serves its next play')
   })
 })

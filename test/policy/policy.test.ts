@@ -1,6 +1,6 @@
 import t from 'tap'
 import { generateKeyPair } from '../../src/identity/index.js'
-import { DEFAULT_POLICY, admitsAnonymous, canRun, canWrite, parsePolicy, readPolicy, writePolicy } from '../../src/policy/index.js'
+import { DEFAULT_POLICY, admitsAnonymous, canCall, canRun, canWrite, parsePolicy, readPolicy, writePolicy } from '../../src/policy/index.js'
 
 const owner = generateKeyPair().publicKey
 const friend = generateKeyPair().publicKey
@@ -8,9 +8,12 @@ const stranger = generateKeyPair().publicKey
 
 t.test('parsePolicy(value)', async (t) => {
   t.same(parsePolicy(undefined), DEFAULT_POLICY)
-  t.same(parsePolicy({}), { run: 'authenticated', write: 'owner' })
-  t.same(parsePolicy({ run: 'anonymous' }), { run: 'anonymous', write: 'owner' })
-  t.same(parsePolicy({ run: [friend.toUpperCase()], write: [friend] }), { run: [friend], write: [friend] }, 'keys are normalised')
+  t.same(parsePolicy({}), { run: 'authenticated', write: 'owner', call: 'owner' })
+  t.same(parsePolicy({ run: 'anonymous' }), { run: 'anonymous', write: 'owner', call: 'owner' })
+  t.same(parsePolicy({ run: [friend.toUpperCase()], write: [friend], call: [friend.toUpperCase()] }), { run: [friend], write: [friend], call: [friend] }, 'keys are normalised')
+  t.same(parsePolicy({ call: 'anonymous' }), { run: 'authenticated', write: 'owner', call: 'anonymous' }, 'call takes the forms of run')
+  t.throws(() => parsePolicy({ call: 'everyone' }), { code: 'CONFIG_INVALID', message: /policy\.call/ })
+  t.throws(() => parsePolicy({ call: ['nope'] }), { code: 'CONFIG_INVALID', message: /policy\.call\[0\]/ })
   t.throws(() => parsePolicy({ run: 'everyone' }, 'circles[1].policy'), { code: 'CONFIG_INVALID', message: /circles\[1\]\.policy\.run/ })
   t.throws(() => parsePolicy({ write: 'anonymous' }), { code: 'CONFIG_INVALID', message: /policy\.write/ })
   t.throws(() => parsePolicy({ read: 'x' }), { code: 'CONFIG_INVALID', message: /policy\.read/ })
@@ -45,6 +48,16 @@ t.test('canWrite(policy, caller, owner)', async (t) => {
   t.ok(canWrite(parsePolicy({ write: 'authenticated' }), stranger, owner))
   t.ok(canWrite(parsePolicy({ write: [friend] }), friend, owner))
   t.notOk(canWrite(parsePolicy({ write: [friend] }), stranger, owner))
+})
+
+t.test('canCall(policy, caller, owner): who may run scripts that call out, as the context', async (t) => {
+  t.ok(canCall(DEFAULT_POLICY, owner, owner), 'the owner, by default')
+  t.notOk(canCall(DEFAULT_POLICY, stranger, owner), 'nobody else: running scripts does not lend the context its authority')
+  t.notOk(canCall(parsePolicy({ run: 'anonymous', call: 'authenticated' }), '', owner), 'an anonymous caller is not authenticated')
+  t.ok(canCall(parsePolicy({ call: 'anonymous' }), '', owner))
+  t.ok(canCall(parsePolicy({ call: [friend] }), friend, owner))
+  t.notOk(canCall(parsePolicy({ call: [friend] }), stranger, owner))
+  t.notOk(canCall(parsePolicy({ run: 'authenticated', call: 'owner' }), friend, owner), 'independent of run')
 })
 
 t.test('readPolicy / writePolicy', async (t) => {

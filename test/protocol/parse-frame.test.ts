@@ -1,11 +1,14 @@
 import t from 'tap'
 import { parseFrame, type FrameEntry, type FrameLimits, type ParsedFrame } from '../../src/protocol/index.js'
+import { shapeExcess } from '../../src/protocol/frame-shape.js'
 import { DEFAULTS } from '../../src/config/index.js'
 
 const limits: FrameLimits = {
   maxFrameBytes: DEFAULTS.MAX_FRAME_BYTES,
   maxBatchEntries: DEFAULTS.MAX_BATCH_ENTRIES,
   maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
+  maxFrameDepth: DEFAULTS.MAX_FRAME_DEPTH,
+  maxFrameValues: DEFAULTS.MAX_FRAME_VALUES,
 }
 const KEY = '0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798'
 
@@ -192,6 +195,84 @@ t.test('parseFrame(batch)', async (t) => {
     const r = rejected(entry(parseFrame(text, { ...limits, maxBatchEntries: 3 })))
     t.same(r, { id: null, code: 'BATCH_TOO_LARGE', rpc: -32600 })
   })
+})
+
+t.test('parseFrame(shape): depth and values are bounded by a scan before parsing', async (t) => {
+  const shaped = { ...limits, maxFrameDepth: 4, maxFrameValues: 20 }
+  const refusal = (text: string) => {
+    const e = entry(parseFrame(text, shaped))
+    return e.type === 'reject' ? { code: e.error.code, rpc: e.error.rpcCode, id: e.id, details: e.error.details } : e.type
+  }
+
+  t.test('nesting up to the limit parses; one level more is FRAME_TOO_COMPLEX (-32600) with data.limit', async (t) => {
+    const call = (depth: number) => `{"jsonrpc":"2.0","id":1,"method":"play","params":{"script":"x","timeout_ms":${'['.repeat(depth - 2)}1${']'.repeat(depth - 2)}}}`
+    t.match(entry(parseFrame(call(4), shaped)), { type: 'reject', error: { code: 'INVALID_PARAMS' } }, 'depth 4 reaches the parser (and its params check)')
+    t.same(refusal(call(5)), { code: 'FRAME_TOO_COMPLEX', rpc: -32600, id: null, details: { limit: 4, shape: 'depth' } })
+  })
+
+  t.test('a deep frame is refused before JSON.parse: even unterminated, it is not a PARSE_ERROR', async (t) => {
+    t.match(refusal('['.repeat(100)), { code: 'FRAME_TOO_COMPLEX' })
+    t.match(refusal('['.repeat(500_000) + ']'.repeat(500_000)), { code: 'FRAME_TOO_COMPLEX', details: { shape: 'depth' } })
+    t.match(refusal('[[[[1]]]'), { code: 'PARSE_ERROR' }, 'shallow enough: the parser says what is wrong')
+  })
+
+  t.test('brackets, commas and colons inside strings do not count, escaped quotes included', async (t) => {
+    const script = '[[[[[{{{{{:,:,:,' + '\\"[[[[[' + '\\\\' + '\\"' + ',,,,,,,,,,,,,,,,,,,,,,,,'
+    const text = `{"jsonrpc":"2.0","id":"[[[[[[","method":"play","params":{"script":"${script}"}}`
+    t.equal(JSON.parse(text).params.script.length > 0, true, 'the frame is valid JSON')
+    t.match(entry(parseFrame(text, shaped)), { type: 'call', id: '[[[[[[', call: { method: 'play' } })
+    t.match(refusal('{"a":"\\\\"' + ',[[[[[]]]]]}'), { code: 'FRAME_TOO_COMPLEX' }, 'a string ending in an even run of backslashes ends at its quote')
+  })
+
+  t.test('values: containers, members and elements, counted', async (t) => {
+    const members = (n: number) => `{${Array.from({ length: n }, (_, i) => `"k${i}":1`).join(',')}}`
+    // n members: n colons, n - 1 commas, 1 container.
+    t.match(entry(parseFrame(members(10), shaped)), { type: 'reject', error: { code: 'INVALID_REQUEST' } }, '20 values: parsed')
+    t.same(refusal(members(11)), { code: 'FRAME_TOO_COMPLEX', rpc: -32600, id: null, details: { limit: 20, shape: 'values' } })
+    t.match(refusal(`[${'1,'.repeat(30)}1]`), { code: 'FRAME_TOO_COMPLEX', details: { shape: 'values' } })
+  })
+
+  t.test('the defaults admit the largest batch the node accepts', async (t) => {
+    const batch = JSON.stringify(
+      Array.from({ length: DEFAULTS.MAX_BATCH_ENTRIES }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'play', params: { script: '1', timeout_ms: 10 } })),
+    )
+    const frame = parseFrame(batch, limits)
+    t.equal(frame.type === 'batch' && frame.entries.every((e) => e.type === 'call'), true)
+  })
+})
+
+/** The scan, written the slow and obvious way: byte by byte, a backslash skipping the next byte in a string. */
+function referenceExcess(text: string, maxDepth: number, maxValues: number): string | undefined {
+  const bytes = Buffer.from(text)
+  let depth = 0
+  let values = 0
+  let inString = false
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!
+    if (inString) {
+      if (b === 0x5c) i++
+      else if (b === 0x22) inString = false
+      continue
+    }
+    if (b === 0x22) inString = true
+    else if (b === 0x5b || b === 0x7b) {
+      if (++depth > maxDepth) return 'depth'
+      if (++values > maxValues) return 'values'
+    } else if (b === 0x5d || b === 0x7d) depth--
+    else if ((b === 0x2c || b === 0x3a) && ++values > maxValues) return 'values'
+  }
+  return undefined
+}
+
+t.test('shapeExcess agrees with a byte-by-byte scan on random text', async (t) => {
+  const random = rng(0x5ca9)
+  const alphabet = ['[', ']', '{', '}', ',', ':', '"', '\\', 'a', ' ', '€']
+  let disagreements = 0
+  for (let i = 0; i < 20_000; i++) {
+    const text = Array.from({ length: Math.floor(random() * 80) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('')
+    if (shapeExcess(Buffer.from(text), 3, 12) !== referenceExcess(text, 3, 12)) disagreements++
+  }
+  t.equal(disagreements, 0)
 })
 
 /** xorshift32: a seeded generator so a failing fuzz case can be replayed. */

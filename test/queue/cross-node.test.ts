@@ -11,15 +11,15 @@ import { QueueKeys, encodeTask, parseOwnerToken } from '../../src/queue/index.js
 import { NAMESPACE_DIRS, namespacePath } from '../../src/storage/index.js'
 import { cliBuilt, metric, startCli, type CliNode } from '../helpers/cli-node.js'
 import { authenticate, openSocket } from '../helpers/raw-socket.js'
-import { SHARED_REDIS_URL, sharedRedis, testPrefix } from '../helpers/redis-server.js'
+import { testPrefix, testRedis } from '../helpers/redis-server.js'
 
-// Two node processes joined through the shared Redis (keys under a prefix of this test, deleted
+// Two node processes joined through the test Redis (keys under a prefix of this test, deleted
 // at teardown), then workers: what a client on node 1 sees of contexts other processes host.
 
 const SECRET = 'cross-node-test-secret-0123456789'
 
-function redisArgs(prefix: string): string[] {
-  return ['--redis-url', SHARED_REDIS_URL, '--cluster-secret', SECRET, '--redis-prefix', prefix, '--sandbox-processes', '1', '--admin-port', '0']
+function redisArgs(redisUrl: string, prefix: string): string[] {
+  return ['--redis-url', redisUrl, '--cluster-secret', SECRET, '--redis-prefix', prefix, '--sandbox-processes', '1', '--admin-port', '0']
 }
 
 async function errorOf(play: Promise<unknown>): Promise<{ code: string; message: string; data: Record<string, unknown> }> {
@@ -45,7 +45,7 @@ async function databaseWith(dir: string, contexts: { key: string; policy?: unkno
 t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
   if (!cliBuilt()) return t.fail('run npm run build first (npm test does)')
   const prefix = testPrefix('cross')
-  const redis = sharedRedis(t, prefix)
+  const { url: redisUrl, redis } = await testRedis(t, prefix)
   const keys = new QueueKeys(prefix)
   const dir = t.testdir({
     'init.js': 'save_data("profile", { name: "Owner" }); 1',
@@ -55,8 +55,8 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     ]),
     'front.json': JSON.stringify([{ name: 'front', port: 0 }]),
   })
-  const node2 = await startCli(t, ['launch', '--config', join(dir, 'owner.json'), '--db-path', join(dir, 'db2'), ...redisArgs(prefix)], /^serving /)
-  const node1 = await startCli(t, ['launch', '--config', join(dir, 'front.json'), '--db-path', join(dir, 'db1'), ...redisArgs(prefix)], /^serving /)
+  const node2 = await startCli(t, ['launch', '--config', join(dir, 'owner.json'), '--db-path', join(dir, 'db2'), ...redisArgs(redisUrl, prefix)], /^serving /)
+  const node1 = await startCli(t, ['launch', '--config', join(dir, 'front.json'), '--db-path', join(dir, 'db1'), ...redisArgs(redisUrl, prefix)], /^serving /)
   const circle = (node: CliNode, name: string) => node.events.find((e) => e['circle'] === name) as { url: string; public_key: string }
   const owner = circle(node2, 'owner')
   const open = circle(node2, 'open')
@@ -67,6 +67,17 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
   const client = await connectedClient(via1(owner.public_key))
   t.teardown(() => client.close())
   await client.authenticate({ signer: secretKeySigner(caller.secretKey) })
+
+  await t.test("the gateway's sign-in message names the gateway as dialled and the other node's context", async (t) => {
+    const socket = await openSocket(via1(owner.public_key))
+    t.teardown(() => socket.close())
+    const { result } = await socket.call('fetch_nonce', { pubkey: caller.publicKey })
+    const lines = (result.nonce as string).split('\n')
+    t.equal(lines[0], `${new URL(front.url).host} wants you to sign in with your Ethereum account:`)
+    t.equal(lines[3], `Sign in to the Circles context ${owner.public_key}.`)
+    t.equal(lines[5], `URI: ${via1(owner.public_key)}`)
+    t.equal(client.publicKey, caller.publicKey, 'and the client library, checking it, signed in through the gateway')
+  })
 
   await t.test("the owner's context: its key, the caller's key, its data", async (t) => {
     const played = await client.play('[CIRCLE_PUBLIC_KEY, CALLER_PUBLIC_KEY, load_data("profile")]')
@@ -94,7 +105,7 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     const a = await remote.call('play', { script: 'print("hi"); ({ n: 1 })' }, 7)
     const b = await local.call('play', { script: 'print("hi"); ({ n: 1 })' }, 7)
     t.same(Object.keys(a.result).sort(), Object.keys(b.result).sort())
-    t.same(Object.keys(a.result.timings).sort(), ['cpu_ms', 'queued_ms', 'run_ms'])
+    t.same(Object.keys(a.result.timings).sort(), ['calls_ms', 'cpu_ms', 'queued_ms', 'run_ms'])
     t.match(a.result, { output: '{"n":1}', result: { n: 1 }, logs: ['hi'], task_id: /^[0-9a-f-]{36}$/ })
     t.equal(a.id, 7)
     const e1 = await remote.call('play', { script: 'throw new Error("x")' })
@@ -136,9 +147,11 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     t.match(await errorOf(stranger.play('1')), { code: 'UNKNOWN_CIRCLE' })
   })
 
-  await t.test('/info says the node is clustered; the counters moved', async (t) => {
-    const info = (await (await fetch(`${front.url.replace(/^ws/, 'http')}info`)).json()) as { cluster: Record<string, unknown> }
-    t.match(info.cluster, { clustered: true, node_id: /^[0-9a-f]{16}$/, redis: 'connected' })
+  await t.test('the admin listener says the node is clustered, /info does not; the counters moved', async (t) => {
+    const info = (await (await fetch(`${front.url.replace(/^ws/, 'http')}info`)).json()) as Record<string, unknown>
+    t.equal(info['cluster'], undefined, 'a stranger is not told the node id or whether Redis is reachable')
+    const health = (await (await fetch(`${node1.admin!}/healthz`)).json()) as { cluster: Record<string, unknown> }
+    t.match(health.cluster, { clustered: true, node_id: /^[0-9a-f]{16}$/, redis: 'connected' })
     t.ok((await metric(node1.admin!, 'circles_cross_node_tasks_sent_total')) >= 200)
     t.ok((await metric(node2.admin!, 'circles_cross_node_tasks_received_total')) >= 200)
     t.equal(await metric(node1.admin!, 'circles_redis_connected'), 1)
@@ -150,8 +163,8 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     const b = generateKeyPair().publicKey
     const db3 = await databaseWith(join(dir, 'db3'), [{ key: single }, { key: generateKeyPair().publicKey }])
     const db4 = await databaseWith(join(dir, 'db4'), [{ key: a, policy: { run: 'authenticated', write: 'authenticated' } }, { key: b }])
-    const w1 = await startCli(t, ['worker', '--circle-public-key', single, '--db-path', db3, ...redisArgs(prefix)], /^worker serving /)
-    const w2 = await startCli(t, ['worker', '--db-path', db4, ...redisArgs(prefix)], /^worker serving /)
+    const w1 = await startCli(t, ['worker', '--circle-public-key', single, '--db-path', db3, ...redisArgs(redisUrl, prefix)], /^worker serving /)
+    const w2 = await startCli(t, ['worker', '--db-path', db4, ...redisArgs(redisUrl, prefix)], /^worker serving /)
     t.match(w1.events.find((e) => /^worker serving/.test(String(e.msg))), { single, contexts: 1 })
     t.match(w2.events.find((e) => /^worker serving/.test(String(e.msg))), { contexts: 2 })
     for (const key of [single, a, b]) {
@@ -176,7 +189,7 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
 
   await t.test('a task or a reply with a bad MAC is refused and counted', async (t) => {
     const ownerToken = parseOwnerToken(await redis.get(keys.lease(open.public_key)))!
-    const frontNode = (await (await fetch(`${front.url.replace(/^ws/, 'http')}info`)).json() as { cluster: { node_id: string } }).cluster.node_id
+    const frontNode = (await (await fetch(`${node1.admin!}/healthz`)).json() as { cluster: { node_id: string } }).cluster.node_id
     const taskId = randomUUID()
     const before2 = await metric(node2.admin!, 'circles_cross_node_refused_total')
     const deadline = Date.now() + 60_000

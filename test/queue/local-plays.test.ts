@@ -23,7 +23,7 @@ t.test('local plays of a clustered node send no task to Redis', { timeout: 60_00
   const circle = node.events.find((e) => e['circle'] === 'local') as { url: string; public_key: string }
   const probe = new Redis(server.url)
   t.teardown(() => probe.disconnect())
-  // The node has claimed its context (its start-up duties are done) before the watch starts.
+  // The node has claimed its context before the watch starts (and, serving, has re-delivered and taken what Redis held for it).
   while ((await probe.exists(`rhailib:lease:{${circle.public_key}}`)) === 0) await probe.blpop('never', 0.05)
 
   const watcher = new Redis(server.url)

@@ -6,7 +6,7 @@ import { decodeDocumentName } from '../../src/storage/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { cliBuilt, metric, startCli } from '../helpers/cli-node.js'
 import { authenticate, openSocket, type RawSocket } from '../helpers/raw-socket.js'
-import { SHARED_REDIS_URL, keysUnder, sharedRedis, testPrefix } from '../helpers/redis-server.js'
+import { keysUnder, testPrefix, testRedis } from '../helpers/redis-server.js'
 
 // kill -9 of the node that owns a context while 200 cross-node tasks for it are in flight, then a
 // restart on the same database path within the tasks' deadline. Each task increments a document
@@ -24,14 +24,14 @@ const script = (i: number) => `const n = (load_data("t${i}") ?? 0) + 1; save_dat
 t.test('kill -9 of the owner with 200 tasks in flight, restart within the deadline', { timeout: 90_000 }, async (t) => {
   if (!cliBuilt()) return t.fail('run npm run build first (npm test does)')
   const prefix = testPrefix('owner-crash')
-  const redis = sharedRedis(t, prefix)
+  const { url: redisUrl, redis } = await testRedis(t, prefix)
   const keys = new QueueKeys(prefix)
   const dir = t.testdir({
     'owner.json': JSON.stringify([{ name: 'count', port: 0, policy: { run: 'authenticated', write: 'authenticated' } }]),
     'front.json': JSON.stringify([{ name: 'front', port: 0 }]),
   })
   // A deadline (1 s run + 20 s allowance) the restart fits in, with room for a busy machine.
-  const args = ['--redis-url', SHARED_REDIS_URL, '--cluster-secret', SECRET, '--redis-prefix', prefix, '--sandbox-processes', '1', '--admin-port', '0', '--queue-allowance-ms', '20000']
+  const args = ['--redis-url', redisUrl, '--cluster-secret', SECRET, '--redis-prefix', prefix, '--sandbox-processes', '1', '--admin-port', '0', '--queue-allowance-ms', '20000']
   const ownerArgs = ['launch', '--config', join(dir, 'owner.json'), '--db-path', join(dir, 'db-owner'), ...args]
   const owner = await startCli(t, ownerArgs, /^serving /)
   const front = await startCli(t, ['launch', '--config', join(dir, 'front.json'), '--db-path', join(dir, 'db-front'), ...args], /^serving /)
@@ -106,9 +106,13 @@ t.test('kill -9 of the owner with 200 tasks in flight, restart within the deadli
   await t.test('kill -9 of the gateway node: every key the queue left behind expires', async (t) => {
     const socket = await openSocket(`${frontUrl}${context}`)
     await authenticate(socket, caller)
+    // The owner is held (SIGSTOP) until the gateway is dead, so that it answers after: were it to
+    // answer first, the gateway would have read every reply and left no reply list behind.
+    process.kill(restarted.pid, 'SIGSTOP')
     for (let i = 0; i < 50; i++) socket.send({ jsonrpc: '2.0', id: i, method: 'play', params: { script: script(1000 + i) } })
-    await socket.next(30_000)
+    while ((await redis.llen(keys.processing(context))) < 50) await redis.blpop(`${prefix}never`, 0.05)
     await front.kill9()
+    process.kill(restarted.pid, 'SIGCONT')
     // The owner finishes them all and pushes replies nobody reads.
     while ((await redis.llen(keys.processing(context))) + (await redis.llen(keys.queue(context))) > 0) await redis.blpop(`${prefix}never`, 0.05)
     const all = await keysUnder(redis, prefix)

@@ -109,9 +109,11 @@ t.test('cross-node plays through a 3-master Redis Cluster', { timeout: 90_000 },
     const context = generateKeyPair().publicKey
     const taskId = randomUUID()
     await cluster.hset(keys.task(context, taskId), { status: 'processing', task: '{"stored":true}', owner: 'n.1' })
-    await cluster.rpush(keys.processing(context), taskId)
-    const rows = await connection.circlesRecover(1, keys.processing(context), keys.taskPrefix(context))
-    t.same(rows, [[taskId, 'processing', '{"stored":true}', null, 'n.1']])
+    // Before it, an entry that is not a task id and names the list itself (WRONGTYPE, were it read).
+    await cluster.rpush(keys.processing(context), 'processing', taskId)
+    const rows = await connection.circlesRecover(1, keys.processing(context), keys.taskPrefix(context), 1024)
+    t.same(rows, [1, [taskId, 'processing', '{"stored":true}', null, null, null, 'n.1']], 'the task read from its undeclared key; the other entry skipped and counted')
+    t.same(await cluster.lrange(keys.processing(context), 0, -1), [taskId], 'and taken off the list')
     await cluster.del(keys.task(context, taskId), keys.processing(context))
   })
 

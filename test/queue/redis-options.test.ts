@@ -1,4 +1,6 @@
 import t from 'tap'
+import { chmodSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { redisOptionsFrom } from '../../src/cli/redis-options.js'
 import { runCli } from '../../src/cli/run-cli.js'
@@ -48,6 +50,25 @@ t.test('redisOptionsFrom (launch and worker flags)', async (t) => {
   t.match(redisOptionsFrom('worker', { 'redis-url': ['redis://h'], 'cluster-secret': 'x'.repeat(16), 'queue-allowance-ms': '2500' }), { prefix: 'rhailib:', queueAllowanceMs: 2500, target: { type: 'single' } })
   process.env['CIRCLES_CLUSTER_SECRET'] = 'y'.repeat(20)
   t.match(redisOptionsFrom('launch', { 'redis-url': ['redis://h'] }), { secret: 'y'.repeat(20) }, 'the secret from the environment')
+  t.equal(process.env['CIRCLES_CLUSTER_SECRET'], undefined, 'and out of the environment once read: nothing the node starts inherits it')
+  process.env['CIRCLES_CLUSTER_SECRET'] = 'y'.repeat(20)
+  redisOptionsFrom('launch', { 'redis-url': ['redis://h'], 'cluster-secret': 'x'.repeat(16) })
+  t.equal(process.env['CIRCLES_CLUSTER_SECRET'], undefined, 'even when an option gives the secret')
+})
+
+t.test('--cluster-secret-file', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'secret')
+  writeFileSync(file, 'z'.repeat(24) + '\r\n\n', { mode: 0o600 })
+  t.match(redisOptionsFrom('worker', { 'redis-url': ['redis://h'], 'cluster-secret-file': file }), { secret: 'z'.repeat(24) }, 'its text without trailing line breaks')
+  t.throws(() => redisOptionsFrom('worker', { 'redis-url': ['redis://h'], 'cluster-secret-file': file, 'cluster-secret': 'x'.repeat(16) }), { code: 'USAGE', message: /not both/ })
+  t.throws(() => redisOptionsFrom('worker', { 'cluster-secret-file': file }), { code: 'USAGE', message: /--cluster-secret-file needs --redis-url/ })
+  t.throws(() => redisOptionsFrom('worker', { 'redis-url': ['redis://h'], 'cluster-secret-file': join(dir, 'missing') }), { code: 'USAGE', message: /cannot read --cluster-secret-file .*ENOENT/ })
+  chmodSync(file, 0o640)
+  t.throws(() => redisOptionsFrom('worker', { 'redis-url': ['redis://h'], 'cluster-secret-file': file }), { code: 'USAGE', message: /must not be readable by group or others \(chmod 600/ })
+  const short = join(dir, 'short')
+  writeFileSync(short, 'short\n', { mode: 0o600 })
+  t.throws(() => redisOptionsFrom('worker', { 'redis-url': ['redis://h'], 'cluster-secret-file': short }), { code: 'USAGE', message: /at least 16 bytes/ })
 })
 
 t.test('circles worker without --redis-url is a usage error', async (t) => {

@@ -12,7 +12,7 @@ function killHost(pid: number | undefined): void {
   process.kill(pid, 'SIGKILL')
 }
 
-const crashedHostEvents: { circle: string; origin: string | undefined }[] = []
+const crashedHostEvents: { circle: string; origin: string | undefined; caller: string }[] = []
 const pool = new SandboxPool({ processes: 1, hooks: { onCrash: (run) => crashedHostEvents.push(run) } })
 
 await pool.start()
@@ -85,7 +85,7 @@ t.test('a host that dies mid-frame: its progress marker names the culprit', asyn
   const limits = { ...LIMITS, timeoutMs: 10_000, cpuMs: 10_000 }
   const refA = pool.register({ circle: a, root: join(dir, a), dbPathLabel: a, limits, quota: { ...QUOTA } })
   const refB = pool.register({ circle: b, root: join(dir, b), dbPathLabel: b, limits, quota: { ...QUOTA } })
-  const req = (script: string) => ({ script, caller: '', canWrite: true, timeoutMs: 10_000 })
+  const req = (script: string) => ({ script, caller: '', canWrite: true, canCall: false, timeoutMs: 10_000 })
   const started = crashedHostEvents.length
   const runs = [
     pool.run(refA, req('save_data("n", 1); "a-write"')),
@@ -117,6 +117,6 @@ t.test('a host that dies mid-frame: its progress marker names the culprit', asyn
   t.match(b1, { type: 'ok', output: 'b1' }, 'a completed run of another context whose answer was lost runs again')
   t.match(b2, { type: 'ok', output: 'b2' }, 'a run that had not started runs on the next host')
   t.equal(crashedHostEvents.length - started, 1, 'one crash reported, for the culprit')
-  t.same(crashedHostEvents.at(-1), { circle: a, origin: undefined })
+  t.same(crashedHostEvents.at(-1), { circle: a, origin: undefined, caller: '' })
   t.match(decode(await pool.run(refA, req('load_data("n")'))), { type: 'ok', output: '1' }, 'the write is on disk')
 })

@@ -111,7 +111,7 @@ t.test('finding 9: queued_ms counts only the wait behind the same context’s ea
 t.test('finding 9: the memory limit is approximate — measured, not a test of a bound', { timeout: 60_000 }, async (t) => {
   // V8 checks the heap limit when it collects garbage: one flat string allocation can overshoot
   // it. Three 256 MiB strings held at once end in SCRIPT_MEMORY; the host's peak RSS is reported
-  // (the README quotes it), and the host serves the next run.
+  // (docs/security.md quotes it), and the host serves the next run.
   const { node, url } = await startNode(t, { policy: { run: 'anonymous' } })
   await node.peers.spawnPeer({ pubkey: node.served[0]!.publicKey, limits: { timeoutMs: 10_000, cpuMs: 10_000 } })
   const socket = await openSocket(url)

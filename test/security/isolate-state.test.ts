@@ -7,7 +7,7 @@
  *
  * Each check below is a script pair over the protocol: a run of the attacker's circle does
  * something, then a run of the victim's circle — on the same host, isolate and context — looks.
- * The README's "Security model" lists what was found and why what remains shared is safe.
+ * docs/security.md lists what was found and why what remains shared is safe.
  */
 import t from 'tap'
 import { generateKeyPair } from '../../src/identity/index.js'

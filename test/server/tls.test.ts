@@ -1,7 +1,7 @@
 import t from 'tap'
 import { silentLogger } from '../../src/log/index.js'
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { get } from 'node:https'
 import { join } from 'node:path'
 import { WebSocket } from 'ws'
@@ -76,6 +76,7 @@ t.test('tls settings are validated like the others (CONFIG_INVALID names the fie
   t.match(parseCirclesConfig([{ ...base, tls: { cert_path: 'c.pem', key_path: '/abs/k.pem' } }], '/base')[0]!.tls, { certPath: '/base/c.pem', keyPath: '/abs/k.pem' })
 
   const dir = t.testdir({ 'junk.pem': 'not a certificate' })
+  chmodSync(join(dir, 'junk.pem'), 0o600)
   const { cert } = selfSigned(dir)
   const attempt = async (tls: unknown) => {
     writeFileSync(join(dir, 'circles.json'), JSON.stringify([{ ...base, tls }]))
@@ -83,4 +84,19 @@ t.test('tls settings are validated like the others (CONFIG_INVALID names the fie
   }
   await t.rejects(attempt({ cert_path: 'missing.pem', key_path: 'key.pem' }), { code: 'CONFIG_INVALID', message: /circles\[0\]\.tls\.cert_path: cannot read .*missing\.pem \(ENOENT\)/ })
   await t.rejects(attempt({ cert_path: cert, key_path: 'junk.pem' }), { code: 'CONFIG_INVALID', message: /circles\[0\]\.tls: the certificate and key do not load/ })
+})
+
+t.test('a private key other users can read is refused; group-readable (ssl-cert) is served', async (t) => {
+  const dir = t.testdir()
+  const { key } = selfSigned(dir)
+  writeFileSync(join(dir, 'circles.json'), JSON.stringify([{ name: 'secure', port: 0, tls: { cert_path: 'cert.pem', key_path: 'key.pem' } }]))
+  const attempt = () => launch({ configPath: join(dir, 'circles.json'), dbPath: join(dir, 'db'), node: { sandbox: { processes: 1 }, logger: silentLogger() } })
+  for (const mode of [0o644, 0o604, 0o602]) {
+    chmodSync(key, mode)
+    await t.rejects(attempt(), { code: 'CONFIG_INVALID', details: { field: 'circles[0].tls.key_path' }, message: /circles\[0\]\.tls\.key_path: .*key\.pem is open to other users: chmod o-rwx/ }, `mode ${mode.toString(8)}`)
+  }
+  chmodSync(key, 0o640)
+  const { node } = await attempt()
+  t.pass('mode 640: served')
+  await node.close()
 })

@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import { circlesError, isCirclesError, type CirclesError } from '../../errors/index.js'
 import { FAULT_MARKER, type Faults } from '../../faults/index.js'
-import { createNonce, type Claimant, type PublicKeyHex } from '../../identity/index.js'
-import type { LoadLimits } from '../../limits/index.js'
+import type { Claimant, PublicKeyHex } from '../../identity/index.js'
+import type { ClientAddress, ClientAddresses, Clock, LoadLimits, SendAccount, SendBudget, SendBudgetName } from '../../limits/index.js'
 import type { AddressSubscriptions, Position, Subscriber } from '../../live/index.js'
 import type { Logger } from '../../log/index.js'
 import type { NodeMetrics } from '../../metrics/index.js'
@@ -24,12 +24,20 @@ import type { ContextSubscription, PeerHost, PlayOutcome, PlayRequest } from '..
 import type { Verifier } from '../../verifier/index.js'
 import { BatchAnswer } from './batch-answer.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
+import { Outbox } from './outbox.js'
+import { issueSignInMessage, type SignInSite } from './sign-in.js'
 import { SocketSubscription } from './socket-subscription.js'
 
 export interface GatewayLimits extends FrameLimits {
   readonly maxInFlight: number
-  /** Bytes queued for a socket that does not read, past which it is cut (SLOW_CONSUMER). */
+  /** Bytes waiting for a socket that does not read, past which it is cut (SLOW_CONSUMER). */
   readonly maxBufferedBytes: number
+  /** Bytes waiting for the sockets of one address (IPv6: /64), past which the one holding most is cut. */
+  readonly maxBufferedBytesPerAddress: number
+  /** Bytes waiting for all sockets of the node, past which the one holding most is cut. */
+  readonly maxBufferedBytesPerNode: number
+  /** Bytes a socket may have unwritten in the WebSocket layer; past them answers wait in the node and the socket is not read. */
+  readonly socketHighWaterBytes: number
   /** UTF-8 bytes of the answers of one batch; entries past it are answered OUTPUT_TOO_LARGE. */
   readonly maxBatchAnswerBytes: number
   readonly nonceTtlMs: number
@@ -56,19 +64,40 @@ export interface GatewayServices {
   readonly metrics: NodeMetrics
   readonly limits: GatewayLimits
   readonly load: LoadLimits
+  /** Who a connection is from (trusted proxies' forwarded-for headers). */
+  readonly clients: ClientAddresses
+  /** The node's budget of bytes waiting on sockets: every message sent is charged to it. */
+  readonly sendBudget: SendBudget
+  /** What the idle timer and the pauses read time from. */
+  readonly clock: Clock
   readonly log: Logger
   readonly faults: Faults
   /** Logs an authentication failure unless too many were logged lately. */
   readonly logAuthFailure: (address: string, code: string) => void
 }
 
-/** Which circle a connection talks to: a hosted peer, or a path that names none. */
-export type GatewayTarget = { readonly type: 'circle'; readonly pubkey: PublicKeyHex } | { readonly type: 'unknown'; readonly path: string }
+/**
+ * Which circle a connection talks to — a hosted peer, and where the client dialled it (its
+ * sign-in messages name that) — or a path that names none.
+ */
+export type GatewayTarget =
+  | { readonly type: 'circle'; readonly pubkey: PublicKeyHex; readonly site: SignInSite }
+  | { readonly type: 'unknown'; readonly path: string }
 
 /** How long a socket closing after a protocol error may take to finish the closing handshake. */
 const ERROR_CLOSE_GRACE_MS = 5_000
 
 const BINARY_REFUSED = circlesError('INVALID_REQUEST', 'Invalid Request: binary frames are not accepted; send text frames')
+
+/** Why a socket is not read from now: its answers wait in the node, or its address spent its frame budget. */
+type Hold = 'answers' | 'frames'
+
+let sockets = 0
+
+/** Whether an entry runs something (the rest are refused or dropped without running). */
+function runs(entry: FrameEntry): boolean {
+  return entry.type === 'call' || entry.type === 'notify'
+}
 
 function encodeSuccess(id: JsonRpcId, resultJson: string): string {
   return `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`
@@ -97,12 +126,27 @@ function claimantOf(params: ClaimParams): Claimant {
  * socket closes.
  */
 export class GatewayConnection implements ChildHandle {
+  /** The client's address (logged). */
   readonly remoteAddress: string
+  /** The client's origin: what per-address limits and the crash quarantine count (an IPv6 /64). */
+  readonly origin: string
   private readonly socket: WebSocket
   private readonly target: GatewayTarget
   private readonly services: GatewayServices
   private readonly actor: Actor<GatewayMachine>
-  private readonly idleTimer: NodeJS.Timeout
+  private readonly clock: Clock
+  /** Per-socket limits are kept under this key. */
+  private readonly key = `socket:${++sockets}`
+  private readonly account: SendAccount
+  private readonly outbox: Outbox
+  /** When the client last sent a frame or took an answer. */
+  private lastActivity: number
+  private idleTimer: unknown
+  private readonly holds = new Set<Hold>()
+  private framesTimer: unknown
+  private graceTimer: unknown
+  /** Aborted once the node stops serving this client (cut or idle): its plays not started yet are dropped. */
+  private readonly dropped = new AbortController()
   private caller: PublicKeyHex | '' = ''
   /** Mirrors the machine being in `open` (read on every frame). */
   private open = true
@@ -120,15 +164,25 @@ export class GatewayConnection implements ChildHandle {
   private nextSubscription = 1
   /** Subscriptions created by the frame being handled: their notifications wait for its answer. */
   private frameSubscriptions: SocketSubscription[] | undefined
-  /** Bytes of notifications held for subscriptions whose answer is not out yet. */
-  private heldBytes = 0
-  private pingTimer: NodeJS.Timeout | undefined
+  private pingTimer: unknown
 
-  constructor(socket: WebSocket, target: GatewayTarget, services: GatewayServices, remoteAddress: string) {
+  constructor(socket: WebSocket, target: GatewayTarget, services: GatewayServices, client: ClientAddress) {
     this.socket = socket
     this.target = target
     this.services = services
-    this.remoteAddress = remoteAddress
+    this.remoteAddress = client.address
+    this.origin = client.origin
+    this.clock = services.clock
+    this.account = services.sendBudget.open(this.origin, (budget, final) => this.cut(budget, final))
+    this.outbox = new Outbox(socket, this.account, services.limits.socketHighWaterBytes, {
+      onFlushed: () => {
+        this.lastActivity = this.clock.now()
+      },
+      onBackedUp: (backedUp) => {
+        if (backedUp) services.metrics.backpressurePause()
+        this.hold('answers', backedUp)
+      },
+    })
     this.actor = createActor(gatewayMachine, {
       input: {
         nonceTtlMs: services.limits.nonceTtlMs,
@@ -137,11 +191,14 @@ export class GatewayConnection implements ChildHandle {
     })
     this.actor.subscribe((snapshot) => this.onTransition(snapshot))
     this.actor.start()
-    this.idleTimer = setTimeout(() => this.actor.send({ type: 'IDLE' }), services.limits.idleTimeoutMs)
+    this.lastActivity = this.clock.now()
+    this.idleTimer = this.clock.setTimeout(this.onIdleTimer, services.limits.idleTimeoutMs)
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary))
     socket.on('close', () => this.onClose())
     // A subscriber may have nothing to send for long: answering the node's pings keeps it open.
-    socket.on('pong', () => this.idleTimer.refresh())
+    socket.on('pong', () => {
+      this.lastActivity = this.clock.now()
+    })
     socket.on('error', () => {
       // ws reports a protocol error (a text frame that is not UTF-8: 1007; over the frame limit:
       // 1009) after it began the closing handshake with that code. Cutting the connection now
@@ -190,10 +247,16 @@ export class GatewayConnection implements ChildHandle {
   }
 
   private onClose(): void {
-    clearTimeout(this.idleTimer)
+    this.clock.clearTimeout(this.idleTimer)
+    this.clock.clearTimeout(this.framesTimer)
+    this.clock.clearTimeout(this.graceTimer)
     for (const subscription of this.subscriptions.values()) this.release(subscription)
     this.subscriptions.clear()
     this.stopPinging()
+    this.outbox.drop()
+    // Whatever the socket still held is freed with it.
+    this.account.close()
+    this.services.load.socketClosed(this.key)
     this.actor.send({ type: 'SOCKET_CLOSED' })
     this.actor.stop()
     for (const waiter of this.authWaiters.values()) waiter.resolve(undefined)
@@ -222,46 +285,84 @@ export class GatewayConnection implements ChildHandle {
         this.authWaiters.delete(close.requestId as number)
         this.services.metrics.authentication(close.code)
         if (close.code !== 'OVERLOADED') {
-          this.services.load.authFailed(this.remoteAddress)
+          this.services.load.authFailed(this.origin)
           this.services.logAuthFailure(this.remoteAddress, close.code)
         }
         this.closeAfterAnswer = { code: close.code, wsCode: close.wsCode }
         waiter.resolve(waiter.id === undefined ? undefined : this.fail(waiter.id, circlesError(close.code)))
         return
       }
-      this.socket.close(close.wsCode, close.code)
+      this.closeNow(close.code, close.wsCode)
     }
   }
 
   /**
-   * Put an answer or a notification on the socket. Both are charged to the socket's budget of
-   * bytes waiting to be sent, with what subscriptions hold back for it: a client that does not
-   * read would have the node hold it all. Past the bound the socket is cut (a close frame could
-   * not get through anyway); the writers whose changes it watches never wait on it.
+   * Close with a code, once what waits for the socket has gone out — except for a socket idle or
+   * cut: it has not taken its answers for a while, so what waits is dropped (its plays not
+   * started too) and the close frame goes out behind what the WebSocket layer already holds; if
+   * the client does not answer it in time, the socket is cut.
    */
-  private transmit(text: string): void {
-    if (this.socket.readyState !== this.socket.OPEN) return
-    this.socket.send(text)
-    this.checkBuffered()
+  private closeNow(code: string, wsCode: number): void {
+    const stale = code === 'IDLE_TIMEOUT' || code === 'SLOW_CONSUMER'
+    this.outbox.close(wsCode, code, stale)
+    if (!stale) return
+    this.dropped.abort()
+    this.holds.clear()
+    this.clock.clearTimeout(this.framesTimer)
+    // The closing handshake needs the client's close frame: read again.
+    this.socket.resume()
+    this.graceTimer = this.clock.setTimeout(() => this.socket.terminate(), ERROR_CLOSE_GRACE_MS)
   }
 
-  private checkBuffered(): void {
-    const waiting = this.socket.bufferedAmount + this.heldBytes
-    if (waiting <= this.services.limits.maxBufferedBytes || this.socket.readyState !== this.socket.OPEN) return
-    this.services.metrics.error('SLOW_CONSUMER')
-    this.services.log.warn({ remote: this.remoteAddress, buffered: waiting }, 'connection cut: it does not read what is sent to it (SLOW_CONSUMER)')
-    this.socket.terminate()
+  /**
+   * The send budget cut this socket: the first time it is closed with SLOW_CONSUMER (what waits
+   * for it is dropped); if it still holds the most when a budget is over again, it is cut for good.
+   */
+  private cut(budget: SendBudgetName, final: boolean): void {
+    if (final) {
+      this.socket.terminate()
+      return
+    }
+    const { metrics, log } = this.services
+    metrics.error('SLOW_CONSUMER')
+    metrics.sendBudgetCut(budget)
+    log.warn({ remote: this.remoteAddress, budget, waiting_bytes: this.outbox.bytes }, 'connection cut: it does not read what is sent to it (SLOW_CONSUMER)')
+    if (this.open) this.actor.send({ type: 'CUT', code: 'SLOW_CONSUMER' })
+    else this.closeNow('SLOW_CONSUMER', 1008)
+  }
+
+  /** Stop reading the socket for `why`, or (`on` false) read again once nothing else holds it. */
+  private hold(why: Hold, on: boolean): void {
+    if (on) {
+      if (this.holds.size === 0) this.socket.pause()
+      this.holds.add(why)
+      return
+    }
+    if (!this.holds.delete(why) || this.holds.size > 0) return
+    this.socket.resume()
+  }
+
+  /** The address spent its frame budget: its next frames wait `ms` in the kernel. */
+  private holdFrames(ms: number): void {
+    this.clock.clearTimeout(this.framesTimer)
+    this.hold('frames', true)
+    this.framesTimer = this.clock.setTimeout(() => this.hold('frames', false), ms)
+  }
+
+  /** Idle: neither a frame nor a flushed answer for the idle timeout (checked when the timer fires). */
+  private readonly onIdleTimer = (): void => {
+    const left = this.services.limits.idleTimeoutMs - (this.clock.now() - this.lastActivity)
+    if (left > 0) this.idleTimer = this.clock.setTimeout(this.onIdleTimer, left)
+    else this.actor.send({ type: 'IDLE' })
   }
 
   private send(text: string | undefined): void {
-    if (text !== undefined) {
-      this.transmit(text)
-      if (this.socket.readyState !== this.socket.OPEN) return
-    }
-    // After a failed authenticate, the requests accepted before it are answered, then the socket closes.
-    if (this.closeAfterAnswer !== undefined && this.inFlight === 0 && this.socket.readyState === this.socket.OPEN) {
+    if (text !== undefined) this.outbox.push(text)
+    // After a failed authenticate (or too many invalid frames), the requests accepted before it
+    // are answered, then the socket closes.
+    if (this.closeAfterAnswer !== undefined && this.inFlight === 0) {
       const { code, wsCode } = this.closeAfterAnswer
-      this.socket.close(wsCode, code)
+      this.outbox.close(wsCode, code)
     }
   }
 
@@ -279,13 +380,28 @@ export class GatewayConnection implements ChildHandle {
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
-    this.idleTimer.refresh()
+    this.lastActivity = this.clock.now()
+    // Every frame costs its sender, whatever becomes of it.
+    const over = this.services.load.frame(this.origin, data.byteLength)
+    if (over !== undefined) {
+      this.services.metrics.limited(over.limit)
+      this.holdFrames(over.waitMs)
+    }
     if (!this.open || this.closeAfterAnswer !== undefined) return
-    if (isBinary) {
+    const frame = isBinary ? undefined : parseFrame(data, this.services.limits)
+    if (frame === undefined || (frame.type === 'single' ? !runs(frame.entry) : !frame.entries.some(runs))) {
+      const refused = this.services.load.invalidFrame(this.key, this.origin)
+      if (refused !== undefined) {
+        this.services.metrics.limited('invalid_frames')
+        this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: 1008 }
+        this.send(this.fail(null, refused))
+        return
+      }
+    }
+    if (frame === undefined) {
       this.send(this.fail(null, BINARY_REFUSED))
       return
     }
-    const frame = parseFrame(data, this.services.limits)
     const subscribed: SocketSubscription[] = []
     this.frameSubscriptions = subscribed
     try {
@@ -393,19 +509,19 @@ export class GatewayConnection implements ChildHandle {
         if (this.target.type === 'unknown') throw this.unknownCircle()
         if (state.matches({ open: 'authenticated' })) throw circlesError('ALREADY_AUTHENTICATED')
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')
-        const refused = this.services.load.nonce(this.remoteAddress)
+        const refused = this.services.load.nonce(this.origin)
         if (refused !== undefined) this.limited(refused)
-        const nonce = createNonce()
-        const expiresAt = Math.floor((Date.now() + this.services.limits.nonceTtlMs) / 1000)
-        this.actor.send({ type: 'NONCE_ISSUED', claimant: claimantOf(call.params), nonce })
-        return id === undefined ? undefined : encodeSuccess(id, `{"nonce":${JSON.stringify(nonce)},"expires_at":${expiresAt}}`)
+        const claimant = claimantOf(call.params)
+        const { message, expiresAt } = issueSignInMessage(this.target.site, this.target.pubkey, claimant, this.services.limits.nonceTtlMs, Date.now())
+        this.actor.send({ type: 'NONCE_ISSUED', claimant, nonce: message })
+        return id === undefined ? undefined : encodeSuccess(id, `{"nonce":${JSON.stringify(message)},"expires_at":${expiresAt}}`)
       }
       case 'authenticate': {
         const state = this.actor.getSnapshot()
         if (this.target.type === 'unknown') throw this.unknownCircle()
         if (state.matches({ open: 'authenticated' })) throw circlesError('ALREADY_AUTHENTICATED')
         if (state.matches({ open: 'verifying' })) throw circlesError('INVALID_REQUEST', 'An authenticate request is being verified')
-        const refused = this.services.load.authenticate(this.remoteAddress)
+        const refused = this.services.load.authenticate(this.origin)
         if (refused !== undefined) this.limited(refused)
         const token = this.nextToken++
         return new Promise<string | undefined>((resolve) => {
@@ -416,7 +532,7 @@ export class GatewayConnection implements ChildHandle {
       case 'play': {
         if (this.target.type === 'unknown') throw this.unknownCircle()
         const { pubkey } = this.target
-        const refused = this.services.load.play(this.caller, this.remoteAddress, pubkey)
+        const refused = this.services.load.play(this.caller, this.origin, pubkey)
         if (refused !== undefined) this.limited(refused)
         const started = performance.now()
         const { metrics, faults } = this.services
@@ -425,7 +541,8 @@ export class GatewayConnection implements ChildHandle {
           .play(pubkey, {
             caller: this.caller,
             script,
-            origin: this.remoteAddress,
+            origin: this.origin,
+            signal: this.dropped.signal,
             ...(call.params.timeout_ms === undefined ? {} : { timeoutMs: call.params.timeout_ms }),
           })
           .then(
@@ -438,7 +555,8 @@ export class GatewayConnection implements ChildHandle {
                   throw new Error('fault injected: answer-uncaught')
                 })
               }
-              return id === undefined ? undefined : encodePlayAnswer(id, played.outcome, played)
+              // A socket cut or closing meanwhile takes no answer: do not build one (up to the output limit).
+              return id === undefined || !this.outbox.accepting ? undefined : encodePlayAnswer(id, played.outcome, played)
             },
             (error: unknown) => {
               metrics.play(isCirclesError(error) ? error.code : 'INTERNAL_ERROR', (performance.now() - started) / 1000)
@@ -467,20 +585,19 @@ export class GatewayConnection implements ChildHandle {
         max: limits.maxSubscriptions,
       })
     }
-    const refused = subscriptions.acquire(this.remoteAddress)
+    const refused = subscriptions.acquire(this.origin)
     if (refused !== undefined) throw refused
     const id = `s${this.nextSubscription++}`
     const filter = { ...(params.prefix === undefined ? {} : { prefix: params.prefix }), ...(params.topics === undefined ? {} : { topics: params.topics }) }
     const subscription = new SocketSubscription(id, this.caller, filter, {
-      notify: (text) => this.transmit(text),
-      hold: (delta) => {
-        this.heldBytes += delta
-        if (delta > 0) this.checkBuffered()
-      },
+      // Notifications go through the outbox after the answers sent before them, charged to the
+      // send budgets like answers; what is held for an answer not out yet is charged too.
+      notify: (text) => this.outbox.push(text),
+      hold: (bytes) => (bytes > 0 ? this.account.charge(bytes) : this.account.credit(-bytes)),
       ended: (ended) => {
         if (this.subscriptions.get(ended.id) !== ended) return
         this.subscriptions.delete(ended.id)
-        this.services.subscriptions.release(this.remoteAddress)
+        this.services.subscriptions.release(this.origin)
         if (this.subscriptions.size === 0) this.stopPinging()
       },
     })
@@ -488,17 +605,13 @@ export class GatewayConnection implements ChildHandle {
     try {
       accepted = this.services.subscribe(pubkey, subscription, params.after)
     } catch (error) {
-      subscriptions.release(this.remoteAddress)
+      subscriptions.release(this.origin)
       throw error
     }
     subscription.cancel = accepted.cancel
     this.subscriptions.set(id, subscription)
     this.frameSubscriptions?.push(subscription)
-    if (this.pingTimer === undefined) {
-      this.pingTimer = setInterval(() => {
-        if (this.socket.readyState === this.socket.OPEN) this.socket.ping()
-      }, limits.pingIntervalMs)
-    }
+    if (this.pingTimer === undefined) this.pingTimer = this.clock.setTimeout(this.onPingTimer, limits.pingIntervalMs)
     return { subscription: id, epoch: accepted.epoch, seq: accepted.seq }
   }
 
@@ -513,11 +626,17 @@ export class GatewayConnection implements ChildHandle {
 
   private release(subscription: SocketSubscription): void {
     subscription.discard()
-    this.services.subscriptions.release(this.remoteAddress)
+    this.services.subscriptions.release(this.origin)
+  }
+
+  /** A socket with subscriptions is pinged: its pongs count as activity (see onIdleTimer). */
+  private readonly onPingTimer = (): void => {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.ping()
+    this.pingTimer = this.clock.setTimeout(this.onPingTimer, this.services.limits.pingIntervalMs)
   }
 
   private stopPinging(): void {
-    clearInterval(this.pingTimer)
+    this.clock.clearTimeout(this.pingTimer)
     this.pingTimer = undefined
   }
 

@@ -4,12 +4,17 @@ import type { JsonRpcId } from '../../protocol/index.js'
 
 /** Events of a gateway connection's auth lifecycle. */
 export type GatewayEvent =
-  /** `fetch_nonce` was answered with this nonce for this key or address. */
+  /**
+   * `fetch_nonce` was answered for this key or address; `nonce` is the whole sign-in message
+   * issued (the exact text a signature must be over), not only its nonce line.
+   */
   | { readonly type: 'NONCE_ISSUED'; readonly claimant: Claimant; readonly nonce: string }
   /** `authenticate` arrived (answered when verification ends). */
   | { readonly type: 'AUTHENTICATE'; readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string }
-  /** No frame for the idle timeout. */
+  /** Neither a frame nor a flushed answer for the idle timeout. */
   | { readonly type: 'IDLE' }
+  /** The socket went over a budget (SLOW_CONSUMER): it is closed with that code (1008). */
+  | { readonly type: 'CUT'; readonly code: ErrorCode }
   /** The node is draining. */
   | { readonly type: 'SHUTDOWN' }
   /** The socket closed (either side). */
@@ -31,7 +36,7 @@ export interface CloseIntent {
 export interface GatewayContext {
   readonly nonceTtlMs: number
   readonly verify: (input: VerifyInput) => Promise<VerifyOutput>
-  /** The outstanding nonce: single use, for one key or address. */
+  /** The outstanding sign-in message (see NONCE_ISSUED): single use, for one key or address. */
   readonly nonce: { readonly value: string; readonly claimant: Claimant } | null
   /** The authenticate request being verified. */
   readonly pending: { readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string; readonly nonce: string } | null

@@ -17,6 +17,8 @@ const WS_TRY_AGAIN_LATER = 1013
  *        └── AUTHENTICATE / invalid / expired ──▶ closing ──SOCKET_CLOSED──▶ closed
  *
  * Every authenticate attempt consumes the nonce; every failed one closes the connection (1008).
+ * From any `open` state, IDLE and SHUTDOWN close it (1001), and CUT (a send budget was over) with
+ * its code (1008).
  * The machine is pure: signature checks run in the `verifySignature` actor, through the `verify`
  * function its input carries (the verifier thread, in the wiring).
  */
@@ -79,6 +81,9 @@ export const gatewayMachine = setup({
     goAway: assign({
       close: (_, params: { code: ErrorCode }) => ({ code: params.code, wsCode: WS_GOING_AWAY }),
     }),
+    cut: assign({
+      close: ({ event }) => ({ code: event.type === 'CUT' ? event.code : ('SLOW_CONSUMER' as const), wsCode: WS_POLICY_VIOLATION }),
+    }),
   },
 }).createMachine({
   id: 'gateway',
@@ -98,6 +103,7 @@ export const gatewayMachine = setup({
       on: {
         IDLE: { target: 'closing', actions: { type: 'goAway', params: { code: 'IDLE_TIMEOUT' } } },
         SHUTDOWN: { target: 'closing', actions: { type: 'goAway', params: { code: 'SHUTTING_DOWN' } } },
+        CUT: { target: 'closing', actions: 'cut' },
         SOCKET_CLOSED: 'closed',
       },
       states: {

@@ -2,9 +2,9 @@ import type { Subscriber, SubscriptionFilter } from '../../live/index.js'
 
 /** What a subscription needs from the connection that holds it. */
 export interface SubscriptionSink {
-  /** Put a notification on the socket, charged like an answer. */
+  /** Send a notification after what was sent before it, charged to the send budgets like an answer. */
   notify(text: string): void
-  /** Bytes held back by a subscription whose answer is not out yet changed by `delta`. */
+  /** Bytes held back by a subscription whose answer is not out yet changed by `delta` (UTF-8 bytes): charged like what is sent. */
   hold(delta: number): void
   /** The context ended the subscription (policy change, lost log). */
   ended(subscription: SocketSubscription): void
@@ -13,8 +13,8 @@ export interface SubscriptionSink {
 /**
  * One subscription of a socket. Its notifications go out only after the answer that names it: a
  * `subscribe` in a batch is answered with the batch, and what the context sends meanwhile — what
- * a resuming subscriber missed, first — is held until then, counted against the socket's
- * buffered-bytes budget.
+ * a resuming subscriber missed, first — is held until then, charged to the connection's send
+ * budgets like what waits in its outbox.
  */
 export class SocketSubscription implements Subscriber {
   readonly id: string
@@ -35,9 +35,10 @@ export class SocketSubscription implements Subscriber {
 
   deliver(text: string): void {
     if (this.held === undefined) return this.sink.notify(text)
+    const bytes = Buffer.byteLength(text)
     this.held.push(text)
-    this.heldBytes += text.length
-    this.sink.hold(text.length)
+    this.heldBytes += bytes
+    this.sink.hold(bytes)
   }
 
   ended(): void {

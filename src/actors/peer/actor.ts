@@ -1,10 +1,11 @@
 import { createActor, type Actor } from 'xstate'
 import { randomUUID } from 'node:crypto'
+import type { CallRouter } from '../../calls/index.js'
 import { circlesError, type CirclesError } from '../../errors/index.js'
 import type { PublicKeyHex } from '../../identity/index.js'
-import { canRun, canWrite, refusal, type Policy } from '../../policy/index.js'
-import type { RunOutcome, RunReceipt } from '../../protocol/index.js'
-import type { RunLimits, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
+import { canCall, canRun, canWrite, runRefusal, type Policy } from '../../policy/index.js'
+import { failedRun, type RunOutcome, type RunReceipt } from '../../protocol/index.js'
+import type { CallPort, RunLimits, RunOptions, RunRequest, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
 import { peerMachine, type PeerMachine } from './machine.js'
@@ -33,6 +34,19 @@ export interface PlayRequest {
   readonly origin?: string
   /** The task's id when it has one already (a task queued by another node); a new one otherwise. */
   readonly taskId?: string
+  // A run a call started (see src/calls): where its workflow came from.
+  /** CALL_CHAIN: the originating client, then each calling context (the caller last). Absent: `[caller]`. */
+  readonly chain?: readonly string[]
+  /** The workflow's id (its first run's task id). */
+  readonly chainId?: string
+  /** When the calling run's time is up (ms since the epoch): the run gets no longer. */
+  readonly deadline?: number
+  /**
+   * Aborted when nobody will take the answer any more — the node cut the connection that sent
+   * it (answered CONNECTION_CLOSED), or the calling run ended (CALL_CANCELLED): a run still in
+   * the mailbox then never starts.
+   */
+  readonly signal?: AbortSignal
 }
 
 /** What the peer host hears from a peer actor. */
@@ -59,6 +73,7 @@ interface Task {
   readonly taskId: string
   readonly request: PlayRequest
   readonly canWrite: boolean
+  readonly canCall: boolean
   readonly timeoutMs: number
   readonly enqueuedAt: number
   status: TaskStatus
@@ -71,6 +86,8 @@ export type PeerTermination = 'passivated' | 'stopped' | 'crashed'
 /** How long a drain waits on an empty mailbox before it ends (see pump). */
 const DRAIN_LINGER_MS = 20
 
+const stoppedBeforeRunning = (): CirclesError => circlesError('SHUTTING_DOWN', 'The peer context stopped before running this task')
+
 function fail(task: Task, error: CirclesError): void {
   if (task.status === 'completed' || task.status === 'error') return
   task.status = 'error'
@@ -80,8 +97,9 @@ function fail(task: Task, error: CirclesError): void {
 /**
  * A peer context: an ordered, bounded mailbox of script runs handed to the sandbox, under the
  * lifecycle of {@link peerMachine}. Its runs go to the one sandbox host the context is pinned to,
- * which runs them in order: one peer never runs two scripts at once, so its documents see its
- * runs in mailbox order, while different peers run in parallel.
+ * which runs them in order, one at a time: runs start in mailbox order, and different peers run
+ * in parallel. A run that awaits a call is suspended and holds no place in the window of runs in
+ * flight: the context runs its other tasks meanwhile (they interleave at its `await`s).
  *
  * The actor is a child of the node's peers supervisor ({@link ChildHandle}): it reports its own
  * end — passivated or stopped (normal), killed or crashed (error).
@@ -92,9 +110,12 @@ export class PeerActor implements ChildHandle {
   private readonly context: SandboxContextRef
   private readonly hooks: PeerHooks
   private readonly actor: Actor<PeerMachine>
+  private readonly router: CallRouter | undefined
   private queue: Task[] = []
   private head = 0
   private inFlight = 0
+  /** Runs in flight that are suspended, waiting on calls (they do not count against the window). */
+  private waitingRuns = 0
   /** Resolves the running drain once the mailbox is empty and every run has answered. */
   private drained: (() => void) | undefined
   private lingerTimer: NodeJS.Timeout | undefined
@@ -108,10 +129,11 @@ export class PeerActor implements ChildHandle {
   private readonly done: Promise<void>
   private markDone: () => void = () => {}
 
-  constructor(settings: PeerSettings, pool: SandboxPool, context: SandboxContextRef, hooks: PeerHooks = {}) {
+  constructor(settings: PeerSettings, pool: SandboxPool, context: SandboxContextRef, router?: CallRouter, hooks: PeerHooks = {}) {
     this.settings = settings
     this.pool = pool
     this.context = context
+    this.router = router
     this.hooks = hooks
     this.actor = createActor(peerMachine, {
       input: { passivateAfterMs: settings.passivateAfterMs, drain: () => this.drainMailbox(), ...(hooks.watched === undefined ? {} : { watched: hooks.watched }) },
@@ -129,7 +151,7 @@ export class PeerActor implements ChildHandle {
         }
         if (snapshot.status !== 'done') return
         const reason = snapshot.value === 'passivated' ? 'passivated' : 'stopped'
-        this.end(reason, circlesError('SHUTTING_DOWN', 'The peer context stopped before running this task'))
+        this.end(reason, stoppedBeforeRunning())
       },
       error: () => this.end('crashed', circlesError('WORKER_CRASHED', 'The peer context running this task crashed')),
     })
@@ -157,7 +179,7 @@ export class PeerActor implements ChildHandle {
    */
   play(request: PlayRequest): Promise<PlayOutcome> {
     const { policy, pubkey, limits } = this.settings
-    if (!canRun(policy, request.caller, pubkey)) return Promise.reject(refusal(request.caller, 'run scripts'))
+    if (!canRun(policy, request.caller, pubkey)) return Promise.reject(runRefusal(request.caller))
     if (this.ended || this.stopping) return Promise.reject(circlesError('SHUTTING_DOWN', 'The peer context is stopping'))
     if (this.load >= this.settings.mailboxCapacity) {
       return Promise.reject(
@@ -171,6 +193,7 @@ export class PeerActor implements ChildHandle {
         taskId: request.taskId ?? randomUUID(),
         request,
         canWrite: canWrite(policy, request.caller, pubkey),
+        canCall: this.router !== undefined && canCall(policy, request.caller, pubkey),
         timeoutMs: request.timeoutMs === undefined ? limits.timeoutMs : Math.min(limits.timeoutMs, request.timeoutMs),
         enqueuedAt: performance.now(),
         status: 'pending',
@@ -183,9 +206,10 @@ export class PeerActor implements ChildHandle {
   }
 
   /**
-   * Hand the mailbox to the sandbox — up to `maxRunsInFlight` runs at once, which the sandbox
-   * runs in order on the one thread this context is pinned to — until the mailbox is empty and
-   * every run has answered. A STOP lets the running runs finish and dispatches no more.
+   * Hand the mailbox to the sandbox — up to `maxRunsInFlight` runs at once, not counting runs
+   * suspended on calls, which the sandbox runs in order on the one thread this context is pinned
+   * to — until the mailbox is empty and every run has answered. A STOP lets the running runs
+   * finish and dispatches no more.
    */
   private drainMailbox(): Promise<void> {
     return new Promise<void>((resolve) => {
@@ -196,7 +220,13 @@ export class PeerActor implements ChildHandle {
 
   private pump(): void {
     const max = this.settings.maxRunsInFlight
-    while (!this.stopping && !this.ended && this.pending > 0 && this.inFlight < max) this.dispatch(this.queue[this.head++]!)
+    while (!this.stopping && !this.ended && this.pending > 0 && this.inFlight - this.waitingRuns < max) {
+      const task = this.queue[this.head]!
+      // The slot lets go of the task: its settled promise holds the run's outcome (up to the
+      // output limit), and the slots before `head` live until the next compaction.
+      this.queue[this.head++] = undefined as unknown as Task
+      this.dispatch(task)
+    }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head)
       this.head = 0
@@ -232,27 +262,99 @@ export class PeerActor implements ChildHandle {
 
   private dispatch(task: Task): void {
     const started = performance.now()
+    if (task.request.signal?.aborted === true) {
+      // Its sender was cut, or its calling run ended: the sandbox's time goes to those still listening.
+      task.status = 'error'
+      const outcome =
+        task.request.chain === undefined ? failedRun('CONNECTION_CLOSED', 'The connection that sent this task was cut before it ran') : failedRun('CALL_CANCELLED')
+      task.resolve({ outcome, taskId: task.taskId, queuedMs: started - task.enqueuedAt })
+      return
+    }
     task.status = 'processing'
     this.inFlight++
     this.lastActiveAt = started
+    const answer = (outcome: RunOutcome) => {
+      this.inFlight--
+      this.lastActiveAt = performance.now()
+      if (outcome.effects !== undefined || outcome.code === 'WORKER_CRASHED') this.hooks.onOutcome?.(outcome, task.request.caller)
+      if (task.status === 'processing') {
+        task.status = outcome.code === null ? 'completed' : 'error'
+        task.resolve({ outcome, taskId: task.taskId, queuedMs: started - task.enqueuedAt })
+      }
+      this.pump()
+    }
     const { request } = task
-    void this.pool
-      .run(this.context, { script: request.script, caller: request.caller, canWrite: task.canWrite, timeoutMs: task.timeoutMs }, request.origin)
-      .then((outcome) => {
-        this.inFlight--
-        this.lastActiveAt = performance.now()
-        if (outcome.effects !== undefined || outcome.code === 'WORKER_CRASHED') this.hooks.onOutcome?.(outcome, request.caller)
-        if (task.status === 'processing') {
-          task.status = outcome.code === null ? 'completed' : 'error'
-          task.resolve({ outcome, taskId: task.taskId, queuedMs: started - task.enqueuedAt })
+    let { timeoutMs } = task
+    if (request.deadline !== undefined) {
+      // A callee's time is the smaller of its own and its caller's, mailbox wait included.
+      timeoutMs = Math.min(timeoutMs, Math.floor(request.deadline - Date.now()))
+      if (request.signal?.aborted === true) return void Promise.resolve(failedRun('CALL_CANCELLED')).then(answer)
+      if (timeoutMs < 1) return void Promise.resolve(failedRun('SCRIPT_TIMEOUT', `The calling run's time was up before this call ran`)).then(answer)
+    }
+    const { script, caller, chain } = request
+    const run: RunRequest =
+      chain === undefined
+        ? { script, caller, canWrite: task.canWrite, canCall: task.canCall, timeoutMs }
+        : { script, caller, canWrite: task.canWrite, canCall: task.canCall, timeoutMs, chain }
+    let options: RunOptions | undefined
+    // A call's signal follows it into the sandbox pool (a call not yet handed to its host is not
+    // run); a client's play that left the mailbox runs, whatever became of its connection.
+    const callSignal = request.chain === undefined ? undefined : request.signal
+    if (task.canCall || callSignal !== undefined) {
+      options = {
+        ...(task.canCall ? { calls: this.callPort(task) } : {}),
+        ...(callSignal === undefined ? {} : { signal: callSignal }),
+        ...(request.chain === undefined ? {} : { caller: request.caller }),
+      }
+    }
+    void this.pool.run(this.context, run, request.origin, options).then(answer)
+  }
+
+  /** The node's side of the calls of `task`'s run: each goes to the router as this context. */
+  private callPort(task: Task): CallPort {
+    const router = this.router!
+    const { request } = task
+    const chainId = request.chainId ?? task.taskId
+    let holding = false
+    return {
+      call: (call, signal) => {
+        if (!holding) {
+          holding = true
+          router.hold(chainId)
         }
-        this.pump()
-      })
+        return router.route(
+          {
+            target: call.peer,
+            script: call.script,
+            caller: this.settings.pubkey,
+            chain: [...(request.chain ?? [request.caller]), this.settings.pubkey],
+            chainId,
+            deadline: Date.now() + call.remainingMs,
+            ...(request.origin === undefined ? {} : { origin: request.origin }),
+            ...(call.timeoutMs > 0 ? { timeoutMs: call.timeoutMs } : {}),
+          },
+          signal,
+        )
+      },
+      waiting: (waiting) => {
+        this.waitingRuns += waiting ? 1 : -1
+        if (waiting) this.pump()
+      },
+      ended: () => {
+        if (holding) router.release(chainId)
+      },
+    }
   }
 
   /** Finish the running runs, answer queued tasks SHUTTING_DOWN, and stop. */
   async stop(): Promise<void> {
     this.stopping = true
+    // Answered now, not once the running runs are done: a run of another stopping context may
+    // be waiting on one of these calls, and on it the runs here may be waiting in turn.
+    const error = stoppedBeforeRunning()
+    for (let i = this.head; i < this.queue.length; i++) fail(this.queue[i]!, error)
+    this.queue = []
+    this.head = 0
     if (this.inFlight === 0) this.endDrain()
     this.actor.send({ type: 'STOP' })
     await this.done

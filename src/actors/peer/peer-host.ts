@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CallRouter, type CallRouterOptions } from '../../calls/index.js'
 import { DEFAULTS, positiveIntegerOption } from '../../config/index.js'
 import { circlesError } from '../../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../../identity/index.js'
@@ -31,6 +32,13 @@ export interface PeerHostOptions {
   readonly onSupervisorEvent?: (event: SupervisorEvent) => void
   /** Called when a peer is registered for the first time (the Redis bridge claims its lease). */
   readonly onRegistered?: (pubkey: PublicKeyHex) => void
+  /**
+   * Called when a registered peer is given a policy again (the Redis bridge writes the hint its
+   * lease carries); spawnPeer resolves once it has.
+   */
+  readonly onPolicyChanged?: (pubkey: PublicKeyHex) => Promise<void> | void
+  /** Calls between contexts: limits (defaults in src/config/defaults.ts), the node's rate limits, metrics. */
+  readonly calls?: Partial<Pick<CallRouterOptions, 'maxDepth' | 'maxRunsPerChain' | 'admit' | 'settled'>>
   /** Live updates: each context's change log bounds and its cap on subscriptions (defaults from DEFAULTS). */
   readonly live?: LiveOptions
 }
@@ -98,6 +106,7 @@ export class PeerHost {
   private readonly defaults: PeerOverrides
   private readonly shutdownMs: number
   private readonly onRegistered: ((pubkey: PublicKeyHex) => void) | undefined
+  private readonly onPolicyChanged: ((pubkey: PublicKeyHex) => Promise<void> | void) | undefined
   private readonly live: { readonly log: ChangeLogLimits; readonly maxSubscriptionsPerContext: number }
   private readonly entries = new Map<PublicKeyHex, Entry>()
   private stopping = false
@@ -106,6 +115,8 @@ export class PeerHost {
    * lost under their subscribers (a crashed run, a run past its report bounds) — for metrics.
    */
   readonly counters = { activations: 0, passivations: 0, crashes: 0, notifications: 0, logsLost: 0 }
+  /** Routes the calls scripts make to other contexts of this node. */
+  readonly router: CallRouter
 
   constructor(options: PeerHostOptions) {
     this.dbPath = options.dbPath
@@ -113,6 +124,17 @@ export class PeerHost {
     this.defaults = options.defaults ?? {}
     this.shutdownMs = options.shutdownMs ?? DEFAULTS.DRAIN_TIMEOUT_MS
     this.onRegistered = options.onRegistered
+    this.onPolicyChanged = options.onPolicyChanged
+    const calls = options.calls ?? {}
+    this.router = new CallRouter({
+      maxDepth: positiveIntegerOption(calls.maxDepth, DEFAULTS.MAX_CALL_DEPTH, 'calls.maxDepth'),
+      maxRunsPerChain: positiveIntegerOption(calls.maxRunsPerChain, DEFAULTS.MAX_RUNS_PER_CALL_CHAIN, 'calls.maxRunsPerChain'),
+      maxScriptBytes: this.defaults.limits?.maxScriptBytes ?? DEFAULT_LIMITS.maxScriptBytes,
+      // A call enters its callee's context the way a client's play does.
+      dispatch: (target, request) => this.dispatch(target, request).then((played) => played.outcome),
+      ...(calls.admit === undefined ? {} : { admit: calls.admit }),
+      ...(calls.settled === undefined ? {} : { settled: calls.settled }),
+    })
     const log = { maxEntries: DEFAULTS.CHANGE_LOG_ENTRIES, maxAgeMs: DEFAULTS.CHANGE_LOG_AGE_MS, maxBytes: DEFAULTS.CHANGE_LOG_BYTES, ...options.live?.log }
     for (const [key, value] of Object.entries(log)) positiveIntegerOption(value, 1, `live.log.${key}`)
     this.live = {
@@ -156,12 +178,14 @@ export class PeerHost {
     const facts = { circle: pubkey, root, dbPathLabel: pubkey, limits: settings.limits, quota: settings.quota }
     const existing = this.entries.get(pubkey)
     if (existing !== undefined) {
+      const changed = JSON.stringify(existing.settings.policy) !== JSON.stringify(policy)
       existing.settings = settings
       existing.context = this.pool.register(facts, existing.context)
       // A new policy applies to those watching at once.
       existing.feed?.endWhere((subscriber) =>
         canSubscribe(policy, subscriber.caller as PublicKeyHex | '', pubkey) ? undefined : refusal(subscriber.caller as PublicKeyHex | '', 'subscribe'),
       )
+      if (changed) await this.onPolicyChanged?.(pubkey)
     } else {
       this.entries.set(pubkey, { settings, context: this.pool.register(facts), actor: undefined, feed: undefined })
       this.onRegistered?.(pubkey)
@@ -315,7 +339,7 @@ export class PeerHost {
       maxSubscribers: this.live.maxSubscriptionsPerContext,
       onDelivered: (count) => (this.counters.notifications += count),
     })
-    const actor = new PeerActor(entry.settings, this.pool, entry.context, {
+    const actor = new PeerActor(entry.settings, this.pool, entry.context, this.router, {
       onOutcome: (outcome, caller) => this.onOutcome(entry, outcome, caller),
       watched: () => (entry.feed?.size ?? 0) > 0,
     })

@@ -1,0 +1,28 @@
+import { VERSION } from '../config/index.js'
+import type { DatabaseLockHolder } from '../storage/index.js'
+import { AdminServer, type Domain } from '../server/index.js'
+
+const STANDBY_METRICS = [
+  '# HELP circles_standby 1 while this process waits, as a standby, for its database path\'s lock',
+  '# TYPE circles_standby gauge',
+  'circles_standby 1',
+  '',
+].join('\n')
+
+/**
+ * The admin listener of a standby while it waits for its database path's lock: `/healthz`
+ * answers 503 `{"status":"standby"}` (it serves nothing yet, so a load balancer keeps away, and
+ * an operator sees it is there), `/metrics` only `circles_standby 1`. Once the lock is taken it
+ * is closed and the node's own admin listener binds the same port.
+ */
+export async function startStandbyAdmin(admin: { readonly host?: string; readonly port: number }, domains: readonly Domain[], dbPath: string, holder: () => DatabaseLockHolder | undefined): Promise<AdminServer> {
+  const server = new AdminServer({
+    host: admin.host ?? '127.0.0.1',
+    port: admin.port,
+    domains,
+    metrics: async () => ({ text: STANDBY_METRICS, contentType: 'text/plain; version=0.0.4; charset=utf-8' }),
+    health: () => ({ status: 'standby', version: VERSION, pid: process.pid, db_path: dbPath, holder_pid: holder()?.pid ?? null }),
+  })
+  await server.listen()
+  return server
+}
