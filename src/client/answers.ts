@@ -105,8 +105,8 @@ export interface CircleInfo {
   readonly public_key: string
   readonly version: string
   readonly methods: readonly string[]
-  /** The circle's policy: `run` and `write`, as in docs/contexts.md. */
-  readonly policy: { readonly run: unknown; readonly write: unknown }
+  /** The circle's policy: `run`, `write`, `call` and `subscribe`, as in docs/contexts.md. */
+  readonly policy: { readonly run: unknown; readonly write: unknown; readonly call: unknown; readonly subscribe: unknown }
   /** Limits in force, each a number with its unit in the name. */
   readonly limits: Readonly<Record<string, number>>
   readonly [other: string]: unknown
