@@ -384,21 +384,31 @@ t.test('a subscriber that does not read is cut (SLOW_CONSUMER); the writer goes 
   })
   const slow = await peer(url, circle)
   await ok(slow, 'subscribe', {})
-  ;(slow.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+  slow.pauseReading()
   const writer = await peer(url, circle)
   let cut = false
-  const cutLine = log.waitFor((line) => /SLOW_CONSUMER/.test(line.msg), 60_000).then(() => (cut = true))
+  const cutLine = log.waitFor((line) => /SLOW_CONSUMER/.test(line.msg), 60_000).then((line) => {
+    cut = true
+    return line
+  })
   let plays = 0
   while (!cut) {
     await ok(writer, 'play', { script: 'for (let i = 0; i < 60; i++) emit("bulk", "x".repeat(60000))' })
     plays++
     if (plays > 200) break
   }
-  await cutLine
+  t.match(await cutLine, { budget: 'socket' }, 'cut by its send budget, which its notifications are charged to')
   t.ok(plays <= 200, `cut after ${plays} play(s) of 3.6 MB of events each`)
   const metrics = await fetch(`${admin}/metrics`).then((r) => r.text())
   t.match(metrics, /circles_errors_total\{code="SLOW_CONSUMER"\} 1\n/)
+  t.match(metrics, /circles_send_budget_cuts_total\{budget="socket"\} 1\n/)
+  slow.resumeReading()
+  t.same(await slow.closed, { code: 1008, reason: 'SLOW_CONSUMER' }, 'reading at last, the subscriber sees why it was cut')
   await waitUntil(() => node.peers.subscribersOf(circle.publicKey) === 0, 'the cut socket\'s subscription is gone')
+  await waitUntil(
+    async () => /^circles_send_waiting_bytes 0$/m.test(await fetch(`${admin}/metrics`).then((r) => r.text())),
+    'what waited for the cut socket is released',
+  )
   t.match(await writer.call('play', { script: '"still served"' }), { result: { output: 'still served' } })
   writer.close()
 })

@@ -135,3 +135,35 @@ t.test('a suspended run’s time and CPU go on counting across its slices', asyn
   t.match(engine.start(2, request(busy), ctx), { type: 'suspended' })
   t.match(engine.resume(2, 1, OK), { type: 'done', outcome: { code: 'SCRIPT_TIMEOUT', message: /CPU time limit \(40 ms\)/ } }, '30 ms + 30 ms of CPU is over 40')
 })
+
+t.test('a run’s effects: every slice’s, in order, once, with its outcome however it ends', async (t) => {
+  const engine = new Engine({ ...OPTIONS, memoryMb: 16 })
+  t.teardown(() => engine.dispose())
+  const effects = (slice: Slice | undefined) => (slice?.type === 'done' ? slice.outcome.effects : undefined)
+  const saveCallSave = `(async () => { save_data('a', 1); emit('t', 'mid'); await call('${CALLER}', '1'); save_data('a', 2); delete_data('a') })()`
+
+  const ctx = context('02'.padEnd(66, 'a'))
+  const first = engine.start(1, request(saveCallSave), ctx)
+  t.match(first, { type: 'suspended' })
+  t.notOk('outcome' in first, 'a suspended slice reports nothing yet')
+  t.same(effects(engine.resume(1, 1, OK)), {
+    lost: false,
+    list: [
+      { kind: 'save', name: 'a', value: '1' },
+      { kind: 'emit', topic: 't', value: '"mid"' },
+      { kind: 'save', name: 'a', value: '2' },
+      { kind: 'delete', name: 'a' },
+    ],
+  })
+
+  t.match(engine.start(2, request(saveCallSave), context('02'.padEnd(66, 'b'))), { type: 'suspended' })
+  t.same(effects(engine.expire(2)), { lost: false, list: [{ kind: 'save', name: 'a', value: '1' }, { kind: 'emit', topic: 't', value: '"mid"' }] }, 'timed out while waiting: what it did before')
+
+  t.match(engine.start(3, request(saveCallSave), context('02'.padEnd(66, 'c'))), { type: 'suspended' })
+  t.match(engine.start(4, request('const a = []; while (true) a.push(new Array(100000).fill(1))', 30_000), context('02'.padEnd(66, 'd'))), { type: 'done', outcome: { code: 'SCRIPT_MEMORY' } })
+  const [interrupted] = engine.takeInterrupted()
+  t.match(interrupted, [3, { code: 'RUN_INTERRUPTED', effects: { lost: false, list: [{ kind: 'save', name: 'a', value: '1' }, { kind: 'emit', topic: 't' }] } }], 'interrupted: its writes are on disk, and reported')
+
+  t.equal(effects(engine.start(5, request('save_data("b", 1); 2'), ctx))?.list.length, 1)
+  t.equal(effects(engine.start(6, request('3'), ctx)), undefined, 'a run that changed nothing reports nothing, whatever ran before it')
+})
