@@ -11,6 +11,7 @@
  * Prints one JSON line: { script, cold, runs, seconds, runs_per_second, us_per_run }.
  */
 import { DEFAULTS } from '../src/config/index.js'
+import { WriteLedger } from '../src/live/index.js'
 import { Engine, type RunStore } from '../src/sandbox/engine.js'
 import { SCRIPTS } from './lib/scripts.js'
 
@@ -48,6 +49,7 @@ export function measureEngine(scriptName: keyof typeof SCRIPTS, seconds: number,
     maxCallsInFlight: DEFAULTS.MAX_CALLS_IN_FLIGHT_PER_RUN,
     maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
     effects,
+    ledger: new WriteLedger(),
   }
   const source = SCRIPTS[scriptName]
   let n = 0

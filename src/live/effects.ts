@@ -37,28 +37,95 @@ const MAX_NOTICES = DEFAULTS.NOTICES_PER_RUN
 const MAX_NOTICE_BYTES = DEFAULTS.NOTICE_BYTES_PER_RUN
 
 /**
+ * The writes of one namespace's runs, numbered in the order they reached its store, on the
+ * sandbox thread that is the namespace's only writer. A run reports its writes when it ends, and
+ * runs of a context interleave at their `await`s: a run suspended on a call may end after
+ * another run that wrote the same document later. Its own earlier write would then be reported
+ * after the later one, and a watcher would be left with a value the document no longer has. The
+ * ledger drops such a write from the report (the later one, reported already, is what the
+ * document holds); it only keeps names while more than one run holds writes not reported yet.
+ * A run whose report was lost makes every watcher read the context again: no write made before
+ * that is reported after it.
+ */
+export class WriteLedger {
+  private last = 0
+  /** Runs that hold writes not reported yet. */
+  private holding = 0
+  /** Per document: the number of the last write to it reported while other runs held writes. */
+  private readonly reported = new Map<string, number>()
+  /** Writes numbered up to this one are no longer reported (a report was lost after them). */
+  private readBack = 0
+
+  /** The number of a write that just reached the store. */
+  stamp(): number {
+    return ++this.last
+  }
+
+  /** A run holds a write not reported yet (once per run, at its first). */
+  hold(): void {
+    this.holding++
+  }
+
+  /** A run's report was lost: its watchers will read what every write so far left. */
+  lost(): void {
+    this.readBack = this.last
+  }
+
+  /**
+   * A run that held writes reports `list` (its writes numbered by `stamps`, in the same order):
+   * the writes a later, already reported write to the same document superseded are left out,
+   * and so are those made before a lost report.
+   */
+  settle(list: readonly RunEffect[], stamps: readonly number[]): RunEffect[] {
+    this.holding--
+    const checking = this.reported.size > 0
+    const keeping = this.holding > 0
+    const kept: RunEffect[] = []
+    for (let i = 0; i < list.length; i++) {
+      const effect = list[i]!
+      if (effect.kind !== 'emit') {
+        const stamp = stamps[i]!
+        const later = checking ? this.reported.get(effect.name) : undefined
+        if ((later !== undefined && later > stamp) || stamp <= this.readBack) continue
+        if (keeping) this.reported.set(effect.name, stamp)
+      }
+      kept.push(effect)
+    }
+    if (!keeping) this.reported.clear()
+    return kept
+  }
+}
+
+/**
  * The effects of one run, on the sandbox thread: writes are recorded once committed, in the
  * order its slices made them; `emit` is checked against the run's budget here and throws coded
  * errors the script can catch. Taken once, when the run ends.
  */
 export class EffectRecorder {
   private list: RunEffect[] = []
+  /** The ledger's number of each write in `list` (0 for an event). */
+  private stamps: number[] = []
   private bytes = 0
   private lost = false
   private emits = 0
   private emitBytes = 0
+  /** Whether this run holds writes in the ledger (until taken). */
+  private holding = false
 
-  constructor(private readonly limits: EffectLimits) {}
+  constructor(
+    private readonly limits: EffectLimits,
+    private readonly ledger: WriteLedger,
+  ) {}
 
   saved(name: string, text: string): void {
     const max = this.limits.maxNotifyValueBytes
     // A value is at least as many bytes as it has characters: longer ones need no counting.
     const kept = text.length <= max && Buffer.byteLength(text) <= max
-    this.record(kept ? { kind: 'save', name, value: text } : { kind: 'save', name }, name.length + (kept ? text.length : 0))
+    this.record(kept ? { kind: 'save', name, value: text } : { kind: 'save', name }, name.length + (kept ? text.length : 0), this.write())
   }
 
   deleted(name: string): void {
-    this.record({ kind: 'delete', name }, name.length)
+    this.record({ kind: 'delete', name }, name.length, this.write())
   }
 
   /** A write whose outcome is unknown (the disk failed midway): watchers must read again. */
@@ -87,25 +154,42 @@ export class EffectRecorder {
     }
     this.emits++
     this.emitBytes += cost
-    this.record({ kind: 'emit', topic: name, value: text }, cost)
+    this.record({ kind: 'emit', topic: name, value: text }, cost, 0)
   }
 
-  private record(effect: RunEffect, bytes: number): void {
+  /** A committed write: numbered by the ledger, which learns that this run holds one. */
+  private write(): number {
+    if (!this.holding) {
+      this.holding = true
+      this.ledger.hold()
+    }
+    return this.ledger.stamp()
+  }
+
+  private record(effect: RunEffect, bytes: number, stamp: number): void {
     if (this.lost) return
     if (this.list.length >= MAX_NOTICES || this.bytes + bytes > MAX_NOTICE_BYTES) {
       // Past what one run may report: drop the run's list rather than send part of it.
       this.lost = true
       this.list = []
+      this.stamps = []
       return
     }
     this.bytes += bytes
     this.list.push(effect)
+    this.stamps.push(stamp)
   }
 
   /** The run's effects, or undefined when it had none: called once, when the run ends. */
   take(): RunEffects | undefined {
-    const list = this.list
+    let list = this.list
+    if (this.lost) this.ledger.lost()
+    if (this.holding) {
+      this.holding = false
+      list = this.ledger.settle(list, this.stamps)
+    }
     this.list = []
+    this.stamps = []
     if (list.length === 0 && !this.lost) return undefined
     return { list, lost: this.lost }
   }

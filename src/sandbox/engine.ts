@@ -3,7 +3,7 @@ import { randomFillSync } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { DEFAULTS } from '../config/defaults.js'
 import { isCirclesError, isErrorCode } from '../errors/index.js'
-import { EffectRecorder, type EffectLimits } from '../live/index.js'
+import { EffectRecorder, type EffectLimits, type WriteLedger } from '../live/index.js'
 import { failedRun, scriptSizeError, type RunOutcome } from '../protocol/index.js'
 import { REALM_RUN_PARAMS, realmBootstrap, type HostAnswer, type RealmApi, type RealmLimits, type RealmResult } from './realm-bootstrap.js'
 import type { RunRequest } from './run.js'
@@ -32,6 +32,8 @@ export interface RunContext {
   readonly maxScriptBytes: number
   /** Bounds on what a run emits and reports to the context's watchers. */
   readonly effects: EffectLimits
+  /** The namespace's writes in the order they reached it (shared by every run of the context on this thread). */
+  readonly ledger: WriteLedger
 }
 
 export type EngineOptions = RealmLimits & {
@@ -378,7 +380,7 @@ export class Engine {
       inFlight: 0,
       lastCallId: 0,
       started: [],
-      effects: new EffectRecorder(ctx.effects),
+      effects: new EffectRecorder(ctx.effects, ctx.ledger),
     }
     const chain = request.chain === undefined ? undefined : request.chain.join(',')
     return this.slice(run, (realm, timeout) => {

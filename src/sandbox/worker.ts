@@ -22,6 +22,7 @@
 import { readSync, writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
+import { WriteLedger } from '../live/index.js'
 import { failedRun } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
 import { nameThisThread, THREAD_NAMES } from '../threads/index.js'
@@ -165,7 +166,7 @@ function budget(limits: SandboxContext['limits']): Pick<RunContext, 'cpuMs' | 'm
 
 function runContext(open: OpenContext): RunContext {
   if (open.run === undefined) {
-    open.run = { circle: open.facts.circle, dbPathLabel: open.facts.dbPathLabel, store: openStore(open), ...budget(open.facts.limits) }
+    open.run = { circle: open.facts.circle, dbPathLabel: open.facts.dbPathLabel, store: openStore(open), ledger: new WriteLedger(), ...budget(open.facts.limits) }
   }
   return open.run
 }

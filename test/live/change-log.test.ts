@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ChangeLog, decodeEffects, encodeEffects, EffectRecorder, type Notice, type RunEffects } from '../../src/live/index.js'
+import { ChangeLog, decodeEffects, encodeEffects, EffectRecorder, WriteLedger, type Notice, type RunEffects } from '../../src/live/index.js'
 
 const change = (name: string, value?: string): Notice => ({ type: 'changed', name, op: 'save', ...(value === undefined ? {} : { value }) })
 
@@ -82,7 +82,7 @@ t.test('run effects', async (t) => {
 
   t.test('the recorder keeps values within the limit, checks emit, and reports a run past its bounds as lost', async (t) => {
     // One recorder per run.
-    const recorder = new EffectRecorder(limits)
+    const recorder = new EffectRecorder(limits, new WriteLedger())
     recorder.saved('a', '"short"')
     recorder.saved('b', JSON.stringify('x'.repeat(30)))
     recorder.deleted('c')
@@ -103,11 +103,11 @@ t.test('run effects', async (t) => {
         { kind: 'emit', topic: 't', value: '3' },
       ],
     })
-    t.equal(new EffectRecorder(limits).take(), undefined, 'a run without effects has none')
-    const many = new EffectRecorder(limits)
+    t.equal(new EffectRecorder(limits, new WriteLedger()).take(), undefined, 'a run without effects has none')
+    const many = new EffectRecorder(limits, new WriteLedger())
     for (let i = 0; i < 1001; i++) many.deleted(`d${i}`)
     t.same(many.take(), { lost: true, list: [] }, '1,001 notices: lost')
-    const uncertain = new EffectRecorder(limits)
+    const uncertain = new EffectRecorder(limits, new WriteLedger())
     uncertain.uncertain()
     t.same(uncertain.take(), { lost: true, list: [] })
   })

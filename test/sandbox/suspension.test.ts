@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { DEFAULTS } from '../../src/config/index.js'
+import { WriteLedger } from '../../src/live/index.js'
 import { Engine, type RunContext, type RunStore, type Slice } from '../../src/sandbox/engine.js'
 
 const OPTIONS = { memoryMb: 64, maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES, maxLogBytes: DEFAULTS.MAX_LOG_BYTES, maxLogLines: DEFAULTS.MAX_LOG_LINES }
@@ -24,7 +25,7 @@ function store(): RunStore & { docs: Map<string, string> } {
 }
 
 function context(circle: string, namespace = store()): RunContext & { store: ReturnType<typeof store> } {
-  return { circle, dbPathLabel: circle, store: namespace, cpuMs: 5_000, maxCallsInFlight: 16, maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES, effects: EFFECTS }
+  return { circle, dbPathLabel: circle, store: namespace, cpuMs: 5_000, maxCallsInFlight: 16, maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES, effects: EFFECTS, ledger: new WriteLedger() }
 }
 
 /** Seeds that repeat: every engine built with them draws the same per-run seeds in the same order. */
@@ -166,4 +167,34 @@ t.test('a run’s effects: every slice’s, in order, once, with its outcome how
 
   t.equal(effects(engine.start(5, request('save_data("b", 1); 2'), ctx))?.list.length, 1)
   t.equal(effects(engine.start(6, request('3'), ctx)), undefined, 'a run that changed nothing reports nothing, whatever ran before it')
+})
+
+t.test('interleaved runs of one context: a write that another, already reported write superseded is left out', async (t) => {
+  const engine = new Engine(OPTIONS)
+  t.teardown(() => engine.dispose())
+  // One RunContext for every run of the context, as the worker gives them.
+  const ctx = context('02'.padEnd(66, 'e'))
+  const list = (slice: Slice | undefined) => (slice?.type === 'done' ? slice.outcome.effects?.list.map((e) => (e.kind === 'emit' ? `emit ${e.topic}` : `${e.kind} ${e.name} ${e.kind === 'save' ? e.value : ''}`.trim())) : slice)
+
+  const first = `(async () => { save_data('doc', 'first'); save_data('own', 1); emit('t', 1); await call('${CALLER}', '1'); save_data('later', 1) })()`
+  t.match(engine.start(1, request(first), ctx), { type: 'suspended' })
+  t.same(list(engine.start(2, request(`save_data('doc', 'second')`), ctx)), ['save doc "second"'], 'another run writes the document while the first waits, and ends first')
+  t.same(list(engine.resume(1, 1, OK)), ['save own 1', 'emit t', 'save later 1'], 'the first run’s older write of it is not reported after the newer one')
+  t.equal(ctx.store.docs.get('doc'), '"second"', 'what a watcher applying the notices in order ends with')
+
+  const again = `(async () => { save_data('doc', 'third'); await call('${CALLER}', '1'); save_data('doc', 'fifth') })()`
+  t.match(engine.start(3, request(again), ctx), { type: 'suspended' })
+  t.same(list(engine.start(4, request(`save_data('doc', 'fourth')`), ctx)), ['save doc "fourth"'])
+  t.same(list(engine.resume(3, 1, OK)), ['save doc "fifth"'], 'a write made after the other run’s is kept')
+  t.equal(ctx.store.docs.get('doc'), '"fifth"')
+
+  t.match(engine.start(5, request(`(async () => { save_data('doc', 'sixth'); await call('${CALLER}', '1') })()`), ctx), { type: 'suspended' })
+  t.match(engine.start(6, request(`(async () => { delete_data('doc'); await call('${CALLER}', '1') })()`), ctx), { type: 'suspended' })
+  t.same(list(engine.resume(5, 1, OK)), ['save doc "sixth"'], 'the older write ends first: reported, then the newer one')
+  t.same(list(engine.resume(6, 1, OK)), ['delete doc'])
+  t.same(list(engine.start(7, request(`save_data('doc', 'alone')`), ctx)), ['save doc "alone"'], 'nothing held: a run alone reports all it wrote')
+
+  t.match(engine.start(8, request(`(async () => { save_data('doc', 'eighth'); await call('${CALLER}', '1'); save_data('after', 1) })()`), ctx), { type: 'suspended' })
+  t.match(engine.start(9, request(`for (let i = 0; i < 1001; i++) save_data('n' + i, i)`), ctx), { type: 'done', outcome: { effects: { lost: true, list: [] } } }, 'a run past its report bounds: its watchers read again')
+  t.same(list(engine.resume(8, 1, OK)), ['save after 1'], 'what the run wrote before that read is not reported after it')
 })
