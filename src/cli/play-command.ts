@@ -4,6 +4,14 @@ import { circlesError } from '../errors/index.js'
 import { keyPairFromText, resolveKeyArgument, type KeyPair } from '../identity/index.js'
 import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
 
+/** The options of a command that talks to a circle: where, and as whom (`anonymously`: what it does without a key). */
+export function circleOptions(anonymously: string) {
+  return {
+    url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
+    key: { type: 'string', arg: 'KEY_OR_FILE', help: `a key file, - for standard input, or a 64-hex secret key (shows in ps; prefer a file) (default: ${anonymously})` },
+  } as const
+}
+
 export const PLAY_COMMAND = {
   name: 'play',
   synopsis: '--url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [options]',
@@ -14,8 +22,7 @@ export const PLAY_COMMAND = {
     'one line: req/s, p50 and p99 latency, errors by code.',
   ].join('\n'),
   options: {
-    url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
-    key: { type: 'string', arg: 'KEY_OR_FILE', help: 'a key file, - for standard input, or a 64-hex secret key (shows in ps; prefer a file) (default: play anonymously)' },
+    ...circleOptions('play anonymously'),
     eval: { type: 'string', short: 'e', arg: 'SCRIPT', help: 'the script itself (else a FILE, or - for standard input)' },
     'timeout-ms': { type: 'string', arg: 'N', help: "the script's time limit on the node (it can only lower the circle's)" },
     json: { type: 'boolean', help: 'print the whole result (or the --repeat summary) as JSON' },

@@ -1,6 +1,6 @@
 import { CirclesClientError, type LiveNotice, type SubscribeFilter } from '../client/index.js'
 import { circlesError } from '../errors/index.js'
-import { keyOption, open } from './play-command.js'
+import { circleOptions, keyOption, open } from './play-command.js'
 import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
 
 export const WATCH_COMMAND = {
@@ -13,8 +13,7 @@ export const WATCH_COMMAND = {
     'ended, or the connection is lost for good.',
   ].join('\n'),
   options: {
-    url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
-    key: { type: 'string', arg: 'KEY_OR_FILE', help: 'a key file, - for standard input, or a 64-hex secret key (default: watch anonymously)' },
+    ...circleOptions('watch anonymously'),
     prefix: { type: 'string', arg: 'P', help: 'changes of documents whose names start with P' },
     topics: { type: 'string', arg: 'T[,T…]', help: 'events whose topics start with one of these (comma-separated)' },
     after: { type: 'string', arg: 'EPOCH:SEQ', help: 'resume from a position a line of circles watch printed (what was missed since comes first)' },

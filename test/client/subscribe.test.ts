@@ -1,6 +1,6 @@
 import t from 'tap'
 import { WebSocket } from 'ws'
-import { CirclesClient, RpcError, type ClientState, type LiveNotice, type WebSocketConstructor } from '../../src/client/index.js'
+import { CirclesClient, RpcError, type ClientState, type LiveNotice, type SubscribeFilter, type WebSocketConstructor } from '../../src/client/index.js'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -43,6 +43,33 @@ function cuttableClient(t: { teardown(fn: () => unknown): void }, url: string, k
   return { client, notices, handler, received, reached, cut, gate }
 }
 
+/**
+ * A client of a new node, subscribed with `filter`, that saw the notice of its play `first`,
+ * then lost its connection and was held off while the owner ran `meanwhile`; `back()` lets it
+ * reconnect and resolves once it has authenticated again.
+ */
+async function awayWhile(t: Parameters<typeof startNode>[0], options: Parameters<typeof startNode>[1], filter: SubscribeFilter, first: string, meanwhile: string) {
+  const { node, circle, url } = await startNode(t, options)
+  const away = cuttableClient(t, url, circle)
+  const { client, handler, received, reached, cut, gate } = away
+  await client.connect()
+  await client.authenticate()
+  await client.subscribe(filter, handler)
+  await client.play(first)
+  await received(1)
+  gate.blocked = true
+  const reconnecting = reached('reconnecting')
+  cut()
+  await reconnecting
+  await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: meanwhile })
+  const back = () => {
+    const authenticated = reached('authenticated')
+    gate.blocked = false
+    return authenticated
+  }
+  return { ...away, back }
+}
+
 t.test('client.subscribe: notices in order, a refusal rejects, unsubscribe ends it', async (t) => {
   const { node, circle, url } = await startNode(t)
   const { client, handler, received, notices } = cuttableClient(t, url, circle)
@@ -73,21 +100,8 @@ t.test('client.subscribe: notices in order, a refusal rejects, unsubscribe ends 
 })
 
 t.test('after a reconnect the subscription resumes from the last notice it saw', async (t) => {
-  const { node, circle, url } = await startNode(t)
-  const { client, handler, received, reached, cut, gate } = cuttableClient(t, url, circle)
-  await client.connect()
-  await client.authenticate()
-  await client.subscribe({ prefix: 'n/' }, handler)
-  await client.play('save_data("n/1", 1)')
-  await received(1)
-  gate.blocked = true
-  const reconnecting = reached('reconnecting')
-  cut()
-  await reconnecting
-  await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: 'save_data("n/2", 2); save_data("x", 0); save_data("n/3", 3)' })
-  const back = reached('authenticated')
-  gate.blocked = false
-  await back
+  const { client, received, back } = await awayWhile(t, {}, { prefix: 'n/' }, 'save_data("n/1", 1)', 'save_data("n/2", 2); save_data("x", 0); save_data("n/3", 3)')
+  await back()
   const got = await received(3)
   t.match(got.slice(1), [
     { type: 'changed', seq: 2, name: 'n/2' },
@@ -98,19 +112,8 @@ t.test('after a reconnect the subscription resumes from the last notice it saw',
 })
 
 t.test('a gap the node cannot fill is handed to the handler as resync, then it goes on', async (t) => {
-  const { node, circle, url } = await startNode(t, { live: { log: { maxEntries: 2 } } })
-  const { client, handler, received, reached, cut, gate } = cuttableClient(t, url, circle)
-  await client.connect()
-  await client.authenticate()
-  await client.subscribe({}, handler)
-  await client.play('save_data("a", 1)')
-  await received(1)
-  gate.blocked = true
-  const reconnecting = reached('reconnecting')
-  cut()
-  await reconnecting
-  await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: 'for (let i = 0; i < 5; i++) save_data("b" + i, i)' })
-  gate.blocked = false
+  const { client, received, back } = await awayWhile(t, { live: { log: { maxEntries: 2 } } }, {}, 'save_data("a", 1)', 'for (let i = 0; i < 5; i++) save_data("b" + i, i)')
+  void back()
   const [, resync] = await received(2)
   t.match(resync, { type: 'resync', seq: 6, error: { code: 'RESYNC_REQUIRED' } })
   await client.play('save_data("c", 1)')
