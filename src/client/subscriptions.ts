@@ -1,5 +1,5 @@
 import { ERROR_REGISTRY, isErrorCode } from '../errors/index.js'
-import type { MethodParams, MethodResults, SubscribePosition } from '../protocol/index.js'
+import type { MethodParams, MethodResults, SubscribePosition } from '../protocol/messages.js'
 import { RpcError, type CirclesClientError } from './errors.js'
 
 /** What to watch: changes under `prefix`, events whose topic starts with one of `topics` (neither: everything). */
