@@ -320,11 +320,16 @@ export class PeerHost {
     return load
   }
 
-  /** A run's effects become the context's notices, in order; a run cut short by its host's death loses the log. */
+  /**
+   * A run's effects become the context's notices, in order; a run cut short by its host's death
+   * loses the log. Such an outcome is the node's own and carries no effects: a WORKER_CRASHED
+   * that does carry them came back from the run's host — a run that let a callee's crash be its
+   * answer — and its effects are whole.
+   */
   private onOutcome(entry: Entry, outcome: RunOutcome, caller: PublicKeyHex | ''): void {
     const feed = entry.feed
     if (feed === undefined) return
-    if (outcome.code === 'WORKER_CRASHED' || outcome.effects?.lost === true) {
+    if ((outcome.code === 'WORKER_CRASHED' && outcome.effects === undefined) || outcome.effects?.lost === true) {
       this.counters.logsLost++
       feed.restart()
       return
