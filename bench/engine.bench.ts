@@ -11,6 +11,7 @@
  * Prints one JSON line: { script, cold, runs, seconds, runs_per_second, us_per_run }.
  */
 import { DEFAULTS } from '../src/config/index.js'
+import { WriteLedger } from '../src/live/index.js'
 import { Engine, type RunStore } from '../src/sandbox/engine.js'
 import { SCRIPTS } from './lib/scripts.js'
 
@@ -39,7 +40,17 @@ export function measureEngine(scriptName: keyof typeof SCRIPTS, seconds: number,
     maxLogLines: DEFAULTS.MAX_LOG_LINES,
   })
   const circle = '02'.padEnd(66, 'a')
-  const ctx = { circle, dbPathLabel: circle, store: NO_STORAGE, cpuMs: DEFAULTS.SCRIPT_CPU_MS, maxCallsInFlight: DEFAULTS.MAX_CALLS_IN_FLIGHT_PER_RUN, maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES }
+  const effects = { maxEmits: DEFAULTS.EMITS_PER_RUN, maxEmitBytes: DEFAULTS.EMIT_BYTES_PER_RUN, maxNotifyValueBytes: DEFAULTS.NOTIFY_VALUE_BYTES }
+  const ctx = {
+    circle,
+    dbPathLabel: circle,
+    store: NO_STORAGE,
+    cpuMs: DEFAULTS.SCRIPT_CPU_MS,
+    maxCallsInFlight: DEFAULTS.MAX_CALLS_IN_FLIGHT_PER_RUN,
+    maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
+    effects,
+    ledger: new WriteLedger(),
+  }
   const source = SCRIPTS[scriptName]
   let n = 0
   const once = () => {

@@ -10,6 +10,7 @@
  *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL, else a private redis-server)
  *   npm run bench -- --hostile-only      # just the hostile-neighbours rows
  *   npm run bench -- --server-old-space-mb 256   # servers run with --max-old-space-size=256
+ *   npm run bench -- --live-only         # just the live-update rows (one writer, 1,000 subscribers)
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
  * file and an SVG chart under bench/results/.
@@ -37,6 +38,11 @@ const authLagOnly = argv.includes('--auth-lag')
 const BAD_AUTH_SOCKETS = 1000
 const onlyCrossNode = argv.includes('--cross-node-only')
 const onlyHostile = argv.includes('--hostile-only')
+const onlyLive = argv.includes('--live-only')
+/** Sockets watching the writer's context in the live rows. */
+const LIVE_SUBSCRIBERS = 1000
+/** The paced live row: one write per this many ms (50 a second: 50,000 notifications a second). */
+const LIVE_PACED_MS = 20
 /** A Redis the operator names for the cross-node rows; without one the bench starts a private redis-server. */
 const GIVEN_REDIS_URL = process.env['BENCH_REDIS_URL']
 const sandboxProcesses = Number(argv[argv.indexOf('--sandbox-processes') + 1] ?? '') || 1
@@ -134,6 +140,22 @@ function load(config: LoadConfig, core?: string): Promise<LoadResult> {
 
 function engine(script: keyof typeof SCRIPTS, cold: boolean, core?: string): Promise<EngineFigure> {
   return runJson<EngineFigure>([...NODE_ARGS, here('./engine.bench.js'), '--script', script, '--seconds', String(PLAN.engineSeconds), ...(cold ? ['--cold'] : [])], core)
+}
+
+/**
+ * Subscribers in a load-generator process of their own (so that reading notifications does not
+ * slow the writer's client): `ready` once they are subscribed, `result` once they have measured.
+ */
+function watch(config: LoadConfig): { ready: Promise<void>; result: Promise<LoadResult> } {
+  const child = spawn(process.execPath, [here('./load/load-generator.js'), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: child.stdout })
+  const ready = new Promise<void>((resolve) => lines.once('line', () => resolve()))
+  const result = new Promise<LoadResult>((resolve, reject) => {
+    let last = ''
+    lines.on('line', (line) => (last = line))
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(last) as LoadResult) : reject(new Error(`watching load generator exited with ${code}`))))
+  })
+  return { ready, result }
 }
 
 /** Start N idle connections in a load-generator process; resolves once they are all open. */
@@ -401,10 +423,99 @@ async function crossNodeOnly(): Promise<void> {
   writeResult(quick ? 'bench-cross-node-quick' : 'bench-cross-node', { kind: 'cross-node', quick, date: new Date().toISOString(), machine: machineInfo(), parameters: { ...PLAN, sandbox_processes: sandboxProcesses }, cross_node: cross })
 }
 
+interface LiveRows {
+  /** The writer alone: what its plays cost without anyone watching. */
+  readonly alone: LoadResult
+  /** The writer while LIVE_SUBSCRIBERS watch its context. */
+  readonly watched: LoadResult
+  /** The subscribers: notifications received/s, and latency from commit to receipt. */
+  readonly subscribers: LoadResult
+  /** The same with the writer paced (LIVE_PACED_MS between writes): latency while the subscribers keep up. */
+  readonly paced: LoadResult
+  /** The writer with one subscriber that never reads. */
+  readonly slow: LoadResult
+  readonly writer_p50_watched_vs_alone: number
+  readonly writer_p50_slow_vs_alone: number
+}
+
+/**
+ * Live updates: one writer saving a document in a closed loop on a context of its own, alone,
+ * then with LIVE_SUBSCRIBERS sockets watching it (notifications/s delivered, commit → receipt),
+ * then with one subscriber that never reads (its p50 against the writer's alone).
+ */
+async function measureLive(node: Server, say: (what: string) => void): Promise<LiveRows> {
+  const timed = { durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, connections: 1 }
+  const board = async () => ((await node.command({ cmd: 'board' })) as { url: string }).url
+  say('live: one writer, nobody watching')
+  const alone = await loadWithCpu(node, { mode: 'live', url: await board(), ...timed })
+  say(`live: one writer, ${LIVE_SUBSCRIBERS} subscribers`)
+  const url = await board()
+  const watching = watch({ mode: 'watch', url, ...timed, connections: LIVE_SUBSCRIBERS, subscribers: LIVE_SUBSCRIBERS })
+  await watching.ready
+  // The subscribers measure from the writer's first notification on: it writes a little longer.
+  const watched = await loadWithCpu(node, { mode: 'live', url, ...timed, durationMs: timed.durationMs + 500 })
+  const subscribers = await watching.result
+  say(`live: one writer every ${LIVE_PACED_MS} ms, ${LIVE_SUBSCRIBERS} subscribers`)
+  const pacedUrl = await board()
+  const pacing = watch({ mode: 'watch', url: pacedUrl, ...timed, connections: LIVE_SUBSCRIBERS, subscribers: LIVE_SUBSCRIBERS })
+  await pacing.ready
+  await load({ mode: 'live', url: pacedUrl, ...timed, durationMs: timed.durationMs + 500, rate: 1000 / LIVE_PACED_MS })
+  const paced = await pacing.result
+  say('live: one writer, one subscriber that does not read')
+  const slow = await load({ mode: 'live', url: await board(), ...timed, slowSubscribers: 1 })
+  return {
+    alone,
+    watched,
+    subscribers,
+    paced,
+    slow,
+    writer_p50_watched_vs_alone: watched.latency_ms.p50 / alone.latency_ms.p50,
+    writer_p50_slow_vs_alone: slow.latency_ms.p50 / alone.latency_ms.p50,
+  }
+}
+
+function liveTable(live: LiveRows): string {
+  const n = live.subscribers.connections
+  const { p50, p99, max } = live.subscribers.latency_ms
+  return table(
+    ['live updates (one writer, save_data in a closed loop)', 'value'],
+    [
+      ['writer alone: plays/s, p50 / p99 ms', `${formatNumber(live.alone.per_second)}, ${formatNumber(live.alone.latency_ms.p50)} / ${formatNumber(live.alone.latency_ms.p99)}`],
+      [`writer with ${n} subscribers: plays/s, p50 / p99 ms`, `${formatNumber(live.watched.per_second)}, ${formatNumber(live.watched.latency_ms.p50)} / ${formatNumber(live.watched.latency_ms.p99)}`],
+      [`notifications delivered/s (${n} subscribers)`, formatNumber(live.subscribers.per_second)],
+      ['commit → receipt p50 / p99 / max ms (commit time in whole ms; receivers saturated)', `${formatNumber(p50)} / ${formatNumber(p99)} / ${formatNumber(max)}`],
+      [
+        `writer paced to one save per ${LIVE_PACED_MS} ms: notifications/s, commit → receipt p50 / p99 ms`,
+        `${formatNumber(live.paced.per_second)}, ${formatNumber(live.paced.latency_ms.p50)} / ${formatNumber(live.paced.latency_ms.p99)}`,
+      ],
+      [`writer p50 with ${n} subscribers ÷ alone`, `${live.writer_p50_watched_vs_alone.toFixed(2)}×`],
+      [
+        `node main thread CPU per write: alone / with ${n} subscribers (µs)`,
+        `${formatNumber(live.alone.cpu_us?.server_main ?? Number.NaN)} / ${formatNumber(live.watched.cpu_us?.server_main ?? Number.NaN)}`,
+      ],
+      [
+        'node main thread CPU per notification sent (µs)',
+        formatNumber(((live.watched.cpu_us?.server_main ?? Number.NaN) - (live.alone.cpu_us?.server_main ?? Number.NaN)) / n),
+      ],
+      ['writer p50 with a subscriber that does not read ÷ alone', `${live.writer_p50_slow_vs_alone.toFixed(2)}×`],
+    ],
+  )
+}
+
+async function liveOnly(): Promise<void> {
+  let step = 0
+  const node = await startServer('./servers/circles-server.js', { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses) })
+  const live = await measureLive(node, (what) => progress(`[${++step}/4] ${what}`))
+  await node.stop()
+  progressDone()
+  console.log(liveTable(live))
+  writeResult(quick ? 'bench-live-quick' : 'bench-live', { kind: 'live', quick, date: new Date().toISOString(), machine: machineInfo(), parameters: { ...PLAN, sandbox_processes: sandboxProcesses, subscribers: LIVE_SUBSCRIBERS }, live })
+}
+
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 16 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 20 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
@@ -443,6 +554,7 @@ async function main(): Promise<void> {
   say(`Circles local, ${PLAN.manyContexts} connections to ${PLAN.manyContexts} different contexts`)
   const { urls } = (await node.command({ cmd: 'urls', count: PLAN.manyContexts })) as { urls: string[] }
   const manyContexts = await loadWithCpu(node, { mode: 'play', url, urls, ...timed(PLAN.manyContexts) })
+  const live = await measureLive(node, say)
 
   // Auth under load.
   say('auth: handshakes/s')
@@ -584,6 +696,7 @@ async function main(): Promise<void> {
     local_thread_isolation: threadIsolation,
     pinned: pinned ?? null,
     cross_node: cross,
+    live,
     auth: { handshakes, quiet, flooded, flood, lag },
     hostile,
     footprint,
@@ -623,6 +736,8 @@ async function main(): Promise<void> {
     cpuRows.push(cpuRow('pinned: Circles, ~1 KB', pinned['small'] as LoadResult))
   }
   console.log(table(['CPU µs per request, by thread', 'conns', ...CPU_COLUMNS], cpuRows))
+  console.log('')
+  console.log(liveTable(live))
   if (pinned !== undefined) {
     const limit = pinned['one_core_limit_per_second'] as number
     console.log('')
@@ -697,4 +812,4 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${path}\nchart:   ${chartPath}\n(${((performance.now() - started) / 1000).toFixed(0)} s)`)
 }
 
-await (onlyCrossNode ? crossNodeOnly() : onlyHostile ? hostileOnly() : main())
+await (onlyCrossNode ? crossNodeOnly() : onlyHostile ? hostileOnly() : onlyLive ? liveOnly() : main())

@@ -23,6 +23,18 @@ const EXAMPLES = [
       'load_data("notes/hello")\n',
   },
   { name: 'List documents', script: 'list_data("")\n' },
+  {
+    name: 'Post to the board',
+    script:
+      '// Press "Watch" (prefix posts/) in another tab: the post shows up there at once.\n' +
+      'const name = "posts/" + new Date().toISOString();\n' +
+      'save_data(name, { text: "Hello, board!", by: CALLER_PUBLIC_KEY });\n' +
+      'name\n',
+  },
+  {
+    name: 'Emit an event',
+    script: '// Events reach the watchers of their topic and are stored nowhere.\nemit("typing", { by: CALLER_PUBLIC_KEY });\n"sent"\n',
+  },
   { name: 'Catch an error code', script: 'try { save_data("profile", 1); "saved" } catch (e) { e.code }\n' },
   { name: 'Run too long', script: 'while (true) {}\n' },
 ]
@@ -37,6 +49,7 @@ const el = {
   idleNote: $('idle-note'), error: $('error'), errorCode: $('error-code'), errorMessage: $('error-message'),
   output: $('output'), resultJson: $('result-json'), logs: $('logs'), timings: $('timings'),
   info: $('info'), limits: $('limits').tBodies[0], resultCard: $('result-card'),
+  livePrefix: $('live-prefix'), watch: $('watch'), liveStatus: $('live-status'), liveList: $('live-list'),
 }
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`
@@ -100,6 +113,7 @@ async function useIdentity(next) {
 async function dropClient() {
   const old = client
   client = undefined
+  stopLive('Not watching: the connection was closed.')
   showStatus('idle')
   if (old !== undefined) await old.close()
 }
@@ -203,6 +217,72 @@ async function run() {
   }
 }
 
+// Live: the documents under a prefix, kept current by the node's notifications.
+let watching // { prefix, stop } while a subscription runs
+const posts = new Map() // name → its <li>
+
+function showPost(name, value) {
+  let item = posts.get(name)
+  if (item === undefined) {
+    item = document.createElement('li')
+    posts.set(name, item)
+    el.liveList.prepend(item)
+  }
+  const label = document.createElement('code')
+  label.textContent = name
+  const text = value !== null && typeof value === 'object' && typeof value.text === 'string' ? value.text : JSON.stringify(value)
+  item.replaceChildren(label, document.createTextNode(text))
+}
+
+function removePost(name) {
+  posts.get(name)?.remove()
+  posts.delete(name)
+}
+
+/** Read the newest documents under the prefix (after subscribing, so that nothing falls between). */
+async function readPosts(c, prefix) {
+  const script = `list_data(${JSON.stringify(prefix)}).slice(-50).map((name) => [name, load_data(name)])`
+  const { result } = await c.play(script)
+  for (const [name, value] of result) showPost(name, value)
+}
+
+function onNotice(c, prefix, notice) {
+  if (notice.type === 'changed') {
+    if (notice.op === 'delete') removePost(notice.name)
+    else if (notice.truncated) void c.play(`load_data(${JSON.stringify(notice.name)})`).then((r) => showPost(notice.name, r.result), () => {})
+    else showPost(notice.name, notice.value)
+  } else if (notice.type === 'resync') {
+    // Notices were lost (the node restarted, say): read again.
+    void readPosts(c, prefix).catch(() => {})
+  } else if (notice.type === 'ended') {
+    stopLive(`Not watching: ${notice.error.code} — ${notice.error.message}`)
+  }
+}
+
+function stopLive(status) {
+  const current = watching
+  watching = undefined
+  el.watch.textContent = 'Watch'
+  if (current !== undefined) {
+    el.liveStatus.textContent = status
+    void current.stop().catch(() => {})
+  }
+}
+
+async function toggleWatch() {
+  if (watching !== undefined) return stopLive('Not watching.')
+  const prefix = el.livePrefix.value
+  const c = await ensureConnected()
+  if (identity !== undefined && c.state === 'open') await c.authenticate()
+  posts.clear()
+  el.liveList.replaceChildren()
+  const stop = await c.subscribe({ prefix }, (notice) => onNotice(c, prefix, notice))
+  watching = { prefix, stop }
+  el.watch.textContent = 'Stop'
+  el.liveStatus.textContent = `Watching ${prefix === '' ? 'every document' : `"${prefix}"`}: changes appear here as they are written.`
+  await readPosts(c, prefix)
+}
+
 /** The limits of /info by what they are, not by their field names (which stay in the tooltip). */
 const LIMIT_LABELS = {
   max_frame_bytes: 'Frame', max_batch_entries: 'Requests per batch', max_batch_answer_bytes: 'Answers of one batch',
@@ -210,6 +290,8 @@ const LIMIT_LABELS = {
   max_buffered_bytes_per_connection: 'Unread answers per connection', nonce_ttl_ms: 'Nonce lifetime',
   idle_timeout_ms: 'Idle connection closed after', script_timeout_ms: 'Script wall time', script_cpu_ms: 'Script CPU time',
   script_memory_mb: 'Script heap', max_output_bytes: 'Result size', max_log_bytes: 'print output per run', max_log_lines: 'print lines per run',
+  max_subscriptions_per_connection: 'Subscriptions per connection', max_emits: 'emit() events per run',
+  max_emit_bytes: 'emit() bytes per run', max_notify_value_bytes: 'Value a notification carries',
 }
 
 function limitLabel(key) {
@@ -242,6 +324,7 @@ async function loadInfo() {
     const rows = [
       ['name', info.name], ['public key', info.public_key], ['version', info.version],
       ['run policy', JSON.stringify(info.policy.run)], ['write policy', JSON.stringify(info.policy.write)],
+      ['call policy', JSON.stringify(info.policy.call)], ['subscribe policy', JSON.stringify(info.policy.subscribe)],
       ['websocket', wsUrl],
     ]
     el.info.replaceChildren(
@@ -335,6 +418,7 @@ el.authenticate.addEventListener('click', () => void action(async () => {
   await c.authenticate()
 }))
 el.disconnect.addEventListener('click', () => void action(dropClient))
+el.watch.addEventListener('click', () => void action(toggleWatch))
 
 const stored = storage.get(STORAGE_KEY)
 if (stored !== null) {

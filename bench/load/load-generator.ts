@@ -8,6 +8,12 @@
  *   handshake  new connection + fetch_nonce + sign + authenticate, repeatedly
  *   bad-auth   new connection + fetch_nonce + a bad signature, repeatedly (a flood)
  *   idle       open N connections and hold them (prints {"open": N}, then waits for SIGTERM)
+ *   live       one writer saving a document in a closed loop, or paced by `rate`
+ *              (`slowSubscribers` sockets subscribe to it and never read); its latency
+ *   watch      `subscribers` sockets subscribed to a live writer's documents (prints {"ready": N}
+ *              once they are): notifications received per second, and latency from the
+ *              write's commit (the script's Date.now(), whole ms) to receipt; measured from the
+ *              first notification on, after the warm-up
  *   unread, junk, bomb   hostile neighbours (bench/load/hostile.ts): until SIGTERM, then one
  *              JSON line of what they did
  *
@@ -20,7 +26,7 @@ import { cpuPerRequest, sampleThreads, type CpuPerRequest, type MeasuredProcesse
 import { HOSTILE_MODES, runHostile, type HostileMode } from './hostile.js'
 
 export interface LoadConfig {
-  readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle' | HostileMode
+  readonly mode: 'echo' | 'play' | 'handshake' | 'bad-auth' | 'idle' | 'live' | 'watch' | HostileMode
   readonly url: string
   /** Connection i opens urls[i % urls.length] instead of url (e.g. many contexts through one node). */
   readonly urls?: readonly string[]
@@ -30,10 +36,14 @@ export interface LoadConfig {
   readonly script?: string
   /** Processes whose CPU per request, by thread, is read over the measured window (same machine). */
   readonly cpu?: MeasuredProcesses
-  /** `play`: plays a second per connection at most (paced); absent: as fast as answers come. */
+  /** `play`, `live`: requests a second per connection at most (paced); absent: as fast as answers come. */
   readonly rate?: number
   /** Connection i binds addresses[i % addresses.length] (loopback aliases: limits count per address). */
   readonly addresses?: readonly string[]
+  /** watch: sockets subscribed to the writer's documents. */
+  readonly subscribers?: number
+  /** live: sockets that subscribe to the writer's documents and then stop reading. */
+  readonly slowSubscribers?: number
 }
 
 export interface LoadResult {
@@ -171,6 +181,28 @@ async function handshakes(url: string, good: boolean): Promise<void> {
   }
 }
 
+/** Subscribe `ws` to the live writer's documents; a reading one records each notification's delay from its commit. */
+async function subscribe(ws: WebSocket, reading: boolean, first: () => void): Promise<void> {
+  const answer = JSON.parse(await exchange(ws, rpc(3, 'subscribe', { prefix: 'live/' }))) as { result?: unknown }
+  if (answer.result === undefined) throw new Error(`subscribe failed: ${JSON.stringify(answer)}`)
+  if (!reading) {
+    ;(ws as unknown as { _socket: { pause(): void } })._socket.pause()
+    return
+  }
+  ws.on('message', (data: Buffer) => {
+    const at = (JSON.parse(data.toString()) as { params: { value: { at: number } } }).params.value.at
+    record(performance.timeOrigin + performance.now() - at, true)
+    first()
+  })
+}
+
+/** `count` authenticated sockets subscribed to the live writer's documents, 50 handshakes at a time. */
+async function subscribers(count: number, reading: boolean, first: () => void = () => {}): Promise<void> {
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(Array.from({ length: Math.min(50, count - i) }, async () => subscribe(await authenticated(config.url, generateKeyPair()), reading, first)))
+  }
+}
+
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
@@ -192,7 +224,15 @@ async function main(): Promise<void> {
     process.on('SIGTERM', () => process.exit(0))
     await new Promise(() => {})
   }
-  if (config.mode === 'echo' || config.mode === 'play') {
+  if (config.mode === 'live') {
+    const writer = await authenticated(config.url, generateKeyPair())
+    await subscribers(config.slowSubscribers ?? 0, false)
+    loops.push(closedLoop(writer, rpc(1, 'play', { script: 'save_data("live/doc", { at: Date.now(), text: "hello" })' }), config.rate))
+  } else if (config.mode === 'watch') {
+    // Measured once the writer is writing: from its first notification on, after the warm-up.
+    const writing = new Promise<void>((resolve) => subscribers(config.subscribers ?? 0, true, resolve).then(() => process.stdout.write(`${JSON.stringify({ ready: config.subscribers })}\n`)))
+    await writing
+  } else if (config.mode === 'echo' || config.mode === 'play') {
     const sockets: WebSocket[] = []
     const urlOf = (n: number) => (config.urls === undefined ? config.url : config.urls[n % config.urls.length]!)
     for (let i = 0; i < config.connections; i += 50) {

@@ -12,6 +12,7 @@
  *   {"cmd":"lag-reset"}              → starts a new event-loop delay histogram
  *   {"cmd":"lag"}                    → {"p50_ms","p99_ms","max_ms","mean_ms"} since the reset
  *   {"cmd":"pids"}                   → {"pid","host_pids"}: this process and its sandbox hosts now
+ *   {"cmd":"board"}                  → {"url"}: a new context any authenticated caller may write and watch
  *   {"cmd":"rss"}                    → {"rss","peak_rss"}: now, and the highest since the process started
  *
  * BENCH_HOSTILE=1 sets the node up for the hostile-neighbours rows: the circle admits anonymous
@@ -138,6 +139,11 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         times.sort((a, b) => a - b)
         const at = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))] ?? Number.NaN
         return reply({ p50_ms: at(50), p99_ms: at(99), samples: times.length })
+      }
+      case 'board': {
+        const { publicKey } = generateKeyPair()
+        await node.peers.spawnPeer({ pubkey: publicKey, policy: { run: 'authenticated', write: 'authenticated' } })
+        return reply({ url: `${served.url}${publicKey}` })
       }
       case 'rss':
         return reply({ rss: process.memoryUsage().rss, peak_rss: process.resourceUsage().maxRSS * 1024 })

@@ -21,7 +21,7 @@ export const CONTEXT_CREATE_COMMAND = {
   options: {
     'db-path': { type: 'string', arg: 'DIR', help: 'the database path to create the context under' },
     key: { type: 'string', arg: 'KEY_OR_FILE', help: "the owner's 64-hex secret key, or key file: read, or made (mode 0600) when it does not exist (default: a new key, printed)" },
-    policy: { type: 'string', arg: 'JSON', help: `who may run and write, e.g. '{"run":"anonymous","write":"owner"}' (default: run authenticated, write owner)` },
+    policy: { type: 'string', arg: 'JSON', help: `who may run, write, call out and subscribe, e.g. '{"run":"anonymous","write":"owner"}' (default: run authenticated, write owner, call owner, subscribe as run)` },
     script: { type: 'string', arg: 'FILE', help: 'an init script run once in the new context as its owner; if it fails, nothing is created' },
   },
 } as const satisfies CommandSpec

@@ -4,6 +4,14 @@ import { circlesError } from '../errors/index.js'
 import { keyPairFromText, resolveKeyArgument, type KeyPair } from '../identity/index.js'
 import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
 
+/** The options of a command that talks to a circle: where, and as whom (`anonymously`: what it does without a key). */
+export function circleOptions(anonymously: string) {
+  return {
+    url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
+    key: { type: 'string', arg: 'KEY_OR_FILE', help: `a key file, - for standard input, or a 64-hex secret key (shows in ps; prefer a file) (default: ${anonymously})` },
+  } as const
+}
+
 export const PLAY_COMMAND = {
   name: 'play',
   synopsis: '--url WS_URL [--key KEY_OR_FILE] (FILE | - | -e SCRIPT) [options]',
@@ -14,8 +22,7 @@ export const PLAY_COMMAND = {
     'one line: req/s, p50 and p99 latency, errors by code.',
   ].join('\n'),
   options: {
-    url: { type: 'string', arg: 'WS_URL', help: "the circle's WebSocket URL (ws:// or wss://; /<public key> for another context)" },
-    key: { type: 'string', arg: 'KEY_OR_FILE', help: 'a key file, - for standard input, or a 64-hex secret key (shows in ps; prefer a file) (default: play anonymously)' },
+    ...circleOptions('play anonymously'),
     eval: { type: 'string', short: 'e', arg: 'SCRIPT', help: 'the script itself (else a FILE, or - for standard input)' },
     'timeout-ms': { type: 'string', arg: 'N', help: "the script's time limit on the node (it can only lower the circle's)" },
     json: { type: 'boolean', help: 'print the whole result (or the --repeat summary) as JSON' },
@@ -37,10 +44,19 @@ function positiveInteger(value: string | undefined, option: string): number | un
   return n
 }
 
-/** One connected (and, with a key, authenticated) client; a failure is printed and answers exit code 1. */
-async function open(url: string, key: KeyPair | undefined, io: CliIo): Promise<CirclesClient | number> {
-  const builder = CirclesClient.builder(url)
-  const client = (key === undefined ? builder : builder.withKey(key.secretKey)).build()
+/** `--key`: a key file, - for standard input, or a 64-hex secret key; undefined without one. */
+export async function keyOption(value: string | undefined): Promise<KeyPair | undefined> {
+  if (value === undefined) return undefined
+  return value === '-' ? keyPairFromText(await readStdin(), 'standard input') : resolveKeyArgument(value)
+}
+
+/**
+ * One connected (and, with a key, authenticated) client; a failure is printed and answers exit
+ * code 1. `reconnect`: the client comes back after a dropped connection (and authenticates again).
+ */
+export async function open(url: string, key: KeyPair | undefined, io: CliIo, reconnect = false): Promise<CirclesClient | number> {
+  const withKey = key === undefined ? CirclesClient.builder(url) : CirclesClient.builder(url).withKey(key.secretKey)
+  const client = (reconnect ? withKey.withReconnect({}) : withKey).build()
   try {
     await client.connect()
     if (key !== undefined) await client.authenticate()
@@ -154,7 +170,7 @@ export async function playCommand(argv: readonly string[], io: CliIo): Promise<n
       throw circlesError('USAGE', `play: cannot read ${source} (${(error as NodeJS.ErrnoException).code})`)
     }
   }
-  const key = values.key === undefined ? undefined : values.key === '-' ? keyPairFromText(await readStdin(), 'standard input') : await resolveKeyArgument(values.key)
+  const key = await keyOption(values.key)
   const opened = await Promise.all(Array.from({ length: concurrency }, () => open(values.url!, key, io)))
   const clients = opened.filter((c): c is CirclesClient => typeof c !== 'number')
   try {

@@ -15,6 +15,7 @@ Commands:
   context create  create a context under a database path: its key, policy and init script
   keygen          make a secp256k1 key pair
   play            run a script in a circle (or load-test it with --repeat)
+  watch           print a circle's changes and events as they happen, one JSON line each
   help            show this text
 
 "circles <command> --help" (or -h) lists a command's options.
@@ -135,6 +136,10 @@ async function dispatch(command: string | undefined, rest: readonly string[], io
     case 'play': {
       const { playCommand } = await import('./play-command.js')
       return playCommand(rest, io)
+    }
+    case 'watch': {
+      const { watchCommand } = await import('./watch-command.js')
+      return watchCommand(rest, io)
     }
     case 'worker': {
       const { workerCommand } = await import('./worker-command.js')

@@ -5,6 +5,8 @@ import { MalformedAnswerError, RpcError, type ErrorData } from './errors.js'
 export type Answer =
   | { readonly type: 'result'; readonly id: unknown; readonly result: unknown }
   | { readonly type: 'error'; readonly id: unknown; readonly error: RpcError | MalformedAnswerError }
+  /** A notification from the node (live updates): checked by its method's reader. */
+  | { readonly type: 'notification'; readonly method: string; readonly params: unknown }
   /** Not a JSON-RPC response at all: nothing can be matched to a request. */
   | { readonly type: 'garbage'; readonly what: string }
 
@@ -26,7 +28,10 @@ function readError(value: unknown): RpcError | MalformedAnswerError {
 
 function readEntry(value: unknown): Answer {
   if (!isObject(value) || value['jsonrpc'] !== '2.0') return { type: 'garbage', what: 'not a JSON-RPC 2.0 response object' }
-  if (!Object.hasOwn(value, 'id')) return { type: 'garbage', what: 'a response without "id"' }
+  if (!Object.hasOwn(value, 'id')) {
+    const method = value['method']
+    return typeof method === 'string' ? { type: 'notification', method, params: value['params'] } : { type: 'garbage', what: 'a response without "id"' }
+  }
   const id = value['id']
   const hasResult = Object.hasOwn(value, 'result')
   const hasError = Object.hasOwn(value, 'error')
@@ -83,6 +88,13 @@ export function checkResult<M extends MethodName>(method: M, value: unknown): Me
     case 'play':
       problem = checkPlay(value)
       break
+    case 'subscribe':
+      if (typeof value['subscription'] !== 'string') problem = '"subscription" is not a string'
+      else if (typeof value['epoch'] !== 'string' || !Number.isSafeInteger(value['seq'])) problem = '"epoch" and "seq" are not a position'
+      break
+    case 'unsubscribe':
+      if (typeof value['unsubscribed'] !== 'boolean') problem = '"unsubscribed" is not a boolean'
+      break
   }
   return problem === undefined ? (value as unknown as MethodResults[M]) : new MalformedAnswerError(`${method}: ${problem}`)
 }
@@ -93,8 +105,8 @@ export interface CircleInfo {
   readonly public_key: string
   readonly version: string
   readonly methods: readonly string[]
-  /** The circle's policy: `run` and `write`, as in docs/contexts.md. */
-  readonly policy: { readonly run: unknown; readonly write: unknown }
+  /** The circle's policy: `run`, `write`, `call` and `subscribe`, as in docs/contexts.md. */
+  readonly policy: { readonly run: unknown; readonly write: unknown; readonly call: unknown; readonly subscribe: unknown }
   /** Limits in force, each a number with its unit in the name. */
   readonly limits: Readonly<Record<string, number>>
   readonly [other: string]: unknown

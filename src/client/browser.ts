@@ -33,6 +33,7 @@ export {
 } from './signer.js'
 export { DEFAULT_RECONNECT, type ReconnectPolicy } from './reconnect.js'
 export type { CircleInfo } from './answers.js'
+export type { SubscribeFilter, LiveNotice, LiveHandler, Unsubscribe } from './subscriptions.js'
 export type { WebSocketLike, WebSocketConstructor } from './websocket.js'
 export type { PlayResult } from '../protocol/messages.js'
 export { generateKeyPair, keyPairFromSecret, type KeyPair } from '../identity/portable.js'

@@ -15,6 +15,7 @@ import {
 import { reconnectDelayMs, type ResolvedReconnectPolicy } from './reconnect.js'
 import { checkSignInMessage, signerAddress, signInTemplate } from './sign-in-check.js'
 import type { Signer } from './signer.js'
+import { ClientSubscriptions, readNotification, type LiveHandler, type SubscribeFilter, type Unsubscribe } from './subscriptions.js'
 import { resolveWebSocket, WS_OPEN, type WebSocketConstructor, type WebSocketLike } from './websocket.js'
 
 /** How long a request waits for its answer unless told otherwise. */
@@ -136,6 +137,7 @@ export class CirclesClient {
   private readonly listeners = new Set<(state: ClientState) => void>()
   /** Requests made while the socket was closing, routed again once the close is handled. */
   private afterDrop: (() => void)[] = []
+  private readonly live = new ClientSubscriptions((method, params, onAnswer) => this.send(method, params, {}, false, onAnswer))
 
   /** Start building a client for `url`; see {@link CirclesClientBuilder}. */
   static builder(url: string): CirclesClientBuilder {
@@ -247,6 +249,12 @@ export class CirclesClient {
     if (garbage?.type === 'garbage') return this.protocolFailure(socket, garbage.what)
     for (const answer of answers) {
       if (answer.type === 'garbage') continue
+      if (answer.type === 'notification') {
+        const notification = readNotification(answer.method, answer.params)
+        if (typeof notification === 'string') return this.protocolFailure(socket, notification)
+        if (notification !== undefined) this.live.receive(notification)
+        continue
+      }
       // id null: the node could not read a request of ours (a frame over its size limit, say).
       // It cannot say which; all that are waiting get the error, and the node closes after.
       if (answer.id === null && answer.type === 'error') {
@@ -286,6 +294,7 @@ export class CirclesClient {
 
   private onDrop(code: number, reason: string): void {
     this.socket = undefined
+    this.live.dropped()
     const dropped = new ConnectionClosedError(
       code,
       reason,
@@ -351,6 +360,7 @@ export class CirclesClient {
       this.reconnected = undefined
       this.setState(this.signedInWith === undefined ? 'open' : 'authenticated')
       waiting.resolve()
+      this.live.resume()
       return
     }
     if (this.current !== 'reconnecting') return
@@ -374,7 +384,14 @@ export class CirclesClient {
     return this.send(method, params, options, false)
   }
 
-  private send<M extends MethodName>(method: M, params: MethodParams[M], options: RequestOptions, reconnecting: boolean): Promise<MethodResults[M]> {
+  /** `onAnswer` sees the checked result as it is read, before any later frame of the connection is. */
+  private send<M extends MethodName>(
+    method: M,
+    params: MethodParams[M],
+    options: RequestOptions,
+    reconnecting: boolean,
+    onAnswer?: (result: MethodResults[M]) => void,
+  ): Promise<MethodResults[M]> {
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
       return Promise.reject(circlesError('INVALID_OPTION', `${method}: timeoutMs must be a positive integer`))
@@ -405,7 +422,15 @@ export class CirclesClient {
           return fail(this.closedBy ?? new ConnectionClosedError(1006, '', `${method}: not connected`))
         }
         id = this.nextId++
-        this.pending.set(id, { method, resolve: (value) => finish() && resolve(value as MethodResults[M]), reject: fail })
+        this.pending.set(id, {
+          method,
+          resolve: (value) => {
+            if (!finish()) return
+            onAnswer?.(value as MethodResults[M])
+            resolve(value as MethodResults[M])
+          },
+          reject: fail,
+        })
         socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }))
       }
       const route = () => {
@@ -476,6 +501,31 @@ export class CirclesClient {
   }
 
   /**
+   * Watch the connection's circle: its committed changes under `prefix` and the events whose
+   * topic starts with one of `topics` (neither: everything), as the circle's policy lets this
+   * client (`subscribe` rule). Resolves once the node accepted, to a function that ends the
+   * subscription and carries the position the node answered (`epoch`, `seq`: what to give
+   * `after` to resume from there later); a refusal rejects (FORBIDDEN, AUTH_REQUIRED,
+   * TOO_MANY_SUBSCRIPTIONS).
+   *
+   * The handler gets each notice in order. After a reconnect the subscription resumes from the
+   * last notice it saw; when the node cannot tell what was missed, the handler gets `resync`
+   * once the subscription is in place again: read again what you show (notices that follow may
+   * already be in what you read — a `changed` notice carries the whole document, so applying it
+   * again is harmless).
+   *
+   * @example
+   * const stop = await client.subscribe({ prefix: 'posts/' }, (notice) => {
+   *   if (notice.type === 'changed') show(notice.name, notice.value)
+   *   if (notice.type === 'resync') reload()
+   * })
+   * await stop()
+   */
+  subscribe(filter: SubscribeFilter, handler: LiveHandler): Promise<Unsubscribe> {
+    return this.live.add(filter, handler)
+  }
+
+  /**
    * `GET /info` of the port this client talks to: the circle's name, key, policy and limits.
    * Needs no connection.
    *
@@ -526,6 +576,7 @@ export class CirclesClient {
     if (this.current === 'closed' && this.socket === undefined) return Promise.resolve()
     const closed = new ConnectionClosedError(1000, 'closed by the client', 'the client was closed before the answer came')
     this.closedBy ??= closed
+    this.live.clear()
     this.setState('closed')
     this.wakeReconnect?.()
     this.reconnected?.reject(closed)

@@ -130,4 +130,33 @@ export const DEFAULTS = {
   QUEUED_BYTES_PER_GATEWAY: 268_435_456,
   /** Time SIGTERM/SIGINT allow in-flight work to finish before it is answered SHUTTING_DOWN. */
   DRAIN_TIMEOUT_MS: 10_000,
+  /** Subscriptions one socket may hold at once. */
+  SUBSCRIPTIONS_PER_SOCKET: 64,
+  /** Subscriptions the sockets of one remote address may hold at once, across the node. */
+  SUBSCRIPTIONS_PER_ADDRESS: 4_096,
+  /** Topic prefixes one subscription may list. */
+  SUBSCRIPTION_TOPICS: 16,
+  /** Subscriptions one context may have at once. */
+  SUBSCRIPTIONS_PER_CONTEXT: 10_000,
+  /** A subscribed socket is pinged this often; its pongs keep it from being closed as idle. */
+  SUBSCRIBER_PING_INTERVAL_MS: 30_000,
+  /** Changes and events a context keeps in memory for `subscribe { after }` to resume from, at most. */
+  CHANGE_LOG_ENTRIES: 1_000,
+  /** How long a change or event stays in a context's log. */
+  CHANGE_LOG_AGE_MS: 300_000,
+  /** Bytes of names, topics and values a context's log holds, at most (oldest dropped first). */
+  CHANGE_LOG_BYTES: 4_194_304,
+  /** Largest value a `changed` or `event` notification carries (UTF-8 bytes of its JSON); past it, `truncated: true`. */
+  NOTIFY_VALUE_BYTES: 65_536,
+  /** `emit` calls per run. */
+  EMITS_PER_RUN: 100,
+  /** UTF-8 bytes of topics and values one run may `emit` in all. */
+  EMIT_BYTES_PER_RUN: 262_144,
+  /**
+   * Changes and events one run may report for notification: past either bound the run's are
+   * dropped and the context's log starts a new epoch (subscribers are told RESYNC_REQUIRED).
+   */
+  NOTICES_PER_RUN: 1_000,
+  /** Bytes of names, topics and values one run may report for notification (see NOTICES_PER_RUN). */
+  NOTICE_BYTES_PER_RUN: 4_194_304,
 } as const

@@ -117,6 +117,18 @@ export const ERROR_REGISTRY = {
     base: 'Error',
     message: 'No node answered the task by its deadline; it may or may not have run',
   },
+  // Live updates (subscribe).
+  RESYNC_REQUIRED: {
+    rpc: -32060,
+    base: 'Error',
+    message: 'Notifications since that point are no longer known: read again, then subscribe from data.epoch and data.seq',
+  },
+  TOO_MANY_SUBSCRIPTIONS: {
+    rpc: -32061,
+    base: 'RangeError',
+    message: 'Too many subscriptions: data.limit names the bound (socket, address or context)',
+  },
+
   // Refusals of an HTTP request or WebSocket upgrade, before any JSON-RPC: the HTTP answer's JSON body carries the code.
   HOST_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'The Host header names no domain of this node' },
   ORIGIN_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'Browser pages of this origin may not open connections here' },

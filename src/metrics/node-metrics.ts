@@ -15,6 +15,8 @@ export interface MetricSources {
   readonly verifierQueued: () => number
   readonly hosts: () => readonly { readonly index: number; readonly up: boolean; readonly queued: number; readonly waiting: number; readonly runs: number; readonly crashes: number; readonly rebuilds: number; readonly restarts: number }[]
   readonly quarantined: () => number
+  /** Live updates: subscriptions now, notifications delivered and change logs lost since start. */
+  readonly live: () => { readonly subscriptions: number; readonly notifications: number; readonly logsLost: number }
   /** Bytes of answers waiting on sockets (the send budget's total). */
   readonly sendWaiting: () => number
   /** Cross-node figures, when the node is clustered. */
@@ -134,18 +136,24 @@ export class NodeMetrics {
     hostCounter('circles_sandbox_crashes_total', 'Runs that were executing when their sandbox host died', (h) => h.crashes)
     hostCounter('circles_sandbox_rebuilds_total', 'Isolate contexts rebuilt after a run hit its time or memory limit', (h) => h.rebuilds)
     hostCounter('circles_sandbox_host_restarts_total', 'Sandbox host processes started again after one died', (h) => h.restarts)
-    const crossCounter = (name: string, help: string, read: (c: NonNullable<ReturnType<MetricSources['crossNode']>>) => number) => {
+    /** A counter mirroring a running total the node keeps (absent while `source` gives nothing). */
+    const sourcedCounter = <T>(source: () => T | undefined) => (name: string, help: string, read: (figures: T) => number) => {
       const last = new Map<string, number>()
       new Counter({
         name,
         help,
         registers,
         collect() {
-          const c = sources.crossNode()
-          if (c !== undefined) mirror(this, {}, last, '', read(c))
+          const figures = source()
+          if (figures !== undefined) mirror(this, {}, last, '', read(figures))
         },
       })
     }
+    const crossCounter = sourcedCounter(sources.crossNode)
+    const liveCounter = sourcedCounter(sources.live)
+    liveCounter('circles_notifications_total', 'Live-update notifications delivered to subscribed sockets', (l) => l.notifications)
+    liveCounter('circles_change_logs_lost_total', 'Change logs lost under their subscribers (a crashed run, a run past its report bounds): RESYNC_REQUIRED', (l) => l.logsLost)
+    new Gauge({ name: 'circles_subscriptions', help: 'Live-update subscriptions held by sockets now', registers, collect() { this.set(sources.live().subscriptions) } })
     crossCounter('circles_cross_node_tasks_sent_total', 'Tasks this node queued for contexts other nodes own', (c) => c.sent)
     crossCounter('circles_cross_node_tasks_received_total', 'Tasks this node took from the queues of contexts it owns', (c) => c.received)
     crossCounter('circles_cross_node_tasks_redelivered_total', 'Tasks taken again after their owner died (re-run, or answered from their record)', (c) => c.redelivered)

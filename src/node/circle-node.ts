@@ -6,7 +6,8 @@ import { parsePublicKey, type KeyPair, type PublicKeyHex } from '../identity/ind
 import { ClientAddresses, LoadLimits, SendBudget, SYSTEM_CLOCK, type Clock, type LoadLimitOptions } from '../limits/index.js'
 import { createLogger, type Logger } from '../log/index.js'
 import { NodeMetrics } from '../metrics/index.js'
-import { PeerHost, DEFAULT_QUOTA, type PeerOverrides, type PlayOutcome, type PlayRequest } from '../actors/peer/index.js'
+import { PeerHost, DEFAULT_QUOTA, type LiveOptions, type PeerOverrides, type PlayOutcome, type PlayRequest } from '../actors/peer/index.js'
+import { AddressSubscriptions } from '../live/index.js'
 import { playResultOf, type PlayResult } from '../protocol/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
@@ -42,6 +43,8 @@ export interface CircleNodeOptions {
   readonly gateway?: Partial<Omit<GatewayLimits, 'drainTimeoutMs'>>
   /** Defaults for every peer context (limits, quota, mailbox, passivation). */
   readonly peers?: PeerOverrides
+  /** Live updates: each context's change log and subscription caps (defaults from DEFAULTS). */
+  readonly live?: LiveOptions & { readonly maxSubscriptionsPerAddress?: number }
   readonly sandbox?: Omit<SandboxPoolOptions, 'hooks' | 'faults'>
   /** Load limits (rate limits per address and caller; on by default except for loopback). */
   readonly limits?: LoadLimitOptions
@@ -181,6 +184,8 @@ export class CircleNode {
       maxBatchAnswerBytes: DEFAULTS.MAX_BATCH_ANSWER_BYTES,
       nonceTtlMs: DEFAULTS.NONCE_TTL_MS,
       idleTimeoutMs: DEFAULTS.IDLE_TIMEOUT_MS,
+      maxSubscriptions: DEFAULTS.SUBSCRIPTIONS_PER_SOCKET,
+      pingIntervalMs: DEFAULTS.SUBSCRIBER_PING_INTERVAL_MS,
       ...options.gateway,
       drainTimeoutMs,
     }
@@ -279,14 +284,27 @@ export class CircleNode {
       verifierQueued: () => this.verifierInstance?.queued ?? 0,
       hosts: () => this.pool.stats,
       quarantined: () => this.load.quarantined,
+      live: () => {
+        const peers = this.peerHost
+        if (peers === undefined) return { subscriptions: 0, notifications: 0, logsLost: 0 }
+        return { subscriptions: peers.subscriptions, notifications: peers.counters.notifications, logsLost: peers.counters.logsLost }
+      },
       sendWaiting: () => this.sendBudget.bytes,
       crossNode: () => (this.bridge === undefined ? undefined : { ...this.bridge.counters, ...this.bridge.depth, connected: this.bridge.connected }),
     })
     // The listeners read the current services: a restarted child replaces its instance.
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const node = this
+    const { maxSubscriptionsPerAddress, ...live } = options.live ?? {}
     const services: GatewayServices = {
       limits: this.limits,
+      subscriptions: new AddressSubscriptions(positiveIntegerOption(maxSubscriptionsPerAddress, DEFAULTS.SUBSCRIPTIONS_PER_ADDRESS, 'live.maxSubscriptionsPerAddress')),
+      subscribe: (pubkey, subscriber, after) => {
+        if (!this.peerHost.has(pubkey) && this.bridge !== undefined) {
+          throw circlesError('UNKNOWN_CIRCLE', 'That context is not hosted on this node: subscribe on the node that hosts it')
+        }
+        return this.peerHost.subscribe(pubkey, subscriber, after)
+      },
       metrics: this.metrics,
       load: this.load,
       clients,
@@ -337,6 +355,7 @@ export class CircleNode {
             shutdownMs: drainTimeoutMs,
             onSupervisorEvent,
             onRegistered: (pubkey) => this.bridge?.claim(pubkey),
+            live,
             onPolicyChanged: (pubkey) => this.bridge?.advertise(pubkey),
             // A script a run passes to `call` is held to the size of a play's.
             defaults: { ...options.peers, limits: { maxScriptBytes: this.limits.maxScriptBytes, ...options.peers?.limits } },
@@ -728,6 +747,7 @@ export class CircleNode {
       max_buffered_bytes_per_address: this.limits.maxBufferedBytesPerAddress,
       nonce_ttl_ms: this.limits.nonceTtlMs,
       idle_timeout_ms: this.limits.idleTimeoutMs,
+      max_subscriptions_per_connection: this.limits.maxSubscriptions,
       ...(limits === undefined
         ? {}
         : {
@@ -737,6 +757,9 @@ export class CircleNode {
             max_output_bytes: limits.maxOutputBytes,
             max_log_bytes: limits.maxLogBytes,
             max_log_lines: limits.maxLogLines,
+            max_emits: limits.maxEmits,
+            max_emit_bytes: limits.maxEmitBytes,
+            max_notify_value_bytes: limits.maxNotifyValueBytes,
           }),
     }
   }

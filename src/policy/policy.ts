@@ -11,20 +11,26 @@ export type RunRule = 'anonymous' | 'authenticated' | 'owner' | readonly PublicK
 export type WriteRule = 'authenticated' | 'owner' | readonly PublicKeyHex[]
 
 /**
- * A context's policy. The owner (caller key = context key) may always run, write and call out.
- * `call` says whose scripts may use the context's authority: a script that calls another context
- * (`call(peer, script)`) calls as this context, so being allowed to run scripts here is not enough.
+ * A context's policy. The owner (caller key = context key) may always run, write, call out
+ * and subscribe. `call` says whose scripts may use the context's authority: a script that calls
+ * another context (`call(peer, script)`) calls as this context, so being allowed to run scripts
+ * here is not enough. `subscribe` says who may watch the context's changes and events; it takes
+ * the forms of `run`, and a policy given without it follows `run`.
  */
 export interface Policy {
   readonly run: RunRule
   readonly write: WriteRule
   readonly call: RunRule
+  readonly subscribe: RunRule
 }
 
-/** The defaults of docs/contexts.md ("Policy"): any authenticated caller may run scripts; only the owner writes and calls out. */
-export const DEFAULT_POLICY: Policy = Object.freeze({ run: 'authenticated', write: 'owner', call: 'owner' })
+/**
+ * The defaults of docs/contexts.md ("Policy"): any authenticated caller may run scripts and
+ * subscribe; only the owner writes and calls out.
+ */
+export const DEFAULT_POLICY: Policy = Object.freeze({ run: 'authenticated', write: 'owner', call: 'owner', subscribe: 'authenticated' })
 
-const POLICY_KEYS = ['run', 'write', 'call']
+const POLICY_KEYS = ['run', 'write', 'call', 'subscribe']
 
 function keyList(value: unknown[], field: string): PublicKeyHex[] {
   return value.map((item, i) => {
@@ -39,10 +45,11 @@ function keyList(value: unknown[], field: string): PublicKeyHex[] {
 
 /**
  * Validate a policy given as JSON (`circles.json` or a stored `config/policy.json`). Missing
- * members take the defaults; anything unknown or malformed is CONFIG_INVALID naming the field.
+ * members take the defaults (`subscribe`: the value of `run`); anything unknown or malformed is
+ * CONFIG_INVALID naming the field.
  *
  * @example
- * parsePolicy({ run: 'anonymous' }, 'circles[0].policy') // → { run: 'anonymous', write: 'owner', call: 'owner' }
+ * parsePolicy({ run: 'anonymous' }, 'circles[0].policy') // → { run: 'anonymous', write: 'owner', call: 'owner', subscribe: 'anonymous' }
  */
 export function parsePolicy(value: unknown, field = 'policy'): Policy {
   if (value === undefined) return DEFAULT_POLICY
@@ -54,7 +61,13 @@ export function parsePolicy(value: unknown, field = 'policy'): Policy {
       throw circlesError('CONFIG_INVALID', `${field}.${key} is not a policy setting (${POLICY_KEYS.join(', ')})`, { field: `${field}.${key}` })
     }
   }
-  const { run = DEFAULT_POLICY.run, write = DEFAULT_POLICY.write, call = DEFAULT_POLICY.call } = value as { run?: unknown; write?: unknown; call?: unknown }
+  const {
+    run = DEFAULT_POLICY.run,
+    write = DEFAULT_POLICY.write,
+    call = DEFAULT_POLICY.call,
+    subscribe,
+  } = value as { run?: unknown; write?: unknown; call?: unknown; subscribe?: unknown }
+  const parsedRun = runRule(run, `${field}.run`)
   let parsedWrite: WriteRule
   if (Array.isArray(write)) parsedWrite = keyList(write, `${field}.write`)
   else if (write === 'authenticated' || write === 'owner') parsedWrite = write
@@ -63,10 +76,15 @@ export function parsePolicy(value: unknown, field = 'policy'): Policy {
       field: `${field}.write`,
     })
   }
-  return Object.freeze({ run: runRule(run, `${field}.run`), write: parsedWrite, call: runRule(call, `${field}.call`) })
+  return Object.freeze({
+    run: parsedRun,
+    write: parsedWrite,
+    call: runRule(call, `${field}.call`),
+    subscribe: subscribe === undefined ? parsedRun : runRule(subscribe, `${field}.subscribe`),
+  })
 }
 
-/** A `run` or `call` rule as given in JSON. */
+/** A `run`, `call` or `subscribe` rule as given in JSON. */
 function runRule(value: unknown, field: string): RunRule {
   if (Array.isArray(value)) return keyList(value, field)
   if (value === 'anonymous' || value === 'authenticated' || value === 'owner') return value
@@ -86,6 +104,11 @@ export function canCall(policy: Policy, caller: PublicKeyHex | '', owner: Public
   return admits(policy.call, caller, owner)
 }
 
+/** May `caller` subscribe to the changes and events of the context owned by `owner`? */
+export function canSubscribe(policy: Policy, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
+  return admits(policy.subscribe, caller, owner)
+}
+
 function admits(rule: RunRule, caller: PublicKeyHex | '', owner: PublicKeyHex): boolean {
   if (caller === owner) return true
   if (rule === 'anonymous') return true
@@ -95,11 +118,20 @@ function admits(rule: RunRule, caller: PublicKeyHex | '', owner: PublicKeyHex): 
   return rule.includes(caller)
 }
 
-/** What a caller the run rule refuses is answered: AUTH_REQUIRED when anonymous, else FORBIDDEN. */
-export function runRefusal(caller: PublicKeyHex | ''): CirclesError {
+/**
+ * The refusal of a caller a rule does not admit (`what` it may not do: "run scripts",
+ * "subscribe"): AUTH_REQUIRED tells an anonymous caller that authenticating may help, FORBIDDEN
+ * tells an authenticated one that it will not.
+ */
+export function refusal(caller: PublicKeyHex | '', what: string): CirclesError {
   return caller === ''
     ? circlesError('AUTH_REQUIRED', 'This circle does not admit anonymous callers: authenticate first')
-    : circlesError('FORBIDDEN', "The circle's policy does not let this caller run scripts")
+    : circlesError('FORBIDDEN', `The circle's policy does not let this caller ${what}`)
+}
+
+/** What a caller the run rule refuses is answered. */
+export function runRefusal(caller: PublicKeyHex | ''): CirclesError {
+  return refusal(caller, 'run scripts')
 }
 
 /** May `caller` write documents in the context owned by `owner`? Anonymous callers never write. */

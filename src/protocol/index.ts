@@ -8,6 +8,7 @@ export type {
   FrameEntry,
   ParsedFrame,
   PlayResult,
+  SubscribePosition,
   Response,
   SuccessResponse,
   ErrorResponse,

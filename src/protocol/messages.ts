@@ -10,11 +10,20 @@ export type JsonRpcId = string | number | null
  */
 export type ClaimParams = { readonly pubkey: PublicKeyHex; readonly address?: never } | { readonly address: AddressHex; readonly pubkey?: never }
 
+/** Where in a context's notices a subscriber is: its log's epoch and the last seq it saw. */
+export interface SubscribePosition {
+  readonly epoch: string
+  readonly seq: number
+}
+
 /** Params of each method, after validation (canonical keys and addresses). */
 export interface MethodParams {
   fetch_nonce: ClaimParams
   authenticate: ClaimParams & { readonly signature: string }
   play: { readonly script: string; readonly timeout_ms?: number }
+  /** Changes under `prefix`, events whose topic starts with one of `topics`; neither: everything. */
+  subscribe: { readonly prefix?: string; readonly topics?: readonly string[]; readonly after?: SubscribePosition }
+  unsubscribe: { readonly subscription: string }
 }
 
 /** What a run reports besides its output. */
@@ -44,6 +53,8 @@ export interface MethodResults {
   fetch_nonce: { readonly nonce: string; readonly expires_at: number }
   authenticate: { readonly authenticated: true }
   play: PlayResult
+  subscribe: { readonly subscription: string } & SubscribePosition
+  unsubscribe: { readonly unsubscribed: boolean }
 }
 
 export type MethodName = keyof MethodParams

@@ -1,6 +1,8 @@
+import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
 import { normalizePublicKey, parseAddress } from '../identity/index.js'
-import type { Call, ClaimParams, MethodName } from './messages.js'
+import { hasLoneSurrogate } from '../storage/index.js'
+import type { Call, ClaimParams, MethodName, MethodParams, SubscribePosition } from './messages.js'
 
 export interface MethodLimits {
   readonly maxScriptBytes: number
@@ -11,11 +13,14 @@ type ParamsResult = { ok: true; call: Call } | Failure
 
 const SIGNATURE_RE = /^(?:0x)?[0-9a-fA-F]{130}$/
 const MAX_TIMEOUT_MS = 2_147_483_647
+const EPOCH_RE = /^[0-9a-f]{1,64}$/
+/** Subscription ids are the node's own (`s` and a number); anything longer names none. */
+const MAX_SUBSCRIPTION_ID_CHARS = 32
 
-export const METHOD_NAMES: readonly MethodName[] = ['fetch_nonce', 'authenticate', 'play']
+export const METHOD_NAMES: readonly MethodName[] = ['fetch_nonce', 'authenticate', 'play', 'subscribe', 'unsubscribe']
 
 export function isMethodName(value: string): value is MethodName {
-  return value === 'fetch_nonce' || value === 'authenticate' || value === 'play'
+  return (METHOD_NAMES as readonly string[]).includes(value)
 }
 
 function invalid(message: string, field?: string): Failure {
@@ -63,6 +68,46 @@ function claimParams(method: MethodName, p: Record<string, unknown>): ClaimParam
   return { address }
 }
 
+/** A document-name prefix or topic prefix: a string of at most MAX_NAME_BYTES with a UTF-8 form. */
+function prefixParam(method: MethodName, value: unknown, field: string): string | Failure {
+  if (typeof value !== 'string') return invalid(`${method}: "${field}" must be a string`, field)
+  if (value.length > DEFAULTS.MAX_NAME_BYTES || Buffer.byteLength(value) > DEFAULTS.MAX_NAME_BYTES || hasLoneSurrogate(value)) {
+    return invalid(`${method}: "${field}" must be valid Unicode of at most ${DEFAULTS.MAX_NAME_BYTES} bytes`, field)
+  }
+  return value
+}
+
+function subscribeParams(p: Record<string, unknown>): MethodParams['subscribe'] | Failure {
+  const params: { prefix?: string; topics?: string[]; after?: SubscribePosition } = {}
+  if (p['prefix'] !== undefined) {
+    const prefix = prefixParam('subscribe', p['prefix'], 'prefix')
+    if (typeof prefix !== 'string') return prefix
+    params.prefix = prefix
+  }
+  const topics = p['topics']
+  if (topics !== undefined) {
+    if (!Array.isArray(topics) || topics.length === 0 || topics.length > DEFAULTS.SUBSCRIPTION_TOPICS) {
+      return invalid(`subscribe: "topics" must be an array of 1 to ${DEFAULTS.SUBSCRIPTION_TOPICS} topic prefixes`, 'topics')
+    }
+    params.topics = []
+    for (const [i, topic] of topics.entries()) {
+      const checked = prefixParam('subscribe', topic, `topics[${i}]`)
+      if (typeof checked !== 'string') return checked
+      params.topics.push(checked)
+    }
+  }
+  const after = p['after']
+  if (after !== undefined) {
+    const checked = checkObject('subscribe', after, ['epoch', 'seq'])
+    if (!checked.ok) return invalid('subscribe: "after" must be { epoch, seq }', 'after')
+    const { epoch, seq } = checked.value
+    if (typeof epoch !== 'string' || !EPOCH_RE.test(epoch)) return invalid('subscribe: "after.epoch" must be an epoch as the node sent it', 'after.epoch')
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return invalid('subscribe: "after.seq" must be a non-negative integer', 'after.seq')
+    params.after = { epoch, seq }
+  }
+  return params
+}
+
 /** SCRIPT_TOO_LARGE when `script` is over `maxBytes` in UTF-8: the one size rule of `play` and `call`. */
 export function scriptSizeError(script: string, maxBytes: number, what: string): CirclesError | undefined {
   if (script.length <= maxBytes && Buffer.byteLength(script) <= maxBytes) return undefined
@@ -108,6 +153,21 @@ export function parseParams(method: MethodName, params: unknown, limits: MethodL
         return invalid('play: "timeout_ms" must be a positive integer', 'timeout_ms')
       }
       return { ok: true, call: { method, params: { script, timeout_ms: timeout } } }
+    }
+    case 'subscribe': {
+      const checked = checkObject(method, params ?? {}, ['prefix', 'topics', 'after'])
+      if (!checked.ok) return checked
+      const parsed = subscribeParams(checked.value)
+      return 'ok' in parsed ? parsed : { ok: true, call: { method, params: parsed } }
+    }
+    case 'unsubscribe': {
+      const checked = checkObject(method, params, ['subscription'])
+      if (!checked.ok) return checked
+      const subscription = checked.value['subscription']
+      if (typeof subscription !== 'string' || subscription === '' || subscription.length > MAX_SUBSCRIPTION_ID_CHARS) {
+        return invalid('unsubscribe: "subscription" must be the id subscribe answered', 'subscription')
+      }
+      return { ok: true, call: { method, params: { subscription } } }
     }
   }
 }

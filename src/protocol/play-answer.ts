@@ -1,4 +1,5 @@
 import { ERROR_REGISTRY, circlesError, type CirclesError, type ErrorCode } from '../errors/index.js'
+import type { RunEffects } from '../live/index.js'
 import type { JsonRpcId, PlayResult } from './messages.js'
 
 /**
@@ -20,6 +21,8 @@ export interface RunOutcome {
   readonly cpuMs: number
   /** Wall-clock time the run spent suspended, waiting on its calls. */
   readonly callsMs: number
+  /** What the run's watchers are told (committed writes, emitted events), when it had any: the node's, never the answer's. */
+  readonly effects?: RunEffects
 }
 
 /** What the node adds to a run's outcome: its task id and how long it waited in the context's mailbox. */

@@ -3,6 +3,7 @@ import { randomFillSync } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { DEFAULTS } from '../config/defaults.js'
 import { isCirclesError, isErrorCode } from '../errors/index.js'
+import { EffectRecorder, type EffectLimits, type WriteLedger } from '../live/index.js'
 import { failedRun, scriptSizeError, type RunOutcome } from '../protocol/index.js'
 import { REALM_RUN_PARAMS, realmBootstrap, type HostAnswer, type RealmApi, type RealmLimits, type RealmResult } from './realm-bootstrap.js'
 import type { RunRequest } from './run.js'
@@ -29,6 +30,10 @@ export interface RunContext {
   readonly maxCallsInFlight: number
   /** Largest script a run may pass to `call`. */
   readonly maxScriptBytes: number
+  /** Bounds on what a run emits and reports to the context's watchers. */
+  readonly effects: EffectLimits
+  /** The namespace's writes in the order they reached it (shared by every run of the context on this thread). */
+  readonly ledger: WriteLedger
 }
 
 export type EngineOptions = RealmLimits & {
@@ -93,6 +98,8 @@ interface LiveRun {
   lastCallId: number
   /** Calls started in the slice running now. */
   started: OutgoingCall[]
+  /** Its committed writes and emitted events so far, across its slices: reported with its outcome. */
+  readonly effects: EffectRecorder
 }
 
 const TIMED_OUT = 'Script execution timed out.'
@@ -111,6 +118,19 @@ const INTERRUPTED = 'The run was waiting on a call when another run on its sandb
 
 function cryptoSeeds(into: Uint32Array): void {
   randomFillSync(into)
+}
+
+/**
+ * The outcome of a run that is over, however it ended, with the effects of all its slices (a
+ * failed run's committed writes included): taken once, so each is reported once.
+ */
+function withEffects(run: LiveRun, outcome: RunOutcome): RunOutcome {
+  const effects = run.effects.take()
+  return effects === undefined ? outcome : { ...outcome, effects }
+}
+
+function ended(run: LiveRun, outcome: RunOutcome): Slice {
+  return { type: 'done', outcome: withEffects(run, outcome) }
 }
 
 /**
@@ -236,7 +256,8 @@ export class Engine {
     for (const run of this.suspended.values()) {
       if (!which(run)) continue
       this.forget(run)
-      this.interrupted.push([run.key, failedRun('RUN_INTERRUPTED', INTERRUPTED, now - run.startedAt, run.cpuMs, run.callsMs + now - run.suspendedAt)])
+      // What it wrote before it was suspended is on disk: its watchers are told with its outcome.
+      this.interrupted.push([run.key, withEffects(run, failedRun('RUN_INTERRUPTED', INTERRUPTED, now - run.startedAt, run.cpuMs, run.callsMs + now - run.suspendedAt))])
     }
   }
 
@@ -269,12 +290,20 @@ export class Engine {
           if (!run.canWrite) return FORBIDDEN('save_data')
           if (typeof b !== 'string') return [false, 'INVALID_DOCUMENT', 'save_data: value is not JSON-serialisable']
           this.changed = true
-          store.write(a, b)
+          this.committing(run, () => store.write(a, b))
+          run.effects.saved(a as string, b)
           return [true, null]
-        case 'delete':
+        case 'delete': {
           if (!run.canWrite) return FORBIDDEN('delete_data')
           this.changed = true
-          return [true, store.remove(a)]
+          const existed = this.committing(run, () => store.remove(a))
+          if (existed) run.effects.deleted(a as string)
+          return [true, existed]
+        }
+        case 'emit':
+          if (typeof b !== 'string') return [false, 'INVALID_DOCUMENT', 'emit: value is not JSON-serialisable']
+          run.effects.emit(a, b)
+          return [true, null]
         case 'random': {
           const bytes = new Uint8Array(Math.max(0, Math.min(65536, Number(a) | 0)))
           randomFillSync(bytes)
@@ -307,6 +336,20 @@ export class Engine {
     return [true, id]
   }
 
+  /**
+   * A write or delete. Refusals before the disk is touched (quota, name) leave nothing to report;
+   * any other failure may have happened after the change landed, so the run's watchers are told
+   * to read again rather than be told nothing.
+   */
+  private committing<T>(run: LiveRun, write: () => T): T {
+    try {
+      return write()
+    } catch (error) {
+      if (!isCirclesError(error) || (error.code !== 'QUOTA_EXCEEDED' && error.code !== 'INVALID_NAME')) run.effects.uncertain()
+      throw error
+    }
+  }
+
   private seed(): number {
     if (this.seedAt >= this.seeds.length) {
       this.seedSource(this.seeds)
@@ -337,6 +380,7 @@ export class Engine {
       inFlight: 0,
       lastCallId: 0,
       started: [],
+      effects: new EffectRecorder(ctx.effects, ctx.ledger),
     }
     const chain = request.chain === undefined ? undefined : request.chain.join(',')
     return this.slice(run, (realm, timeout) => {
@@ -406,11 +450,11 @@ export class Engine {
       // Its context is dealt with by recover, which needs it alive to decide.
       this.forget(run, false)
       this.recover(run.realm)
-      if (memory) return { type: 'done', outcome: failedRun('SCRIPT_MEMORY', `The script ran past its memory limit (${this.options.memoryMb} MB)`, runMs, runMs, run.callsMs) }
+      if (memory) return ended(run, failedRun('SCRIPT_MEMORY', `The script ran past its memory limit (${this.options.memoryMb} MB)`, runMs, runMs, run.callsMs))
       if ((error as Error).message === TIMED_OUT) {
-        return { type: 'done', outcome: failedRun('SCRIPT_TIMEOUT', `The script ran past its time limit (${run.timeoutMs} ms)`, runMs, run.cpuMs, run.callsMs) }
+        return ended(run, failedRun('SCRIPT_TIMEOUT', `The script ran past its time limit (${run.timeoutMs} ms)`, runMs, run.cpuMs, run.callsMs))
       }
-      return { type: 'done', outcome: failedRun('SCRIPT_ERROR', 'The script could not be run', runMs, run.cpuMs, run.callsMs) }
+      return ended(run, failedRun('SCRIPT_ERROR', 'The script could not be run', runMs, run.cpuMs, run.callsMs))
     }
     this.active = undefined
     run.cpuMs += Number(this.isolate.cpuTime - cpuBefore) / 1e6
@@ -418,7 +462,7 @@ export class Engine {
       const message = `The script ran past its CPU time limit (${run.ctx.cpuMs} ms)`
       if (raw[0] === 'pending') return this.timedOut(run, message)
       this.forget(run)
-      return { type: 'done', outcome: failedRun('SCRIPT_TIMEOUT', message, performance.now() - run.startedAt, run.cpuMs, run.callsMs) }
+      return ended(run, failedRun('SCRIPT_TIMEOUT', message, performance.now() - run.startedAt, run.cpuMs, run.callsMs))
     }
     if (raw[0] !== 'pending') {
       this.forget(run)
@@ -443,11 +487,11 @@ export class Engine {
     const timing = { runMs, cpuMs: run.cpuMs, callsMs: run.callsMs }
     switch (raw[0]) {
       case 'ok':
-        return { type: 'done', outcome: { code: null, message: '', body: raw[1], ...timing } }
+        return ended(run, { code: null, message: '', body: raw[1], ...timing })
       case 'error':
-        return { type: 'done', outcome: { code: isErrorCode(raw[1]) ? raw[1] : 'SCRIPT_ERROR', message: raw[2], body: raw[3], ...timing } }
+        return ended(run, { code: isErrorCode(raw[1]) ? raw[1] : 'SCRIPT_ERROR', message: raw[2], body: raw[3], ...timing })
       default:
-        return { type: 'done', outcome: failedRun('SCRIPT_ERROR', 'The script could not be run', runMs, run.cpuMs, run.callsMs) }
+        return ended(run, failedRun('SCRIPT_ERROR', 'The script could not be run', runMs, run.cpuMs, run.callsMs))
     }
   }
 

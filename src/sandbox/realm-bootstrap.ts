@@ -96,6 +96,7 @@ const RUN_PARAMS = [
   'save_data',
   'list_data',
   'delete_data',
+  'emit',
   'CALL_CHAIN',
   'call',
 ] as const
@@ -548,6 +549,18 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
       checkName(name, 'delete_data')
       return host('delete', name) as boolean
     }
+    // An event for the context's watchers, stored nowhere; the host checks the topic and the run's budget.
+    const emit = (topic: unknown, value?: unknown): void => {
+      if (typeof topic !== 'string') throw hostError('INVALID_NAME', 'emit: the topic must be a string')
+      let text: string | undefined
+      try {
+        text = value === undefined ? 'null' : stringify(value)
+      } catch (error) {
+        throw hostError('INVALID_DOCUMENT', `emit: value is not JSON-serialisable: ${describe(error)}`)
+      }
+      if (text === undefined) throw hostError('INVALID_DOCUMENT', 'emit: value is not JSON-serialisable')
+      host('emit', topic, text)
+    }
     // Arguments are checked here, where a getter or a proxy runs as the script's own code; the
     // host checks what it is handed again.
     const call = (peer: unknown, script: unknown, options?: unknown): Promise<unknown> => {
@@ -578,7 +591,7 @@ export function realmBootstrap(hostCall: HostCall, limits: RealmLimits, runParam
     const CALL_CHAIN = freeze(chain === undefined ? [caller] : (apply(stringSplit, chain, [',']) as string[]))
     let value: unknown
     try {
-      value = evaluatorFor(circle)(caller, circle, dbPath, print, load_data, save_data, list_data, delete_data, CALL_CHAIN, call, source)
+      value = evaluatorFor(circle)(caller, circle, dbPath, print, load_data, save_data, list_data, delete_data, emit, CALL_CHAIN, call, source)
     } catch (error) {
       return failure(error, state)
     }

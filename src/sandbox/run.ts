@@ -13,6 +13,12 @@ export interface RunLimits {
   readonly maxLogBytes: number
   /** `print` lines kept per run. */
   readonly maxLogLines: number
+  /** `emit` calls per run. */
+  readonly maxEmits: number
+  /** UTF-8 bytes of topics and values one run may `emit`. */
+  readonly maxEmitBytes: number
+  /** Largest value a change or event notification carries (UTF-8 bytes of its JSON). */
+  readonly maxNotifyValueBytes: number
   /** Calls one run may have in flight at once. */
   readonly maxCallsInFlight: number
   /** Largest script a run may pass to `call` (the node's largest `play` script). */
@@ -27,6 +33,9 @@ export const DEFAULT_LIMITS: RunLimits = Object.freeze({
   maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES,
   maxLogBytes: DEFAULTS.MAX_LOG_BYTES,
   maxLogLines: DEFAULTS.MAX_LOG_LINES,
+  maxEmits: DEFAULTS.EMITS_PER_RUN,
+  maxEmitBytes: DEFAULTS.EMIT_BYTES_PER_RUN,
+  maxNotifyValueBytes: DEFAULTS.NOTIFY_VALUE_BYTES,
   maxCallsInFlight: DEFAULTS.MAX_CALLS_IN_FLIGHT_PER_RUN,
   maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES,
 })

@@ -22,15 +22,18 @@
  * it, and calls go out at once):
  *   u32 length of the rest | u8 type | …
  *   OUTCOME:   u32 seq | u16 code (0 = success, else 1 + index in ERROR_CODES) | u8 flags
- *              | f64 runMs | f64 cpuMs | f64 callsMs | u32 message bytes | message (UTF-8) | body (UTF-8)
+ *              | f64 runMs | f64 cpuMs | f64 callsMs | u32 message bytes | message (UTF-8)
+ *              | [u32 effects bytes | effects (src/live/effects.ts), with FLAG_EFFECTS] | body (UTF-8)
  *   SUSPENDED: u32 seq | f64 remainingMs | calls (JSON text: [[callId, peer, script, timeoutMs], …])
  *   SKIPPED:   u32 seq                     (a RESUME or EXPIRE for a run that had ended)
  *   READY:     (nothing)
  * `seq` counts the slices a host received, from 0; a run is named by the seq of its RUN. An
  * OUTCOME flagged DETACHED answers a suspended run outside that order (it lost its context to
- * another run's abort): its seq is the run's.
+ * another run's abort): its seq is the run's. A run's effects (its committed writes and emitted
+ * events, for its context's watchers) ride on its OUTCOME, all of its slices' together.
  */
 import { ERROR_CODES, type ErrorCode } from '../errors/index.js'
+import { decodeEffects, encodeEffects } from '../live/index.js'
 import type { RunOutcome } from '../protocol/index.js'
 import type { RunRequest, SandboxContext } from './run.js'
 
@@ -40,6 +43,8 @@ export const REPLY = { OUTCOME: 1, READY: 2, SUSPENDED: 3, SKIPPED: 4 } as const
 export const FLAG_REBUILT = 1
 /** Outcome flag: the outcome of a suspended run, outside the order of slices (seq is the run's). */
 export const FLAG_DETACHED = 2
+/** Outcome flag: the run's effects (for its context's watchers) follow the message. */
+const FLAG_EFFECTS = 4
 /** RUN flags. */
 export const RUN_FLAG = { WRITE: 1, CALL: 2 } as const
 
@@ -87,17 +92,23 @@ const OUTCOME_HEADER = 4 + 1 + 4 + 2 + 1 + 8 + 8 + 8 + 4
 export function encodeOutcome(seq: number, outcome: RunOutcome, flags: number): Buffer {
   const messageBytes = Buffer.byteLength(outcome.message)
   const bodyBytes = Buffer.byteLength(outcome.body)
-  const buf = Buffer.allocUnsafe(OUTCOME_HEADER + messageBytes + bodyBytes)
+  const effects = outcome.effects === undefined ? undefined : encodeEffects(outcome.effects)
+  const effectsBytes = effects === undefined ? 0 : 4 + effects.length
+  const buf = Buffer.allocUnsafe(OUTCOME_HEADER + messageBytes + effectsBytes + bodyBytes)
   let at = buf.writeUInt32LE(buf.length - 4, 0)
   at = buf.writeUInt8(REPLY.OUTCOME, at)
   at = buf.writeUInt32LE(seq >>> 0, at)
   at = buf.writeUInt16LE(outcome.code === null ? 0 : CODE_INDEX.get(outcome.code)!, at)
-  at = buf.writeUInt8(flags, at)
+  at = buf.writeUInt8(effects === undefined ? flags : flags | FLAG_EFFECTS, at)
   at = buf.writeDoubleLE(outcome.runMs, at)
   at = buf.writeDoubleLE(outcome.cpuMs, at)
   at = buf.writeDoubleLE(outcome.callsMs, at)
   at = buf.writeUInt32LE(messageBytes, at)
   at += buf.write(outcome.message, at)
+  if (effects !== undefined) {
+    at = buf.writeUInt32LE(effects.length, at)
+    at += effects.copy(buf, at)
+  }
   buf.write(outcome.body, at)
   return buf
 }
@@ -201,10 +212,12 @@ function decodeReply(buf: Buffer, start: number, end: number): HostReply {
   const code = codeIndex === 0 ? null : ERROR_CODES[codeIndex - 1]
   if (code === undefined) throw new Error(`sandbox host sent an unknown error code ${codeIndex}`)
   const message = messageBytes === 0 ? '' : buf.toString('utf8', start + 36, messageEnd)
-  const body = buf.toString('utf8', messageEnd, end)
-  return { type: 'outcome', seq, flags, outcome: { code, message, body, runMs, cpuMs, callsMs } }
+  if ((flags & FLAG_EFFECTS) === 0) return { type: 'outcome', seq, flags, outcome: { code, message, body: buf.toString('utf8', messageEnd, end), runMs, cpuMs, callsMs } }
+  const effectsEnd = messageEnd + 4 + buf.readUInt32LE(messageEnd)
+  if (effectsEnd > end) throw new Error('sandbox host sent a truncated outcome')
+  const effects = decodeEffects(buf, messageEnd + 4, effectsEnd)
+  return { type: 'outcome', seq, flags, outcome: { code, message, body: buf.toString('utf8', effectsEnd, end), runMs, cpuMs, callsMs, effects } }
 }
-
 /** The host is not trusted with the node's state: what it hands on is checked for shape here (the node judges the values). */
 function isWireCall(value: unknown): value is WireCall {
   return (

@@ -22,6 +22,7 @@
 import { readSync, writeSync } from 'node:fs'
 import { workerData } from 'node:worker_threads'
 import { FAULT_MARKER, faultsFromEnv } from '../faults/index.js'
+import { WriteLedger } from '../live/index.js'
 import { failedRun } from '../protocol/index.js'
 import { NamespaceStore } from '../storage/index.js'
 import { nameThisThread, THREAD_NAMES } from '../threads/index.js'
@@ -157,10 +158,15 @@ function openStore(open: OpenContext): RunStore {
   }
 }
 
+/** What a run of the context may spend (its limits may change while its namespace stays open). */
+function budget(limits: SandboxContext['limits']): Pick<RunContext, 'cpuMs' | 'maxCallsInFlight' | 'maxScriptBytes' | 'effects'> {
+  const { cpuMs, maxCallsInFlight, maxScriptBytes, maxEmits, maxEmitBytes, maxNotifyValueBytes } = limits
+  return { cpuMs, maxCallsInFlight, maxScriptBytes, effects: { maxEmits, maxEmitBytes, maxNotifyValueBytes } }
+}
+
 function runContext(open: OpenContext): RunContext {
   if (open.run === undefined) {
-    const { cpuMs, maxCallsInFlight, maxScriptBytes } = open.facts.limits
-    open.run = { circle: open.facts.circle, dbPathLabel: open.facts.dbPathLabel, store: openStore(open), cpuMs, maxCallsInFlight, maxScriptBytes }
+    open.run = { circle: open.facts.circle, dbPathLabel: open.facts.dbPathLabel, store: openStore(open), ledger: new WriteLedger(), ...budget(open.facts.limits) }
   }
   return open.run
 }
@@ -254,10 +260,7 @@ function remember(ctxId: number, sent: SandboxContext): void {
   if (open !== undefined && open.facts.root === facts.root) {
     // New limits or quota for a namespace already open: keep its measured size.
     open.facts = facts
-    if (open.run !== undefined) {
-      const { cpuMs, maxCallsInFlight, maxScriptBytes } = facts.limits
-      open.run = { ...open.run, cpuMs, maxCallsInFlight, maxScriptBytes }
-    }
+    if (open.run !== undefined) open.run = { ...open.run, ...budget(facts.limits) }
     return
   }
   openOrder.delete(ctxId)

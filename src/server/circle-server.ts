@@ -5,6 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, signInUri, type PublicKeyHex } from '../identity/index.js'
 import type { ClientAddress } from '../limits/index.js'
+import { METHOD_NAMES } from '../protocol/index.js'
 import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
 import { bind } from './bind.js'
 import { HostRules, refuseUpgrade, type Domain, type Site } from './host-rules.js'
@@ -269,7 +270,7 @@ export class CircleServer implements ChildHandle {
             version: this.options.version,
             software: 'circles',
             protocol: 'JSON-RPC 2.0 over WebSocket',
-            methods: ['fetch_nonce', 'authenticate', 'play'],
+            methods: METHOD_NAMES,
             policy: this.options.services.peers.policyOf(this.options.circle),
             limits: this.options.describeLimits(),
           },

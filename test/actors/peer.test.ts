@@ -2,7 +2,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { createActor, getInitialSnapshot, getNextSnapshot } from 'xstate'
+import { createActor, getInitialSnapshot, getNextSnapshot, SimulatedClock } from 'xstate'
 import { PeerHost, peerMachine } from '../../src/actors/peer/index.js'
 import { SandboxPool } from '../../src/sandbox/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
@@ -47,6 +47,22 @@ t.test('peerMachine', async (t) => {
     await sleep(40)
     t.equal(actor.getSnapshot().value, 'idle', 'not passivated 80 ms after start: the timer restarted')
     await sleep(60)
+    t.equal(actor.getSnapshot().value, 'passivated')
+  })
+
+  t.test('a watched context is not passivated: its idle timeout starts over until nobody watches', async (t) => {
+    const clock = new SimulatedClock()
+    let watched = true
+    const actor = createActor(peerMachine, { input: { passivateAfterMs: 1000, drain: async () => {}, watched: () => watched }, clock })
+    actor.start()
+    clock.increment(1000)
+    t.equal(actor.getSnapshot().value, 'idle', 'watched at the timeout: idle again')
+    clock.increment(1000)
+    t.equal(actor.getSnapshot().value, 'idle', 'and again')
+    watched = false
+    clock.increment(999)
+    t.equal(actor.getSnapshot().value, 'idle', 'the timeout runs from its last start')
+    clock.increment(1)
     t.equal(actor.getSnapshot().value, 'passivated')
   })
 

@@ -38,7 +38,7 @@ t.test('context create, then a worker serving the new context', { timeout: 90_00
     key_file: keyFile,
     key_created: true,
     db_path: db,
-    policy: { run: 'anonymous', write: 'owner', call: 'owner' },
+    policy: { run: 'anonymous', write: 'owner', call: 'owner', subscribe: 'anonymous' },
     output: 'ready',
   })
 

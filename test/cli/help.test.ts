@@ -5,6 +5,7 @@ import { CONTEXT_CREATE_COMMAND } from '../../src/cli/context-command.js'
 import { LAUNCH_COMMAND } from '../../src/cli/launch-command.js'
 import { PLAY_COMMAND } from '../../src/cli/play-command.js'
 import { KEYGEN_COMMAND, USAGE_TEXT, runCli, type CommandSpec } from '../../src/cli/run-cli.js'
+import { WATCH_COMMAND } from '../../src/cli/watch-command.js'
 import { WORKER_COMMAND } from '../../src/cli/worker-command.js'
 import { ROOT } from '../helpers/cli-process.js'
 import { io } from '../helpers/cli-io.js'
@@ -13,7 +14,7 @@ import { io } from '../helpers/cli-io.js'
 // exit 0, and start nothing. The overview names every command, and docs/configuration.md every
 // option.
 
-const COMMANDS: readonly CommandSpec[] = [LAUNCH_COMMAND, WORKER_COMMAND, CONTEXT_CREATE_COMMAND, KEYGEN_COMMAND, PLAY_COMMAND]
+const COMMANDS: readonly CommandSpec[] = [LAUNCH_COMMAND, WORKER_COMMAND, CONTEXT_CREATE_COMMAND, KEYGEN_COMMAND, PLAY_COMMAND, WATCH_COMMAND]
 
 async function help(argv: string[]): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
   const cap = io()

@@ -47,7 +47,13 @@ t.test('the full flow against a real node', async (t) => {
   t.same(result.logs, ['hi 1'])
   t.match(result, { task_id: String, timings: { queued_ms: Number, run_ms: Number, cpu_ms: Number } })
   const info = await client.info()
-  t.match(info, { name: 'test', public_key: circle.publicKey, policy: { run: 'authenticated', write: 'owner' }, methods: ['fetch_nonce', 'authenticate', 'play'] })
+  t.match(info, {
+    name: 'test',
+    public_key: circle.publicKey,
+    policy: { run: 'authenticated', write: 'owner', call: 'owner', subscribe: 'authenticated' },
+    methods: ['fetch_nonce', 'authenticate', 'play', 'subscribe', 'unsubscribe'],
+  })
+  t.same(Object.keys(info.policy).sort(), ['call', 'run', 'subscribe', 'write'], '/info prints the four rules')
   t.equal(typeof info.limits['script_timeout_ms'], 'number')
   await client.close()
   t.same(states, ['connecting', 'open', 'authenticated', 'closed'])

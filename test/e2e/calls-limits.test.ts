@@ -8,6 +8,7 @@ import { FAULT_MARKER } from '../../src/faults/index.js'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { hostIndex } from '../../src/sandbox/index.js'
 import { clientOf, OPEN_CALLS } from '../helpers/calls.js'
+import { authenticate, openSocket } from '../helpers/raw-socket.js'
 import { launchNode } from '../helpers/launched-node.js'
 import type { LogLine } from '../helpers/log-capture.js'
 import { scrape, valueOf } from '../helpers/prometheus-text.js'
@@ -43,7 +44,7 @@ t.test('a callee that crashes its sandbox host', async (t) => {
       if (hostIndex(pair.publicKey, 2) === index) return pair
     }
   }
-  const keys = { a: onHost(0), far: onHost(1), b: onHost(1), near: onHost(1), a2: onHost(0), c: onHost(0), late: onHost(1) }
+  const keys = { a: onHost(0), far: onHost(1), b: onHost(1), near: onHost(1), a2: onHost(0), c: onHost(0), late: onHost(1), watched: onHost(0) }
   const node = await launchNode(t, {
     keys,
     circles: Object.keys(keys).map((name) => ({ name, port: 0, policy: OPEN_CALLS, limits: { timeout_ms: 20_000, cpu_ms: 20_000 } })),
@@ -79,6 +80,19 @@ t.test('a callee that crashes its sandbox host', async (t) => {
   const third = await killHangingHost(replacement, mark)
   t.match(await waiting, { ok: false, code: 'WORKER_CRASHED', message: /was waiting on a call, died/ }, 'a caller waiting on the same host goes with it')
 
+  // A caller on the host that lives, which wrote before its call: the callee's crash is its answer,
+  // and what it wrote is notified on its context — its own log was not lost.
+  const base = node.circles.get('a')!.url
+  const watcher = await openSocket(`${base}${keys.watched.publicKey}`)
+  t.teardown(() => watcher.close())
+  await authenticate(watcher, generateKeyPair())
+  t.match(await watcher.call('subscribe', {}), { result: { seq: 0 } })
+  mark = node.lines.length
+  const wrote = client.play(keys.watched.publicKey, `(async () => { save_data('before', 1); return await call('${keys.far.publicKey}', ${hang}) })()`)
+  const fourth = await killHangingHost(third, mark)
+  t.match(await wrote, { ok: false, code: 'WORKER_CRASHED' })
+  t.match(await watcher.next(), { method: 'changed', params: { seq: 1, name: 'before', value: 1 } }, 'its write is notified; no resync')
+
   t.test('a call that had not started when its caller ended is not run', async (t) => {
     const before = await scrape(node.admin)
     // Host 1 hangs on a play of the client's own: the call into `late`, pinned there, waits behind it.
@@ -86,7 +100,7 @@ t.test('a callee that crashes its sandbox host', async (t) => {
     const hung = client.play(keys.far.publicKey, `"${FAULT_MARKER}"`)
     const answer = await client.play(keys.a2.publicKey, `(async () => { call('${keys.late.publicKey}', 'save_data("late", true)'); return await call('${keys.c.publicKey}', '"c answered"') })()`)
     t.match(answer, ok('c answered'), 'the caller ended without waiting for its first call')
-    await killHangingHost(third, from)
+    await killHangingHost(fourth, from)
     t.match(await hung, { ok: false, code: 'WORKER_CRASHED' })
     t.match(await client.play(keys.late.publicKey, 'load_data("late")'), ok(null), 'the call left behind never ran, on the host that took over either')
     const after = await scrape(node.admin)

@@ -1,10 +1,12 @@
 import { join } from 'node:path'
 import { DEFAULTS } from '../../src/config/index.js'
+import { DEFAULT_LIMITS } from '../../src/sandbox/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
 import type { RunOutcome } from '../../src/protocol/index.js'
 import type { RunLimits, SandboxContextRef, SandboxPool } from '../../src/sandbox/index.js'
 
 export const LIMITS: RunLimits = {
+  ...DEFAULT_LIMITS,
   timeoutMs: 500,
   cpuMs: 500,
   memoryMb: 32,

@@ -14,7 +14,7 @@ t.test('parseCirclesConfig(value)', async (t) => {
   t.test('accepts the repository demo file', async (t) => {
     const circles = parseCirclesConfig(JSON.parse(readFileSync(join(ROOT, 'circles.json'), 'utf8')), ROOT)
     t.ok(circles.length >= 2)
-    t.same(circles[0]!.policy, { run: 'authenticated', write: 'owner', call: 'owner' }, 'the first circle keeps the default policy')
+    t.same(circles[0]!.policy, { run: 'authenticated', write: 'owner', call: 'owner', subscribe: 'authenticated' }, 'the first circle keeps the default policy')
   })
 
   const cases: [unknown, RegExp][] = [

@@ -143,6 +143,8 @@ t.test('the playground in a real browser (Debian chromium, headless)', { skip: e
     t.match(info, /name\s*test/)
     t.match(info, /run policy\s*"anonymous"/)
     t.match(info, /write policy\s*"authenticated"/)
+    t.match(info, /subscribe policy\s*"anonymous"/)
+    t.match(info, /call policy\s*"owner"/)
     const limits = (await page.textContent('#limits'))!
     t.match(limits, /Script wall time\s*1 s/, 'limits by what they are, in their units')
     t.match(limits, /Script heap\s*64 MiB/)
@@ -191,6 +193,35 @@ t.test('the playground in a real browser (Debian chromium, headless)', { skip: e
     const stored = await node.peers.play(circle.publicKey, { caller: circle.publicKey, script: 'load_data("notes/hello").by' })
     t.equal(stored.output, publicKey, 'the document is on the node')
     await page.screenshot({ path: join(SCREENSHOTS, 'playground-desktop.png'), fullPage: true })
+  })
+
+  await t.test('the board, live: a post made on one page shows on the other without a reload', async (t) => {
+    const watcher = await context.newPage()
+    watcher.setDefaultTimeout(WAIT_MS)
+    watcher.on('pageerror', (error) => problems.push(error.message))
+    await watcher.goto(`${http}/`)
+    t.equal(await watcher.inputValue('#live-prefix'), 'posts/')
+    await watcher.click('#watch')
+    await watcher.waitForFunction(() => document.getElementById('live-status')!.textContent!.startsWith('Watching "posts/"'))
+    t.equal(await watcher.textContent('#live-list'), '', 'no posts yet')
+    // A reload would lose this mark.
+    await watcher.evaluate(() => void (window.stillTheSamePage = true))
+
+    await page.selectOption('#examples', { label: 'Example: Post to the board' })
+    await page.fill('#script', (await page.inputValue('#script')).replace('Hello, board!', 'Posted from the other page'))
+    await runScript(page, await page.inputValue('#script'))
+    t.equal(await page.isHidden('#error'), true, 'the post was accepted')
+    const name = (await page.textContent('#output'))!
+    t.match(name, /^posts\//)
+
+    await watcher.waitForFunction((text) => document.getElementById('live-list')!.textContent!.includes(text), 'Posted from the other page')
+    t.equal(await watcher.textContent('#live-list li code'), name, 'listed under its name')
+    t.equal(await watcher.evaluate(() => window.stillTheSamePage), true, 'the watching page was not reloaded')
+    await runScript(page, `save_data(${JSON.stringify(name)}, { text: "Edited" }); "edited"`)
+    await watcher.waitForFunction(() => document.getElementById('live-list')!.textContent!.includes('Edited'))
+    t.equal(await watcher.locator('#live-list li').count(), 1, 'an edit replaces the post in place')
+    await watcher.screenshot({ path: join(SCREENSHOTS, 'playground-live.png'), fullPage: true })
+    await watcher.close()
   })
 
   await t.test('the key stays in the browser across reloads, and "forget" removes it', async (t) => {

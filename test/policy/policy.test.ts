@@ -1,6 +1,6 @@
 import t from 'tap'
 import { generateKeyPair } from '../../src/identity/index.js'
-import { DEFAULT_POLICY, admitsAnonymous, canCall, canRun, canWrite, parsePolicy, readPolicy, writePolicy } from '../../src/policy/index.js'
+import { DEFAULT_POLICY, admitsAnonymous, canCall, canRun, canSubscribe, canWrite, parsePolicy, readPolicy, writePolicy } from '../../src/policy/index.js'
 
 const owner = generateKeyPair().publicKey
 const friend = generateKeyPair().publicKey
@@ -8,10 +8,19 @@ const stranger = generateKeyPair().publicKey
 
 t.test('parsePolicy(value)', async (t) => {
   t.same(parsePolicy(undefined), DEFAULT_POLICY)
-  t.same(parsePolicy({}), { run: 'authenticated', write: 'owner', call: 'owner' })
-  t.same(parsePolicy({ run: 'anonymous' }), { run: 'anonymous', write: 'owner', call: 'owner' })
-  t.same(parsePolicy({ run: [friend.toUpperCase()], write: [friend], call: [friend.toUpperCase()] }), { run: [friend], write: [friend], call: [friend] }, 'keys are normalised')
-  t.same(parsePolicy({ call: 'anonymous' }), { run: 'authenticated', write: 'owner', call: 'anonymous' }, 'call takes the forms of run')
+  t.same(parsePolicy({}), { run: 'authenticated', write: 'owner', call: 'owner', subscribe: 'authenticated' })
+  t.same(parsePolicy({ run: 'anonymous' }), { run: 'anonymous', write: 'owner', call: 'owner', subscribe: 'anonymous' }, 'subscribe follows run when absent')
+  t.same(
+    parsePolicy({ run: [friend.toUpperCase()], write: [friend], call: [friend.toUpperCase()], subscribe: [stranger.toUpperCase()] }),
+    { run: [friend], write: [friend], call: [friend], subscribe: [stranger] },
+    'keys are normalised',
+  )
+  t.same(parsePolicy({ call: 'anonymous' }), { run: 'authenticated', write: 'owner', call: 'anonymous', subscribe: 'authenticated' }, 'call takes the forms of run')
+  t.same(parsePolicy({ run: 'anonymous', subscribe: 'owner' }), { run: 'anonymous', write: 'owner', call: 'owner', subscribe: 'owner' }, 'subscribe takes the forms of run')
+  t.same(parsePolicy(parsePolicy({ run: 'owner' })), parsePolicy({ run: 'owner' }), 'a parsed policy parses to itself (as config/policy.json is read back)')
+  t.throws(() => parsePolicy({ subscribe: 'everyone' }), { code: 'CONFIG_INVALID', message: /policy\.subscribe/ })
+  t.throws(() => parsePolicy({ subscribe: ['nope'] }), { code: 'CONFIG_INVALID', message: /policy\.subscribe\[0\]/ })
+  t.throws(() => parsePolicy({ read: 'x' }), { code: 'CONFIG_INVALID', message: 'policy.read is not a policy setting (run, write, call, subscribe)' })
   t.throws(() => parsePolicy({ call: 'everyone' }), { code: 'CONFIG_INVALID', message: /policy\.call/ })
   t.throws(() => parsePolicy({ call: ['nope'] }), { code: 'CONFIG_INVALID', message: /policy\.call\[0\]/ })
   t.throws(() => parsePolicy({ run: 'everyone' }, 'circles[1].policy'), { code: 'CONFIG_INVALID', message: /circles\[1\]\.policy\.run/ })
@@ -58,6 +67,15 @@ t.test('canCall(policy, caller, owner): who may run scripts that call out, as th
   t.ok(canCall(parsePolicy({ call: [friend] }), friend, owner))
   t.notOk(canCall(parsePolicy({ call: [friend] }), stranger, owner))
   t.notOk(canCall(parsePolicy({ run: 'authenticated', call: 'owner' }), friend, owner), 'independent of run')
+})
+
+t.test('canSubscribe(policy, caller, owner): who may watch the context', async (t) => {
+  t.ok(canSubscribe(DEFAULT_POLICY, stranger, owner), 'any authenticated caller, by default (as run)')
+  t.notOk(canSubscribe(DEFAULT_POLICY, '', owner), 'not an anonymous one')
+  t.ok(canSubscribe(parsePolicy({ run: 'anonymous' }), '', owner), 'follows run when not given')
+  t.notOk(canSubscribe(parsePolicy({ run: 'anonymous', subscribe: [friend] }), stranger, owner), 'stricter than run')
+  t.ok(canSubscribe(parsePolicy({ run: 'anonymous', subscribe: [friend] }), friend, owner))
+  t.ok(canSubscribe(parsePolicy({ subscribe: 'owner' }), owner, owner), 'the owner always')
 })
 
 t.test('readPolicy / writePolicy', async (t) => {

@@ -5,10 +5,12 @@
  */
 import t from 'tap'
 import { DEFAULTS } from '../../src/config/index.js'
+import { WriteLedger } from '../../src/live/index.js'
 import { Engine, type RunContext, type RunStore, type Slice } from '../../src/sandbox/engine.js'
 
 const OPTIONS = { memoryMb: 64, maxOutputBytes: DEFAULTS.MAX_OUTPUT_BYTES, maxLogBytes: DEFAULTS.MAX_LOG_BYTES, maxLogLines: DEFAULTS.MAX_LOG_LINES }
 const CALLER = '02'.padEnd(66, 'c')
+const EFFECTS = { maxEmits: DEFAULTS.EMITS_PER_RUN, maxEmitBytes: DEFAULTS.EMIT_BYTES_PER_RUN, maxNotifyValueBytes: DEFAULTS.NOTIFY_VALUE_BYTES }
 
 /** An in-memory namespace that records what was written to it. */
 function store(): RunStore & { docs: Map<string, string> } {
@@ -23,7 +25,7 @@ function store(): RunStore & { docs: Map<string, string> } {
 }
 
 function context(circle: string, namespace = store()): RunContext & { store: ReturnType<typeof store> } {
-  return { circle, dbPathLabel: circle, store: namespace, cpuMs: 5_000, maxCallsInFlight: 16, maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES }
+  return { circle, dbPathLabel: circle, store: namespace, cpuMs: 5_000, maxCallsInFlight: 16, maxScriptBytes: DEFAULTS.MAX_SCRIPT_BYTES, effects: EFFECTS, ledger: new WriteLedger() }
 }
 
 /** Seeds that repeat: every engine built with them draws the same per-run seeds in the same order. */
@@ -133,4 +135,66 @@ t.test('a suspended run’s time and CPU go on counting across its slices', asyn
   const ctx = { ...context('02'.padEnd(66, 'b')), cpuMs: 40 }
   t.match(engine.start(2, request(busy), ctx), { type: 'suspended' })
   t.match(engine.resume(2, 1, OK), { type: 'done', outcome: { code: 'SCRIPT_TIMEOUT', message: /CPU time limit \(40 ms\)/ } }, '30 ms + 30 ms of CPU is over 40')
+})
+
+t.test('a run’s effects: every slice’s, in order, once, with its outcome however it ends', async (t) => {
+  const engine = new Engine({ ...OPTIONS, memoryMb: 16 })
+  t.teardown(() => engine.dispose())
+  const effects = (slice: Slice | undefined) => (slice?.type === 'done' ? slice.outcome.effects : undefined)
+  const saveCallSave = `(async () => { save_data('a', 1); emit('t', 'mid'); await call('${CALLER}', '1'); save_data('a', 2); delete_data('a') })()`
+
+  const ctx = context('02'.padEnd(66, 'a'))
+  const first = engine.start(1, request(saveCallSave), ctx)
+  t.match(first, { type: 'suspended' })
+  t.notOk('outcome' in first, 'a suspended slice reports nothing yet')
+  t.same(effects(engine.resume(1, 1, OK)), {
+    lost: false,
+    list: [
+      { kind: 'save', name: 'a', value: '1' },
+      { kind: 'emit', topic: 't', value: '"mid"' },
+      { kind: 'save', name: 'a', value: '2' },
+      { kind: 'delete', name: 'a' },
+    ],
+  })
+
+  t.match(engine.start(2, request(saveCallSave), context('02'.padEnd(66, 'b'))), { type: 'suspended' })
+  t.same(effects(engine.expire(2)), { lost: false, list: [{ kind: 'save', name: 'a', value: '1' }, { kind: 'emit', topic: 't', value: '"mid"' }] }, 'timed out while waiting: what it did before')
+
+  t.match(engine.start(3, request(saveCallSave), context('02'.padEnd(66, 'c'))), { type: 'suspended' })
+  t.match(engine.start(4, request('const a = []; while (true) a.push(new Array(100000).fill(1))', 30_000), context('02'.padEnd(66, 'd'))), { type: 'done', outcome: { code: 'SCRIPT_MEMORY' } })
+  const [interrupted] = engine.takeInterrupted()
+  t.match(interrupted, [3, { code: 'RUN_INTERRUPTED', effects: { lost: false, list: [{ kind: 'save', name: 'a', value: '1' }, { kind: 'emit', topic: 't' }] } }], 'interrupted: its writes are on disk, and reported')
+
+  t.equal(effects(engine.start(5, request('save_data("b", 1); 2'), ctx))?.list.length, 1)
+  t.equal(effects(engine.start(6, request('3'), ctx)), undefined, 'a run that changed nothing reports nothing, whatever ran before it')
+})
+
+t.test('interleaved runs of one context: a write that another, already reported write superseded is left out', async (t) => {
+  const engine = new Engine(OPTIONS)
+  t.teardown(() => engine.dispose())
+  // One RunContext for every run of the context, as the worker gives them.
+  const ctx = context('02'.padEnd(66, 'e'))
+  const list = (slice: Slice | undefined) => (slice?.type === 'done' ? slice.outcome.effects?.list.map((e) => (e.kind === 'emit' ? `emit ${e.topic}` : `${e.kind} ${e.name} ${e.kind === 'save' ? e.value : ''}`.trim())) : slice)
+
+  const first = `(async () => { save_data('doc', 'first'); save_data('own', 1); emit('t', 1); await call('${CALLER}', '1'); save_data('later', 1) })()`
+  t.match(engine.start(1, request(first), ctx), { type: 'suspended' })
+  t.same(list(engine.start(2, request(`save_data('doc', 'second')`), ctx)), ['save doc "second"'], 'another run writes the document while the first waits, and ends first')
+  t.same(list(engine.resume(1, 1, OK)), ['save own 1', 'emit t', 'save later 1'], 'the first run’s older write of it is not reported after the newer one')
+  t.equal(ctx.store.docs.get('doc'), '"second"', 'what a watcher applying the notices in order ends with')
+
+  const again = `(async () => { save_data('doc', 'third'); await call('${CALLER}', '1'); save_data('doc', 'fifth') })()`
+  t.match(engine.start(3, request(again), ctx), { type: 'suspended' })
+  t.same(list(engine.start(4, request(`save_data('doc', 'fourth')`), ctx)), ['save doc "fourth"'])
+  t.same(list(engine.resume(3, 1, OK)), ['save doc "fifth"'], 'a write made after the other run’s is kept')
+  t.equal(ctx.store.docs.get('doc'), '"fifth"')
+
+  t.match(engine.start(5, request(`(async () => { save_data('doc', 'sixth'); await call('${CALLER}', '1') })()`), ctx), { type: 'suspended' })
+  t.match(engine.start(6, request(`(async () => { delete_data('doc'); await call('${CALLER}', '1') })()`), ctx), { type: 'suspended' })
+  t.same(list(engine.resume(5, 1, OK)), ['save doc "sixth"'], 'the older write ends first: reported, then the newer one')
+  t.same(list(engine.resume(6, 1, OK)), ['delete doc'])
+  t.same(list(engine.start(7, request(`save_data('doc', 'alone')`), ctx)), ['save doc "alone"'], 'nothing held: a run alone reports all it wrote')
+
+  t.match(engine.start(8, request(`(async () => { save_data('doc', 'eighth'); await call('${CALLER}', '1'); save_data('after', 1) })()`), ctx), { type: 'suspended' })
+  t.match(engine.start(9, request(`for (let i = 0; i < 1001; i++) save_data('n' + i, i)`), ctx), { type: 'done', outcome: { effects: { lost: true, list: [] } } }, 'a run past its report bounds: its watchers read again')
+  t.same(list(engine.resume(8, 1, OK)), ['save after 1'], 'what the run wrote before that read is not reported after it')
 })

@@ -5,6 +5,7 @@ import { circlesError, isCirclesError, type CirclesError } from '../../errors/in
 import { FAULT_MARKER, type Faults } from '../../faults/index.js'
 import type { Claimant, PublicKeyHex } from '../../identity/index.js'
 import type { ClientAddress, ClientAddresses, Clock, LoadLimits, SendAccount, SendBudget, SendBudgetName } from '../../limits/index.js'
+import type { AddressSubscriptions, Position, Subscriber } from '../../live/index.js'
 import type { Logger } from '../../log/index.js'
 import type { NodeMetrics } from '../../metrics/index.js'
 import {
@@ -16,14 +17,16 @@ import {
   type FrameEntry,
   type FrameLimits,
   type JsonRpcId,
+  type MethodParams,
 } from '../../protocol/index.js'
 import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
-import type { PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
+import type { ContextSubscription, PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
 import { BatchAnswer } from './batch-answer.js'
 import { gatewayMachine, type GatewayMachine } from './machine.js'
 import { Outbox } from './outbox.js'
 import { issueSignInMessage, type SignInSite } from './sign-in.js'
+import { SocketSubscription } from './socket-subscription.js'
 
 export interface GatewayLimits extends FrameLimits {
   readonly maxInFlight: number
@@ -41,6 +44,10 @@ export interface GatewayLimits extends FrameLimits {
   readonly idleTimeoutMs: number
   /** How long a draining connection waits for its requests in flight. */
   readonly drainTimeoutMs: number
+  /** Subscriptions one socket may hold. */
+  readonly maxSubscriptions: number
+  /** How often a socket with subscriptions is pinged (its pongs keep it from being idle). */
+  readonly pingIntervalMs: number
 }
 
 export interface GatewayServices {
@@ -49,6 +56,10 @@ export interface GatewayServices {
   readonly play: (pubkey: PublicKeyHex, request: PlayRequest) => Promise<PlayOutcome>
   /** Whether a key names a context a connection may target: hosted here, or anywhere when clustered. */
   readonly reaches: (pubkey: PublicKeyHex) => boolean
+  /** Subscribe to a context's changes and events (coded errors when refused). */
+  readonly subscribe: (pubkey: PublicKeyHex, subscriber: Subscriber, after?: Position) => ContextSubscription
+  /** Subscriptions held per remote address, across the node. */
+  readonly subscriptions: AddressSubscriptions
   readonly verifier: Verifier
   readonly metrics: NodeMetrics
   readonly limits: GatewayLimits
@@ -149,6 +160,11 @@ export class GatewayConnection implements ChildHandle {
   private closeAfterAnswer: { readonly code: string; readonly wsCode: number } | undefined
   private readonly exitListeners: ((reason: ExitReason) => void)[] = []
   private closed = false
+  private readonly subscriptions = new Map<string, SocketSubscription>()
+  private nextSubscription = 1
+  /** Subscriptions created by the frame being handled: their notifications wait for its answer. */
+  private frameSubscriptions: SocketSubscription[] | undefined
+  private pingTimer: unknown
 
   constructor(socket: WebSocket, target: GatewayTarget, services: GatewayServices, client: ClientAddress) {
     this.socket = socket
@@ -179,6 +195,10 @@ export class GatewayConnection implements ChildHandle {
     this.idleTimer = this.clock.setTimeout(this.onIdleTimer, services.limits.idleTimeoutMs)
     socket.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary))
     socket.on('close', () => this.onClose())
+    // A subscriber may have nothing to send for long: answering the node's pings keeps it open.
+    socket.on('pong', () => {
+      this.lastActivity = this.clock.now()
+    })
     socket.on('error', () => {
       // ws reports a protocol error (a text frame that is not UTF-8: 1007; over the frame limit:
       // 1009) after it began the closing handshake with that code. Cutting the connection now
@@ -213,6 +233,7 @@ export class GatewayConnection implements ChildHandle {
   /** Stop taking requests, wait for those in flight (at most `timeoutMs`), then close with 1001. */
   async shutdown(timeoutMs: number): Promise<void> {
     this.draining = true
+    this.stopPinging()
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs)
@@ -229,6 +250,9 @@ export class GatewayConnection implements ChildHandle {
     this.clock.clearTimeout(this.idleTimer)
     this.clock.clearTimeout(this.framesTimer)
     this.clock.clearTimeout(this.graceTimer)
+    for (const subscription of this.subscriptions.values()) this.release(subscription)
+    this.subscriptions.clear()
+    this.stopPinging()
     this.outbox.drop()
     // Whatever the socket still held is freed with it.
     this.account.close()
@@ -302,7 +326,7 @@ export class GatewayConnection implements ChildHandle {
     const { metrics, log } = this.services
     metrics.error('SLOW_CONSUMER')
     metrics.sendBudgetCut(budget)
-    log.warn({ remote: this.remoteAddress, budget, waiting_bytes: this.outbox.bytes }, 'connection cut: it does not read its answers (SLOW_CONSUMER)')
+    log.warn({ remote: this.remoteAddress, budget, waiting_bytes: this.outbox.bytes }, 'connection cut: it does not read what is sent to it (SLOW_CONSUMER)')
     if (this.open) this.actor.send({ type: 'CUT', code: 'SLOW_CONSUMER' })
     else this.closeNow('SLOW_CONSUMER', 1008)
   }
@@ -378,11 +402,25 @@ export class GatewayConnection implements ChildHandle {
       this.send(this.fail(null, BINARY_REFUSED))
       return
     }
+    const subscribed: SocketSubscription[] = []
+    this.frameSubscriptions = subscribed
+    try {
+      this.answerFrame(frame, (text) => {
+        this.send(text)
+        for (const subscription of subscribed) subscription.activate()
+      })
+    } finally {
+      this.frameSubscriptions = undefined
+    }
+  }
+
+  /** Handle a frame's entries and call `answer` once with the frame's whole answer. */
+  private answerFrame(frame: ReturnType<typeof parseFrame>, answer: (text: string | undefined) => void): void {
     if (frame.type === 'single') {
       const id = answerId(frame.entry)
-      const answer = this.handle(frame.entry)
-      if (typeof answer === 'string' || answer === undefined) this.send(answer)
-      else answer.then((text) => this.send(text)).catch((error: unknown) => this.send(this.internal(id, error, 'answer')))
+      const text = this.handle(frame.entry)
+      if (typeof text === 'string' || text === undefined) answer(text)
+      else text.then(answer).catch((error: unknown) => answer(this.internal(id, error, 'answer')))
       return
     }
     const { entries } = frame
@@ -395,7 +433,7 @@ export class GatewayConnection implements ChildHandle {
           answerId(entries[i]!) ?? null,
           circlesError('OUTPUT_TOO_LARGE', `The answers of this batch are over ${budget} bytes; this entry's answer was dropped`, { limit: budget }),
         ),
-      (text) => this.send(text),
+      answer,
     )
     entries.forEach((entry, i) => {
       const answer = this.handle(entry)
@@ -526,7 +564,80 @@ export class GatewayConnection implements ChildHandle {
             },
           )
       }
+      case 'subscribe': {
+        if (this.target.type === 'unknown') throw this.unknownCircle()
+        const result = this.subscribe(this.target.pubkey, call.params)
+        return id === undefined ? undefined : encodeSuccess(id, JSON.stringify(result))
+      }
+      case 'unsubscribe': {
+        const unsubscribed = this.unsubscribe(call.params.subscription)
+        return id === undefined ? undefined : encodeSuccess(id, `{"unsubscribed":${unsubscribed}}`)
+      }
     }
+  }
+
+  /** `subscribe`: a subscription of this socket to its target context, answered with its id and position. */
+  private subscribe(pubkey: PublicKeyHex, params: MethodParams['subscribe']): { subscription: string } & Position {
+    const { limits, subscriptions } = this.services
+    if (this.subscriptions.size >= limits.maxSubscriptions) {
+      throw circlesError('TOO_MANY_SUBSCRIPTIONS', `This connection holds ${limits.maxSubscriptions} subscriptions already`, {
+        limit: 'socket',
+        max: limits.maxSubscriptions,
+      })
+    }
+    const refused = subscriptions.acquire(this.origin)
+    if (refused !== undefined) throw refused
+    const id = `s${this.nextSubscription++}`
+    const filter = { ...(params.prefix === undefined ? {} : { prefix: params.prefix }), ...(params.topics === undefined ? {} : { topics: params.topics }) }
+    const subscription = new SocketSubscription(id, this.caller, filter, {
+      // Notifications go through the outbox after the answers sent before them, charged to the
+      // send budgets like answers; what is held for an answer not out yet is charged too.
+      notify: (text) => this.outbox.push(text),
+      hold: (bytes) => (bytes > 0 ? this.account.charge(bytes) : this.account.credit(-bytes)),
+      ended: (ended) => {
+        if (this.subscriptions.get(ended.id) !== ended) return
+        this.subscriptions.delete(ended.id)
+        this.services.subscriptions.release(this.origin)
+        if (this.subscriptions.size === 0) this.stopPinging()
+      },
+    })
+    let accepted: ContextSubscription
+    try {
+      accepted = this.services.subscribe(pubkey, subscription, params.after)
+    } catch (error) {
+      subscriptions.release(this.origin)
+      throw error
+    }
+    subscription.cancel = accepted.cancel
+    this.subscriptions.set(id, subscription)
+    this.frameSubscriptions?.push(subscription)
+    if (this.pingTimer === undefined) this.pingTimer = this.clock.setTimeout(this.onPingTimer, limits.pingIntervalMs)
+    return { subscription: id, epoch: accepted.epoch, seq: accepted.seq }
+  }
+
+  private unsubscribe(id: string): boolean {
+    const subscription = this.subscriptions.get(id)
+    if (subscription === undefined) return false
+    this.subscriptions.delete(id)
+    this.release(subscription)
+    if (this.subscriptions.size === 0) this.stopPinging()
+    return true
+  }
+
+  private release(subscription: SocketSubscription): void {
+    subscription.discard()
+    this.services.subscriptions.release(this.origin)
+  }
+
+  /** A socket with subscriptions is pinged: its pongs count as activity (see onIdleTimer). */
+  private readonly onPingTimer = (): void => {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.ping()
+    this.pingTimer = this.clock.setTimeout(this.onPingTimer, this.services.limits.pingIntervalMs)
+  }
+
+  private stopPinging(): void {
+    this.clock.clearTimeout(this.pingTimer)
+    this.pingTimer = undefined
   }
 
   private unknownCircle(): CirclesError {

@@ -49,6 +49,18 @@ export interface PlayRequest {
   readonly signal?: AbortSignal
 }
 
+/** What the peer host hears from a peer actor. */
+export interface PeerHooks {
+  /**
+   * A run's outcome that carries effects (committed writes, emitted events) or that its host's
+   * death cut short (WORKER_CRASHED: what it wrote is unknown), before its caller gets it, in
+   * the order the runs ran.
+   */
+  readonly onOutcome?: (outcome: RunOutcome, caller: PublicKeyHex | '') => void
+  /** Whether subscribers watch the context: a watched context is not passivated. */
+  readonly watched?: () => boolean
+}
+
 /** A run that reached the sandbox: its outcome, task id and time in the mailbox. */
 export interface PlayOutcome extends RunReceipt {
   readonly outcome: RunOutcome
@@ -96,6 +108,7 @@ export class PeerActor implements ChildHandle {
   readonly settings: PeerSettings
   private readonly pool: SandboxPool
   private readonly context: SandboxContextRef
+  private readonly hooks: PeerHooks
   private readonly actor: Actor<PeerMachine>
   private readonly router: CallRouter | undefined
   private queue: Task[] = []
@@ -116,13 +129,14 @@ export class PeerActor implements ChildHandle {
   private readonly done: Promise<void>
   private markDone: () => void = () => {}
 
-  constructor(settings: PeerSettings, pool: SandboxPool, context: SandboxContextRef, router?: CallRouter) {
+  constructor(settings: PeerSettings, pool: SandboxPool, context: SandboxContextRef, router?: CallRouter, hooks: PeerHooks = {}) {
     this.settings = settings
     this.pool = pool
     this.context = context
     this.router = router
+    this.hooks = hooks
     this.actor = createActor(peerMachine, {
-      input: { passivateAfterMs: settings.passivateAfterMs, drain: () => this.drainMailbox() },
+      input: { passivateAfterMs: settings.passivateAfterMs, drain: () => this.drainMailbox(), ...(hooks.watched === undefined ? {} : { watched: hooks.watched }) },
     })
     this.done = new Promise<void>((resolve) => {
       this.markDone = resolve
@@ -262,6 +276,7 @@ export class PeerActor implements ChildHandle {
     const answer = (outcome: RunOutcome) => {
       this.inFlight--
       this.lastActiveAt = performance.now()
+      if (outcome.effects !== undefined || outcome.code === 'WORKER_CRASHED') this.hooks.onOutcome?.(outcome, task.request.caller)
       if (task.status === 'processing') {
         task.status = outcome.code === null ? 'completed' : 'error'
         task.resolve({ outcome, taskId: task.taskId, queuedMs: started - task.enqueuedAt })

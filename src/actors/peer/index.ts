@@ -1,6 +1,6 @@
 export { peerMachine, type PeerMachine } from './machine.js'
 export type { PeerEvent, PeerContext, PeerInput } from './events.js'
-export { PeerActor, type PeerSettings, type PlayRequest, type PlayOutcome, type TaskStatus, type PeerTermination } from './actor.js'
+export { PeerActor, type PeerHooks, type PeerSettings, type PlayRequest, type PlayOutcome, type TaskStatus, type PeerTermination } from './actor.js'
 export {
   PeerHost,
   DEFAULT_QUOTA,
@@ -8,4 +8,6 @@ export {
   type SpawnPeerOptions,
   type PeerOverrides,
   type PeerRef,
+  type LiveOptions,
+  type ContextSubscription,
 } from './peer-host.js'

@@ -5,6 +5,7 @@ import type { PeerContext, PeerEvent, PeerInput } from './events.js'
  * A peer context's lifecycle (docs/contexts.md, "Contexts"):
  *
  *   idle ──WORK──▶ processing ──mailbox drained──▶ idle ──(idle timeout)──▶ passivated
+ *   (idle timeout while subscribers watch the context: idle again, the timeout starts over)
  *   STOP: idle → stopped; in processing, what is running finishes first, then → stopped
  *
  * In `processing` the `drainMailbox` actor (the `drain` function of the input) hands the mailbox to the
@@ -27,6 +28,7 @@ export const peerMachine = setup({
   },
   guards: {
     isStopRequested: ({ context }) => context.stopRequested,
+    isWatched: ({ context }) => context.watched(),
   },
   actions: {
     countDrain: assign({ drains: ({ context }) => context.drains + 1 }),
@@ -34,11 +36,18 @@ export const peerMachine = setup({
   },
 }).createMachine({
   id: 'peer',
-  context: ({ input }) => ({ passivateAfterMs: input.passivateAfterMs, drain: input.drain, drains: 0, stopRequested: false }),
+  context: ({ input }) => ({
+    passivateAfterMs: input.passivateAfterMs,
+    drain: input.drain,
+    watched: input.watched ?? (() => false),
+    drains: 0,
+    stopRequested: false,
+  }),
   initial: 'idle',
   states: {
     idle: {
-      after: { passivateAfter: 'passivated' },
+      // A watched context keeps its change log (and its subscribers their place in it).
+      after: { passivateAfter: [{ guard: 'isWatched', target: 'idle', reenter: true }, { target: 'passivated' }] },
       on: {
         WORK: 'processing',
         STOP: 'stopped',

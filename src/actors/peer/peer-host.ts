@@ -4,8 +4,9 @@ import { CallRouter, type CallRouterOptions } from '../../calls/index.js'
 import { DEFAULTS, positiveIntegerOption } from '../../config/index.js'
 import { circlesError } from '../../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../../identity/index.js'
-import { parsePolicy, readPolicy, writePolicy, type Policy } from '../../policy/index.js'
-import { playResultOf, type PlayResult } from '../../protocol/index.js'
+import { ContextFeed, noticesOf, type ChangeLogLimits, type Position, type Subscriber } from '../../live/index.js'
+import { canSubscribe, parsePolicy, readPolicy, refusal, writePolicy, type Policy } from '../../policy/index.js'
+import { playResultOf, type PlayResult, type RunOutcome } from '../../protocol/index.js'
 import { DEFAULT_LIMITS, type RunLimits, type SandboxContextRef, type SandboxPool } from '../../sandbox/index.js'
 import { listNamespaces, namespacePath, NAMESPACE_DIRS, type StorageQuota } from '../../storage/index.js'
 import { Supervisor, type SupervisorEvent } from '../../supervisor/index.js'
@@ -38,6 +39,19 @@ export interface PeerHostOptions {
   readonly onPolicyChanged?: (pubkey: PublicKeyHex) => Promise<void> | void
   /** Calls between contexts: limits (defaults in src/config/defaults.ts), the node's rate limits, metrics. */
   readonly calls?: Partial<Pick<CallRouterOptions, 'maxDepth' | 'maxRunsPerChain' | 'admit' | 'settled'>>
+  /** Live updates: each context's change log bounds and its cap on subscriptions (defaults from DEFAULTS). */
+  readonly live?: LiveOptions
+}
+
+export interface LiveOptions {
+  readonly log?: Partial<ChangeLogLimits>
+  readonly maxSubscriptionsPerContext?: number
+}
+
+/** A subscription a context accepted: where it starts, and how to end it. */
+export interface ContextSubscription extends Position {
+  /** Remove the subscriber (its socket closed, or it unsubscribed). */
+  cancel(): void
 }
 
 export interface SpawnPeerOptions extends PeerOverrides {
@@ -51,6 +65,8 @@ interface Entry {
   settings: PeerSettings
   context: SandboxContextRef
   actor: PeerActor | undefined
+  /** The context's change log and subscribers: kept while it has an actor or subscribers. */
+  feed: ContextFeed | undefined
 }
 
 export const DEFAULT_QUOTA: StorageQuota = Object.freeze({
@@ -91,10 +107,14 @@ export class PeerHost {
   private readonly shutdownMs: number
   private readonly onRegistered: ((pubkey: PublicKeyHex) => void) | undefined
   private readonly onPolicyChanged: ((pubkey: PublicKeyHex) => Promise<void> | void) | undefined
+  private readonly live: { readonly log: ChangeLogLimits; readonly maxSubscriptionsPerContext: number }
   private readonly entries = new Map<PublicKeyHex, Entry>()
   private stopping = false
-  /** Actors built, passivated and crashed since start (for metrics). */
-  readonly counters = { activations: 0, passivations: 0, crashes: 0 }
+  /**
+   * Actors built, passivated and crashed since start; notifications delivered, and change logs
+   * lost under their subscribers (a crashed run, a run past its report bounds) — for metrics.
+   */
+  readonly counters = { activations: 0, passivations: 0, crashes: 0, notifications: 0, logsLost: 0 }
   /** Routes the calls scripts make to other contexts of this node. */
   readonly router: CallRouter
 
@@ -115,6 +135,12 @@ export class PeerHost {
       ...(calls.admit === undefined ? {} : { admit: calls.admit }),
       ...(calls.settled === undefined ? {} : { settled: calls.settled }),
     })
+    const log = { maxEntries: DEFAULTS.CHANGE_LOG_ENTRIES, maxAgeMs: DEFAULTS.CHANGE_LOG_AGE_MS, maxBytes: DEFAULTS.CHANGE_LOG_BYTES, ...options.live?.log }
+    for (const [key, value] of Object.entries(log)) positiveIntegerOption(value, 1, `live.log.${key}`)
+    this.live = {
+      log,
+      maxSubscriptionsPerContext: positiveIntegerOption(options.live?.maxSubscriptionsPerContext, DEFAULTS.SUBSCRIPTIONS_PER_CONTEXT, 'live.maxSubscriptionsPerContext'),
+    }
     this.supervisor = new Supervisor({
       id: 'peers',
       flags: { strategy: 'one_for_one', intensity: 0, periodMs: 1 },
@@ -155,9 +181,13 @@ export class PeerHost {
       const changed = JSON.stringify(existing.settings.policy) !== JSON.stringify(policy)
       existing.settings = settings
       existing.context = this.pool.register(facts, existing.context)
+      // A new policy applies to those watching at once.
+      existing.feed?.endWhere((subscriber) =>
+        canSubscribe(policy, subscriber.caller as PublicKeyHex | '', pubkey) ? undefined : refusal(subscriber.caller as PublicKeyHex | '', 'subscribe'),
+      )
       if (changed) await this.onPolicyChanged?.(pubkey)
     } else {
-      this.entries.set(pubkey, { settings, context: this.pool.register(facts), actor: undefined })
+      this.entries.set(pubkey, { settings, context: this.pool.register(facts), actor: undefined, feed: undefined })
       this.onRegistered?.(pubkey)
     }
     return this.ref(pubkey)!
@@ -221,6 +251,44 @@ export class PeerHost {
     return this.activate(entry).play(request)
   }
 
+  /**
+   * Subscribe to a hosted context's changes and events, as `subscriber.caller` (checked against
+   * the policy's `subscribe` rule). Resumes from `after` when given. Activates the context: a
+   * watched context keeps its actor, and with it its change log. Throws coded errors:
+   * UNKNOWN_CIRCLE, AUTH_REQUIRED / FORBIDDEN, RESYNC_REQUIRED, TOO_MANY_SUBSCRIPTIONS,
+   * SHUTTING_DOWN.
+   */
+  subscribe(pubkey: PublicKeyHex, subscriber: Subscriber, after?: Position): ContextSubscription {
+    const entry = this.entries.get(pubkey)
+    if (entry === undefined) throw circlesError('UNKNOWN_CIRCLE', `No circle ${pubkey} is served here`)
+    if (this.stopping) throw circlesError('SHUTTING_DOWN')
+    const caller = subscriber.caller as PublicKeyHex | ''
+    if (!canSubscribe(entry.settings.policy, caller, pubkey)) throw refusal(caller, 'subscribe')
+    this.activate(entry)
+    const feed = entry.feed!
+    const position = feed.subscribe(subscriber, after)
+    return {
+      ...position,
+      cancel: () => {
+        feed.unsubscribe(subscriber)
+        // Without an actor (it was killed) nothing else keeps the feed.
+        if (entry.feed === feed && feed.size === 0 && entry.actor === undefined) entry.feed = undefined
+      },
+    }
+  }
+
+  /** Subscriptions to a context now. */
+  subscribersOf(pubkey: PublicKeyHex): number {
+    return this.entries.get(pubkey)?.feed?.size ?? 0
+  }
+
+  /** Subscriptions to every context now. */
+  get subscriptions(): number {
+    let n = 0
+    for (const entry of this.entries.values()) n += entry.feed?.size ?? 0
+    return n
+  }
+
   /** The lifecycle state of a peer's actor ('passivated' when it has none). */
   stateOf(pubkey: PublicKeyHex): string | undefined {
     const entry = this.entries.get(pubkey)
@@ -252,9 +320,34 @@ export class PeerHost {
     return load
   }
 
+  /**
+   * A run's effects become the context's notices, in order; a run cut short by its host's death
+   * loses the log. Such an outcome is the node's own and carries no effects: a WORKER_CRASHED
+   * that does carry them came back from the run's host — a run that let a callee's crash be its
+   * answer — and its effects are whole.
+   */
+  private onOutcome(entry: Entry, outcome: RunOutcome, caller: PublicKeyHex | ''): void {
+    const feed = entry.feed
+    if (feed === undefined) return
+    if ((outcome.code === 'WORKER_CRASHED' && outcome.effects === undefined) || outcome.effects?.lost === true) {
+      this.counters.logsLost++
+      feed.restart()
+      return
+    }
+    if (outcome.effects !== undefined) feed.publish(noticesOf(outcome.effects, caller))
+  }
+
   private activate(entry: Entry): PeerActor {
     if (entry.actor !== undefined) return entry.actor
-    const actor = new PeerActor(entry.settings, this.pool, entry.context, this.router)
+    entry.feed ??= new ContextFeed({
+      log: this.live.log,
+      maxSubscribers: this.live.maxSubscriptionsPerContext,
+      onDelivered: (count) => (this.counters.notifications += count),
+    })
+    const actor = new PeerActor(entry.settings, this.pool, entry.context, this.router, {
+      onOutcome: (outcome, caller) => this.onOutcome(entry, outcome, caller),
+      watched: () => (entry.feed?.size ?? 0) > 0,
+    })
     const started = this.supervisor.startChildSync({
       id: entry.settings.pubkey,
       restart: 'temporary',
@@ -269,6 +362,8 @@ export class PeerHost {
     entry.actor = actor
     actor.onExit((reason) => {
       if (entry.actor === actor) entry.actor = undefined
+      // Passivated (only ever unwatched) or gone: the log goes with it unless someone watches.
+      if (entry.actor === undefined && entry.feed?.size === 0) entry.feed = undefined
       if (reason.type === 'error') this.counters.crashes++
       else if (!this.stopping) this.counters.passivations++
     })
