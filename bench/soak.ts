@@ -8,6 +8,7 @@
  *   --sample-seconds N     one line this often (default 60)
  *   --bomb-every-seconds N one host-killing script this often (default 30)
  *   --sandbox-processes N  sandbox hosts of the node (default: the node's own default)
+ *   --out FILE             write the JSON there instead of bench/results/soak-<time>.json
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, totalmem } from 'node:os'
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     'sample-seconds': { type: 'string' },
     'bomb-every-seconds': { type: 'string' },
     'sandbox-processes': { type: 'string' },
+    out: { type: 'string' },
   },
 })
 
@@ -71,8 +73,8 @@ process.stdout.write(
 )
 
 const results = join(repositoryRoot(), 'bench', 'results')
-mkdirSync(results, { recursive: true })
-const file = join(results, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+if (values.out === undefined) mkdirSync(results, { recursive: true })
+const file = values.out ?? join(results, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
 writeFileSync(
   file,
   JSON.stringify({ machine: { cores: availableParallelism(), cpu: cpus()[0]?.model, memory_bytes: totalmem(), node: process.version }, minutes, sampleSeconds, bombEverySeconds, ...result }, null, 2),

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { scrape, seriesOf, valueOf, type MetricFamily } from '../lib/prometheus-text.js'
+import { scrape, seriesOf, valueOf, type MetricFamily } from '../../src/metrics/exposition-text.js'
 import { DEFAULT_MIX, LoadMix, type LoadMixOptions } from './load-mix.js'
 
 /** The repository root, from this file in bench/soak (TypeScript) or dist/bench/soak (built). */

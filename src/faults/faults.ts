@@ -14,14 +14,17 @@
  *   must give up, the failure climb to the root, and the node exit non-zero).
  * - `host-hang`: a sandbox host's thread blocks for good on a run whose script contains the
  *   marker (a hang no time limit can interrupt: the pool's watchdog must replace the host).
+ * - `write-pause`: a sandbox host's thread blocks for good in the middle of writing a document
+ *   whose name contains the marker — its new text fsynced in a temporary file, not yet renamed
+ *   over the document — after saying so on stderr (a kill then lands mid-write for certain).
  * - `listener-crash`: `GET /__fault/listener-crash` on a circle port makes its listener fail (its
  *   connections go with it; the gateway supervisor starts it again).
  */
-export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-crash-on-restart' | 'host-hang' | 'listener-crash'
+export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-crash-on-restart' | 'host-hang' | 'write-pause' | 'listener-crash'
 
-export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'host-crash-on-restart', 'host-hang', 'listener-crash']
+export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'host-crash-on-restart', 'host-hang', 'write-pause', 'listener-crash']
 
-/** The marker a script carries to trigger the answer-path and host-hang faults. */
+/** The marker a script (or, for write-pause, a document name) carries to trigger a fault. */
 export const FAULT_MARKER = 'FAULT_ANSWER_THROW'
 
 export const FAULTS_ENV = 'CIRCLES_TEST_FAULTS'

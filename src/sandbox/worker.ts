@@ -88,6 +88,16 @@ function flush(): void {
   emit(buf)
 }
 const hangFault = faultsFromEnv().includes('host-hang')
+/** Tests only: a write of a document named with the marker stops before its rename, for good. */
+const storeOptions = faultsFromEnv().includes('write-pause')
+  ? {
+      beforeRename: (name: string) => {
+        if (!name.includes(FAULT_MARKER)) return
+        writeSync(2, `sandbox host: fault injected: write-pause (${name})\n`)
+        Atomics.wait(waitCell, 0, 0)
+      },
+    }
+  : {}
 
 function emit(buf: Buffer): void {
   if (channel !== undefined) {
@@ -144,7 +154,7 @@ function openStore(open: OpenContext): RunStore {
   let store: NamespaceStore | undefined
   const get = (): NamespaceStore => {
     if (store === undefined) {
-      const opened = new NamespaceStore(open.facts.root)
+      const opened = new NamespaceStore(open.facts.root, storeOptions)
       opened.open()
       store = opened
     }

@@ -45,6 +45,12 @@ export interface NamespaceUsage {
 export interface NamespaceStoreOptions {
   /** Where listing indexes are kept; default: the one cache of this thread. */
   readonly indexCache?: NameIndexCache
+  /**
+   * Called with a document's name once its new text is on disk in a temporary file, just before
+   * the rename publishes it: a seam for tests that must stop a write at that point (the
+   * `write-pause` fault). Absent in production.
+   */
+  readonly beforeRename?: (name: string) => void
 }
 
 const TEMP_PREFIX = '.tmp-'
@@ -96,6 +102,7 @@ export class NamespaceStore {
   readonly root: string
   readonly dataDir: string
   private readonly indexCache: NameIndexCache
+  private readonly beforeRename: ((name: string) => void) | undefined
   private opened = false
   private bytes = 0
   private documents = 0
@@ -104,6 +111,7 @@ export class NamespaceStore {
     this.root = root
     this.dataDir = join(root, 'data')
     this.indexCache = options.indexCache ?? threadNameIndexCache
+    this.beforeRename = options.beforeRename
   }
 
   /**
@@ -215,6 +223,7 @@ export class NamespaceStore {
       fsyncSync(fd)
       closeSync(fd)
       fd = undefined
+      this.beforeRename?.(doc.name)
       renameSync(temp, doc.path)
     } catch (error) {
       if (fd !== undefined) closeSync(fd)

@@ -6,9 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { CirclesClient, RpcError } from '../../src/client/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
+import { FAULT_MARKER, FAULTS_ENV } from '../../src/faults/index.js'
 import { decodeDocumentName, documentCostBytes } from '../../src/storage/index.js'
 
-// A whole node killed with SIGKILL while 8 clients write, restarted on the same database path:
+// A whole node killed with SIGKILL while 8 clients write — and, for certain, while one write is
+// half done: the write-pause fault stops it with its text fsynced in a temporary file, not yet
+// renamed over the document — restarted on the same database path:
 // every acknowledged write survives, nothing is torn, temporary files are swept, and the size
 // the node charges against the quota is the size on disk. (A kill keeps the page cache: this
 // checks the write protocol's atomicity and recovery; the fsync order is checked under strace
@@ -28,16 +31,19 @@ interface Launched {
   readonly url: string
   readonly publicKey: string
   readonly exited: Promise<number | null>
+  /** Resolves once the node's log matches. */
+  logged(pattern: RegExp): Promise<void>
 }
 
 /** `circles launch` in its own process group (so its sandbox hosts can be awaited after a kill). */
-async function launch(t: { teardown(fn: () => unknown): void }, config: string, dbPath: string): Promise<Launched> {
+async function launch(t: { teardown(fn: () => unknown): void }, config: string, dbPath: string, env: NodeJS.ProcessEnv = process.env): Promise<Launched> {
   const child = spawn(
     process.execPath,
     ['--no-node-snapshot', CLI, 'launch', '--config', config, '--db-path', dbPath, '--sandbox-processes', '1', '--admin-port', '0'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env },
   )
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const lineWaiters: { pattern: RegExp; resolve: () => void }[] = []
   t.teardown(() => {
     try {
       process.kill(-child.pid!, 'SIGKILL')
@@ -52,12 +58,14 @@ async function launch(t: { teardown(fn: () => unknown): void }, config: string, 
     child.stdout!.on('data', (c: Buffer) => {
       stdout += c.toString()
       if (/"msg":"serving /.test(stdout)) resolve()
+      for (let i = lineWaiters.length - 1; i >= 0; i--) if (lineWaiters[i]!.pattern.test(stdout)) lineWaiters.splice(i, 1)[0]!.resolve()
     })
     void exited.then((code) => reject(new Error(`launch exited (${code}) before serving: ${stderr}`)))
   })
   const url = /"url":"(ws:\/\/[^"]+)"/.exec(stdout)![1]!
   const publicKey = /"public_key":"([0-9a-f]{66})"/.exec(stdout)![1]!
-  return { child, url, publicKey, exited }
+  const logged = (pattern: RegExp) => (pattern.test(stdout) ? Promise.resolve() : new Promise<void>((resolve) => lineWaiters.push({ pattern, resolve })))
+  return { child, url, publicKey, exited, logged }
 }
 
 /** Wait until no process of the group is left (the node's sandbox hosts exit when it dies). */
@@ -110,7 +118,9 @@ t.test('kill -9 of a node while 8 clients write: acknowledged writes survive, no
   const config = join(dir, 'circles.json')
   const policy = { run: 'authenticated', write: 'authenticated' }
   writeFileSync(config, JSON.stringify([{ name: 'crash', port: 0, policy }]))
-  const first = await launch(t, config, dbPath)
+  const first = await launch(t, config, dbPath, { ...process.env, [FAULTS_ENV]: 'write-pause' })
+  const paused = `pause/${FAULT_MARKER}`
+  const pausedValue: Value = { client: -1, seq: 1, pad: 'half written' }
 
   const written: Written[] = []
   let acks = 0
@@ -138,8 +148,16 @@ t.test('kill -9 of a node while 8 clients write: acknowledged writes survive, no
       }
       record.acked.set(doc, seq)
       if (++acks === KILL_AFTER_ACKS) {
+        // This write stops half done; the writes of the others queue behind it on the host.
+        const answered = client.play(`save_data(${JSON.stringify(paused)}, ${JSON.stringify(pausedValue)})`).then(
+          () => 'answered',
+          () => 'refused',
+        )
+        const stop = await Promise.race([first.logged(/fault injected: write-pause/).then(() => 'paused'), answered])
+        t.equal(stop, 'paused', 'the write stopped half done (not answered)')
         killed = true
         process.kill(first.child.pid!, 'SIGKILL')
+        return record
       }
     }
   })
@@ -152,7 +170,14 @@ t.test('kill -9 of a node while 8 clients write: acknowledged writes survive, no
   const dataDir = join(dbPath, first.publicKey, 'data')
   const files = readdirSync(dataDir)
   const leftovers = files.filter((f) => f.startsWith('.tmp-'))
-  t.comment(`${leftovers.length} temporary file(s) left by the kill`)
+  // The proof that the kill landed mid-write: the paused write's text is whole in a temporary
+  // file, and its document was never published.
+  t.same(
+    leftovers.map((f) => readFileSync(join(dataDir, f), 'utf8')).filter((text) => text === JSON.stringify(pausedValue)),
+    [JSON.stringify(pausedValue)],
+    'the half-done write left its text in a temporary file',
+  )
+  t.notOk(files.some((f) => decodeDocumentName(f) === paused), 'and its document does not exist')
   const onDisk = new Map<string, Value>()
   let usedBytes = 0
   for (const file of files.filter((f) => !f.startsWith('.'))) {

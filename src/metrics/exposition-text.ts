@@ -2,7 +2,8 @@
  * A strict parser of the Prometheus text exposition format (version 0.0.4), shared by the tests
  * and the soak: what a scraper would accept, and more — it throws on anything a scraper might
  * take differently (a sample before its TYPE, a family split in two, a duplicate series, a
- * histogram whose buckets do not add up).
+ * histogram whose buckets do not add up). It reads the node's own /metrics; it is not part of
+ * the package's public API.
  */
 
 export type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped'
