@@ -68,14 +68,16 @@ export function encodePlayAnswer(id: JsonRpcId, outcome: RunOutcome, receipt: Ru
 
 /**
  * A run's outcome as the programmatic API returns it: the {@link PlayResult} a client would read
- * off the wire (decoded from the same encoder's text), or a thrown Circles error whose `details`
- * are the answer's `error.data`.
+ * off the wire, or a thrown Circles error whose `details` are the answer's `error.data`. Only the
+ * script's own members (`body`) are parsed; the node's (`task_id`, `timings`) are built as values.
  */
 export function playResultOf(outcome: RunOutcome, receipt: RunReceipt): PlayResult {
-  const answer = JSON.parse(encodePlayAnswer(null, outcome, receipt)) as
-    | { result: PlayResult }
-    | { error: { message: string; data: { code: ErrorCode } & Record<string, unknown> } }
-  if ('result' in answer) return answer.result
-  const { code, ...details } = answer.error.data
-  throw circlesError(code, answer.error.message, details) as CirclesError
+  const members = JSON.parse(`{${outcome.body}}`) as Record<string, unknown>
+  const timed = {
+    ...members,
+    task_id: receipt.taskId,
+    timings: { queued_ms: ms(receipt.queuedMs), run_ms: ms(outcome.runMs), cpu_ms: ms(outcome.cpuMs), calls_ms: ms(outcome.callsMs) },
+  }
+  if (outcome.code === null) return timed as unknown as PlayResult
+  throw circlesError(outcome.code, outcome.message, timed) as CirclesError
 }

@@ -172,11 +172,12 @@ export interface HostStats {
 /** Default number of hosts: one per core, up to this many (each host is a Node process of ~50 MB). */
 const DEFAULT_MAX_HOSTS = 8
 /**
- * Frames a host may hold at once. Two keep its thread busy while the next frame is on its way;
- * more would only lengthen what a crash has to send again. A thread host gets one: piscina
- * would run a later frame before the rest of one whose thread died.
+ * Frames a host holds at once: one. A crash then has exactly one frame to settle (the run that
+ * was executing answers WORKER_CRASHED, the rest go to the replacement host), and a thread host
+ * needs it anyway: piscina would run a later frame before the rest of one whose thread died.
+ * Batching keeps the host busy instead: every run queued while a frame is out leaves in the next.
  */
-const MAX_FRAMES_IN_FLIGHT: Record<SandboxIsolation, number> = { process: 1, thread: 1 }
+const MAX_FRAMES_IN_FLIGHT = 1
 /** Runs in one frame, at most (bounds the frame's size and what one crash sends again). */
 const MAX_RUNS_PER_FRAME = 256
 const CLOSE_GRACE_MS = 5000
@@ -661,10 +662,9 @@ export class SandboxPool {
 
   private readonly flush = (): void => {
     this.scheduled = false
-    const maxFrames = MAX_FRAMES_IN_FLIGHT[this.isolation]
-    for (const slot of this.slots) {
+        for (const slot of this.slots) {
       // A restarting host keeps its queue: its contexts are pinned to it, and order matters.
-      while (slot.ready && slot.queue.length > 0 && slot.frames.length < maxFrames) this.sendFrame(slot)
+      while (slot.ready && slot.queue.length > 0 && slot.frames.length < MAX_FRAMES_IN_FLIGHT) this.sendFrame(slot)
     }
   }
 
