@@ -454,7 +454,9 @@ export class Engine {
       if ((error as Error).message === TIMED_OUT) {
         return ended(run, failedRun('SCRIPT_TIMEOUT', `The script ran past its time limit (${run.timeoutMs} ms)`, runMs, run.cpuMs, run.callsMs))
       }
-      return ended(run, failedRun('SCRIPT_ERROR', 'The script could not be run', runMs, run.cpuMs, run.callsMs))
+      // What else escapes a call into the realm: a promise the script rejected and never handled,
+      // thrown by the isolate once the call's microtasks ran (the realm catches the script's own throws).
+      return ended(run, failedRun('SCRIPT_ERROR', `Unhandled promise rejection: ${reasonOf(error)}`, runMs, run.cpuMs, run.callsMs))
     }
     this.active = undefined
     run.cpuMs += Number(this.isolate.cpuTime - cpuBefore) / 1e6
@@ -498,4 +500,14 @@ export class Engine {
   dispose(): void {
     if (!this.isolate.isDisposed) this.isolate.dispose()
   }
+}
+
+/** A rejection's reason as one bounded line: a copied value from the isolate, read as data only. */
+function reasonOf(reason: unknown): string {
+  let text: string
+  if (reason instanceof Error) text = `${reason.name}: ${reason.message}`
+  else if (typeof reason === 'string') text = reason
+  else if (typeof reason === 'number' || typeof reason === 'boolean' || typeof reason === 'bigint' || reason === null || reason === undefined) text = String(reason)
+  else text = Object.prototype.toString.call(reason)
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text
 }

@@ -127,3 +127,30 @@ t.test('write policy: canWrite=false', async (t) => {
   t.match(await run(pool, ctx, { script: 'delete_data("doc")', caller: other, canWrite: false }), { type: 'error', code: 'FORBIDDEN' })
   t.match(await run(pool, ctx, { script: 'load_data("doc")', caller: other, canWrite: false }), { type: 'ok', output: '1' }, 'reads are allowed')
 })
+
+t.test('a promise the script rejects and never handles ends the run with SCRIPT_ERROR naming the reason', async (t) => {
+  const ctx = context(t.testdir())
+  const cases: [string, string][] = [
+    ['Promise.reject(new Error("boom")); 1', 'Unhandled promise rejection: Error: boom'],
+    ['(async () => { await null; throw new TypeError("later") })(); 2', 'Unhandled promise rejection: TypeError: later'],
+    ['Promise.reject(42); 3', 'Unhandled promise rejection: 42'],
+    [`Promise.reject("${'x'.repeat(300)}"); 5`, `Unhandled promise rejection: ${'x'.repeat(200)}…`],
+  ]
+  for (const [script, message] of cases) {
+    const r = await run(pool, ctx, script)
+    t.equal(r.type === 'error' && r.code, 'SCRIPT_ERROR', script)
+    t.equal(r.type === 'error' && r.message, message, `${script}: message`)
+  }
+  // An object that is not an Error crosses as the isolate's own description of it, never its contents.
+  const object = await run(pool, ctx, 'Promise.reject({ secret: "s3cr3t" }); 4')
+  t.match(object.type === 'error' && object.message, /^Unhandled promise rejection: /)
+  t.notMatch(object.type === 'error' && object.message, /s3cr3t/)
+  // Writes made before the rejection stay made: the run's work happened; only its answer is an error.
+  t.equal((await run(pool, ctx, 'save_data("before", 2); Promise.reject(new Error("x"))')).type, 'error')
+  const before = await run(pool, ctx, 'load_data("before")')
+  t.equal(before.type === 'ok' && before.output, '2', 'a write made before the unhandled rejection stays')
+  // A handled rejection is not one, and the context runs on after an unhandled one, its data intact.
+  t.equal((await run(pool, ctx, 'save_data("kept", 1); Promise.reject(new Error("late")).catch(() => {}); 6')).type, 'ok')
+  const after = await run(pool, ctx, 'load_data("kept")')
+  t.equal(after.type === 'ok' && after.output, '1', 'the context serves its data after an unhandled rejection')
+})
