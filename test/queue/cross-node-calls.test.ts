@@ -56,8 +56,8 @@ async function socketOn(context: string): Promise<RawSocket> {
 const socket = await socketOn(K['a']!)
 
 /** A play in context a, answered as a test reads it. */
-async function play(script: string, params: Record<string, unknown> = {}): Promise<{ value?: unknown; code?: string; logs: string[]; timings: Record<string, number> }> {
-  const answer = await socket.call('play', { script, ...params }, undefined, 90_000)
+async function play(script: string, params: Record<string, unknown> = {}, on = socket): Promise<{ value?: unknown; code?: string; logs: string[]; timings: Record<string, number> }> {
+  const answer = await on.call('play', { script, ...params }, undefined, 90_000)
   if (answer.result !== undefined) return { value: answer.result.result, logs: answer.result.logs, timings: answer.result.timings }
   return { code: answer.error.data.code, logs: answer.error.data.logs, timings: answer.error.data.timings }
 }
@@ -117,10 +117,15 @@ t.test('the chain travels with the call: cycles, depth and the workflow’s budg
 
 t.test('50 workflows crossing between the two nodes all complete', async (t) => {
   const n = 50
-  // a (front) → b (owner) → d1 (front), which counts into a document of the workflow's own.
-  const script = (i: number) => `call('${K['b']}', ${JSON.stringify(`call('${K['d1']}', 'const n = (load_data("w${i}") ?? 0) + 1; save_data("w${i}", n); [${i}, n, CALL_CHAIN.length]')`)})`
+  // Each counts into a document of its own in the context where it ends, and crosses twice:
+  // even ones start in a (first node): a → b (second) → d1 (first);
+  // odd ones start in b, through the first node's gateway: b → d1 (first) → e1 (second).
+  const count = (i: number) => `'const n = (load_data("w${i}") ?? 0) + 1; save_data("w${i}", n); [${i}, n, CALL_CHAIN.length]'`
+  const script = (i: number) =>
+    i % 2 === 0 ? `call('${K['b']}', ${JSON.stringify(`call('${K['d1']}', ${count(i)})`)})` : `call('${K['d1']}', ${JSON.stringify(`call('${K['e1']}', ${count(i)})`)})`
+  const viaGateway = await socketOn(K['b']!)
   const ids = Array.from({ length: n }, (_, i) => i)
-  const answers = await Promise.all(ids.map((i) => play(script(i))))
+  const answers = await Promise.all(ids.map((i) => play(script(i), {}, i % 2 === 0 ? socket : viaGateway)))
   t.same(
     answers.map((a) => a.value ?? a.code),
     ids.map((i) => [i, 1, 3]),
