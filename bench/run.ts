@@ -7,7 +7,7 @@
  *   npm run bench -- --pin       # also the pinned rows: servers on core 0, load on core 1
  *   npm run bench -- --sandbox-processes 2
  *   npm run bench -- --auth-lag  # only: the node's event-loop lag while 1,000 sockets send bad signatures
- *   npm run bench -- --cross-node-only   # just the cross-node rows (Redis at $BENCH_REDIS_URL, else a private redis-server)
+ *   npm run bench -- --cross-node-only   # just the cross-node rows, plays and calls (Redis at $BENCH_REDIS_URL, else a private redis-server)
  *   npm run bench -- --hostile-only      # just the hostile-neighbours rows
  *   npm run bench -- --server-old-space-mb 256   # servers run with --max-old-space-size=256
  *   npm run bench -- --live-only         # just the live-update rows (one writer, 1,000 subscribers)
@@ -346,6 +346,9 @@ interface CrossNodeFigures {
   readonly fifty_contexts: LoadResult
   readonly ratio_one_context: number
   readonly ratio_fifty_contexts: number
+  /** A play whose script calls another context: on the owner node (both contexts there), then from node 1 to a context of node 2. */
+  readonly call_local: LoadResult
+  readonly call_cross_node: LoadResult
 }
 
 /**
@@ -384,6 +387,11 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
   say('cross-node: 50 contexts on node 2, clients on node 1, 50 connections')
   const contexts = owner.info.contexts ?? []
   const fifty = await load({ ...common, url: via(contexts[0]!), urls: contexts.map(via) })
+  // Calls: a play in a context whose script calls another (two runs and a call per request).
+  say('cross-node: a play that calls another context, both on node 2, 50 connections')
+  const callLocal = await load({ ...common, url: `${owner.info['url']!}${owner.info['caller']!}`, script: callingScript(owner.info['callee']!) })
+  say('cross-node: a play on node 1 that calls a context of node 2, 50 connections')
+  const callCross = await load({ ...common, url: via(front.info['caller']!), script: callingScript(owner.info['callee']!) })
   await front.stop()
   await owner.stop()
   let cursor = '0'
@@ -401,12 +409,14 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
     fifty_contexts: fifty,
     ratio_one_context: one.per_second / local.per_second,
     ratio_fifty_contexts: fifty.per_second / local.per_second,
+    call_local: callLocal,
+    call_cross_node: callCross,
   }
 }
 
 async function crossNodeOnly(): Promise<void> {
   let step = 0
-  const cross = await measureCrossNode((what) => progress(`[${++step}/3] ${what}`))
+  const cross = await measureCrossNode((what) => progress(`[${++step}/5] ${what}`))
   progressDone()
   if (!cross.available) {
     console.log(`cross-node: not measured (${cross.reason})`)
@@ -418,6 +428,8 @@ async function crossNodeOnly(): Promise<void> {
       row('local play on the owner node', cross.local),
       row('cross-node, 1 context', cross.one_context, cross.local.per_second),
       row('cross-node, 50 contexts', cross.fifty_contexts, cross.local.per_second),
+      row('a play that calls, both contexts on node 2', cross.call_local, cross.local.per_second),
+      row('a play on node 1 that calls node 2', cross.call_cross_node, cross.local.per_second),
     ]),
   )
   writeResult(quick ? 'bench-cross-node-quick' : 'bench-cross-node', { kind: 'cross-node', quick, date: new Date().toISOString(), machine: machineInfo(), parameters: { ...PLAN, sandbox_processes: sandboxProcesses }, cross_node: cross })
@@ -719,6 +731,8 @@ async function main(): Promise<void> {
     rows.push(row('local play on the cross-node owner', cross.local, a50.per_second))
     rows.push(row('cross-node, 1 context', cross.one_context, a50.per_second))
     rows.push(row('cross-node, 50 contexts', cross.fifty_contexts, a50.per_second))
+    rows.push(row('a play that calls, both contexts on the owner', cross.call_local, a50.per_second))
+    rows.push(row('cross-node call: a play on node 1 that calls node 2', cross.call_cross_node, a50.per_second))
   }
   console.log(table(headers, rows))
   console.log('')
@@ -779,6 +793,10 @@ async function main(): Promise<void> {
           ? [
               ['cross-node ÷ local play (same run, 50 connections), 1 context', `${cross.ratio_one_context.toFixed(2)}×`] as [string, string],
               ['cross-node ÷ local play (same run, 50 connections), 50 contexts', `${cross.ratio_fifty_contexts.toFixed(2)}×`] as [string, string],
+              [
+                'cross-node calls/s, p50 / p99 (ms), beside a call on one node (50 connections)',
+                `${formatNumber(cross.call_cross_node.per_second)}, ${formatNumber(cross.call_cross_node.latency_ms.p50)} / ${formatNumber(cross.call_cross_node.latency_ms.p99)} beside ${formatNumber(cross.call_local.per_second)}, ${formatNumber(cross.call_local.latency_ms.p50)} / ${formatNumber(cross.call_local.latency_ms.p99)}`,
+              ] as [string, string],
             ]
           : [['cross-node', `not measured: ${cross.reason}`] as [string, string]]),
       ],

@@ -35,6 +35,26 @@ const EXAMPLES = [
     name: 'Emit an event',
     script: '// Events reach the watchers of their topic and are stored nowhere.\nemit("typing", { by: CALLER_PUBLIC_KEY });\n"sent"\n',
   },
+  {
+    name: 'Escrow: advance my side (examples/escrow)',
+    script:
+      '// Run in a buyer\'s or seller\'s context by its owner, once its `deal` is saved: see\n' +
+      '// examples/escrow/README.md. Reads the other side\'s deal with call() — across nodes too.\n' +
+      "(async () => {\n" +
+      "  const mine = load_data('deal')\n" +
+      "  if (mine === null) throw new Error('no deal in this context: save one first')\n" +
+      "  const other = mine.role === 'buyer' ? mine.seller : mine.buyer\n" +
+      "  const theirs = await call(other, 'load_data(\"deal\")')\n" +
+      "  const namesMe = theirs !== null && (mine.role === 'buyer' ? theirs.buyer : theirs.seller) === CIRCLE_PUBLIC_KEY\n" +
+      "  if (!namesMe || theirs.amount !== mine.amount) return { state: mine.state, waiting: 'the other side has no matching deal' }\n" +
+      "  let next = mine.state\n" +
+      "  if (mine.role === 'buyer' && mine.state === 'funded' && theirs.state === 'shipped') next = 'released'\n" +
+      "  if (mine.role === 'seller' && mine.state === 'open' && theirs.state === 'funded') next = 'shipped'\n" +
+      "  if (mine.role === 'seller' && mine.state === 'shipped' && theirs.state === 'released') next = 'paid'\n" +
+      "  if (next !== mine.state) save_data('deal', { ...mine, state: next })\n" +
+      "  return { state: next, theirs: theirs.state }\n" +
+      "})()\n",
+  },
   { name: 'Catch an error code', script: 'try { save_data("profile", 1); "saved" } catch (e) { e.code }\n' },
   { name: 'Run too long', script: 'while (true) {}\n' },
 ]

@@ -14,6 +14,8 @@ export interface CalleeRequest {
   readonly chainId: string
   readonly deadline: number
   readonly signal?: AbortSignal
+  /** Runs the workflow may still start once this call's run is counted (carried by a call to another node). */
+  readonly runsLeft?: number
 }
 
 export interface CallRouterOptions extends CallLimits {
@@ -66,6 +68,37 @@ export class CallRouter {
     return outcome
   }
 
+  /**
+   * The entry for a call made on another node (src/queue/remote-calls.ts): its chain is checked
+   * again here (shape, cycle, depth, time left) — the sending node's word is not taken for it —
+   * and the callee runs holding the workflow's budget on this node, as spent as the call says
+   * (`runsLeft`). The run itself was counted, and the node's rate limits charged, where the call
+   * was made. Never rejects: a refusal is an outcome.
+   */
+  async enter(request: CallRequest, runsLeft: number, run: (target: PublicKeyHex, request: CalleeRequest) => Promise<RunOutcome>): Promise<RunOutcome> {
+    const target = checkCallRequest(request, this.options)
+    if (typeof target !== 'string') return refusal(target)
+    if (request.deadline - this.now() <= 0) return failedRun('SCRIPT_TIMEOUT', 'call: the calling run had no time left')
+    const { chainId } = request
+    this.budgets.hold(chainId, this.options.maxRunsPerChain - runsLeft)
+    try {
+      return await run(target, {
+        caller: request.caller,
+        script: request.script,
+        chain: request.chain,
+        chainId,
+        deadline: request.deadline,
+        ...(request.origin === undefined ? {} : { origin: request.origin }),
+        ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
+      })
+    } catch (error) {
+      if (isCirclesError(error)) return refusal(error)
+      return failedRun('INTERNAL_ERROR', 'call: the call could not be run')
+    } finally {
+      this.budgets.release(chainId)
+    }
+  }
+
   private async attempt(request: CallRequest, signal: AbortSignal | undefined): Promise<RunOutcome> {
     const target = checkCallRequest(request, this.options)
     if (typeof target !== 'string') return refusal(target)
@@ -86,6 +119,7 @@ export class CallRouter {
         chain: request.chain,
         chainId,
         deadline: request.deadline,
+        runsLeft: this.budgets.left(chainId),
         ...(request.origin === undefined ? {} : { origin: request.origin }),
         ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
         ...(signal === undefined ? {} : { signal }),

@@ -9,11 +9,24 @@ export class ChainBudgets {
 
   constructor(private readonly maxRuns: number) {}
 
-  /** A run of `chainId` holds its entry (created with one run spent: the workflow's first). */
-  hold(chainId: string): void {
+  /**
+   * A run of `chainId` holds its entry (created with one run spent: the workflow's first). A call
+   * from another node holds it with the runs that node had spent (`spent`: its budget less the
+   * runs the call carries), and an entry held already counts at least those.
+   */
+  hold(chainId: string, spent = 1): void {
     const entry = this.chains.get(chainId)
-    if (entry === undefined) this.chains.set(chainId, { runs: 1, holds: 1 })
-    else entry.holds++
+    if (entry === undefined) this.chains.set(chainId, { runs: Math.max(1, spent), holds: 1 })
+    else {
+      entry.holds++
+      entry.runs = Math.max(entry.runs, spent)
+    }
+  }
+
+  /** Runs a held workflow may still start (0 for one not held). */
+  left(chainId: string): number {
+    const entry = this.chains.get(chainId)
+    return entry === undefined ? 0 : Math.max(0, this.maxRuns - entry.runs)
   }
 
   release(chainId: string): void {

@@ -12,7 +12,7 @@ import { playResultOf, type PlayResult } from '../protocol/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
 import { DEFAULT_LIMITS, SandboxPool, type SandboxContextRef, type SandboxPoolOptions } from '../sandbox/index.js'
-import { DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
+import { callThrough, DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
 import { AdminServer, CircleServer, parseDomains, parseOrigins, type Domain, type PublicHealth, type TlsCredentials } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
 import { acquireDatabaseLock, type DatabaseLock, type DatabaseLockHolder } from '../storage/index.js'
@@ -366,6 +366,8 @@ export class CircleNode {
                 return refused
               },
               settled: (outcome) => this.metrics.call(outcome),
+              // A callee another node owns is reached through Redis, as a client's play is.
+              remote: (target, request) => (this.bridge === undefined ? undefined : callThrough(this.bridge, target, request)),
             },
           })
           for (const circle of options.circles) {

@@ -27,3 +27,4 @@ export {
   type TaskAnswer,
   type TaskRecord,
 } from './task-codec.js'
+export { callThrough, readCall, MAX_TASK_CHAIN, type TaskCall, type CallGateway } from './remote-calls.js'

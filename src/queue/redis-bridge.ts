@@ -11,6 +11,7 @@ import { QueuedBytes } from './queued-bytes.js'
 import { connect, type Connection, type Scripted } from './redis-connection.js'
 import type { RedisTarget } from './redis-target.js'
 import { StartedTasks } from './started-tasks.js'
+import { calleePlay, type TaskCall } from './remote-calls.js'
 import {
   decodeAnswer,
   decodeReplyEntry,
@@ -370,10 +371,12 @@ export class RedisBridge implements ChildHandle {
    * refusals the owner's lease advertises (AUTH_REQUIRED, FORBIDDEN: nothing is stored), and the
    * owner's own refusals (policy, mailbox, …) as a local run would.
    */
-  dispatch(pubkey: string, request: PlayRequest): Promise<PlayOutcome> {
+  dispatch(pubkey: string, request: PlayRequest, call?: TaskCall): Promise<PlayOutcome> {
     if (!this.up || this.stopping) return Promise.reject(unavailable('the node cannot reach Redis'))
     const taskId = randomUUID()
-    const waitMs = (request.timeoutMs ?? DEFAULTS.SCRIPT_TIMEOUT_MS) + this.options.queueAllowanceMs
+    let waitMs = (request.timeoutMs ?? DEFAULTS.SCRIPT_TIMEOUT_MS) + this.options.queueAllowanceMs
+    // A call (remote-calls.ts) is waited for no longer than its calling run lives.
+    if (call !== undefined && request.deadline !== undefined) waitMs = Math.max(1, Math.min(waitMs, Math.floor(request.deadline) - Date.now()))
     const task: QueuedTask = {
       taskId,
       context: pubkey,
@@ -383,6 +386,7 @@ export class RedisBridge implements ChildHandle {
       replyTo: this.nodeId,
       deadline: Date.now() + waitMs,
       origin: request.origin ?? '',
+      ...(call === undefined ? {} : { call }),
     }
     const entry = encodeTask(task, signTask(this.options.secret, task))
     const bytes = Buffer.byteLength(entry)
@@ -764,10 +768,12 @@ export class RedisBridge implements ChildHandle {
       taskId: task.taskId,
       ...(task.origin === '' ? {} : { origin: task.origin }),
       ...(task.timeoutMs === undefined ? {} : { timeoutMs: task.timeoutMs }),
+      ...(task.call === undefined ? {} : calleePlay(task.call, task.deadline)),
     }
     let played: Promise<PlayOutcome>
     try {
-      played = this.options.peers().dispatch(pubkey, request)
+      // A call enters through the call router, which checks its chain again (remote-calls.ts).
+      played = task.call === undefined ? this.options.peers().dispatch(pubkey, request) : this.options.peers().enterCall(pubkey, request, task.call.runsLeft)
     } catch (error) {
       played = Promise.reject(error)
     }

@@ -3,6 +3,7 @@ import { circlesError, isErrorCode, type CirclesError, type ErrorCode } from '..
 import { isCanonicalPublicKey } from '../identity/index.js'
 import type { Policy } from '../policy/index.js'
 import type { RunOutcome } from '../protocol/index.js'
+import { callMacFields, encodeCall, readCall, type TaskCall } from './remote-calls.js'
 
 /**
  * Tasks and replies cross Redis, which is a trust boundary: whoever can write to it could
@@ -28,6 +29,8 @@ export interface QueuedTask {
   readonly deadline: number
   /** Who sent it (remote address), for crash quarantine on the owner. */
   readonly origin: string
+  /** A call from a run on another node (remote-calls.ts): `caller` is the calling context. */
+  readonly call?: TaskCall
 }
 
 /** What an owner answers: a run's outcome, or a refusal before the run (policy, mailbox, …). */
@@ -125,6 +128,8 @@ function taskFields(task: QueuedTask): MacField[] {
 }
 
 export function signTask(secret: string, task: QueuedTask): string {
+  // A call's MAC is of another domain: a play's never verifies as a call's, nor the reverse.
+  if (task.call !== undefined) return macOf(secret, 'call', [...taskFields(task), ...callMacFields(task.call)])
   return macOf(secret, 'task', taskFields(task))
 }
 
@@ -149,10 +154,13 @@ export type TaskRecord =
 
 /**
  * A task as it is stored (the task hash's `task` field) and handed to its owner: one JSON text,
- * `{"c":<context>,"r":[task_id, script, caller, timeout_ms, reply_to, deadline, mac, origin]}`.
+ * `{"c":<context>,"r":[task_id, script, caller, timeout_ms, reply_to, deadline, mac, origin]}`;
+ * a call adds a ninth element, `[chain, chain_id, runs_left]` (remote-calls.ts).
  */
 export function encodeTask(task: QueuedTask, mac: string): string {
-  return JSON.stringify({ c: task.context, r: [task.taskId, task.script, task.caller, task.timeoutMs ?? null, task.replyTo, task.deadline, mac, task.origin] })
+  const r: unknown[] = [task.taskId, task.script, task.caller, task.timeoutMs ?? null, task.replyTo, task.deadline, mac, task.origin]
+  if (task.call !== undefined) r.push(encodeCall(task.call))
+  return JSON.stringify({ c: task.context, r })
 }
 
 /** A task's text as parsed once (a wake-list entry is peeked at, then read, without parsing it twice). */
@@ -185,8 +193,8 @@ export function peekTask(text: unknown): { context: string; taskId: string; pars
 /** Read and check a stored task: its shape, its context, its MAC. Throws QUEUE_MESSAGE_INVALID. */
 function readTask(secret: string, context: string, taskId: string, text: unknown): QueuedTask {
   const { c, r } = typeof text === 'string' ? parseTask(text) : ((text ?? {}) as ParsedTask)
-  if (!Array.isArray(r) || r.length !== 8) throw invalid('a task of the wrong shape', { task_id: taskId })
-  const [id, script, caller, timeoutMs, replyTo, deadline, signature, origin] = r as unknown[]
+  if (!Array.isArray(r) || (r.length !== 8 && r.length !== 9)) throw invalid('a task of the wrong shape', { task_id: taskId })
+  const [id, script, caller, timeoutMs, replyTo, deadline, signature, origin, call] = r as unknown[]
   if (c !== context || id !== taskId) throw invalid('a task stored under another context or id', { task_id: taskId })
   if (typeof script !== 'string' || typeof origin !== 'string' || typeof signature !== 'string') throw invalid('a task with a missing field', { task_id: taskId })
   if (caller !== '' && !isContextKey(caller)) throw invalid('a task whose caller is not a public key', { task_id: taskId })
@@ -195,7 +203,17 @@ function readTask(secret: string, context: string, taskId: string, text: unknown
   if (timeoutMs !== null && (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)) {
     throw invalid('a task with a bad timeout_ms', { task_id: taskId })
   }
-  const task: QueuedTask = { taskId, context, caller: caller as string, script, timeoutMs: timeoutMs ?? undefined, replyTo, deadline, origin }
+  const task: QueuedTask = {
+    taskId,
+    context,
+    caller: caller as string,
+    script,
+    timeoutMs: timeoutMs ?? undefined,
+    replyTo,
+    deadline,
+    origin,
+    ...(r.length === 9 ? { call: readCall(call, caller as string, taskId) } : {}),
+  }
   if (!verifyTask(secret, task, signature)) throw invalid('a task whose MAC does not verify (is every node given the same cluster secret?)', { task_id: taskId })
   return task
 }

@@ -79,7 +79,8 @@ t.test('readTaskRow', async (t) => {
 
 t.test('the task MAC covers every field: one changed, the MAC no longer verifies', async (t) => {
   const q = task()
-  const changes: Record<keyof QueuedTask, Partial<QueuedTask>> = {
+  // A call's own fields: in 'a call task's MAC covers its chain, workflow and budget' below.
+  const changes: Record<Exclude<keyof QueuedTask, 'call'>, Partial<QueuedTask>> = {
     taskId: { taskId: randomUUID() },
     context: { context: generateKeyPair().publicKey },
     caller: { caller: generateKeyPair().publicKey },
@@ -102,6 +103,50 @@ t.test('the task MAC covers every field: one changed, the MAC no longer verifies
     const row = runRow(copy.taskId, encodeTask(copy, signTask(SECRET, q)))
     t.throws(() => readTaskRow(SECRET, copy.context, row), { code: 'QUEUE_MESSAGE_INVALID', message: /MAC does not verify/ }, what)
   }
+})
+
+t.test('a call task: its chain, workflow and run budget ride in the task, under its MAC', async (t) => {
+  const client = generateKeyPair().publicKey
+  const call = { chain: [client, caller], chainId: randomUUID(), runsLeft: 200 }
+  const q = task({ call })
+  const stored = encodeTask(q, signTask(SECRET, q))
+  t.same(readTaskRow(SECRET, context, runRow(q.taskId, stored)), { type: 'run', task: q }, 'a signed call task reads back as written')
+  const anonymousStart = task({ call: { ...call, chain: ['', caller] } })
+  t.same(readTaskRow(SECRET, context, runRow(anonymousStart.taskId, encodeTask(anonymousStart, signTask(SECRET, anonymousStart)))), { type: 'run', task: anonymousStart }, 'a workflow an anonymous client started')
+
+  const other = generateKeyPair().publicKey
+  const changes: [string, Partial<QueuedTask>][] = [
+    ['a context added to the chain', { call: { ...call, chain: [client, other, caller] } }],
+    ['the chain’s client changed', { call: { ...call, chain: [other, caller] } }],
+    ['another workflow', { call: { ...call, chainId: randomUUID() } }],
+    ['a larger budget', { call: { ...call, runsLeft: 256 } }],
+    ['the call part dropped: a play with a call’s MAC', { call: undefined }],
+  ]
+  for (const [what, change] of changes) {
+    const copy = { ...q, ...change }
+    t.throws(() => readTaskRow(SECRET, context, runRow(copy.taskId, encodeTask(copy, signTask(SECRET, q)))), { code: 'QUEUE_MESSAGE_INVALID', message: /MAC does not verify/ }, what)
+  }
+  const play = task()
+  const asCall = { ...play, call }
+  t.throws(() => readTaskRow(SECRET, context, runRow(play.taskId, encodeTask(asCall, signTask(SECRET, play)))), { code: 'QUEUE_MESSAGE_INVALID', message: /MAC does not verify/ }, 'a call part added to a play')
+
+  const malformed: [string, unknown][] = [
+    ['not an array', 'call'],
+    ['a part of the wrong length', [call.chain, call.chainId]],
+    ['a chain of one', [[caller], call.chainId, 1]],
+    ['a chain the caller does not end', [[client, other], call.chainId, 1]],
+    ['a chain with a key that is not a key', [[client, 'alice', caller], call.chainId, 1]],
+    ['a chain that is too long', [[client, ...Array.from({ length: 300 }, () => other), caller], call.chainId, 1]],
+    ['an empty chain id', [call.chain, '', 1]],
+    ['a chain id that is too long', [call.chain, 'x'.repeat(65), 1]],
+    ['a negative budget', [call.chain, call.chainId, -1]],
+    ['a budget that is not an integer', [call.chain, call.chainId, 1.5]],
+  ]
+  for (const [what, part] of malformed) {
+    t.throws(() => readTaskRow(SECRET, context, runRow(q.taskId, tampered(q, 8, part))), { code: 'QUEUE_MESSAGE_INVALID', message: /call/ }, what)
+  }
+  const anonymousCaller = task({ caller: '', call: { ...call, chain: [client, ''] } })
+  t.throws(() => readTaskRow(SECRET, context, runRow(anonymousCaller.taskId, encodeTask(anonymousCaller, signTask(SECRET, anonymousCaller)))), { code: 'QUEUE_MESSAGE_INVALID' }, 'a call has a calling context, never an anonymous caller')
 })
 
 t.test('the MAC input is unambiguous: distinct fields never share bytes', async (t) => {

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CallRouter, type CallRouterOptions } from '../../calls/index.js'
+import { CallRouter, type CallRouterOptions, type CalleeRequest } from '../../calls/index.js'
 import { DEFAULTS, positiveIntegerOption } from '../../config/index.js'
 import { circlesError } from '../../errors/index.js'
 import { parsePublicKey, type PublicKeyHex } from '../../identity/index.js'
@@ -38,7 +38,10 @@ export interface PeerHostOptions {
    */
   readonly onPolicyChanged?: (pubkey: PublicKeyHex) => Promise<void> | void
   /** Calls between contexts: limits (defaults in src/config/defaults.ts), the node's rate limits, metrics. */
-  readonly calls?: Partial<Pick<CallRouterOptions, 'maxDepth' | 'maxRunsPerChain' | 'admit' | 'settled'>>
+  readonly calls?: Partial<Pick<CallRouterOptions, 'maxDepth' | 'maxRunsPerChain' | 'admit' | 'settled'>> & {
+    /** A call to a context not hosted here: sent to its owner (the Redis bridge), or undefined when the node has no other nodes. */
+    readonly remote?: (target: PublicKeyHex, request: CalleeRequest) => Promise<RunOutcome> | undefined
+  }
   /** Live updates: each context's change log bounds and its cap on subscriptions (defaults from DEFAULTS). */
   readonly live?: LiveOptions
 }
@@ -131,7 +134,7 @@ export class PeerHost {
       maxRunsPerChain: positiveIntegerOption(calls.maxRunsPerChain, DEFAULTS.MAX_RUNS_PER_CALL_CHAIN, 'calls.maxRunsPerChain'),
       maxScriptBytes: this.defaults.limits?.maxScriptBytes ?? DEFAULT_LIMITS.maxScriptBytes,
       // A call enters its callee's context the way a client's play does.
-      dispatch: (target, request) => this.dispatch(target, request).then((played) => played.outcome),
+      dispatch: (target, request) => (this.entries.has(target) ? undefined : calls.remote?.(target, request)) ?? this.dispatch(target, request).then((played) => played.outcome),
       ...(calls.admit === undefined ? {} : { admit: calls.admit }),
       ...(calls.settled === undefined ? {} : { settled: calls.settled }),
     })
@@ -249,6 +252,32 @@ export class PeerHost {
     if (entry === undefined) return Promise.reject(circlesError('UNKNOWN_CIRCLE', `No circle ${pubkey} is served here`))
     if (this.stopping) return Promise.reject(circlesError('SHUTTING_DOWN'))
     return this.activate(entry).play(request)
+  }
+
+  /**
+   * Run a call another node sent (a task with a call part): through the call router's entry,
+   * which checks its chain again, in the hosted context `pubkey`. A refusal is an outcome, as a
+   * local call's is.
+   */
+  async enterCall(pubkey: PublicKeyHex, request: PlayRequest, runsLeft: number): Promise<PlayOutcome> {
+    let queuedMs = 0
+    const call = {
+      target: pubkey,
+      script: request.script,
+      caller: request.caller as PublicKeyHex,
+      chain: request.chain ?? [],
+      chainId: request.chainId ?? '',
+      deadline: request.deadline ?? 0,
+      ...(request.origin === undefined ? {} : { origin: request.origin }),
+      ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
+    }
+    const outcome = await this.router.enter(call, runsLeft, (target, callee) =>
+      this.dispatch(target, { ...callee, ...(request.taskId === undefined ? {} : { taskId: request.taskId }) }).then((played) => {
+        queuedMs = played.queuedMs
+        return played.outcome
+      }),
+    )
+    return { outcome, taskId: request.taskId ?? '', queuedMs }
   }
 
   /**
