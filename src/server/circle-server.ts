@@ -2,12 +2,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { circlesError, closeCodeOf, toHttpError } from '../errors/index.js'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, signInUri, type PublicKeyHex } from '../identity/index.js'
 import type { ClientAddress } from '../limits/index.js'
 import { METHOD_NAMES } from '../protocol/index.js'
 import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
 import { bind } from './bind.js'
+import { answerHttpError } from './http-error.js'
 import { HostRules, refuseUpgrade, type Domain, type Site } from './host-rules.js'
 import { isPlaygroundPath, servePlayground } from './playground.js'
 
@@ -49,6 +51,12 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   const text = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers })
   res.end(req(res).method === 'HEAD' ? undefined : text)
+}
+
+const ENDPOINTS = ['/', '/info', '/healthz', 'ws:///', 'ws:///<circle_pubkey>']
+
+function notFound(res: ServerResponse): void {
+  answerHttpError(res, 404, circlesError('NOT_FOUND', undefined, { endpoints: ENDPOINTS }))
 }
 
 function req(res: ServerResponse): IncomingMessage {
@@ -227,7 +235,7 @@ export class CircleServer implements ChildHandle {
     const refused = services.load.connect(client.origin)
     if (refused !== undefined) {
       services.metrics.limited('connections')
-      const body = JSON.stringify({ code: 'RATE_LIMITED', message: refused.message, retry_after_ms: refused.details?.['retry_after_ms'] })
+      const body = JSON.stringify(toHttpError(refused))
       return endUpgrade(socket, '429 Too Many Requests', body, 'Retry-After: 1\r\n')
     }
     // The slot belongs to the raw socket: it comes back when the socket closes, whatever becomes
@@ -242,7 +250,7 @@ export class CircleServer implements ChildHandle {
     const connection = new GatewayConnection(ws, target, this.options.services, client)
     const started = this.supervisor.startChildSync({ id: `conn-${++connectionIds}`, restart: 'temporary', shutdown: this.options.services.limits.drainTimeoutMs + 2_000, start: () => connection })
     if (!started.ok) {
-      ws.close(1001, 'SHUTTING_DOWN')
+      ws.close(closeCodeOf('SHUTTING_DOWN'), 'SHUTTING_DOWN')
       return
     }
     this.connections.add(connection)
@@ -252,8 +260,7 @@ export class CircleServer implements ChildHandle {
   private onRequest(request: IncomingMessage, res: ServerResponse): void {
     const path = (request.url ?? '/').split('?')[0]
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      res.setHeader('allow', 'GET, HEAD')
-      return json(res, 405, { error: 'method not allowed' })
+      return answerHttpError(res, 405, circlesError('METHOD_NOT_ALLOWED', `${String(request.method).slice(0, 20)} is not served here: GET or HEAD`), { allow: 'GET, HEAD' })
     }
     if (path !== undefined && isPlaygroundPath(path)) {
       void servePlayground(request, res, path, this.options.tls !== undefined)
@@ -286,9 +293,9 @@ export class CircleServer implements ChildHandle {
           setImmediate(() => this.crash(new Error('fault injected: listener-crash')))
           return
         }
-        return json(res, 404, { error: 'not found' })
+        return notFound(res)
       default:
-        return json(res, 404, { error: 'not found', endpoints: ['/', '/info', '/healthz', 'ws:///', 'ws:///<circle_pubkey>'] })
+        return notFound(res)
     }
   }
 }

@@ -204,9 +204,20 @@ t.test('HTTP endpoints', async (t) => {
     t.match(text, /# TYPE circles_play_duration_seconds histogram/)
   })
 
-  t.test('unknown paths and methods', async (t) => {
-    t.equal((await fetch(`${http}/nope`)).status, 404)
-    t.equal((await fetch(`${http}/info`, { method: 'POST' })).status, 405)
+  t.test('unknown paths and methods: one HTTP error body, { code, message, ...details }', async (t) => {
+    const notFound = await fetch(`${http}/nope`)
+    t.equal(notFound.status, 404)
+    t.match(await notFound.json(), { code: 'NOT_FOUND', message: String, endpoints: Array })
+    const post = await fetch(`${http}/info`, { method: 'POST' })
+    t.equal(post.status, 405)
+    t.equal(post.headers.get('allow'), 'GET, HEAD')
+    t.match(await post.json(), { code: 'METHOD_NOT_ALLOWED', message: /POST/ })
+    const adminMissing = await fetch(`${admin}/nope`)
+    t.equal(adminMissing.status, 404)
+    t.match(await adminMissing.json(), { code: 'NOT_FOUND', message: String, endpoints: ['/metrics', '/healthz'] })
+    const adminPost = await fetch(`${admin}/metrics`, { method: 'POST' })
+    t.equal(adminPost.status, 405)
+    t.match(await adminPost.json(), { code: 'METHOD_NOT_ALLOWED' })
   })
 })
 

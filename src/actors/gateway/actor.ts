@@ -1,7 +1,7 @@
 import { createActor, type Actor } from 'xstate'
 import { randomBytes } from 'node:crypto'
 import type { WebSocket } from 'ws'
-import { circlesError, isCirclesError, type CirclesError } from '../../errors/index.js'
+import { circlesError, closeCodeOf, isCirclesError, type CirclesError } from '../../errors/index.js'
 import { FAULT_MARKER, type Faults } from '../../faults/index.js'
 import type { Claimant, PublicKeyHex } from '../../identity/index.js'
 import type { ClientAddress, ClientAddresses, Clock, LoadLimits, SendAccount, SendBudget, SendBudgetName } from '../../limits/index.js'
@@ -215,7 +215,7 @@ export class GatewayConnection implements ChildHandle {
     return this.inFlight
   }
 
-  /** ChildHandle: drain (finish what is in flight, then close with 1001). */
+  /** ChildHandle: drain (finish what is in flight, then close with SHUTTING_DOWN's close code). */
   stop(): Promise<void> {
     return this.shutdown(this.services.limits.drainTimeoutMs)
   }
@@ -230,7 +230,7 @@ export class GatewayConnection implements ChildHandle {
     this.exitListeners.push(listener)
   }
 
-  /** Stop taking requests, wait for those in flight (at most `timeoutMs`), then close with 1001. */
+  /** Stop taking requests, wait for those in flight (at most `timeoutMs`), then close with SHUTTING_DOWN's close code. */
   async shutdown(timeoutMs: number): Promise<void> {
     this.draining = true
     this.stopPinging()
@@ -328,7 +328,7 @@ export class GatewayConnection implements ChildHandle {
     metrics.sendBudgetCut(budget)
     log.warn({ remote: this.remoteAddress, budget, waiting_bytes: this.outbox.bytes }, 'connection cut: it does not read what is sent to it (SLOW_CONSUMER)')
     if (this.open) this.actor.send({ type: 'CUT', code: 'SLOW_CONSUMER' })
-    else this.closeNow('SLOW_CONSUMER', 1008)
+    else this.closeNow('SLOW_CONSUMER', closeCodeOf('SLOW_CONSUMER'))
   }
 
   /** Stop reading the socket for `why`, or (`on` false) read again once nothing else holds it. */
@@ -393,7 +393,7 @@ export class GatewayConnection implements ChildHandle {
       const refused = this.services.load.invalidFrame(this.key, this.origin)
       if (refused !== undefined) {
         this.services.metrics.limited('invalid_frames')
-        this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: 1008 }
+        this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: closeCodeOf('RATE_LIMITED') }
         this.send(this.fail(null, refused))
         return
       }
@@ -498,7 +498,7 @@ export class GatewayConnection implements ChildHandle {
   /** Refuse a request over a load limit; auth abuse also closes the socket. */
   private limited(error: CirclesError): never {
     this.services.metrics.limited(String(error.details?.['limit'] ?? 'unknown'))
-    if (error.details?.['limit'] === 'failed_auth') this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: 1008 }
+    if (error.details?.['limit'] === 'failed_auth') this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: closeCodeOf('RATE_LIMITED') }
     throw error
   }
 

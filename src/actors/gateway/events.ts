@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../../errors/index.js'
+import type { ClosingErrorCode, ErrorCode } from '../../errors/index.js'
 import type { Claimant, PublicKeyHex, SignatureCheck } from '../../identity/index.js'
 import type { JsonRpcId } from '../../protocol/index.js'
 
@@ -13,8 +13,8 @@ export type GatewayEvent =
   | { readonly type: 'AUTHENTICATE'; readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string }
   /** Neither a frame nor a flushed answer for the idle timeout. */
   | { readonly type: 'IDLE' }
-  /** The socket went over a budget (SLOW_CONSUMER): it is closed with that code (1008). */
-  | { readonly type: 'CUT'; readonly code: ErrorCode }
+  /** The socket went over a budget (SLOW_CONSUMER): it is closed with that code. */
+  | { readonly type: 'CUT'; readonly code: ClosingErrorCode }
   /** The node is draining. */
   | { readonly type: 'SHUTDOWN' }
   /** The socket closed (either side). */

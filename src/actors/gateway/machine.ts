@@ -1,11 +1,7 @@
 import { assign, fromPromise, setup } from 'xstate'
-import { isCirclesError, type ErrorCode } from '../../errors/index.js'
+import { closeCodeOf, isCirclesError, type ClosingErrorCode } from '../../errors/index.js'
 import { sameClaimant } from '../../identity/index.js'
 import type { GatewayContext, GatewayEvent, GatewayInput, VerifyOutput, VerifyRequest } from './events.js'
-
-const WS_POLICY_VIOLATION = 1008
-const WS_GOING_AWAY = 1001
-const WS_TRY_AGAIN_LATER = 1013
 
 /**
  * A connection's auth lifecycle (docs/protocol.md, "A connection's life"):
@@ -16,9 +12,9 @@ const WS_TRY_AGAIN_LATER = 1013
  *        │                          open.verifying ──valid──▶ open.authenticated
  *        └── AUTHENTICATE / invalid / expired ──▶ closing ──SOCKET_CLOSED──▶ closed
  *
- * Every authenticate attempt consumes the nonce; every failed one closes the connection (1008).
- * From any `open` state, IDLE and SHUTDOWN close it (1001), and CUT (a send budget was over) with
- * its code (1008).
+ * Every authenticate attempt consumes the nonce; every failed one closes the connection. From
+ * any `open` state, IDLE and SHUTDOWN close it, and CUT (a send budget was over) with its code.
+ * Each close carries the close code the error registry gives its error code (closeCodeOf).
  * The machine is pure: signature checks run in the `verifySignature` actor, through the `verify`
  * function its input carries (the verifier thread, in the wiring).
  */
@@ -59,9 +55,9 @@ export const gatewayMachine = setup({
       pending: null,
     }),
     failWith: assign({
-      close: ({ context, event }, params: { code: ErrorCode }) => ({
+      close: ({ context, event }, params: { code: ClosingErrorCode }) => ({
         code: params.code,
-        wsCode: WS_POLICY_VIOLATION,
+        wsCode: closeCodeOf(params.code),
         requestId: event.type === 'AUTHENTICATE' ? event.requestId : context.pending?.requestId,
       }),
       nonce: null,
@@ -69,20 +65,23 @@ export const gatewayMachine = setup({
     }),
     failVerification: assign({
       close: ({ context }, params: { error: unknown }) => {
-        const overloaded = isCirclesError(params.error) && params.error.code === 'OVERLOADED'
+        const code = isCirclesError(params.error) && params.error.code === 'OVERLOADED' ? 'OVERLOADED' : 'INTERNAL_ERROR'
         return {
-          code: overloaded ? ('OVERLOADED' as const) : ('INTERNAL_ERROR' as const),
-          wsCode: overloaded ? WS_TRY_AGAIN_LATER : WS_POLICY_VIOLATION,
+          code,
+          wsCode: closeCodeOf(code),
           requestId: context.pending?.requestId,
         }
       },
       pending: null,
     }),
     goAway: assign({
-      close: (_, params: { code: ErrorCode }) => ({ code: params.code, wsCode: WS_GOING_AWAY }),
+      close: (_, params: { code: ClosingErrorCode }) => ({ code: params.code, wsCode: closeCodeOf(params.code) }),
     }),
     cut: assign({
-      close: ({ event }) => ({ code: event.type === 'CUT' ? event.code : ('SLOW_CONSUMER' as const), wsCode: WS_POLICY_VIOLATION }),
+      close: ({ event }) => {
+        const code = event.type === 'CUT' ? event.code : 'SLOW_CONSUMER'
+        return { code, wsCode: closeCodeOf(code) }
+      },
     }),
   },
 }).createMachine({
