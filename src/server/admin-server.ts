@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { ChildHandle, ExitReason } from '../supervisor/index.js'
+import { ExitListeners, type ChildHandle, type ExitReason } from '../supervisor/index.js'
 import { circlesError } from '../errors/index.js'
 import { bind } from './bind.js'
 import { answerHttpError } from './http-error.js'
@@ -28,7 +28,7 @@ export class AdminServer implements ChildHandle {
   private readonly options: AdminServerOptions
   private readonly http: Server
   private readonly hostRules: HostRules
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private boundPort: number | undefined
 
   constructor(options: AdminServerOptions) {
@@ -72,11 +72,11 @@ export class AdminServer implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private exit(reason: ExitReason): void {
-    for (const listener of this.exitListeners.splice(0)) listener(reason)
+    this.exits.exit(reason)
   }
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -7,7 +7,7 @@ import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../
 import { normalizePublicKey, signInUri, type PublicKeyHex } from '../identity/index.js'
 import type { ClientAddress } from '../limits/index.js'
 import { METHOD_NAMES } from '../protocol/index.js'
-import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { ExitListeners, Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
 import { bind } from './bind.js'
 import { answerHttpError } from './http-error.js'
 import { HostRules, refuseUpgrade, type Domain, type Site } from './host-rules.js'
@@ -98,7 +98,7 @@ export class CircleServer implements ChildHandle {
   private readonly wss: WebSocketServer
   private readonly hostRules: HostRules
   private readonly connections = new Set<GatewayConnection>()
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private accepting = true
   private boundPort: number | undefined
 
@@ -194,11 +194,11 @@ export class CircleServer implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private exit(reason: ExitReason): void {
-    for (const listener of this.exitListeners.splice(0)) listener(reason)
+    this.exits.exit(reason)
   }
 
   /** The listener failed: close it and report the exit (its supervisor restarts it). */

@@ -143,6 +143,17 @@ t.test('Supervisor.startChildSync (children created on a hot path)', async (t) =
     await sup.stop()
   })
 
+  t.test('sees a child that exited before its start returned (its exit listener comes late)', async (t) => {
+    const { sup, events } = supervise({ dynamic: { restart: 'temporary' } })
+    await sup.start()
+    const handle = handleFor(async () => {})
+    handle.exit({ type: 'error', error: new Error('closed during the handshake') })
+    t.same(sup.startChildSync({ id: 'conn-2', restart: 'temporary', shutdown: 100, start: () => handle }), { ok: true })
+    t.same(sup.whichChildren(), [], 'forgotten, not left running')
+    t.match(events.events.at(-1), { type: 'child_exited', id: 'conn-2', reason: { type: 'error', error: { message: 'closed during the handshake' } } })
+    await sup.stop()
+  })
+
   t.test('refuses duplicates, a stopped supervisor, a start that throws, and an asynchronous start', async (t) => {
     const sup = new Supervisor()
     await sup.start()

@@ -19,7 +19,7 @@ import {
   type JsonRpcId,
   type MethodParams,
 } from '../../protocol/index.js'
-import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
+import { ExitListeners, type ChildHandle, type ExitReason } from '../../supervisor/index.js'
 import type { ContextSubscription, PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
 import { BatchAnswer } from './batch-answer.js'
@@ -158,8 +158,7 @@ export class GatewayConnection implements ChildHandle {
   private readonly authWaiters = new Map<number, { id: JsonRpcId | undefined; resolve: (text: string | undefined) => void }>()
   /** A failed authenticate (or auth abuse): take no more frames, close once what is in flight is answered. */
   private closeAfterAnswer: { readonly code: string; readonly wsCode: number } | undefined
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
-  private closed = false
+  private readonly exits = new ExitListeners()
   private readonly subscriptions = new Map<string, SocketSubscription>()
   private nextSubscription = 1
   /** Subscriptions created by the frame being handled: their notifications wait for its answer. */
@@ -226,8 +225,7 @@ export class GatewayConnection implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    if (this.closed) return
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   /** Stop taking requests, wait for those in flight (at most `timeoutMs`), then close with SHUTTING_DOWN's close code. */
@@ -261,8 +259,7 @@ export class GatewayConnection implements ChildHandle {
     this.actor.stop()
     for (const waiter of this.authWaiters.values()) waiter.resolve(undefined)
     this.authWaiters.clear()
-    this.closed = true
-    for (const listener of this.exitListeners.splice(0)) listener({ type: 'normal' })
+    this.exits.exit({ type: 'normal' })
   }
 
   private onTransition(snapshot: ReturnType<Actor<GatewayMachine>['getSnapshot']>): void {

@@ -7,7 +7,7 @@ import { canCall, canRun, canWrite, runRefusal, type Policy } from '../../policy
 import { failedRun, type RunOutcome, type RunReceipt } from '../../protocol/index.js'
 import type { CallPort, RunLimits, RunOptions, RunRequest, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
-import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
+import { ExitListeners, type ChildHandle, type ExitReason } from '../../supervisor/index.js'
 import { peerMachine, type PeerMachine } from './machine.js'
 
 /** Everything a peer context needs to run. */
@@ -124,8 +124,7 @@ export class PeerActor implements ChildHandle {
   /** stop() was called: dispatch nothing more. */
   private stopping = false
   private ended = false
-  private termination: PeerTermination | undefined
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private readonly done: Promise<void>
   private markDone: () => void = () => {}
 
@@ -368,21 +367,19 @@ export class PeerActor implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    if (this.termination !== undefined) return
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private end(reason: PeerTermination, error: CirclesError): void {
     if (this.ended) return
     this.ended = true
-    this.termination = reason
     for (let i = this.head; i < this.queue.length; i++) fail(this.queue[i]!, error)
     // Runs already in the sandbox are answered by it when they finish (or by their host's death).
     this.queue = []
     this.head = 0
     this.endDrain()
     const exit: ExitReason = reason === 'crashed' ? { type: 'error', error: new Error(`peer ${this.settings.pubkey} ${error.message}`) } : { type: 'normal' }
-    for (const listener of this.exitListeners.splice(0)) listener(exit)
+    this.exits.exit(exit)
     this.markDone()
   }
 }
