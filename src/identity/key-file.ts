@@ -2,7 +2,7 @@ import { mkdir, open, readFile, rename, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { circlesError } from '../errors/index.js'
-import { keyPairFromSecret, generateKeyPair, type KeyPair } from './keypair.js'
+import { keyPairFromSecret, generateKeyPair, isSecretKeyHex, type KeyPair } from './keypair.js'
 
 /**
  * Key files hold one key pair as JSON: `{ "public_key": "02…", "secret_key": "…" }`, mode 0600.
@@ -29,7 +29,7 @@ export async function readKeyFile(path: string): Promise<KeyPair> {
  */
 export function keyPairFromText(text: string, source: string): KeyPair {
   const trimmed = text.trim()
-  if (/^(0x)?[0-9a-fA-F]{64}$/.test(trimmed)) return keyPairFromSecret(trimmed)
+  if (isSecretKeyHex(trimmed)) return keyPairFromSecret(trimmed)
   let parsed: unknown
   try {
     parsed = JSON.parse(trimmed)
@@ -75,7 +75,7 @@ export async function loadOrCreateKeyFile(path: string): Promise<{ keyPair: KeyP
 
 /** Whether a key given on a command line is a secret key itself (64 hex), not a key file's path. */
 export function isSecretKeyArgument(value: string): boolean {
-  return /^(0x)?[0-9a-fA-F]{64}$/.test(value)
+  return isSecretKeyHex(value)
 }
 
 /** A key given on a command line: a 64-hex secret key, or the path of a key file. */

@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
-import { normalizePublicKey, parseAddress } from '../identity/index.js'
+import { isSignatureHex, normalizePublicKey, parseAddress } from '../identity/index.js'
 import { hasLoneSurrogate } from '../storage/index.js'
 import type { Call, ClaimParams, MethodName, MethodParams, SubscribePosition } from './messages.js'
 
@@ -11,7 +11,6 @@ export interface MethodLimits {
 type Failure = { ok: false; error: CirclesError }
 type ParamsResult = { ok: true; call: Call } | Failure
 
-const SIGNATURE_RE = /^(?:0x)?[0-9a-fA-F]{130}$/
 const MAX_TIMEOUT_MS = 2_147_483_647
 const EPOCH_RE = /^[0-9a-f]{1,64}$/
 /** Subscription ids are the node's own (`s` and a number); anything longer names none. */
@@ -134,7 +133,7 @@ export function parseParams(method: MethodName, params: unknown, limits: MethodL
       const claim = claimParams(method, p)
       if ('ok' in claim) return claim
       const signature = p['signature']
-      if (typeof signature !== 'string' || !SIGNATURE_RE.test(signature)) {
+      if (!isSignatureHex(signature)) {
         return invalid('authenticate: "signature" must be 65 bytes r‖s‖v as hex (optional 0x)', 'signature')
       }
       return { ok: true, call: { method, params: { ...claim, signature } } }
