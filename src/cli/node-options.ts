@@ -1,4 +1,4 @@
-import { DEFAULTS } from '../config/index.js'
+import { DEFAULTS, parsePositiveInteger } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { ClientAddresses, type LoadLimitOptions } from '../limits/index.js'
 import { parseDomains, parseOrigins } from '../server/index.js'
@@ -101,8 +101,8 @@ function loadLimitOptions(command: string, values: Record<string, string | boole
   for (const [flag, key] of numeric) {
     const value = values[flag]
     if (typeof value !== 'string') continue
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < 1 || value.trim() === '') throw circlesError('USAGE', `${command}: --${flag} must be a positive integer`)
+    const n = parsePositiveInteger(value)
+    if (n === undefined) throw circlesError('USAGE', `${command}: --${flag} must be a positive integer`)
     limits[key] = n
   }
   if (values['no-load-limits'] === true) {
@@ -128,8 +128,8 @@ export function servingOptionsFrom(
   const trustedProxies = trustedProxiesFrom(command, values)
   const sandbox: { processes?: number; isolation?: 'process' | 'thread' } = {}
   if (values['sandbox-processes'] !== undefined) {
-    const n = Number(values['sandbox-processes'])
-    if (!Number.isInteger(n) || n < 1) throw circlesError('USAGE', `${command}: --sandbox-processes must be a positive integer`)
+    const n = parsePositiveInteger(values['sandbox-processes'])
+    if (n === undefined) throw circlesError('USAGE', `${command}: --sandbox-processes must be a positive integer`)
     sandbox.processes = n
   }
   const isolation = values['sandbox-isolation']

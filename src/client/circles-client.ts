@@ -1,3 +1,4 @@
+import { isPositiveInteger } from '../config/positive-integer.js'
 import { DEFAULTS } from '../config/defaults.js'
 import { closeCodeOf, WS_CLOSE } from '../errors/index.js'
 import { normalizePublicKey, recoverPersonalSigner, type PublicKeyHex } from '../identity/portable.js'
@@ -395,7 +396,7 @@ export class CirclesClient {
     onAnswer?: (result: MethodResults[M]) => void,
   ): Promise<MethodResults[M]> {
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+    if (!isPositiveInteger(timeoutMs)) {
       return Promise.reject(new InvalidOptionError(`${method}: timeoutMs must be a positive integer`))
     }
     if (options.signal?.aborted) return Promise.reject(new RequestAbortedError(method, options.signal.reason))

@@ -1,3 +1,4 @@
+import { isPositiveInteger } from '../config/positive-integer.js'
 import { normalizePublicKey, type PublicKeyHex } from '../identity/portable.js'
 import { CirclesClient, DEFAULT_REQUEST_TIMEOUT_MS } from './circles-client.js'
 import { resolveReconnectPolicy, type ReconnectPolicy, type ResolvedReconnectPolicy } from './reconnect.js'
@@ -41,7 +42,7 @@ export class CirclesClientBuilder {
 
   /** How long each request waits for its answer, in ms (default 30 s); a request may override it. */
   withTimeout(ms: number): this {
-    if (!Number.isInteger(ms) || ms < 1) throw new InvalidOptionError('withTimeout: ms must be a positive integer')
+    if (!isPositiveInteger(ms)) throw new InvalidOptionError('withTimeout: ms must be a positive integer')
     this.timeoutMs = ms
     return this
   }

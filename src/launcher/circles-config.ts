@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { isPositiveInteger } from '../config/index.js'
 import { circlesError, isCirclesError } from '../errors/index.js'
 import { parsePolicy, type Policy } from '../policy/index.js'
 import type { PeerOverrides } from '../actors/peer/index.js'
@@ -57,7 +58,7 @@ function parseLimits(value: unknown, field: string): PeerOverrides {
   for (const [key, raw] of Object.entries(value)) {
     const target = LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]
     if (target === undefined) invalid(`${field}.${key}`, `is not a limit (${Object.keys(LIMIT_KEYS).join(', ')})`)
-    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1) invalid(`${field}.${key}`, 'must be a positive integer')
+    if (!isPositiveInteger(raw)) invalid(`${field}.${key}`, 'must be a positive integer')
     const [group, name] = target
     ;(group === 'limits' ? limits : group === 'quota' ? quota : top)[name] = raw
   }

@@ -1,4 +1,4 @@
-import { DEFAULTS } from '../config/index.js'
+import { DEFAULTS, isPositiveInteger } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
 import { isSignatureHex, normalizePublicKey, parseAddress } from '../identity/index.js'
 import { hasLoneSurrogate } from '../storage/index.js'
@@ -148,7 +148,7 @@ export function parseParams(method: MethodName, params: unknown, limits: MethodL
       if (tooLarge !== undefined) return { ok: false, error: tooLarge }
       const timeout = p['timeout_ms']
       if (timeout === undefined) return { ok: true, call: { method, params: { script } } }
-      if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMEOUT_MS) {
+      if (!isPositiveInteger(timeout, MAX_TIMEOUT_MS)) {
         return invalid('play: "timeout_ms" must be a positive integer', 'timeout_ms')
       }
       return { ok: true, call: { method, params: { script, timeout_ms: timeout } } }
