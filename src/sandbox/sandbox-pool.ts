@@ -385,11 +385,6 @@ export class SandboxPool {
     return ref
   }
 
-  /** Forget a context (its host forgets it with the host's own bound on open namespaces). */
-  unregister(ref: SandboxContextRef): void {
-    this.contexts.delete(ref.id)
-  }
-
   /**
    * Run a script in a registered context; resolves with its outcome. Never rejects. A run that
    * may call out (`request.canCall`) needs `options.calls`.

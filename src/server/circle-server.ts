@@ -154,7 +154,17 @@ export class CircleServer implements ChildHandle {
     const { host, port, name } = this.options
     const remedy = `give the circle another port in circles.json (0: any free port), or stop the process that holds it`
     // A listener that fails after it started is a child that died: its supervisor decides.
-    return bind(this.http, { host, port, listener: `the listener of circle "${name}"`, remedy }, (error) => this.crash(error)).then((bound) => (this.boundPort = bound))
+    const bound = bind(this.http, { host, port, listener: `the listener of circle "${name}"`, remedy }, (error) => this.crash(error))
+    return bound.then((at) => {
+      // Tests only (src/faults): the seam through which a test makes this listener fail.
+      const off = this.options.services.faults.onTrigger('listener-crash', (target) => {
+        if (target !== name) return false
+        this.crash(new Error('fault injected: listener-crash'))
+        return true
+      })
+      this.exits.add(off)
+      return (this.boundPort = at)
+    })
   }
 
   get port(): number {
@@ -287,13 +297,6 @@ export class CircleServer implements ChildHandle {
         const health: PublicHealth = this.accepting ? this.options.health() : { status: 'draining' }
         return json(res, HEALTH_STATUS[health.status], health)
       }
-      case '/__fault/listener-crash':
-        if (this.options.services.faults.has('listener-crash')) {
-          json(res, 200, { crashing: true })
-          setImmediate(() => this.crash(new Error('fault injected: listener-crash')))
-          return
-        }
-        return notFound(res)
       default:
         return notFound(res)
     }
