@@ -16,10 +16,14 @@ const EPOCH_RE = /^[0-9a-f]{1,64}$/
 /** Subscription ids are the node's own (`s` and a number); anything longer names none. */
 const MAX_SUBSCRIPTION_ID_CHARS = 32
 
-export const METHOD_NAMES: readonly MethodName[] = ['fetch_nonce', 'authenticate', 'play', 'subscribe', 'unsubscribe']
+/** Every method, once: the compiler holds this table to MethodParams (no method missing, none extra). */
+const METHODS: { readonly [M in MethodName]: true } = { fetch_nonce: true, authenticate: true, play: true, subscribe: true, unsubscribe: true }
+
+/** The methods a node serves, in the order `/info` lists them. */
+export const METHOD_NAMES = Object.keys(METHODS) as readonly MethodName[]
 
 export function isMethodName(value: string): value is MethodName {
-  return (METHOD_NAMES as readonly string[]).includes(value)
+  return Object.hasOwn(METHODS, value)
 }
 
 function invalid(message: string, field?: string): Failure {
