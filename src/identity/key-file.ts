@@ -1,7 +1,7 @@
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { circlesError } from '../errors/index.js'
+import { replaceFileSync } from '../storage/durable-file.js'
 import { keyPairFromSecret, generateKeyPair, isSecretKeyHex, type KeyPair } from './keypair.js'
 
 /**
@@ -49,15 +49,7 @@ export function keyPairFromText(text: string, source: string): KeyPair {
 /** Write a key pair atomically with mode 0600, creating parent directories (0700). */
 export async function writeKeyFile(path: string, pair: KeyPair): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  const handle = await open(tmp, 'wx', 0o600)
-  try {
-    await handle.writeFile(`${JSON.stringify({ public_key: pair.publicKey, secret_key: pair.secretKey }, null, 2)}\n`)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(tmp, path)
+  replaceFileSync(path, `${JSON.stringify({ public_key: pair.publicKey, secret_key: pair.secretKey }, null, 2)}\n`, { mode: 0o600 })
 }
 
 /** The key pair stored at `path`, generated and stored there first if the file does not exist. */
