@@ -1,4 +1,4 @@
-import { DEFAULTS, parsePositiveInteger } from '../config/index.js'
+import { DEFAULTS, flagOf, parsePositiveInteger } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { ClientAddresses, type LoadLimitOptions } from '../limits/index.js'
 import { parseDomains, parseOrigins } from '../server/index.js'
@@ -88,17 +88,10 @@ function trustedProxiesFrom(command: string, values: Record<string, string | boo
 
 /** The load-limit flags: each a positive integer; `--no-load-limits` cannot be combined with them. */
 function loadLimitOptions(command: string, values: Record<string, string | boolean | string[] | undefined>): LoadLimitOptions {
-  const numeric = [
-    ['connections-per-address', 'connectionsPerAddress'],
-    ['nonces-per-minute', 'noncesPerMinute'],
-    ['failed-auth-per-minute', 'failedAuthPerMinute'],
-    ['plays-per-second', 'playsPerSecond'],
-    ['frames-per-second', 'framesPerSecond'],
-    ['frame-bytes-per-second', 'frameBytesPerSecond'],
-    ['invalid-frames-per-minute', 'invalidFramesPerMinute'],
-  ] as const
+  const numeric = ['connectionsPerAddress', 'noncesPerMinute', 'failedAuthPerMinute', 'playsPerSecond', 'framesPerSecond', 'frameBytesPerSecond', 'invalidFramesPerMinute'] as const
   const limits: Record<string, number | boolean> = {}
-  for (const [flag, key] of numeric) {
+  for (const key of numeric) {
+    const flag = flagOf(key)
     const value = values[flag]
     if (typeof value !== 'string') continue
     const n = parsePositiveInteger(value)

@@ -274,11 +274,7 @@ export class CircleNode {
       },
     })
     this.metrics = new NodeMetrics({
-      connectionsOpen: () => {
-        let n = 0
-        for (const current of this.servers.values()) n += current().openConnections
-        return n
-      },
+      connectionsOpen: () => this.metricsConnections(),
       peers: () => this.peerHost?.size ?? { registered: 0, active: 0 },
       tasksQueued: () => this.peerHost?.load ?? 0,
       verifierQueued: () => this.verifierInstance?.queued ?? 0,

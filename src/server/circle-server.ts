@@ -97,6 +97,7 @@ export class CircleServer implements ChildHandle {
   private readonly http: Server
   private readonly wss: WebSocketServer
   private readonly hostRules: HostRules
+  /** The port's open connections: the one count of them (metrics, drain logs). */
   private readonly connections = new Set<GatewayConnection>()
   private readonly exits = new ExitListeners()
   private accepting = true
@@ -111,6 +112,8 @@ export class CircleServer implements ChildHandle {
       noServer: true,
       maxPayload: options.services.limits.maxFrameBytes,
       perMessageDeflate: false,
+      // The port's open connections are counted once, in `connections`.
+      clientTracking: false,
     })
     this.hostRules = new HostRules({ domains: options.domains, allowedOrigins: options.allowedOrigins, secure: options.tls !== undefined, port: () => this.port })
     this.http.on('upgrade', (request, socket, head) => this.onUpgrade(request, socket, head))
@@ -199,7 +202,7 @@ export class CircleServer implements ChildHandle {
     this.accepting = false
     this.http.close()
     this.http.closeAllConnections()
-    for (const client of this.wss.clients) client.terminate()
+    for (const connection of this.connections) connection.kill()
     this.exit({ type: 'error', error: new Error('listener killed') })
   }
 
