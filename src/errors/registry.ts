@@ -158,7 +158,7 @@ export const ERROR_REGISTRY = {
   // Refusals of an HTTP request or WebSocket upgrade, before any JSON-RPC: the HTTP answer's JSON body carries the code.
   HOST_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'The Host header names no domain of this node' },
   ORIGIN_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'Browser pages of this origin may not open connections here' },
-  NOT_FOUND: { rpc: null, base: 'Error', message: 'No such path: data.endpoints lists those served here' },
+  NOT_FOUND: { rpc: null, base: 'Error', message: 'No such path: endpoints lists those served here' },
   METHOD_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'This HTTP method is not served here: the Allow header lists those that are' },
 
   // Raised by the client library on the caller's side (never sent by a node).

@@ -209,11 +209,6 @@ export class GatewayConnection implements ChildHandle {
     services.metrics.connection()
   }
 
-  /** Requests being handled. */
-  get pending(): number {
-    return this.inFlight
-  }
-
   /** ChildHandle: drain (finish what is in flight, then close with SHUTTING_DOWN's close code). */
   stop(): Promise<void> {
     return this.shutdown(this.services.limits.drainTimeoutMs)

@@ -39,7 +39,7 @@ export interface GatewayContext {
   /** The outstanding sign-in message (see NONCE_ISSUED): single use, for one key or address. */
   readonly nonce: { readonly value: string; readonly claimant: Claimant } | null
   /** The authenticate request being verified. */
-  readonly pending: { readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string; readonly nonce: string } | null
+  readonly verifying: { readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string; readonly nonce: string } | null
   /** The authenticated caller: the key the signature recovered (for an address claim too). */
   readonly caller: PublicKeyHex | null
   /** Set on success: the authenticate request to answer `{ authenticated: true }`. */

@@ -42,7 +42,7 @@ export const gatewayMachine = setup({
       nonce: ({ event }) => (event.type === 'NONCE_ISSUED' ? { value: event.nonce, claimant: event.claimant } : null),
     }),
     startVerifying: assign({
-      pending: ({ context, event }) =>
+      verifying: ({ context, event }) =>
         event.type === 'AUTHENTICATE' && context.nonce !== null
           ? { requestId: event.requestId, claimant: event.claimant, signature: event.signature, nonce: context.nonce.value }
           : null,
@@ -51,17 +51,17 @@ export const gatewayMachine = setup({
     // The caller is the key the signature recovered: for an address claim, the only key known.
     authenticate: assign({
       caller: (_, params: { output: VerifyOutput }) => (params.output.ok ? params.output.publicKey : null),
-      answered: ({ context }) => context.pending?.requestId,
-      pending: null,
+      answered: ({ context }) => context.verifying?.requestId,
+      verifying: null,
     }),
     failWith: assign({
       close: ({ context, event }, params: { code: ClosingErrorCode }) => ({
         code: params.code,
         wsCode: closeCodeOf(params.code),
-        requestId: event.type === 'AUTHENTICATE' ? event.requestId : context.pending?.requestId,
+        requestId: event.type === 'AUTHENTICATE' ? event.requestId : context.verifying?.requestId,
       }),
       nonce: null,
-      pending: null,
+      verifying: null,
     }),
     failVerification: assign({
       close: ({ context }, params: { error: unknown }) => {
@@ -69,10 +69,10 @@ export const gatewayMachine = setup({
         return {
           code,
           wsCode: closeCodeOf(code),
-          requestId: context.pending?.requestId,
+          requestId: context.verifying?.requestId,
         }
       },
-      pending: null,
+      verifying: null,
     }),
     goAway: assign({
       close: (_, params: { code: ClosingErrorCode }) => ({ code: params.code, wsCode: closeCodeOf(params.code) }),
@@ -90,7 +90,7 @@ export const gatewayMachine = setup({
     nonceTtlMs: input.nonceTtlMs,
     verify: input.verify,
     nonce: null,
-    pending: null,
+    verifying: null,
     caller: null,
     answered: undefined,
     close: null,
@@ -140,9 +140,9 @@ export const gatewayMachine = setup({
             src: 'verifySignature',
             input: ({ context }) => ({
               verify: context.verify,
-              nonce: context.pending?.nonce ?? '',
-              claimant: context.pending?.claimant ?? { type: 'pubkey', pubkey: '' },
-              signature: context.pending?.signature ?? '',
+              nonce: context.verifying?.nonce ?? '',
+              claimant: context.verifying?.claimant ?? { type: 'pubkey', pubkey: '' },
+              signature: context.verifying?.signature ?? '',
             }),
             onDone: [
               {
