@@ -237,7 +237,7 @@ export class CircleServer implements ChildHandle {
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { services } = this.options
-    if (!this.accepting) return endUpgrade(socket, '503 Service Unavailable')
+    if (!this.accepting) return endUpgrade(socket, '503 Service Unavailable', JSON.stringify(toHttpError(circlesError('SHUTTING_DOWN'))))
     const admitted = this.hostRules.upgrade(request)
     if (!admitted.ok) {
       services.metrics.error(admitted.error.code)

@@ -230,13 +230,17 @@ t.test('draining (what SIGTERM does)', async (t) => {
   const closing = node.close()
   const health = await fetch(`${http}/healthz`)
   t.same([health.status, await health.json()], [503, { status: 'draining' }], 'health says draining at once')
-  const late = await new Promise<number>((resolve) => {
+  const late = await new Promise<{ status: number; body?: unknown }>((resolve) => {
     const ws = new WebSocket(url)
-    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
-    ws.on('open', () => resolve(101))
-    ws.on('error', () => resolve(-1))
+    ws.on('unexpected-response', (_req, res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+    })
+    ws.on('open', () => resolve({ status: 101 }))
+    ws.on('error', () => resolve({ status: -1 }))
   })
-  t.equal(late, 503, 'new connections are refused while draining')
+  t.match(late, { status: 503, body: { code: 'SHUTTING_DOWN', message: String } }, 'new connections are refused while draining, with the one HTTP error body')
   t.match(await inFlight, { id: 'slow', result: { output: 'finished' } }, 'in-flight work finished and was answered')
   t.same(await socket.closed, { code: 1001, reason: 'SHUTTING_DOWN' })
   await closing
