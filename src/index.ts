@@ -21,6 +21,7 @@ export {
   RequestAbortedError,
   MalformedAnswerError,
   SignInMismatchError,
+  InvalidOptionError,
   secretKeySigner,
   ethersSigner,
   viemSigner,
