@@ -17,7 +17,7 @@ export class DirectorySyncError extends Error {
 export interface ReplaceFileOptions {
   /** Mode of the new file (default 0600). */
   readonly mode?: number
-  /** The temporary file's name, in the same directory (default `.<name>.<random>.tmp`). */
+  /** The temporary file's name, in the same directory (default `.tmp-<name>.<random>`). */
   readonly tempName?: string
   /** Called with the temporary file written and synced, just before the rename (tests' seam). */
   readonly beforeRename?: () => void
@@ -37,7 +37,7 @@ export interface ReplaceFileOptions {
  */
 export function replaceFileSync(path: string, data: string | Uint8Array, options: ReplaceFileOptions = {}): void {
   const dir = dirname(path)
-  const temp = join(dir, options.tempName ?? `.${path.slice(dir.length + 1)}.${randomBytes(6).toString('hex')}.tmp`)
+  const temp = join(dir, options.tempName ?? `.tmp-${path.slice(dir.length + 1)}.${randomBytes(6).toString('hex')}`)
   let fd: number | undefined
   try {
     fd = openSync(temp, TEMP_FLAGS, options.mode ?? 0o600)

@@ -14,7 +14,7 @@ t.test('replaceFileSync', async (t) => {
     t.equal(statSync(path).mode & 0o777, 0o600)
     replaceFileSync(path, '{"v":2}\n', { mode: 0o640 })
     t.equal(readFileSync(path, 'utf8'), '{"v":2}\n')
-    t.same(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [])
+    t.same(readdirSync(dir).filter((n) => n.startsWith('.tmp-')), [])
   })
 
   t.test('a failure before the rename keeps the old file and removes the temporary one', async (t) => {
