@@ -267,7 +267,9 @@ export class CircleServer implements ChildHandle {
       return
     }
     this.connections.add(connection)
-    ws.on('close', () => this.connections.delete(connection))
+    // Its exit, not its socket's close event: a connection that closed before this line is
+    // told at once, and leaves the count.
+    connection.onExit(() => this.connections.delete(connection))
   }
 
   private onRequest(request: IncomingMessage, res: ServerResponse): void {
