@@ -1,5 +1,4 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { createActor, getInitialSnapshot, getNextSnapshot, SimulatedClock, waitFor } from 'xstate'
@@ -166,7 +165,9 @@ t.test('PeerHost', async (t) => {
     const running = peers.play(owner, { caller: owner, script: 'const end = Date.now() + 300; while (Date.now() < end) {} save_data("ran", true); 1' })
     const queued = peers.play(owner, { caller: owner, script: '2' })
     const queuedRefused = t.rejects(queued, { code: 'WORKER_CRASHED' })
-    await sleep(50)
+    // A context starts a run as it takes it (one in flight here): the first is the sandbox's
+    // already, the second waits in the mailbox.
+    t.equal(peers.stateOf(owner), 'processing', 'the first run started when it was sent')
     t.ok(peers.kill(owner))
     await queuedRefused
     // The run already in the sandbox completes: a kill never reports work that reached the disk as lost.
@@ -182,7 +183,7 @@ t.test('PeerHost', async (t) => {
     await peers.spawnPeer({ pubkey: owner, maxRunsInFlight: 1 })
     const first = peers.play(owner, { caller: owner, script: 'const end = Date.now() + 100; while (Date.now() < end) {} "first"' })
     const second = peers.play(owner, { caller: owner, script: '"second"' })
-    await sleep(20)
+    t.equal(peers.stateOf(owner), 'processing', 'the first run started when it was sent; the second waits')
     // Queued work is answered as the stop begins, not once the running run is done.
     const refused = t.rejects(second, { code: 'SHUTTING_DOWN' })
     await peers.stop()
