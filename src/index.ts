@@ -9,7 +9,7 @@ export { launch, readCirclesConfig, parseCirclesConfig, keyPathFor, type CircleC
 export { PeerHost, type PeerRef, type SpawnPeerOptions, type PlayRequest, type PlayOutcome } from './actors/peer/index.js'
 export { SandboxPool, type SandboxPoolOptions } from './sandbox/index.js'
 export { Verifier } from './verifier/index.js'
-export { Supervisor, handleFor, DEFAULT_FLAGS, type ChildSpec, type ChildHandle, type SupervisorFlags } from './supervisor/index.js'
+export { Supervisor, DEFAULT_FLAGS, type ChildSpec, type ChildHandle, type SupervisorFlags } from './supervisor/index.js'
 export {
   CirclesClient,
   CirclesClientBuilder,
@@ -21,6 +21,7 @@ export {
   RequestAbortedError,
   MalformedAnswerError,
   SignInMismatchError,
+  InvalidOptionError,
   secretKeySigner,
   ethersSigner,
   viemSigner,

@@ -1,3 +1,4 @@
+import { isPositiveInteger } from '../config/index.js'
 import { circlesError, type CirclesError } from '../errors/index.js'
 import { normalizePublicKey, type PublicKeyHex } from '../identity/index.js'
 import { scriptSizeError } from '../protocol/index.js'
@@ -56,7 +57,7 @@ export function checkCallRequest(request: CallRequest, limits: CallLimits): Publ
   if (typeof request.chainId !== 'string' || request.chainId === '' || request.chainId.length > MAX_CHAIN_ID_CHARS) return invalid('malformed chain id')
   if (typeof request.deadline !== 'number' || !Number.isFinite(request.deadline)) return invalid('malformed deadline')
   const { timeoutMs } = request
-  if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)) return invalid('timeout_ms must be a positive integer')
+  if (timeoutMs !== undefined && !isPositiveInteger(timeoutMs, MAX_TIMEOUT_MS)) return invalid('timeout_ms must be a positive integer')
   let target: PublicKeyHex
   try {
     target = normalizePublicKey(request.target)

@@ -3,8 +3,6 @@ import { allowedOriginsFrom, awaitRedis, NODE_OPTIONS, serveUntilSignal, serving
 import { REDIS_OPTIONS, redisOptionsFrom } from './redis-options.js'
 import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
 
-export { defaultDbPath, DEFAULT_ADMIN_PORT } from './node-options.js'
-
 export const LAUNCH_COMMAND = {
   name: 'launch',
   synopsis: '[--config FILE] [options]',

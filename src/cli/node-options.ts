@@ -1,4 +1,4 @@
-import { DEFAULTS } from '../config/index.js'
+import { DEFAULTS, flagOf, parsePositiveInteger } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { ClientAddresses, type LoadLimitOptions } from '../limits/index.js'
 import { parseDomains, parseOrigins } from '../server/index.js'
@@ -88,21 +88,14 @@ function trustedProxiesFrom(command: string, values: Record<string, string | boo
 
 /** The load-limit flags: each a positive integer; `--no-load-limits` cannot be combined with them. */
 function loadLimitOptions(command: string, values: Record<string, string | boolean | string[] | undefined>): LoadLimitOptions {
-  const numeric = [
-    ['connections-per-address', 'connectionsPerAddress'],
-    ['nonces-per-minute', 'noncesPerMinute'],
-    ['failed-auth-per-minute', 'failedAuthPerMinute'],
-    ['plays-per-second', 'playsPerSecond'],
-    ['frames-per-second', 'framesPerSecond'],
-    ['frame-bytes-per-second', 'frameBytesPerSecond'],
-    ['invalid-frames-per-minute', 'invalidFramesPerMinute'],
-  ] as const
+  const numeric = ['connectionsPerAddress', 'noncesPerMinute', 'failedAuthPerMinute', 'playsPerSecond', 'framesPerSecond', 'frameBytesPerSecond', 'invalidFramesPerMinute'] as const
   const limits: Record<string, number | boolean> = {}
-  for (const [flag, key] of numeric) {
+  for (const key of numeric) {
+    const flag = flagOf(key)
     const value = values[flag]
     if (typeof value !== 'string') continue
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < 1 || value.trim() === '') throw circlesError('USAGE', `${command}: --${flag} must be a positive integer`)
+    const n = parsePositiveInteger(value)
+    if (n === undefined) throw circlesError('USAGE', `${command}: --${flag} must be a positive integer`)
     limits[key] = n
   }
   if (values['no-load-limits'] === true) {
@@ -128,8 +121,8 @@ export function servingOptionsFrom(
   const trustedProxies = trustedProxiesFrom(command, values)
   const sandbox: { processes?: number; isolation?: 'process' | 'thread' } = {}
   if (values['sandbox-processes'] !== undefined) {
-    const n = Number(values['sandbox-processes'])
-    if (!Number.isInteger(n) || n < 1) throw circlesError('USAGE', `${command}: --sandbox-processes must be a positive integer`)
+    const n = parsePositiveInteger(values['sandbox-processes'])
+    if (n === undefined) throw circlesError('USAGE', `${command}: --sandbox-processes must be a positive integer`)
     sandbox.processes = n
   }
   const isolation = values['sandbox-isolation']

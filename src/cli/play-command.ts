@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { CirclesClient, CirclesClientError, ConnectError, type PlayResult } from '../client/index.js'
+import { parsePositiveInteger } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { keyPairFromText, resolveKeyArgument, type KeyPair } from '../identity/index.js'
 import { parseOptions, type CliIo, type CommandSpec } from './run-cli.js'
@@ -39,8 +40,8 @@ async function readStdin(): Promise<string> {
 
 function positiveInteger(value: string | undefined, option: string): number | undefined {
   if (value === undefined) return undefined
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw circlesError('USAGE', `play: --${option} must be a positive integer`)
+  const n = parsePositiveInteger(value)
+  if (n === undefined) throw circlesError('USAGE', `play: --${option} must be a positive integer`)
   return n
 }
 

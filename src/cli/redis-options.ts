@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs'
-import { DEFAULTS } from '../config/index.js'
+import { DEFAULTS, parsePositiveInteger } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import type { NodeRedisOptions } from '../node/index.js'
 import { DEFAULT_PREFIX, isValidPrefix, parseRedisTarget } from '../queue/index.js'
@@ -74,8 +74,8 @@ export function redisOptionsFrom(command: string, values: RedisValues): NodeRedi
   }
   let queueAllowanceMs: number | undefined
   if (values['queue-allowance-ms'] !== undefined) {
-    queueAllowanceMs = Number(values['queue-allowance-ms'])
-    if (!Number.isInteger(queueAllowanceMs) || queueAllowanceMs < 1) throw circlesError('USAGE', `${command}: --queue-allowance-ms must be a positive integer`)
+    queueAllowanceMs = parsePositiveInteger(values['queue-allowance-ms'])
+    if (queueAllowanceMs === undefined) throw circlesError('USAGE', `${command}: --queue-allowance-ms must be a positive integer`)
   }
   return { target, secret, prefix, ...(queueAllowanceMs === undefined ? {} : { queueAllowanceMs }) }
 }

@@ -18,6 +18,7 @@ export {
   RequestAbortedError,
   MalformedAnswerError,
   SignInMismatchError,
+  InvalidOptionError,
   type ClientErrorCode,
   type ErrorData,
 } from './errors.js'

@@ -1,5 +1,6 @@
+import { isPositiveInteger } from '../config/positive-integer.js'
 import { DEFAULTS } from '../config/defaults.js'
-import { circlesError } from '../errors/index.js'
+import { closeCodeOf, WS_CLOSE } from '../errors/index.js'
 import { normalizePublicKey, recoverPersonalSigner, type PublicKeyHex } from '../identity/portable.js'
 import type { ClaimParams, MethodName, MethodParams, MethodResults, PlayResult } from '../protocol/messages.js'
 import { checkInfo, checkResult, readFrame, type CircleInfo } from './answers.js'
@@ -7,6 +8,7 @@ import { CirclesClientBuilder } from './client-builder.js'
 import {
   ConnectError,
   ConnectionClosedError,
+  InvalidOptionError,
   MalformedAnswerError,
   RequestAbortedError,
   RequestTimeoutError,
@@ -21,10 +23,11 @@ import { resolveWebSocket, WS_OPEN, type WebSocketConstructor, type WebSocketLik
 /** How long a request waits for its answer unless told otherwise. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
 
-/** WebSocket close code for "protocol error": the node sent what the protocol does not allow. */
-const WS_PROTOCOL_ERROR = 1002
-/** The node closes with 1008 when it refuses the connection itself (failed authentication, …). */
-const WS_POLICY_VIOLATION = 1008
+/**
+ * The close code of a node that refuses the connection itself (failed authentication, a slow
+ * consumer, …): the error registry's, the same for each of those errors.
+ */
+const REFUSED = closeCodeOf('INVALID_CREDENTIALS')
 
 /**
  * Where a client is: `idle` (built, not connected), `connecting`, `open` (anonymous),
@@ -171,7 +174,7 @@ export class CirclesClient {
    * A client that is already open (or reconnecting) resolves at once.
    */
   async connect(options: RequestOptions = {}): Promise<void> {
-    if (this.current === 'closed') throw this.closedBy ?? new ConnectionClosedError(1000, '', 'the client is closed')
+    if (this.current === 'closed') throw this.closedBy ?? new ConnectionClosedError(WS_CLOSE.NORMAL, '', 'the client is closed')
     if (this.current !== 'idle' && this.current !== 'connecting') return
     if (this.connecting === undefined) {
       this.setState('connecting')
@@ -179,7 +182,7 @@ export class CirclesClient {
         (socket) => {
           this.connecting = undefined
           if ((this.current as ClientState) === 'closed') {
-            socket.close(1000)
+            socket.close(WS_CLOSE.NORMAL)
             throw this.closedBy!
           }
           this.attach(socket)
@@ -279,10 +282,10 @@ export class CirclesClient {
   private protocolFailure(socket: WebSocketLike, what: string): void {
     this.rejectAll(new MalformedAnswerError(what))
     try {
-      socket.close(WS_PROTOCOL_ERROR, 'malformed answer')
+      socket.close(WS_CLOSE.PROTOCOL_ERROR, 'malformed answer')
     } catch {
       // Browsers let a page send only 1000 and 3000-4999.
-      socket.close(1000, 'malformed answer')
+      socket.close(WS_CLOSE.NORMAL, 'malformed answer')
     }
   }
 
@@ -312,7 +315,7 @@ export class CirclesClient {
     if (this.current === 'reconnecting' || this.current === 'closed') return
     // 1008: the node refused this connection (failed authentication, slow consumer); coming
     // back would only be refused again, or come back without the caller's identity.
-    if (this.options.reconnect === undefined || code === WS_POLICY_VIOLATION) {
+    if (this.options.reconnect === undefined || code === REFUSED) {
       this.closedBy = dropped
       this.setState('closed')
       return
@@ -342,7 +345,7 @@ export class CirclesClient {
         continue
       }
       if (this.current !== 'reconnecting') {
-        socket.close(1000)
+        socket.close(WS_CLOSE.NORMAL)
         return
       }
       this.attach(socket)
@@ -351,8 +354,8 @@ export class CirclesClient {
           await this.signIn(this.signedInWith, {}, true)
         } catch (error) {
           // Refused (an error answer, or a 1008 close): trying again would not help.
-          if (!(error instanceof ConnectionClosedError) || error.closeCode === WS_POLICY_VIOLATION) fatal = error as Error
-          socket.close(1000)
+          if (!(error instanceof ConnectionClosedError) || error.closeCode === REFUSED) fatal = error as Error
+          socket.close(WS_CLOSE.NORMAL)
           this.socket = undefined
           continue
         }
@@ -393,8 +396,8 @@ export class CirclesClient {
     onAnswer?: (result: MethodResults[M]) => void,
   ): Promise<MethodResults[M]> {
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-      return Promise.reject(circlesError('INVALID_OPTION', `${method}: timeoutMs must be a positive integer`))
+    if (!isPositiveInteger(timeoutMs)) {
+      return Promise.reject(new InvalidOptionError(`${method}: timeoutMs must be a positive integer`))
     }
     if (options.signal?.aborted) return Promise.reject(new RequestAbortedError(method, options.signal.reason))
     return new Promise<MethodResults[M]>((resolve, reject) => {
@@ -419,7 +422,7 @@ export class CirclesClient {
           // Closing: once the close is handled the request fails with its reason, or waits for
           // the reconnection. It was not sent, so it may be sent then.
           if (socket !== undefined) return void this.afterDrop.push(route)
-          return fail(this.closedBy ?? new ConnectionClosedError(1006, '', `${method}: not connected`))
+          return fail(this.closedBy ?? new ConnectionClosedError(WS_CLOSE.ABNORMAL, '', `${method}: not connected`))
         }
         id = this.nextId++
         this.pending.set(id, {
@@ -436,9 +439,9 @@ export class CirclesClient {
       const route = () => {
         switch (this.current) {
           case 'idle':
-            return fail(new ConnectionClosedError(1006, '', `${method}: not connected; call connect() first`))
+            return fail(new ConnectionClosedError(WS_CLOSE.ABNORMAL, '', `${method}: not connected; call connect() first`))
           case 'closed':
-            return fail(this.closedBy ?? new ConnectionClosedError(1000, '', 'the client is closed'))
+            return fail(this.closedBy ?? new ConnectionClosedError(WS_CLOSE.NORMAL, '', 'the client is closed'))
           case 'connecting':
             return void this.connecting!.then(dispatch, fail)
           case 'reconnecting':
@@ -465,7 +468,7 @@ export class CirclesClient {
    */
   async authenticate(options: RequestOptions & { readonly signer?: Signer } = {}): Promise<string> {
     const signer = options.signer ?? this.options.signer
-    if (signer === undefined) throw circlesError('INVALID_OPTION', 'authenticate: no key; give one with withKey(…) or authenticate({ signer })')
+    if (signer === undefined) throw new InvalidOptionError('authenticate: no key; give one with withKey(…) or authenticate({ signer })')
     return this.signIn(signer, options, false)
   }
 
@@ -473,7 +476,7 @@ export class CirclesClient {
     let claim: ClaimParams
     if (signer.publicKey !== undefined) claim = { pubkey: signer.publicKey }
     else if (signer.address !== undefined) claim = { address: signer.address }
-    else throw circlesError('INVALID_OPTION', 'authenticate: the signer has neither a publicKey nor an address')
+    else throw new InvalidOptionError('authenticate: the signer has neither a publicKey nor an address')
     const { nonce, expires_at: expiresAt } = await this.send('fetch_nonce', claim, options, reconnecting)
     const template = signInTemplate(this.url, signerAddress(signer), this.options.contextKey)
     const refused = checkSignInMessage(nonce, expiresAt, template, Date.now(), DEFAULTS.SIGN_IN_CLOCK_SKEW_MS)
@@ -574,7 +577,7 @@ export class CirclesClient {
    */
   close(): Promise<void> {
     if (this.current === 'closed' && this.socket === undefined) return Promise.resolve()
-    const closed = new ConnectionClosedError(1000, 'closed by the client', 'the client was closed before the answer came')
+    const closed = new ConnectionClosedError(WS_CLOSE.NORMAL, 'closed by the client', 'the client was closed before the answer came')
     this.closedBy ??= closed
     this.live.clear()
     this.setState('closed')
@@ -590,7 +593,7 @@ export class CirclesClient {
     if (socket === undefined || socket.readyState === 3) return Promise.resolve()
     return new Promise<void>((resolve) => {
       socket.addEventListener('close', () => resolve())
-      socket.close(1000)
+      socket.close(WS_CLOSE.NORMAL)
     })
   }
 }

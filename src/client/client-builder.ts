@@ -1,10 +1,11 @@
-import { circlesError } from '../errors/index.js'
+import { isPositiveInteger } from '../config/positive-integer.js'
 import { normalizePublicKey, type PublicKeyHex } from '../identity/portable.js'
 import { CirclesClient, DEFAULT_REQUEST_TIMEOUT_MS } from './circles-client.js'
 import { resolveReconnectPolicy, type ReconnectPolicy, type ResolvedReconnectPolicy } from './reconnect.js'
 import { contextOfUrl } from './sign-in-check.js'
 import { secretKeySigner, type Signer } from './signer.js'
 import type { WebSocketConstructor } from './websocket.js'
+import { InvalidOptionError } from './errors.js'
 
 /**
  * Builds a {@link CirclesClient}. Every option is checked when given (INVALID_OPTION names it).
@@ -26,7 +27,7 @@ export class CirclesClientBuilder {
 
   constructor(url: string) {
     if (typeof url !== 'string' || !/^wss?:\/\/[^/]/i.test(url)) {
-      throw circlesError('INVALID_OPTION', 'url must be a ws:// or wss:// URL')
+      throw new InvalidOptionError('url must be a ws:// or wss:// URL')
     }
     this.url = url
   }
@@ -35,13 +36,13 @@ export class CirclesClientBuilder {
   withKey(key: string | Signer): this {
     if (typeof key === 'string') this.signer = secretKeySigner(key)
     else if (key !== null && typeof key === 'object' && typeof key.signMessage === 'function') this.signer = key
-    else throw circlesError('INVALID_OPTION', 'withKey: give a 64-hex secret key or a Signer ({ publicKey? , address?, signMessage })')
+    else throw new InvalidOptionError('withKey: give a 64-hex secret key or a Signer ({ publicKey? , address?, signMessage })')
     return this
   }
 
   /** How long each request waits for its answer, in ms (default 30 s); a request may override it. */
   withTimeout(ms: number): this {
-    if (!Number.isInteger(ms) || ms < 1) throw circlesError('INVALID_OPTION', 'withTimeout: ms must be a positive integer')
+    if (!isPositiveInteger(ms)) throw new InvalidOptionError('withTimeout: ms must be a positive integer')
     this.timeoutMs = ms
     return this
   }
@@ -58,7 +59,7 @@ export class CirclesClientBuilder {
 
   /** A WebSocket implementation to use instead of the platform's (e.g. `ws` with TLS options). */
   withWebSocket(ctor: WebSocketConstructor): this {
-    if (typeof ctor !== 'function') throw circlesError('INVALID_OPTION', 'withWebSocket: give a WebSocket constructor')
+    if (typeof ctor !== 'function') throw new InvalidOptionError('withWebSocket: give a WebSocket constructor')
     this.WebSocket = ctor
     return this
   }
@@ -72,10 +73,10 @@ export class CirclesClientBuilder {
     try {
       this.contextKey = normalizePublicKey(key)
     } catch {
-      throw circlesError('INVALID_OPTION', 'withContextKey: give a secp256k1 public key, hex (compressed or uncompressed)')
+      throw new InvalidOptionError('withContextKey: give a secp256k1 public key, hex (compressed or uncompressed)')
     }
     const named = contextOfUrl(this.url)
-    if (typeof named === 'string' && named !== this.contextKey) throw circlesError('INVALID_OPTION', `withContextKey: the URL names another context (${named})`)
+    if (typeof named === 'string' && named !== this.contextKey) throw new InvalidOptionError(`withContextKey: the URL names another context (${named})`)
     return this
   }
 

@@ -1,7 +1,7 @@
 import type { ErrorCode } from '../errors/index.js'
 
 /** Codes the client raises itself, on the caller's side (docs/errors.md lists them). */
-export type ClientErrorCode = Extract<ErrorCode, 'CONNECT_FAILED' | 'CONNECTION_CLOSED' | 'REQUEST_TIMEOUT' | 'ABORTED' | 'MALFORMED_ANSWER' | 'SIGN_IN_MISMATCH'>
+export type ClientErrorCode = Extract<ErrorCode, 'CONNECT_FAILED' | 'CONNECTION_CLOSED' | 'REQUEST_TIMEOUT' | 'ABORTED' | 'MALFORMED_ANSWER' | 'SIGN_IN_MISMATCH' | 'INVALID_OPTION'>
 
 /** `error.data`: always carries the stable `code` string, plus what the node or the client added. */
 export type ErrorData = { readonly code: string } & Readonly<Record<string, unknown>>
@@ -95,5 +95,15 @@ export class SignInMismatchError extends CirclesClientError {
   constructor(field: string, detail: string) {
     super('SIGN_IN_MISMATCH', `refused to sign: ${detail}`, { field })
     this.field = field
+  }
+}
+
+/**
+ * An option given to the client is invalid (INVALID_OPTION): thrown by the builder, the signers
+ * and a request's options; the message names the option and the rule.
+ */
+export class InvalidOptionError extends CirclesClientError {
+  constructor(message: string) {
+    super('INVALID_OPTION', message)
   }
 }

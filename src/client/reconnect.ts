@@ -1,4 +1,4 @@
-import { circlesError } from '../errors/index.js'
+import { InvalidOptionError } from './errors.js'
 
 /**
  * How a client reconnects after its connection drops: up to `maxAttempts` tries, waiting
@@ -24,7 +24,7 @@ export const DEFAULT_RECONNECT: ResolvedReconnectPolicy = {
 function check(value: number | undefined, fallback: number, name: string, min: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw circlesError('INVALID_OPTION', `withReconnect: ${name} must be a number ≥ ${min}`)
+    throw new InvalidOptionError(`withReconnect: ${name} must be a number ≥ ${min}`)
   }
   return value
 }

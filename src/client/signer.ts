@@ -1,5 +1,5 @@
-import { circlesError } from '../errors/index.js'
 import { keyPairFromSecret, signPersonalMessage } from '../identity/portable.js'
+import { InvalidOptionError } from './errors.js'
 
 /**
  * Whatever can sign an EIP-191 personal message: the client never needs the secret key itself,
@@ -27,7 +27,12 @@ export interface Signer {
  * // the same as .withKey(secretHex)
  */
 export function secretKeySigner(secretKeyHex: string): Signer {
-  const pair = keyPairFromSecret(secretKeyHex)
+  let pair: ReturnType<typeof keyPairFromSecret>
+  try {
+    pair = keyPairFromSecret(secretKeyHex)
+  } catch (error) {
+    throw new InvalidOptionError(`secret key: ${(error as Error).message}`)
+  }
   return {
     publicKey: pair.publicKey,
     signMessage: async (message) => signPersonalMessage(message, pair.secretKey),
@@ -105,7 +110,7 @@ export async function eip1193Signer(provider: Eip1193Provider, options: { addres
   if (address === undefined) {
     const accounts = await provider.request({ method: 'eth_requestAccounts' })
     if (!Array.isArray(accounts) || typeof accounts[0] !== 'string') {
-      throw circlesError('INVALID_OPTION', 'eip1193Signer: the wallet gave no account')
+      throw new InvalidOptionError('eip1193Signer: the wallet gave no account')
     }
     address = accounts[0]
   }
@@ -115,7 +120,7 @@ export async function eip1193Signer(provider: Eip1193Provider, options: { addres
     async signMessage(message) {
       // The message as hex of its UTF-8 bytes, as ethers and viem send it: wallets show it as text.
       const signature = await provider.request({ method: 'personal_sign', params: [utf8Hex(message), account] })
-      if (typeof signature !== 'string') throw circlesError('INVALID_OPTION', 'eip1193Signer: personal_sign did not answer a signature')
+      if (typeof signature !== 'string') throw new InvalidOptionError('eip1193Signer: personal_sign did not answer a signature')
       return signature
     },
   }

@@ -1,4 +1,5 @@
 import { circlesError } from '../errors/index.js'
+import { isPositiveInteger } from './positive-integer.js'
 
 /**
  * An option that must be a positive integer: `value`, or `fallback` when it is undefined.
@@ -6,6 +7,6 @@ import { circlesError } from '../errors/index.js'
  */
 export function positiveIntegerOption(value: number | undefined, fallback: number, name: string): number {
   const n = value ?? fallback
-  if (!Number.isInteger(n) || n < 1) throw circlesError('INVALID_OPTION', `options.${name} must be a positive integer`)
+  if (!isPositiveInteger(n)) throw circlesError('INVALID_OPTION', `options.${name} must be a positive integer`)
   return n
 }

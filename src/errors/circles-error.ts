@@ -95,6 +95,24 @@ export function toRpcError(error: CirclesError): RpcErrorObject {
   }
 }
 
+/**
+ * The body of an HTTP error answer (a refused upgrade, an unknown path, an admin failure): the
+ * code and message, then the details as members of their own — one shape for every HTTP error.
+ *
+ * @example
+ * toHttpError(circlesError('NOT_FOUND', 'no such path', { endpoints: ['/info'] }))
+ * // { code: 'NOT_FOUND', message: 'no such path', endpoints: ['/info'] }
+ */
+export interface HttpErrorBody {
+  code: ErrorCode
+  message: string
+  [detail: string]: unknown
+}
+
+export function toHttpError(error: CirclesError): HttpErrorBody {
+  return { ...error.details, code: error.code, message: error.message }
+}
+
 /** Turn anything thrown into a Circles error; unknown failures become INTERNAL_ERROR without leaking details. */
 export function asCirclesError(value: unknown): CirclesError {
   if (isCirclesError(value)) return value

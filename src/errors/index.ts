@@ -1,14 +1,25 @@
-export { ERROR_REGISTRY, ERROR_CODES, type ErrorCode, type ErrorSpec, type ErrorBase } from './registry.js'
+export {
+  ERROR_REGISTRY,
+  ERROR_CODES,
+  WS_CLOSE,
+  closeCodeOf,
+  type ClosingErrorCode,
+  type ErrorCode,
+  type ErrorSpec,
+  type ErrorBase,
+} from './registry.js'
 export {
   circlesError,
   isCirclesError,
   isErrorCode,
   asCirclesError,
   toRpcError,
+  toHttpError,
   CirclesGenericError,
   CirclesTypeError,
   CirclesRangeError,
   type CirclesError,
   type ErrorDetails,
   type RpcErrorObject,
+  type HttpErrorBody,
 } from './circles-error.js'

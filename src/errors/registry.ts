@@ -12,12 +12,32 @@
  */
 export type ErrorBase = 'Error' | 'TypeError' | 'RangeError'
 
+/**
+ * The WebSocket close codes Circles uses (RFC 6455, section 7.4.1): the registry's `close`
+ * column names them, and the sides that close without an error (a client closing normally, or on
+ * an answer it cannot read) use them by name.
+ */
+export const WS_CLOSE = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  /** Never sent: what a socket reports when it dropped without a close frame. */
+  ABNORMAL: 1006,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  TRY_AGAIN_LATER: 1013,
+} as const
+
 export interface ErrorSpec {
   /** JSON-RPC `error.code`; `null` when the error never travels over JSON-RPC. */
   readonly rpc: number | null
   readonly base: ErrorBase
   readonly message: string
-  /** WebSocket close code sent after the error answer, when the error ends the connection. */
+  /**
+   * WebSocket close code sent when this error ends the connection (after its answer, or as the
+   * close reason alone). Not every answer with the code ends the connection: docs/errors.md says
+   * when one does.
+   */
   readonly close?: number
 }
 
@@ -27,7 +47,7 @@ export const ERROR_REGISTRY = {
   INVALID_REQUEST: { rpc: -32600, base: 'TypeError', message: 'Invalid Request: not a JSON-RPC 2.0 request object' },
   METHOD_NOT_FOUND: { rpc: -32601, base: 'TypeError', message: 'Method not found' },
   INVALID_PARAMS: { rpc: -32602, base: 'TypeError', message: 'Invalid params' },
-  INTERNAL_ERROR: { rpc: -32603, base: 'Error', message: 'Internal error' },
+  INTERNAL_ERROR: { rpc: -32603, base: 'Error', message: 'Internal error', close: WS_CLOSE.POLICY_VIOLATION },
   BATCH_TOO_LARGE: { rpc: -32600, base: 'RangeError', message: 'Batch has more entries than the node accepts' },
   FRAME_TOO_COMPLEX: { rpc: -32600, base: 'RangeError', message: 'The frame nests deeper or holds more values than the node parses' },
   INVALID_PUBLIC_KEY: {
@@ -42,14 +62,14 @@ export const ERROR_REGISTRY = {
     rpc: -32002,
     base: 'Error',
     message: 'Signature does not match the public key and nonce',
-    close: 1008,
+    close: WS_CLOSE.POLICY_VIOLATION,
   },
-  NONCE_EXPIRED: { rpc: -32003, base: 'Error', message: 'Nonce expired: fetch a new one', close: 1008 },
+  NONCE_EXPIRED: { rpc: -32003, base: 'Error', message: 'Nonce expired: fetch a new one', close: WS_CLOSE.POLICY_VIOLATION },
   NONCE_UNKNOWN: {
     rpc: -32004,
     base: 'Error',
     message: 'No nonce was issued to this connection for this public key',
-    close: 1008,
+    close: WS_CLOSE.POLICY_VIOLATION,
   },
   ALREADY_AUTHENTICATED: { rpc: -32005, base: 'Error', message: 'This connection is already authenticated' },
   FORBIDDEN: { rpc: -32006, base: 'Error', message: "The circle's policy does not allow this caller to do that" },
@@ -73,21 +93,27 @@ export const ERROR_REGISTRY = {
   STORAGE_ERROR: { rpc: -32023, base: 'Error', message: 'Storage failed (disk full or unreadable)' },
 
   // Capacity and lifecycle.
-  OVERLOADED: { rpc: -32030, base: 'RangeError', message: 'The node is over capacity for this context: retry later' },
-  PAYLOAD_TOO_LARGE: { rpc: -32031, base: 'RangeError', message: 'Frame is over the size limit', close: 1009 },
+  OVERLOADED: {
+    rpc: -32030,
+    base: 'RangeError',
+    message: 'The node is over capacity for this context: retry later',
+    close: WS_CLOSE.TRY_AGAIN_LATER,
+  },
+  PAYLOAD_TOO_LARGE: { rpc: -32031, base: 'RangeError', message: 'Frame is over the size limit', close: WS_CLOSE.MESSAGE_TOO_BIG },
   TOO_MANY_IN_FLIGHT: { rpc: -32032, base: 'RangeError', message: 'Too many requests in flight on this connection' },
-  IDLE_TIMEOUT: { rpc: -32033, base: 'Error', message: 'Connection idle for too long', close: 1001 },
-  SHUTTING_DOWN: { rpc: -32034, base: 'Error', message: 'The node is shutting down', close: 1001 },
+  IDLE_TIMEOUT: { rpc: -32033, base: 'Error', message: 'Connection idle for too long', close: WS_CLOSE.GOING_AWAY },
+  SHUTTING_DOWN: { rpc: -32034, base: 'Error', message: 'The node is shutting down', close: WS_CLOSE.GOING_AWAY },
   SLOW_CONSUMER: {
     rpc: -32035,
     base: 'RangeError',
     message: 'The client does not read its answers: too much is waiting to be sent',
-    close: 1008,
+    close: WS_CLOSE.POLICY_VIOLATION,
   },
   RATE_LIMITED: {
     rpc: -32036,
     base: 'RangeError',
     message: 'Over a load limit (or quarantined for crashing the sandbox): retry after data.retry_after_ms',
+    close: WS_CLOSE.POLICY_VIOLATION,
   },
   UNKNOWN_CIRCLE: { rpc: -32040, base: 'Error', message: 'No circle with that public key is served here' },
 
@@ -132,6 +158,8 @@ export const ERROR_REGISTRY = {
   // Refusals of an HTTP request or WebSocket upgrade, before any JSON-RPC: the HTTP answer's JSON body carries the code.
   HOST_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'The Host header names no domain of this node' },
   ORIGIN_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'Browser pages of this origin may not open connections here' },
+  NOT_FOUND: { rpc: null, base: 'Error', message: 'No such path: endpoints lists those served here' },
+  METHOD_NOT_ALLOWED: { rpc: null, base: 'Error', message: 'This HTTP method is not served here: the Allow header lists those that are' },
 
   // Raised by the client library on the caller's side (never sent by a node).
   CONNECT_FAILED: { rpc: null, base: 'Error', message: 'Could not open a connection to the node' },
@@ -170,3 +198,18 @@ export const ERROR_REGISTRY = {
 export type ErrorCode = keyof typeof ERROR_REGISTRY
 
 export const ERROR_CODES = Object.keys(ERROR_REGISTRY) as ErrorCode[]
+
+/** The codes whose error can end a connection: those the registry gives a close code. */
+export type ClosingErrorCode = {
+  [K in ErrorCode]: (typeof ERROR_REGISTRY)[K] extends { readonly close: number } ? K : never
+}[ErrorCode]
+
+/**
+ * The WebSocket close code of an error that ends a connection.
+ *
+ * @example
+ * ws.close(closeCodeOf('SHUTTING_DOWN'), 'SHUTTING_DOWN')   // 1001
+ */
+export function closeCodeOf(code: ClosingErrorCode): number {
+  return (ERROR_REGISTRY[code] as ErrorSpec).close!
+}

@@ -17,8 +17,9 @@
  * - `write-pause`: a sandbox host's thread blocks for good in the middle of writing a document
  *   whose name contains the marker — its new text fsynced in a temporary file, not yet renamed
  *   over the document — after saying so on stderr (a kill then lands mid-write for certain).
- * - `listener-crash`: `GET /__fault/listener-crash` on a circle port makes its listener fail (its
- *   connections go with it; the gateway supervisor starts it again).
+ * - `listener-crash`: `faults.trigger('listener-crash', name)` makes the listener of circle `name`
+ *   fail (its connections go with it; the gateway supervisor starts it again). Only a test that
+ *   holds the node's `Faults` can pull it: no request to the node reaches it.
  */
 export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-crash-on-restart' | 'host-hang' | 'write-pause' | 'listener-crash'
 
@@ -36,11 +37,40 @@ export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): readonly Fa
   return text.split(',').filter((name): name is FaultName => (FAULT_NAMES as readonly string[]).includes(name))
 }
 
-/** The faults one node has switched on. */
+/** The faults one node has switched on, and the seam a test pulls a triggered fault through. */
 export class Faults {
   private readonly on: ReadonlySet<FaultName>
+  private readonly handlers = new Map<FaultName, Set<(target: string) => boolean>>()
   constructor(names: readonly FaultName[] = faultsFromEnv()) {
     this.on = new Set(names)
+  }
+
+  /**
+   * Where the code a triggered fault breaks listens for it (when the fault is on): `handler`
+   * says whether `target` named it. Returns the function that stops listening.
+   */
+  onTrigger(name: FaultName, handler: (target: string) => boolean): () => void {
+    if (!this.has(name)) return () => {}
+    let set = this.handlers.get(name)
+    if (set === undefined) this.handlers.set(name, (set = new Set()))
+    set.add(handler)
+    return () => set.delete(handler)
+  }
+
+  /**
+   * Pull a triggered fault for `target` (for `listener-crash`, a circle's name); returns how many
+   * listeners it broke (0 when the fault is off, or nothing is named `target`).
+   *
+   * @example
+   * const faults = new Faults(['listener-crash'])
+   * const node = await CircleNode.start({ …, faults })
+   * faults.trigger('listener-crash', 'alice')
+   */
+  trigger(name: FaultName, target: string): number {
+    if (!this.has(name)) return 0
+    let broken = 0
+    for (const handler of [...(this.handlers.get(name) ?? [])]) if (handler(target)) broken++
+    return broken
   }
 
   has(name: FaultName): boolean {

@@ -9,6 +9,11 @@ const CURVE_ORDER = secp256k1.Point.CURVE().n
 const HALF_ORDER = CURVE_ORDER >> 1n
 const SIGNATURE_RE = /^(?:0x)?[0-9a-fA-F]{130}$/
 
+/** Whether `value` has the form of a signature: r‖s‖v, 65 bytes as 130 hex (optional `0x`). */
+export function isSignatureHex(value: unknown): value is string {
+  return typeof value === 'string' && SIGNATURE_RE.test(value)
+}
+
 /**
  * keccak256("\x19Ethereum Signed Message:\n" + byteLength(message) + message), the digest an
  * Ethereum wallet signs for `personal_sign` (EIP-191 version 0x45).
@@ -82,7 +87,7 @@ export function recoverPersonalSigner(message: string, signature: string): Signa
 }
 
 function recoverPoint(message: string, signature: string): Recovered {
-  if (typeof signature !== 'string' || !SIGNATURE_RE.test(signature)) return { ok: false, reason: 'malformed' }
+  if (!isSignatureHex(signature)) return { ok: false, reason: 'malformed' }
   const hex = signature.length === 132 ? signature.slice(2) : signature
   const r = BigInt(`0x${hex.slice(0, 64)}`)
   const s = BigInt(`0x${hex.slice(64, 128)}`)

@@ -1,8 +1,8 @@
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { circlesError } from '../errors/index.js'
-import { keyPairFromSecret, generateKeyPair, type KeyPair } from './keypair.js'
+import { replaceFileSync } from '../storage/durable-file.js'
+import { keyPairFromSecret, generateKeyPair, isSecretKeyHex, type KeyPair } from './keypair.js'
 
 /**
  * Key files hold one key pair as JSON: `{ "public_key": "02…", "secret_key": "…" }`, mode 0600.
@@ -29,7 +29,7 @@ export async function readKeyFile(path: string): Promise<KeyPair> {
  */
 export function keyPairFromText(text: string, source: string): KeyPair {
   const trimmed = text.trim()
-  if (/^(0x)?[0-9a-fA-F]{64}$/.test(trimmed)) return keyPairFromSecret(trimmed)
+  if (isSecretKeyHex(trimmed)) return keyPairFromSecret(trimmed)
   let parsed: unknown
   try {
     parsed = JSON.parse(trimmed)
@@ -49,15 +49,7 @@ export function keyPairFromText(text: string, source: string): KeyPair {
 /** Write a key pair atomically with mode 0600, creating parent directories (0700). */
 export async function writeKeyFile(path: string, pair: KeyPair): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  const handle = await open(tmp, 'wx', 0o600)
-  try {
-    await handle.writeFile(`${JSON.stringify({ public_key: pair.publicKey, secret_key: pair.secretKey }, null, 2)}\n`)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(tmp, path)
+  replaceFileSync(path, `${JSON.stringify({ public_key: pair.publicKey, secret_key: pair.secretKey }, null, 2)}\n`, { mode: 0o600 })
 }
 
 /** The key pair stored at `path`, generated and stored there first if the file does not exist. */
@@ -75,7 +67,7 @@ export async function loadOrCreateKeyFile(path: string): Promise<{ keyPair: KeyP
 
 /** Whether a key given on a command line is a secret key itself (64 hex), not a key file's path. */
 export function isSecretKeyArgument(value: string): boolean {
-  return /^(0x)?[0-9a-fA-F]{64}$/.test(value)
+  return isSecretKeyHex(value)
 }
 
 /** A key given on a command line: a 64-hex secret key, or the path of a key file. */

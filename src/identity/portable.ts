@@ -14,7 +14,7 @@ export {
   type SignInFields,
 } from './sign-in-message.js'
 export { sameClaimant, type Claimant } from './claimant.js'
-export { generateKeyPair, keyPairFromSecret, type KeyPair } from './keypair.js'
+export { generateKeyPair, keyPairFromSecret, isSecretKeyHex, type KeyPair } from './keypair.js'
 export {
   personalMessageHash,
   signPersonalMessage,
@@ -22,5 +22,6 @@ export {
   verifyPersonalSignatureByAddress,
   verifyClaim,
   recoverPersonalSigner,
+  isSignatureHex,
   type SignatureCheck,
 } from './eip191.js'

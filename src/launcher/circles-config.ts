@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { configKeyOf, isPositiveInteger } from '../config/index.js'
 import { circlesError, isCirclesError } from '../errors/index.js'
 import { parsePolicy, type Policy } from '../policy/index.js'
 import type { PeerOverrides } from '../actors/peer/index.js'
@@ -26,23 +27,17 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
 const CIRCLE_KEYS = new Set(['name', 'port', 'host', 'script_path', 'policy', 'limits', 'tls', 'domains', 'allowed_origins'])
 const TLS_KEYS = ['cert_path', 'key_path'] as const
 
-/** `limits` keys in circles.json and where each goes. */
-const LIMIT_KEYS = {
-  timeout_ms: ['limits', 'timeoutMs'],
-  cpu_ms: ['limits', 'cpuMs'],
-  memory_mb: ['limits', 'memoryMb'],
-  max_output_bytes: ['limits', 'maxOutputBytes'],
-  max_log_bytes: ['limits', 'maxLogBytes'],
-  max_log_lines: ['limits', 'maxLogLines'],
-  max_emits: ['limits', 'maxEmits'],
-  max_emit_bytes: ['limits', 'maxEmitBytes'],
-  max_notify_value_bytes: ['limits', 'maxNotifyValueBytes'],
-  max_document_bytes: ['quota', 'maxDocumentBytes'],
-  max_namespace_bytes: ['quota', 'maxNamespaceBytes'],
-  max_documents: ['quota', 'maxDocuments'],
-  mailbox_capacity: ['top', 'mailboxCapacity'],
-  passivate_after_ms: ['top', 'passivateAfterMs'],
+/** The limits circles.json may set, by where each goes; each key is its option's name spelt snake_case (configKeyOf). */
+const LIMIT_GROUPS = {
+  limits: ['timeoutMs', 'cpuMs', 'memoryMb', 'maxOutputBytes', 'maxLogBytes', 'maxLogLines', 'maxEmits', 'maxEmitBytes', 'maxNotifyValueBytes'],
+  quota: ['maxDocumentBytes', 'maxNamespaceBytes', 'maxDocuments'],
+  top: ['mailboxCapacity', 'passivateAfterMs'],
 } as const
+
+/** `limits` keys in circles.json and where each goes. */
+const LIMIT_KEYS: Readonly<Record<string, readonly [keyof typeof LIMIT_GROUPS, string]>> = Object.fromEntries(
+  (Object.keys(LIMIT_GROUPS) as (keyof typeof LIMIT_GROUPS)[]).flatMap((group) => LIMIT_GROUPS[group].map((name) => [configKeyOf(name), [group, name] as const])),
+)
 
 function invalid(field: string, rule: string): never {
   throw circlesError('CONFIG_INVALID', `${field} ${rule}`, { field })
@@ -55,9 +50,9 @@ function parseLimits(value: unknown, field: string): PeerOverrides {
   const quota: Record<string, number> = {}
   const top: Record<string, number> = {}
   for (const [key, raw] of Object.entries(value)) {
-    const target = LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]
+    const target = Object.hasOwn(LIMIT_KEYS, key) ? LIMIT_KEYS[key] : undefined
     if (target === undefined) invalid(`${field}.${key}`, `is not a limit (${Object.keys(LIMIT_KEYS).join(', ')})`)
-    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1) invalid(`${field}.${key}`, 'must be a positive integer')
+    if (!isPositiveInteger(raw)) invalid(`${field}.${key}`, 'must be a positive integer')
     const [group, name] = target
     ;(group === 'limits' ? limits : group === 'quota' ? quota : top)[name] = raw
   }

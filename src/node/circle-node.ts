@@ -68,8 +68,8 @@ export interface CircleNodeOptions {
   readonly probeIntervalMs?: number
   /** Install the process-wide last-resort handlers for unhandled errors (default true). */
   readonly lastResort?: boolean
-  /** Faults to inject (tests only; default: `$CIRCLES_TEST_FAULTS`). */
-  readonly faults?: readonly FaultName[]
+  /** Faults to inject (tests only; default: `$CIRCLES_TEST_FAULTS`); a `Faults` to pull triggered ones. */
+  readonly faults?: readonly FaultName[] | Faults
   /**
    * The exclusive lock on `dbPath` (one process serves a database path at a time): `fail`
    * (default) refuses to start with DB_LOCKED while another process holds it; `wait` waits for
@@ -226,7 +226,7 @@ export class CircleNode {
     }
     // Embedded without a logger, a node says only what needs attention, and on stderr.
     this.log = options.logger ?? createLogger({ level: process.env['CIRCLES_LOG_LEVEL'] ?? 'warn', destination: process.stderr })
-    this.faults = new Faults(options.faults)
+    this.faults = options.faults instanceof Faults ? options.faults : new Faults(options.faults)
     const clock = options.clock ?? SYSTEM_CLOCK
     this.load = new LoadLimits(options.limits, clock)
     const clients = new ClientAddresses(options.trustedProxies)
@@ -274,11 +274,7 @@ export class CircleNode {
       },
     })
     this.metrics = new NodeMetrics({
-      connectionsOpen: () => {
-        let n = 0
-        for (const current of this.servers.values()) n += current().openConnections
-        return n
-      },
+      connectionsOpen: () => this.metricsConnections(),
       peers: () => this.peerHost?.size ?? { registered: 0, active: 0 },
       tasksQueued: () => this.peerHost?.load ?? 0,
       verifierQueued: () => this.verifierInstance?.queued ?? 0,

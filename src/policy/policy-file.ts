@@ -1,6 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { replaceFileSync } from '../storage/durable-file.js'
 import { DEFAULT_POLICY, parsePolicy, type Policy } from './policy.js'
 
 /** Where a context keeps its policy: `DB_PATH/<pubkey>/config/policy.json`. */
@@ -20,11 +20,9 @@ export async function readPolicy(namespaceRoot: string): Promise<Policy> {
   return parsePolicy(JSON.parse(text), policyPath(namespaceRoot))
 }
 
-/** Store a policy with the namespace (atomic replace). */
+/** Store a policy with the namespace (a durable atomic replace: file and directory synced). */
 export async function writePolicy(namespaceRoot: string, policy: Policy): Promise<void> {
   const path = policyPath(namespaceRoot)
   await mkdir(join(namespaceRoot, 'config'), { recursive: true, mode: 0o700 })
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  await writeFile(temp, `${JSON.stringify(policy, null, 2)}\n`, { mode: 0o600 })
-  await rename(temp, path)
+  replaceFileSync(path, `${JSON.stringify(policy, null, 2)}\n`, { mode: 0o600 })
 }

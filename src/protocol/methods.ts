@@ -1,6 +1,6 @@
-import { DEFAULTS } from '../config/index.js'
+import { DEFAULTS, isPositiveInteger } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
-import { normalizePublicKey, parseAddress } from '../identity/index.js'
+import { isSignatureHex, normalizePublicKey, parseAddress } from '../identity/index.js'
 import { hasLoneSurrogate } from '../storage/index.js'
 import type { Call, ClaimParams, MethodName, MethodParams, SubscribePosition } from './messages.js'
 
@@ -11,16 +11,19 @@ export interface MethodLimits {
 type Failure = { ok: false; error: CirclesError }
 type ParamsResult = { ok: true; call: Call } | Failure
 
-const SIGNATURE_RE = /^(?:0x)?[0-9a-fA-F]{130}$/
 const MAX_TIMEOUT_MS = 2_147_483_647
 const EPOCH_RE = /^[0-9a-f]{1,64}$/
 /** Subscription ids are the node's own (`s` and a number); anything longer names none. */
 const MAX_SUBSCRIPTION_ID_CHARS = 32
 
-export const METHOD_NAMES: readonly MethodName[] = ['fetch_nonce', 'authenticate', 'play', 'subscribe', 'unsubscribe']
+/** Every method, once: the compiler holds this table to MethodParams (no method missing, none extra). */
+const METHODS: { readonly [M in MethodName]: true } = { fetch_nonce: true, authenticate: true, play: true, subscribe: true, unsubscribe: true }
+
+/** The methods a node serves, in the order `/info` lists them. */
+export const METHOD_NAMES = Object.keys(METHODS) as readonly MethodName[]
 
 export function isMethodName(value: string): value is MethodName {
-  return (METHOD_NAMES as readonly string[]).includes(value)
+  return Object.hasOwn(METHODS, value)
 }
 
 function invalid(message: string, field?: string): Failure {
@@ -134,7 +137,7 @@ export function parseParams(method: MethodName, params: unknown, limits: MethodL
       const claim = claimParams(method, p)
       if ('ok' in claim) return claim
       const signature = p['signature']
-      if (typeof signature !== 'string' || !SIGNATURE_RE.test(signature)) {
+      if (!isSignatureHex(signature)) {
         return invalid('authenticate: "signature" must be 65 bytes r‖s‖v as hex (optional 0x)', 'signature')
       }
       return { ok: true, call: { method, params: { ...claim, signature } } }
@@ -149,7 +152,7 @@ export function parseParams(method: MethodName, params: unknown, limits: MethodL
       if (tooLarge !== undefined) return { ok: false, error: tooLarge }
       const timeout = p['timeout_ms']
       if (timeout === undefined) return { ok: true, call: { method, params: { script } } }
-      if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 1 || timeout > MAX_TIMEOUT_MS) {
+      if (!isPositiveInteger(timeout, MAX_TIMEOUT_MS)) {
         return invalid('play: "timeout_ms" must be a positive integer', 'timeout_ms')
       }
       return { ok: true, call: { method, params: { script, timeout_ms: timeout } } }

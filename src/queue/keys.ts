@@ -41,10 +41,6 @@ export class QueueKeys {
     return `${this.prefix}reply:{${pubkey}}:${taskId}`
   }
 
-  replyPrefix(pubkey: string): string {
-    return `${this.prefix}reply:{${pubkey}}:`
-  }
-
   lease(pubkey: string): string {
     return `${this.prefix}lease:{${pubkey}}`
   }

@@ -3,7 +3,7 @@ import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
 import type { Logger } from '../log/index.js'
 import { DEFAULT_POLICY, runRefusal } from '../policy/index.js'
-import type { ChildHandle, ExitReason } from '../supervisor/index.js'
+import { ExitListeners, type ChildHandle, type ExitReason } from '../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../actors/peer/index.js'
 import { hashSlot } from './hash-slot.js'
 import { QueueKeys } from './keys.js'
@@ -178,7 +178,7 @@ export class RedisBridge implements ChildHandle {
    */
   private epoch = 0
   private stopping = false
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private readyWaiters: (() => void)[] = []
   // Gateway side.
   private readonly waiting = new Map<string, Waiter>()
@@ -913,7 +913,7 @@ export class RedisBridge implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private shutdown(): void {
@@ -930,7 +930,7 @@ export class RedisBridge implements ChildHandle {
   }
 
   private exit(reason: ExitReason): void {
-    for (const listener of this.exitListeners.splice(0)) listener(reason)
+    this.exits.exit(reason)
   }
 }
 

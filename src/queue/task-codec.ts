@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import { isPositiveInteger } from '../config/index.js'
 import { circlesError, isErrorCode, type CirclesError, type ErrorCode } from '../errors/index.js'
 import { isCanonicalPublicKey } from '../identity/index.js'
 import type { Policy } from '../policy/index.js'
@@ -200,7 +201,7 @@ function readTask(secret: string, context: string, taskId: string, text: unknown
   if (caller !== '' && !isContextKey(caller)) throw invalid('a task whose caller is not a public key', { task_id: taskId })
   if (!isNodeId(replyTo)) throw invalid('a task without a valid reply_to node id', { task_id: taskId })
   if (!isDeadline(deadline)) throw invalid('a task without a valid deadline', { task_id: taskId })
-  if (timeoutMs !== null && (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS)) {
+  if (timeoutMs !== null && !isPositiveInteger(timeoutMs, MAX_TIMEOUT_MS)) {
     throw invalid('a task with a bad timeout_ms', { task_id: taskId })
   }
   const task: QueuedTask = {

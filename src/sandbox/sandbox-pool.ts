@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads'
 import { positiveIntegerOption } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
-import { Supervisor, type ChildHandle, type ChildSpec, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { ExitListeners, Supervisor, type ChildHandle, type ChildSpec, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
 import { openHost, type HostExit, type HostLink, type SandboxIsolation } from './host-link.js'
 import type { RunRequest, SandboxContext } from './run.js'
 import {
@@ -386,11 +386,6 @@ export class SandboxPool {
     return ref
   }
 
-  /** Forget a context (its host forgets it with the host's own bound on open namespaces). */
-  unregister(ref: SandboxContextRef): void {
-    this.contexts.delete(ref.id)
-  }
-
   /**
    * Run a script in a registered context; resolves with its outcome. Never rejects. A run that
    * may call out (`request.canCall`) needs `options.calls`.
@@ -493,7 +488,7 @@ export class SandboxPool {
 
   /** Start a host for the slot; resolves once its thread is up, rejects if it dies first. */
   private startHost(slot: HostSlot): Promise<ChildHandle> {
-    const listeners: ((reason: ExitReason) => void)[] = []
+    const exits = new ExitListeners()
     let stopping = false
     let settled = false
     return new Promise<ChildHandle>((resolve, reject) => {
@@ -506,7 +501,7 @@ export class SandboxPool {
           stopping = true
           link.kill()
         },
-        onExit: (listener) => listeners.push(listener),
+        onExit: (listener) => exits.add(listener),
       }
       const link: HostLink = openHost(this.isolation, {
         onReply: (reply) => {
@@ -532,12 +527,12 @@ export class SandboxPool {
             return
           }
           if (stopping) {
-            for (const l of listeners.splice(0)) l({ type: 'normal' })
+            exits.exit({ type: 'normal' })
             return
           }
           const error = new Error(`sandbox host ${slot.index} (pid ${link.pid}) exited: ${why}`)
           const reason: ExitReason = blame === 'workload' ? { type: 'error', error, blame } : { type: 'error', error }
-          for (const l of listeners.splice(0)) l(reason)
+          exits.exit(reason)
         },
         onStderr: (line) => this.hooks.onHostStderr?.(slot.index, line),
       }, { faults: this.hostFaults(slot), ...(this.inheritFd === undefined ? {} : { inheritFd: this.inheritFd }) })

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { ChildHandle, ExitReason } from '../supervisor/index.js'
+import { ExitListeners, type ChildHandle, type ExitReason } from '../supervisor/index.js'
+import { circlesError } from '../errors/index.js'
 import { bind } from './bind.js'
+import { answerHttpError } from './http-error.js'
 import { HostRules, refuseRequest, type Domain } from './host-rules.js'
 
 export interface AdminServerOptions {
@@ -26,7 +28,7 @@ export class AdminServer implements ChildHandle {
   private readonly options: AdminServerOptions
   private readonly http: Server
   private readonly hostRules: HostRules
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private boundPort: number | undefined
 
   constructor(options: AdminServerOptions) {
@@ -70,11 +72,11 @@ export class AdminServer implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private exit(reason: ExitReason): void {
-    for (const listener of this.exitListeners.splice(0)) listener(reason)
+    this.exits.exit(reason)
   }
 
   private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -83,7 +85,7 @@ export class AdminServer implements ChildHandle {
     if (!admitted.ok) return refuseRequest(res, admitted)
     try {
       if (req.method !== 'GET') {
-        res.writeHead(405, { allow: 'GET' }).end()
+        answerHttpError(res, 405, circlesError('METHOD_NOT_ALLOWED', `${String(req.method).slice(0, 20)} is not served here: GET`), { allow: 'GET' })
         return
       }
       if (path === '/metrics') {
@@ -97,9 +99,11 @@ export class AdminServer implements ChildHandle {
         res.writeHead(STATUS[health.status] ?? 503, { 'content-type': 'application/json; charset=utf-8' }).end(text)
         return
       }
-      res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify({ error: 'not found', endpoints: ['/metrics', '/healthz'] }))
+      answerHttpError(res, 404, circlesError('NOT_FOUND', undefined, { endpoints: ['/metrics', '/healthz'] }))
     } catch (error) {
-      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify({ error: (error as Error).message }))
+      // The admin listener answers its operator: the message of what failed is theirs to read.
+      answerHttpError(res, 500, circlesError('INTERNAL_ERROR', (error as Error).message))
     }
   }
 }
+

@@ -2,12 +2,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createTlsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { circlesError, closeCodeOf, toHttpError } from '../errors/index.js'
 import { GatewayConnection, type GatewayServices, type GatewayTarget } from '../actors/gateway/index.js'
 import { normalizePublicKey, signInUri, type PublicKeyHex } from '../identity/index.js'
 import type { ClientAddress } from '../limits/index.js'
 import { METHOD_NAMES } from '../protocol/index.js'
-import { Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { ExitListeners, Supervisor, type ChildHandle, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
 import { bind } from './bind.js'
+import { answerHttpError } from './http-error.js'
 import { HostRules, refuseUpgrade, type Domain, type Site } from './host-rules.js'
 import { isPlaygroundPath, servePlayground } from './playground.js'
 
@@ -51,6 +53,12 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(req(res).method === 'HEAD' ? undefined : text)
 }
 
+const ENDPOINTS = ['/', '/info', '/healthz', 'ws:///', 'ws:///<circle_pubkey>']
+
+function notFound(res: ServerResponse): void {
+  answerHttpError(res, 404, circlesError('NOT_FOUND', undefined, { endpoints: ENDPOINTS }))
+}
+
 function req(res: ServerResponse): IncomingMessage {
   return (res as ServerResponse & { req: IncomingMessage }).req
 }
@@ -89,8 +97,9 @@ export class CircleServer implements ChildHandle {
   private readonly http: Server
   private readonly wss: WebSocketServer
   private readonly hostRules: HostRules
+  /** The port's open connections: the one count of them (metrics, drain logs). */
   private readonly connections = new Set<GatewayConnection>()
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private accepting = true
   private boundPort: number | undefined
 
@@ -103,6 +112,8 @@ export class CircleServer implements ChildHandle {
       noServer: true,
       maxPayload: options.services.limits.maxFrameBytes,
       perMessageDeflate: false,
+      // The port's open connections are counted once, in `connections`.
+      clientTracking: false,
     })
     this.hostRules = new HostRules({ domains: options.domains, allowedOrigins: options.allowedOrigins, secure: options.tls !== undefined, port: () => this.port })
     this.http.on('upgrade', (request, socket, head) => this.onUpgrade(request, socket, head))
@@ -146,7 +157,17 @@ export class CircleServer implements ChildHandle {
     const { host, port, name } = this.options
     const remedy = `give the circle another port in circles.json (0: any free port), or stop the process that holds it`
     // A listener that fails after it started is a child that died: its supervisor decides.
-    return bind(this.http, { host, port, listener: `the listener of circle "${name}"`, remedy }, (error) => this.crash(error)).then((bound) => (this.boundPort = bound))
+    const bound = bind(this.http, { host, port, listener: `the listener of circle "${name}"`, remedy }, (error) => this.crash(error))
+    return bound.then((at) => {
+      // Tests only (src/faults): the seam through which a test makes this listener fail.
+      const off = this.options.services.faults.onTrigger('listener-crash', (target) => {
+        if (target !== name) return false
+        this.crash(new Error('fault injected: listener-crash'))
+        return true
+      })
+      this.exits.add(off)
+      return (this.boundPort = at)
+    })
   }
 
   get port(): number {
@@ -181,16 +202,16 @@ export class CircleServer implements ChildHandle {
     this.accepting = false
     this.http.close()
     this.http.closeAllConnections()
-    for (const client of this.wss.clients) client.terminate()
+    for (const connection of this.connections) connection.kill()
     this.exit({ type: 'error', error: new Error('listener killed') })
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private exit(reason: ExitReason): void {
-    for (const listener of this.exitListeners.splice(0)) listener(reason)
+    this.exits.exit(reason)
   }
 
   /** The listener failed: close it and report the exit (its supervisor restarts it). */
@@ -216,7 +237,7 @@ export class CircleServer implements ChildHandle {
 
   private onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { services } = this.options
-    if (!this.accepting) return endUpgrade(socket, '503 Service Unavailable')
+    if (!this.accepting) return endUpgrade(socket, '503 Service Unavailable', JSON.stringify(toHttpError(circlesError('SHUTTING_DOWN'))))
     const admitted = this.hostRules.upgrade(request)
     if (!admitted.ok) {
       services.metrics.error(admitted.error.code)
@@ -227,7 +248,7 @@ export class CircleServer implements ChildHandle {
     const refused = services.load.connect(client.origin)
     if (refused !== undefined) {
       services.metrics.limited('connections')
-      const body = JSON.stringify({ code: 'RATE_LIMITED', message: refused.message, retry_after_ms: refused.details?.['retry_after_ms'] })
+      const body = JSON.stringify(toHttpError(refused))
       return endUpgrade(socket, '429 Too Many Requests', body, 'Retry-After: 1\r\n')
     }
     // The slot belongs to the raw socket: it comes back when the socket closes, whatever becomes
@@ -242,18 +263,19 @@ export class CircleServer implements ChildHandle {
     const connection = new GatewayConnection(ws, target, this.options.services, client)
     const started = this.supervisor.startChildSync({ id: `conn-${++connectionIds}`, restart: 'temporary', shutdown: this.options.services.limits.drainTimeoutMs + 2_000, start: () => connection })
     if (!started.ok) {
-      ws.close(1001, 'SHUTTING_DOWN')
+      ws.close(closeCodeOf('SHUTTING_DOWN'), 'SHUTTING_DOWN')
       return
     }
     this.connections.add(connection)
-    ws.on('close', () => this.connections.delete(connection))
+    // Its exit, not its socket's close event: a connection that closed before this line is
+    // told at once, and leaves the count.
+    connection.onExit(() => this.connections.delete(connection))
   }
 
   private onRequest(request: IncomingMessage, res: ServerResponse): void {
     const path = (request.url ?? '/').split('?')[0]
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      res.setHeader('allow', 'GET, HEAD')
-      return json(res, 405, { error: 'method not allowed' })
+      return answerHttpError(res, 405, circlesError('METHOD_NOT_ALLOWED', `${String(request.method).slice(0, 20)} is not served here: GET or HEAD`), { allow: 'GET, HEAD' })
     }
     if (path !== undefined && isPlaygroundPath(path)) {
       void servePlayground(request, res, path, this.options.tls !== undefined)
@@ -280,15 +302,8 @@ export class CircleServer implements ChildHandle {
         const health: PublicHealth = this.accepting ? this.options.health() : { status: 'draining' }
         return json(res, HEALTH_STATUS[health.status], health)
       }
-      case '/__fault/listener-crash':
-        if (this.options.services.faults.has('listener-crash')) {
-          json(res, 200, { crashing: true })
-          setImmediate(() => this.crash(new Error('fault injected: listener-crash')))
-          return
-        }
-        return json(res, 404, { error: 'not found' })
       default:
-        return json(res, 404, { error: 'not found', endpoints: ['/', '/info', '/healthz', 'ws:///', 'ws:///<circle_pubkey>'] })
+        return notFound(res)
     }
   }
 }

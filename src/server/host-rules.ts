@@ -2,8 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { Duplex } from 'node:stream'
-import { circlesError, type CirclesError } from '../errors/index.js'
+import { circlesError, toHttpError, type CirclesError } from '../errors/index.js'
 import { isLoopback } from '../limits/index.js'
+import { answerHttpError } from './http-error.js'
 
 export type SocketScheme = 'ws' | 'wss'
 
@@ -175,7 +176,7 @@ export class HostRules {
 const STATUS_TEXT = { 403: 'Forbidden', 421: 'Misdirected Request' } as const
 
 function refusalBody(refusal: Refusal): string {
-  return JSON.stringify({ code: refusal.error.code, message: refusal.error.message })
+  return JSON.stringify(toHttpError(refusal.error))
 }
 
 /** Answer a refused WebSocket upgrade on its raw socket, with the coded error as JSON. */
@@ -188,5 +189,5 @@ export function refuseUpgrade(socket: Duplex, refusal: Refusal): void {
 
 /** Answer a refused plain HTTP request with the coded error as JSON. */
 export function refuseRequest(res: ServerResponse, refusal: Refusal): void {
-  res.writeHead(refusal.status, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(refusalBody(refusal))
+  answerHttpError(res, refusal.status, refusal.error, { connection: 'close' })
 }

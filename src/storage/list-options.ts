@@ -1,4 +1,4 @@
-import { DEFAULTS } from '../config/index.js'
+import { DEFAULTS, isPositiveInteger } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { hasLoneSurrogate } from './document-name.js'
 
@@ -39,7 +39,7 @@ export function parseListOptions(options: unknown): ListPageRequest {
     if (!OPTION_KEYS.has(key)) throw circlesError('INVALID_NAME', `list_data: unknown option "${key.slice(0, 32)}" (limit, after)`)
   }
   const { limit = max, after } = options as { limit?: unknown; after?: unknown }
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > max) {
+  if (!isPositiveInteger(limit, max)) {
     throw circlesError('INVALID_NAME', `list_data: limit must be an integer from 1 to ${max}`, { limit: max })
   }
   if (after !== undefined && typeof after !== 'string') throw circlesError('INVALID_NAME', 'list_data: after must be a string')

@@ -2,15 +2,12 @@ import {
   closeSync,
   constants,
   fstatSync,
-  fsyncSync,
   lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   unlinkSync,
-  writeSync,
   type Dirent,
 } from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -18,6 +15,7 @@ import { dirname, join } from 'node:path'
 import { circlesError, isCirclesError } from '../errors/index.js'
 import { documentCostBytes } from './document-cost.js'
 import { decodeDocumentName, encodeDocumentName, validateDocumentName, validateListPrefix } from './document-name.js'
+import { DirectorySyncError, replaceFileSync } from './durable-file.js'
 import { fsyncDirectory } from './fsync-directory.js'
 import { NAMESPACE_DIRS } from './layout.js'
 import { parseListOptions } from './list-options.js'
@@ -56,7 +54,6 @@ export interface NamespaceStoreOptions {
 const TEMP_PREFIX = '.tmp-'
 // O_NOFOLLOW: a symlink planted inside the namespace is never followed out of it.
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW
-const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 
 function storageError(error: unknown, action: string, consequence = ''): never {
   if (isCirclesError(error)) throw error
@@ -211,39 +208,25 @@ export class NamespaceStore {
         limit: quota.maxNamespaceBytes,
       })
     }
-    const temp = join(this.dataDir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
-    let fd: number | undefined
     try {
-      fd = openSync(temp, WRITE_FLAGS, 0o600)
-      const buffer = Buffer.from(text)
-      let offset = 0
-      while (offset < buffer.length) offset += writeSync(fd, buffer, offset)
-      // The data must be on disk before the rename publishes it, or a crash could leave the
-      // new name pointing at an empty or partial file.
-      fsyncSync(fd)
-      closeSync(fd)
-      fd = undefined
-      this.beforeRename?.(doc.name)
-      renameSync(temp, doc.path)
+      // A temporary file that a crash leaves behind is swept by open().
+      replaceFileSync(doc.path, text, {
+        tempName: `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`,
+        beforeRename: () => this.beforeRename?.(doc.name),
+        renamed: () => {
+          // The rename is done: from here the figures follow the disk, whatever the directory sync says.
+          this.bytes = nextBytes
+          if (isNew) {
+            this.documents++
+            this.indexCache.added(this, doc.name)
+          }
+        },
+      })
     } catch (error) {
-      if (fd !== undefined) closeSync(fd)
-      try {
-        unlinkSync(temp)
-      } catch {
-        // The temporary file may not exist; open() sweeps any that remain.
+      if (error instanceof DirectorySyncError) {
+        storageError(error.cause, 'make the write durable', '; the new document is in place but a crash could still undo it')
       }
       storageError(error, 'write the document')
-    }
-    // The rename is done: from here the figures follow the disk, whatever the directory sync says.
-    this.bytes = nextBytes
-    if (isNew) {
-      this.documents++
-      this.indexCache.added(this, doc.name)
-    }
-    try {
-      fsyncDirectory(this.dataDir)
-    } catch (error) {
-      storageError(error, 'make the write durable', '; the new document is in place but a crash could still undo it')
     }
   }
 

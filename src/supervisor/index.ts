@@ -19,4 +19,5 @@ export {
   type TerminateChildResult,
 } from './supervisor.js'
 export { RestartIntensity } from './restart-intensity.js'
+export { ExitListeners } from './exit-listeners.js'
 export { handleFor } from './handle-for.js'

@@ -9,6 +9,7 @@ import {
   type SupervisorFlags,
 } from './child-spec.js'
 import { RestartIntensity } from './restart-intensity.js'
+import { ExitListeners } from './exit-listeners.js'
 
 export type ChildStatus = 'starting' | 'running' | 'restarting' | 'stopped'
 
@@ -119,7 +120,7 @@ export class Supervisor implements ChildHandle {
   private readonly flags: SupervisorFlags
   private readonly entries = new Map<string, Entry>()
   private readonly intensity: RestartIntensity
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private readonly onEvent: ((event: SupervisorEvent) => void) | undefined
   private readonly dynamic: { readonly restart: Restart } | undefined
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle'
@@ -318,13 +319,12 @@ export class Supervisor implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    if (this.state === 'stopped') return
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private exit(reason: ExitReason): void {
     this.state = 'stopped'
-    for (const listener of this.exitListeners.splice(0)) listener(reason)
+    this.exits.exit(reason)
   }
 
   private startEntry(entry: Entry): Promise<void> | undefined {

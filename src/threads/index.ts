@@ -1,2 +1,2 @@
-export { workerUrl, workerModule, type WorkerModule } from './worker-url.js'
+export { workerModule, type WorkerModule } from './worker-url.js'
 export { nameThisThread, THREAD_NAMES } from './thread-name.js'

@@ -87,8 +87,3 @@ export function workerModule(base: string, name: string, format: 'esm' | 'common
   const execArgv = process.execArgv.includes('--no-node-snapshot') ? process.execArgv : [...process.execArgv, ...REQUIRED_FLAGS]
   return { url: new URL(`./${name}.ts`, base).href, execArgv, threadExecArgv: undefined, threadEnv: threadEnv() }
 }
-
-/** The URL of {@link workerModule}. */
-export function workerUrl(base: string, name: string): string {
-  return workerModule(base, name).url
-}

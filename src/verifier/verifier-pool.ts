@@ -1,7 +1,7 @@
 import { Piscina } from 'piscina'
 import type { Worker } from 'node:worker_threads'
 import { circlesError } from '../errors/index.js'
-import type { ChildHandle, ExitReason } from '../supervisor/index.js'
+import { ExitListeners, type ChildHandle, type ExitReason } from '../supervisor/index.js'
 import type { Claimant, SignatureCheck } from '../identity/index.js'
 import { workerModule } from '../threads/index.js'
 import { DEFAULTS, positiveIntegerOption } from '../config/index.js'
@@ -27,7 +27,7 @@ export class Verifier implements ChildHandle {
   private readonly piscina: Piscina<VerifyTask, SignatureCheck>
   private readonly maxPending: number
   private pending = 0
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private ended = false
 
   constructor(options: VerifierOptions = {}) {
@@ -97,7 +97,7 @@ export class Verifier implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private exit(reason: ExitReason): void {
@@ -105,6 +105,6 @@ export class Verifier implements ChildHandle {
       this.ended = true
       void this.piscina.destroy()
     }
-    for (const listener of this.exitListeners.splice(0)) listener(reason)
+    this.exits.exit(reason)
   }
 }

@@ -30,7 +30,7 @@ t.test('gatewayMachine transitions', async (t) => {
     const s2 = getNextSnapshot(gatewayMachine, s1, { type: 'AUTHENTICATE', requestId: 7, claimant: A, signature: 'sig' })
     t.same(s2.value, { open: 'verifying' })
     t.equal(s2.context.nonce, null)
-    t.same(s2.context.pending, { requestId: 7, claimant: A, signature: 'sig', nonce: 'n1' })
+    t.same(s2.context.verifying, { requestId: 7, claimant: A, signature: 'sig', nonce: 'n1' })
   })
 
   t.test('AUTHENTICATE without a nonce, or for another key, closes with NONCE_UNKNOWN (1008)', async (t) => {

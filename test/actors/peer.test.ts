@@ -1,8 +1,7 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { createActor, getInitialSnapshot, getNextSnapshot, SimulatedClock } from 'xstate'
+import { createActor, getInitialSnapshot, getNextSnapshot, SimulatedClock, waitFor } from 'xstate'
 import { PeerHost, peerMachine } from '../../src/actors/peer/index.js'
 import { SandboxPool } from '../../src/sandbox/index.js'
 import { generateKeyPair } from '../../src/identity/index.js'
@@ -24,30 +23,37 @@ t.test('peerMachine', async (t) => {
     t.equal(getNextSnapshot(peerMachine, s0, { type: 'STOP' }).status, 'done')
   })
 
+  // Timers run on a simulated clock; a drain's end is awaited as the state it leads to.
   t.test('drains, idles, then passivates after the idle timeout', async (t) => {
+    const clock = new SimulatedClock()
     let drains = 0
-    const actor = createActor(peerMachine, { input: { passivateAfterMs: 30, drain: async () => void drains++ } })
+    const actor = createActor(peerMachine, { input: { passivateAfterMs: 30, drain: async () => void drains++ }, clock })
     actor.start()
     actor.send({ type: 'WORK' })
     t.equal(actor.getSnapshot().value, 'processing')
-    await sleep(10)
+    await waitFor(actor, (s) => s.matches('idle'))
     t.equal(drains, 1)
-    t.equal(actor.getSnapshot().value, 'idle')
     t.equal(actor.getSnapshot().context.drains, 1)
-    await sleep(60)
+    clock.increment(29)
+    t.equal(actor.getSnapshot().value, 'idle', 'not before the idle timeout')
+    clock.increment(1)
     t.equal(actor.getSnapshot().value, 'passivated')
     t.equal(actor.getSnapshot().status, 'done')
   })
 
   t.test('WORK while idle restarts the passivation timer', async (t) => {
-    const actor = createActor(peerMachine, { input: { passivateAfterMs: 60, drain: async () => {} } })
+    const clock = new SimulatedClock()
+    const actor = createActor(peerMachine, { input: { passivateAfterMs: 60, drain: async () => {} }, clock })
     actor.start()
-    await sleep(40)
+    clock.increment(40)
     actor.send({ type: 'WORK' })
-    await sleep(40)
+    await waitFor(actor, (s) => s.matches('idle'))
+    clock.increment(40)
     t.equal(actor.getSnapshot().value, 'idle', 'not passivated 80 ms after start: the timer restarted')
-    await sleep(60)
-    t.equal(actor.getSnapshot().value, 'passivated')
+    clock.increment(19)
+    t.equal(actor.getSnapshot().value, 'idle', 'nor 59 ms after the WORK')
+    clock.increment(1)
+    t.equal(actor.getSnapshot().value, 'passivated', '60 ms after the WORK')
   })
 
   t.test('a watched context is not passivated: its idle timeout starts over until nobody watches', async (t) => {
@@ -75,7 +81,7 @@ t.test('peerMachine', async (t) => {
     t.equal(actor.getSnapshot().value, 'processing', 'still processing')
     t.equal(actor.getSnapshot().context.stopRequested, true)
     release()
-    await sleep(5)
+    await waitFor(actor, (s) => s.status === 'done')
     t.equal(actor.getSnapshot().value, 'stopped', 'stopped once the drain ended')
   })
 })
@@ -159,7 +165,9 @@ t.test('PeerHost', async (t) => {
     const running = peers.play(owner, { caller: owner, script: 'const end = Date.now() + 300; while (Date.now() < end) {} save_data("ran", true); 1' })
     const queued = peers.play(owner, { caller: owner, script: '2' })
     const queuedRefused = t.rejects(queued, { code: 'WORKER_CRASHED' })
-    await sleep(50)
+    // A context starts a run as it takes it (one in flight here): the first is the sandbox's
+    // already, the second waits in the mailbox.
+    t.equal(peers.stateOf(owner), 'processing', 'the first run started when it was sent')
     t.ok(peers.kill(owner))
     await queuedRefused
     // The run already in the sandbox completes: a kill never reports work that reached the disk as lost.
@@ -175,7 +183,7 @@ t.test('PeerHost', async (t) => {
     await peers.spawnPeer({ pubkey: owner, maxRunsInFlight: 1 })
     const first = peers.play(owner, { caller: owner, script: 'const end = Date.now() + 100; while (Date.now() < end) {} "first"' })
     const second = peers.play(owner, { caller: owner, script: '"second"' })
-    await sleep(20)
+    t.equal(peers.stateOf(owner), 'processing', 'the first run started when it was sent; the second waits')
     // Queued work is answered as the stop begins, not once the running run is done.
     const refused = t.rejects(second, { code: 'SHUTTING_DOWN' })
     await peers.stop()

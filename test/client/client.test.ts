@@ -4,6 +4,7 @@ import {
   CirclesClientError,
   ConnectError,
   ConnectionClosedError,
+  InvalidOptionError,
   RequestAbortedError,
   RequestTimeoutError,
   RpcError,
@@ -188,10 +189,21 @@ t.test('errors the client raises itself carry codes too', async (t) => {
     await inFlight
   })
 
-  t.test('INVALID_OPTION: the builder checks what it is given', async (t) => {
+  t.test('INVALID_OPTION: the builder checks what it is given, with the client\'s own error class', async (t) => {
+    const invalid = (thrower: () => unknown): unknown => {
+      try {
+        thrower()
+      } catch (error) {
+        return error
+      }
+      return undefined
+    }
+    t.type(invalid(() => CirclesClient.builder('http://127.0.0.1/')), InvalidOptionError)
+    t.type(invalid(() => CirclesClient.builder(url).withKey('not a key')), InvalidOptionError, 'a bad secret key too')
+    t.type(invalid(() => CirclesClient.builder(url).withReconnect({ maxAttempts: 0 })), InvalidOptionError)
     t.throws(() => CirclesClient.builder('http://127.0.0.1/'), { code: 'INVALID_OPTION', message: /ws:\/\/ or wss:\/\// })
     t.throws(() => CirclesClient.builder(url).withTimeout(0), { code: 'INVALID_OPTION', message: /withTimeout/ })
-    t.throws(() => CirclesClient.builder(url).withKey('not a key'), { code: 'KEY_FILE_INVALID' })
+    t.throws(() => CirclesClient.builder(url).withKey('not a key'), { code: 'INVALID_OPTION', message: /secret key/ })
     t.throws(() => CirclesClient.builder(url).withKey({} as Signer), { code: 'INVALID_OPTION', message: /withKey/ })
     t.throws(() => CirclesClient.builder(url).withReconnect({ maxAttempts: 0 }), { code: 'INVALID_OPTION', message: /maxAttempts/ })
     t.throws(() => CirclesClient.builder(url).withContextKey('02abc'), { code: 'INVALID_OPTION', message: /withContextKey/ })
@@ -200,5 +212,6 @@ t.test('errors the client raises itself carry codes too', async (t) => {
     t.doesNotThrow(() => CirclesClient.builder(`${url}${a}`).withContextKey(`0x${a.toUpperCase()}`), 'the same key, written another way')
     const keyless = await connected(t, url)
     await t.rejects(keyless.authenticate(), { code: 'INVALID_OPTION', message: /no key/ })
+    await t.rejects(keyless.authenticate(), InvalidOptionError)
   })
 })

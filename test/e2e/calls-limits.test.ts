@@ -9,7 +9,7 @@ import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { hostIndex } from '../../src/sandbox/index.js'
 import { clientOf, OPEN_CALLS } from '../helpers/calls.js'
 import { authenticate, openSocket } from '../helpers/raw-socket.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode } from '../helpers/launched.js'
 import type { LogLine } from '../helpers/log-capture.js'
 import { scrape, valueOf } from '../helpers/prometheus-text.js'
 
@@ -25,7 +25,7 @@ t.test('a call costs a play of the calling context and of the client’s address
     ],
     args: ['--limits-loopback', '--plays-per-second', '5'],
   })
-  const client = clientOf(t, node.circles.get('a')!.url)
+  const client = clientOf(t, node.circles['a']!.url)
   const before = await scrape(node.admin)
   // The play is the client's own (its key's bucket); each call takes a token of a's and of the
   // address's, five of each at once: the sixth call on is refused.
@@ -53,7 +53,7 @@ t.test('a callee that crashes its sandbox host', async (t) => {
     env: { CIRCLES_TEST_FAULTS: 'host-hang' },
   })
   t.equal(node.hostPids.length, 2)
-  const client = clientOf(t, node.circles.get('a')!.url)
+  const client = clientOf(t, node.circles['a']!.url)
   // Built in the caller, so that only the callee's own script holds the marker.
   const half = FAULT_MARKER.length >> 1
   const hang = `JSON.stringify(${JSON.stringify(FAULT_MARKER.slice(0, half))} + ${JSON.stringify(FAULT_MARKER.slice(half))})`
@@ -82,7 +82,7 @@ t.test('a callee that crashes its sandbox host', async (t) => {
 
   // A caller on the host that lives, which wrote before its call: the callee's crash is its answer,
   // and what it wrote is notified on its context — its own log was not lost.
-  const base = node.circles.get('a')!.url
+  const base = node.circles['a']!.url
   const watcher = await openSocket(`${base}${keys.watched.publicKey}`)
   t.teardown(() => watcher.close())
   await authenticate(watcher, generateKeyPair())

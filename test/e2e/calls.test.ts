@@ -6,7 +6,7 @@
 import t from 'tap'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { clientOf, OPEN_CALLS, type Answer } from '../helpers/calls.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode } from '../helpers/launched.js'
 import { scrape, valueOf } from '../helpers/prometheus-text.js'
 
 const DEPTH_HOPS = 9
@@ -28,7 +28,7 @@ const node = await launchNode(t, {
   })),
 })
 t.equal(node.hostPids.length, 1, 'one sandbox host: every caller and callee shares its thread')
-const base = node.circles.get('a')!.url
+const base = node.circles['a']!.url
 const client = clientOf(t, base)
 const ok = (value: unknown) => ({ ok: true, value })
 

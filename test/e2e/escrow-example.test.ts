@@ -8,8 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { metric } from '../helpers/cli-node.js'
-import { ROOT } from '../helpers/launched.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode, ROOT } from '../helpers/launched.js'
 import { authenticate, openSocket, type RawSocket } from '../helpers/raw-socket.js'
 import { testPrefix, testRedis } from '../helpers/redis-server.js'
 
@@ -22,8 +21,8 @@ const pairs = { buyer: generateKeyPair(), seller: generateKeyPair() }
 const onPortZero = (file: string) => (JSON.parse(example(file)) as Record<string, unknown>[]).map((circle) => ({ ...circle, port: 0 }))
 const buyerNode = await launchNode(t, { circles: onPortZero('node-buyer.json'), args, keys: { buyer: pairs.buyer } })
 const sellerNode = await launchNode(t, { circles: onPortZero('node-seller.json'), args, keys: { seller: pairs.seller } })
-const BUYER = buyerNode.circles.get('buyer')!.publicKey
-const SELLER = sellerNode.circles.get('seller')!.publicKey
+const BUYER = buyerNode.circles['buyer']!.publicKey
+const SELLER = sellerNode.circles['seller']!.publicKey
 t.equal(BUYER, pairs.buyer.publicKey)
 t.equal(SELLER, pairs.seller.publicKey)
 
@@ -38,8 +37,8 @@ async function owner(url: string, pair: (typeof pairs)['buyer']): Promise<RawSoc
 let buyer!: RawSocket
 let seller!: RawSocket
 t.before(async () => {
-  buyer = await owner(buyerNode.circles.get('buyer')!.url, pairs.buyer)
-  seller = await owner(sellerNode.circles.get('seller')!.url, pairs.seller)
+  buyer = await owner(buyerNode.circles['buyer']!.url, pairs.buyer)
+  seller = await owner(sellerNode.circles['seller']!.url, pairs.seller)
 })
 const play = async (socket: RawSocket, script: string): Promise<unknown> => {
   const answer = await socket.call('play', { script }, undefined, 60_000)

@@ -5,7 +5,7 @@ import { WebSocket } from 'ws'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { authenticate, openSocket, type RawSocket } from '../helpers/raw-socket.js'
 import { captureLog } from '../helpers/log-capture.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode } from '../helpers/launched.js'
 import { startNode } from '../helpers/node.js'
 import { waitUntil } from '../helpers/wait.js'
 
@@ -417,7 +417,7 @@ t.test('a launched node: the subscribe key and the emit limits of circles.json',
   const launched = await launchNode(t, {
     circles: [{ name: 'board', port: 0, policy: { run: 'anonymous', write: 'authenticated', subscribe: 'authenticated' }, limits: { max_emits: 2 } }],
   })
-  const { url } = launched.circles.get('board')!
+  const { url } = launched.circles['board']!
   const anonymous = await peer(url)
   t.match((await anonymous.call('subscribe', {})).error, { data: { code: 'AUTH_REQUIRED' } }, 'subscribe is stricter than run here')
   const watcher = await peer(url, generateKeyPair())

@@ -204,9 +204,20 @@ t.test('HTTP endpoints', async (t) => {
     t.match(text, /# TYPE circles_play_duration_seconds histogram/)
   })
 
-  t.test('unknown paths and methods', async (t) => {
-    t.equal((await fetch(`${http}/nope`)).status, 404)
-    t.equal((await fetch(`${http}/info`, { method: 'POST' })).status, 405)
+  t.test('unknown paths and methods: one HTTP error body, { code, message, ...details }', async (t) => {
+    const notFound = await fetch(`${http}/nope`)
+    t.equal(notFound.status, 404)
+    t.match(await notFound.json(), { code: 'NOT_FOUND', message: String, endpoints: Array })
+    const post = await fetch(`${http}/info`, { method: 'POST' })
+    t.equal(post.status, 405)
+    t.equal(post.headers.get('allow'), 'GET, HEAD')
+    t.match(await post.json(), { code: 'METHOD_NOT_ALLOWED', message: /POST/ })
+    const adminMissing = await fetch(`${admin}/nope`)
+    t.equal(adminMissing.status, 404)
+    t.match(await adminMissing.json(), { code: 'NOT_FOUND', message: String, endpoints: ['/metrics', '/healthz'] })
+    const adminPost = await fetch(`${admin}/metrics`, { method: 'POST' })
+    t.equal(adminPost.status, 405)
+    t.match(await adminPost.json(), { code: 'METHOD_NOT_ALLOWED' })
   })
 })
 
@@ -219,13 +230,17 @@ t.test('draining (what SIGTERM does)', async (t) => {
   const closing = node.close()
   const health = await fetch(`${http}/healthz`)
   t.same([health.status, await health.json()], [503, { status: 'draining' }], 'health says draining at once')
-  const late = await new Promise<number>((resolve) => {
+  const late = await new Promise<{ status: number; body?: unknown }>((resolve) => {
     const ws = new WebSocket(url)
-    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
-    ws.on('open', () => resolve(101))
-    ws.on('error', () => resolve(-1))
+    ws.on('unexpected-response', (_req, res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+    })
+    ws.on('open', () => resolve({ status: 101 }))
+    ws.on('error', () => resolve({ status: -1 }))
   })
-  t.equal(late, 503, 'new connections are refused while draining')
+  t.match(late, { status: 503, body: { code: 'SHUTTING_DOWN', message: String } }, 'new connections are refused while draining, with the one HTTP error body')
   t.match(await inFlight, { id: 'slow', result: { output: 'finished' } }, 'in-flight work finished and was answered')
   t.same(await socket.closed, { code: 1001, reason: 'SHUTTING_DOWN' })
   await closing

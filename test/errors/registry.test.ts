@@ -8,6 +8,9 @@ import {
   isCirclesError,
   isErrorCode,
   toRpcError,
+  toHttpError,
+  closeCodeOf,
+  WS_CLOSE,
 } from '../../src/errors/index.js'
 
 const STANDARD = new Set([-32700, -32600, -32601, -32602, -32603])
@@ -26,11 +29,26 @@ t.test('ERROR_REGISTRY', async (t) => {
     t.equal(new Set(app).size, app.length)
   })
 
-  t.test('uses valid WebSocket close codes', async (t) => {
+  t.test('uses valid WebSocket close codes, only on errors that travel over a socket', async (t) => {
+    const sent = new Set<number>(Object.values(WS_CLOSE).filter((c) => c !== WS_CLOSE.ABNORMAL && c !== WS_CLOSE.NORMAL))
     for (const code of ERROR_CODES) {
-      const spec = ERROR_REGISTRY[code] as { close?: number }
-      if (spec.close !== undefined) t.ok([1001, 1008, 1009].includes(spec.close), `${code}: ${spec.close}`)
+      const spec = ERROR_REGISTRY[code] as { close?: number; rpc: number | null }
+      if (spec.close === undefined) continue
+      t.ok(sent.has(spec.close), `${code}: ${spec.close} is a close code a node sends`)
+      t.not(spec.rpc, null, `${code} travels over JSON-RPC`)
     }
+  })
+
+  t.test('closeCodeOf reads the close column', async (t) => {
+    t.equal(closeCodeOf('INVALID_CREDENTIALS'), 1008)
+    t.equal(closeCodeOf('SLOW_CONSUMER'), 1008)
+    t.equal(closeCodeOf('RATE_LIMITED'), 1008)
+    t.equal(closeCodeOf('SHUTTING_DOWN'), 1001)
+    t.equal(closeCodeOf('IDLE_TIMEOUT'), 1001)
+    t.equal(closeCodeOf('PAYLOAD_TOO_LARGE'), 1009)
+    t.equal(closeCodeOf('OVERLOADED'), 1013)
+    t.equal(circlesError('OVERLOADED').closeCode, 1013, 'and so does an error of that code')
+    t.equal(circlesError('FORBIDDEN').closeCode, undefined, 'an error that never ends a connection has none')
   })
 
   t.test('is documented row by row in the error table of docs/errors.md', async (t) => {
@@ -46,10 +64,10 @@ t.test('ERROR_REGISTRY', async (t) => {
     }
     for (const code of ERROR_CODES) {
       const close = (ERROR_REGISTRY[code] as { close?: number }).close
-      if (close !== undefined) t.equal(closes.get(code), String(close), `docs/errors.md gives ${code} its close code`)
+      // The column gives the code, then (in brackets) when the error ends the connection, if not always.
+      t.equal(closes.get(code)?.split(' ')[0] ?? '', close === undefined ? '' : String(close), `docs/errors.md gives ${code} its close code`)
     }
-    // Not in the registry: the verifier's overload closes with 1013, the mailbox's does not.
-    t.equal(closes.get('OVERLOADED'), '1013 (verifier only)')
+    t.equal(closes.get('OVERLOADED'), '1013 (verifier only)', 'the verifier\'s overload closes, the mailbox\'s does not')
     for (const code of ERROR_CODES) {
       const row = rows.get(code)
       t.ok(row !== undefined, `docs/errors.md documents ${code}`)
@@ -80,6 +98,16 @@ t.test('circlesError(code, message?, details?)', async (t) => {
 
   t.test('keeps data.code authoritative over details', async (t) => {
     t.equal(toRpcError(circlesError('FORBIDDEN', 'x', { code: 'OTHER' })).data.code, 'FORBIDDEN')
+  })
+
+  t.test('has one HTTP body shape: code, message, then the details as members', async (t) => {
+    t.same(toHttpError(circlesError('RATE_LIMITED', 'slow down', { limit: 'connections', retry_after_ms: 10 })), {
+      code: 'RATE_LIMITED',
+      message: 'slow down',
+      limit: 'connections',
+      retry_after_ms: 10,
+    })
+    t.same(toHttpError(circlesError('NOT_FOUND', 'x', { code: 'OTHER', message: 'y' })), { code: 'NOT_FOUND', message: 'x' }, 'code and message are the error\'s own')
   })
 })
 

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { fuzzFrames } from '../../fuzz/frame-fuzz.js'
 import { seedFromEnv } from '../../fuzz/random.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode } from '../helpers/launched.js'
 import { openSocket } from '../helpers/raw-socket.js'
 
 const FRAMES = Number(process.env['FUZZ_FRAMES'] ?? 10_000)
@@ -18,7 +18,7 @@ t.test(`${FRAMES} fuzzed frames to a launched node`, { timeout: 180_000 }, async
     // Short script limits: mutated plays of endless loops cost little.
     circles: [{ name: 'fuzz', port: 0, policy: { run: 'anonymous', write: 'authenticated' }, limits: { timeout_ms: 20, cpu_ms: 20 } }],
   })
-  const url = node.circles.get('fuzz')!.url
+  const url = node.circles['fuzz']!.url
   const before = node.memory()
   const report = await fuzzFrames({ url, frames: FRAMES, seed })
   t.comment(`messages ${report.messages}; closes ${JSON.stringify(report.closes)}; outcomes ${JSON.stringify(report.outcomes)}`)

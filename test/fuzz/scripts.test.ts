@@ -8,7 +8,7 @@ import t from 'tap'
 import { hostileCorpus } from '../../fuzz/hostile-corpus.js'
 import { seedFromEnv } from '../../fuzz/random.js'
 import { fuzzScripts } from '../../fuzz/script-fuzz.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode } from '../helpers/launched.js'
 import { openSocket } from '../helpers/raw-socket.js'
 
 const SCRIPTS = Number(process.env['FUZZ_SCRIPTS'] ?? 300)
@@ -27,8 +27,8 @@ t.test('scripts mutated from the hostile corpus', { timeout: 180_000 }, async (t
     ],
   })
   const report = await fuzzScripts({
-    urls: [node.circles.get('fuzz1')!.url, node.circles.get('fuzz2')!.url],
-    bystanderUrl: node.circles.get('bystander')!.url,
+    urls: [node.circles['fuzz1']!.url, node.circles['fuzz2']!.url],
+    bystanderUrl: node.circles['bystander']!.url,
     corpus: hostileCorpus(),
     scripts: SCRIPTS,
     durationMs: DURATION_MS,
@@ -40,7 +40,7 @@ t.test('scripts mutated from the hostile corpus', { timeout: 180_000 }, async (t
   t.ok(report.scripts > 0)
   t.same(report.problems, [], `every answer well-formed, the realm pristine after them (seed ${seed})`)
   t.ok(node.alive(), 'the node lives')
-  const socket = await openSocket(node.circles.get('bystander')!.url)
+  const socket = await openSocket(node.circles['bystander']!.url)
   t.match(await socket.call('play', { script: '"next"' }, 1, 30_000), { result: { output: 'next' } }, 'the next ordinary run is served')
   socket.close()
   t.equal(node.lines.filter((l) => /last-resort/.test(l.msg)).length, 0, 'nothing reached the last-resort handler')

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeKeyFile, type KeyPair } from '../../src/identity/index.js'
@@ -8,8 +8,13 @@ import type { LogLine } from './log-capture.js'
 
 export { CLI, ROOT } from './cli-process.js'
 
+/** A circle's `circle <name> served` log line: its URL and key (`publicKey` is `public_key`). */
+export type LaunchedCircle = LogLine & { readonly url: string; readonly public_key: string; readonly publicKey: string }
+
+/** The built `circles launch` running as a process of its own (run `npm run build` first). */
 export interface LaunchedNode {
   readonly child: ChildProcess
+  readonly pid: number
   readonly dir: string
   readonly dbPath: string
   /** Every stdout line parsed as JSON (a line that is not JSON fails the launch). */
@@ -26,7 +31,13 @@ export interface LaunchedNode {
   /** The admin listener's URL. */
   readonly admin: string
   /** The `circle <name> served` line of each circle, by name. */
-  readonly circles: Readonly<Record<string, LogLine & { url: string; public_key: string }>>
+  readonly circles: Readonly<Record<string, LaunchedCircle>>
+  /** The sandbox hosts' pids at start-up. */
+  readonly hostPids: readonly number[]
+  /** Memory figures of a process (default: the node's) from /proc/<pid>/status, in bytes (VmRSS, VmHWM = peak RSS). */
+  memory(pid?: number): { readonly rss: number; readonly peak: number }
+  /** Whether the process still runs. */
+  alive(): boolean
 }
 
 export interface LaunchOptions {
@@ -58,13 +69,48 @@ export async function launchCli(t: { teardown(fn: () => unknown): void }, option
   for (const name of ['CIRCLES_LOG_LEVEL', 'CIRCLES_TEST_FAULTS', 'CIRCLES_DB_PATH']) if (options.env?.[name] === undefined) delete env[name]
   const cli = spawnCli(t, args, { cwd: dir, env, afterExit: () => rmSync(dir, { recursive: true, force: true }) })
   const waitFor = (match: (line: LogLine) => boolean, timeoutMs = 30_000, from = 0) => cli.waitFor(match, timeoutMs, from)
-  const { child, lines, stdout, stderr, exited } = cli
-  const base = { child, dir, dbPath, lines, stdout, stderr, waitFor, mark: () => lines.length, exited }
-  if (options.waitForServing === false) return { ...base, serving: undefined as never, admin: '', circles: {} }
-  const serving = await waitFor((line) => /^serving /.test(line.msg))
-  const circles: Record<string, LogLine & { url: string; public_key: string }> = {}
-  for (const line of lines) {
-    if (typeof line['circle'] === 'string' && /^circle .* served( at .*)?$/.test(line.msg)) circles[line['circle']] = line as LogLine & { url: string; public_key: string }
+  const { child, lines, stdout, stderr } = cli
+  let running = true
+  const exited = cli.exited.then((exit) => {
+    running = false
+    return exit
+  })
+  const base = {
+    child,
+    pid: child.pid!,
+    dir,
+    dbPath,
+    lines,
+    stdout,
+    stderr,
+    waitFor,
+    mark: () => lines.length,
+    exited,
+    memory: (pid = child.pid!) => processMemory(pid),
+    alive: () => running,
   }
-  return { ...base, serving, admin: serving['admin'] as string, circles }
+  if (options.waitForServing === false) return { ...base, serving: undefined as never, admin: '', circles: {}, hostPids: [] }
+  const serving = await waitFor((line) => /^serving /.test(line.msg), 60_000)
+  const circles: Record<string, LaunchedCircle> = {}
+  for (const line of lines) {
+    if (typeof line['circle'] === 'string' && typeof line['url'] === 'string' && /^circle .* served( at .*)?$/.test(line.msg)) {
+      circles[line['circle']] = { ...line, publicKey: String(line['public_key']) } as LaunchedCircle
+    }
+  }
+  return { ...base, serving, admin: serving['admin'] as string, circles, hostPids: serving['sandbox_pids'] as number[] }
+}
+
+/** Read VmRSS and VmHWM of a process (bytes). */
+export function processMemory(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') }
+}
+
+/**
+ * launchCli with logs at info (what the tests that read the log expect), resolving once the
+ * node serves.
+ */
+export function launchNode(t: { teardown(fn: () => unknown): void }, options: LaunchOptions): Promise<LaunchedNode> {
+  return launchCli(t, { ...options, env: { CIRCLES_LOG_LEVEL: 'info', ...options.env } })
 }

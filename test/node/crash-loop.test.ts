@@ -26,12 +26,36 @@ const is =
   (line: LogLine) =>
     line.msg === msg && Object.entries(fields).every(([k, v]) => line[k] === v)
 
+const ROOT_RESTART = is('restarting child', { supervisor: 'root', child: 'sandbox' })
+const HOST_RESTART = is('restarting child', { supervisor: 'sandbox', child: 'host-0', counted: true })
+
+/**
+ * Resolves with the invariant a supervisor broke as soon as the log shows one restart more than
+ * its intensity allows (the root's 3, the sandbox's 5); never, if the process exits first.
+ */
+function overIntensity(node: { lines: LogLine[]; waitFor(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine> }): Promise<string> {
+  const nth = (match: (line: LogLine) => boolean, n: number, broken: string) =>
+    node.waitFor((line) => match(line) && node.lines.filter(match).length >= n, 2_147_483_647).then(
+      () => broken,
+      () => new Promise<string>(() => {}),
+    )
+  return Promise.race([
+    nth(ROOT_RESTART, 4, 'the root restarted the sandbox more often than its intensity (3)'),
+    nth(HOST_RESTART, 6, 'the sandbox supervisor restarted host-0 more often than its intensity (5)'),
+  ])
+}
+
 t.test('a crash-looping sandbox host: the failure climbs to the root and the process exits 1 with a fatal line naming it', async (t) => {
   const node = await launchCli(t, { circles: [{ name: 'loop', port: 0 }], env: { CIRCLES_TEST_FAULTS: 'host-crash-on-restart' } })
   const [pid] = node.serving['sandbox_pids'] as number[]
   t.ok(pid !== undefined && pid > 0, 'the first host started')
   process.kill(pid!, 'SIGKILL')
-  const { code, signal } = await within(node.exited, EXIT_BOUND_MS, 'the node')
+  const outcome = await within(Promise.race([node.exited, overIntensity(node)]), EXIT_BOUND_MS, 'the node')
+  if (typeof outcome === 'string') {
+    t.fail(`restart intensity invariant broken: ${outcome}`)
+    return
+  }
+  const { code, signal } = outcome
   t.same({ code, signal }, { code: 1, signal: null }, 'exit code 1')
 
   const { lines } = node
@@ -40,12 +64,12 @@ t.test('a crash-looping sandbox host: the failure climbs to the root and the pro
   t.match(sandboxGaveUp, { level: 50, child: 'host-0', reason: /sandbox host 0 did not start: code 71: sandbox host: fault injected: host-crash-on-start/ })
   // The kill may land while the start-up probe runs (a death then blamed on the workload, not
   // counted): what is exact is the number of counted restarts.
-  t.equal(lines.filter(is('restarting child', { supervisor: 'sandbox', child: 'host-0', counted: true })).length, 5, 'the sandbox supervisor tried its intensity (5) times')
+  t.equal(lines.filter(HOST_RESTART).length, 5, 'the sandbox supervisor tried its intensity (5) times')
   t.ok(
     lines.some((l) => l.msg === 'sandbox host exited' && /fault injected: host-crash-on-start/.test(String(l['stderr']))),
     "each failed host is logged with the tail of its stderr",
   )
-  t.equal(lines.filter(is('restarting child', { supervisor: 'root', child: 'sandbox' })).length, 3, 'the root restarted the sandbox its intensity (3) times')
+  t.equal(lines.filter(ROOT_RESTART).length, 3, 'the root restarted the sandbox its intensity (3) times')
   t.match(lines.find(is('restart intensity exceeded: the supervisor gives up', { supervisor: 'root' })), { level: 50, child: 'sandbox' })
   const fatal = lines.find((l) => l.level === 60)
   t.match(fatal, {

@@ -188,6 +188,14 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
   })
 
   await t.test('a task or a reply with a bad MAC is refused and counted', async (t) => {
+    /** The final status of a task's row: `completed` or `error`, whichever it settles as. */
+    const settled = async (key: string): Promise<string> => {
+      for (;;) {
+        const status = await redis.hget(key, 'status')
+        if (status === 'completed' || status === 'error') return status
+        await redis.blpop(`${prefix}never`, 0.05)
+      }
+    }
     const ownerToken = parseOwnerToken(await redis.get(keys.lease(open.public_key)))!
     const frontNode = (await (await fetch(`${node1.admin!}/healthz`)).json() as { cluster: { node_id: string } }).cluster.node_id
     const taskId = randomUUID()
@@ -199,7 +207,8 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     await redis.rpush(keys.queue(open.public_key), taskId)
     // A forged task in the queue, and the owner woken to take it.
     await redis.rpush(keys.wake(ownerToken.nodeId, ownerToken.epoch), open.public_key)
-    while ((await metric(node2.admin!, 'circles_cross_node_refused_total')) === before2) await redis.blpop(`${prefix}never`, 0.05)
+    // The row settles either way — `error` refused, `completed` run — so a broken check fails here by name.
+    t.equal(await settled(keys.task(open.public_key, taskId)), 'error', 'task-MAC check: the forged task settled refused, not run')
     t.equal(await metric(node2.admin!, 'circles_cross_node_refused_total'), before2 + 1, 'the owner refused the forged task')
     // The refusal takes it off the processing list, unanswered.
     while ((await redis.llen(keys.processing(open.public_key))) > 0) await redis.blpop(`${prefix}never`, 0.05)
@@ -211,8 +220,11 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
 
     // The same forged task handed straight to the owner, as the enqueue script hands tasks over.
     const handed = { ...forged, taskId: randomUUID(), script: 'save_data("handed", true)' }
+    // Its row, as the enqueue script writes it for a hand-off.
+    await redis.hset(keys.task(open.public_key, handed.taskId), { task: encodeTask(handed, 'AAAA'), status: 'processing', deadline: String(deadline) })
+    await redis.pexpire(keys.task(open.public_key, handed.taskId), 120_000)
     await redis.rpush(keys.wake(ownerToken.nodeId, ownerToken.epoch), encodeTask(handed, 'AAAA'))
-    while ((await metric(node2.admin!, 'circles_cross_node_refused_total')) === before2 + 1) await redis.blpop(`${prefix}never`, 0.05)
+    t.equal(await settled(keys.task(open.public_key, handed.taskId)), 'error', 'task-MAC check: the forged hand-off settled refused, not run')
     t.equal(await metric(node2.admin!, 'circles_cross_node_refused_total'), before2 + 2, 'the owner refused the forged hand-off')
     const check2 = await connectedClient(open.url)
     await check2.authenticate({ signer: secretKeySigner(caller.secretKey) })
@@ -220,9 +232,14 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     check2.close()
 
     const before1 = await metric(node1.admin!, 'circles_cross_node_refused_total')
+    const behind = await connectedClient(via1(open.public_key))
+    await behind.authenticate({ signer: secretKeySigner(caller.secretKey) })
     await redis.rpush(keys.replies(frontNode), `${open.public_key} ${randomUUID()} forged.{"t":"run","c":null,"m":"","b":"\\"output\\":\\"1\\",\\"logs\\":[]"}`, 'not a reply')
-    while ((await metric(node1.admin!, 'circles_cross_node_refused_total')) < before1 + 2) await redis.blpop(`${prefix}never`, 0.05)
-    t.equal(await metric(node1.admin!, 'circles_cross_node_refused_total'), before1 + 2, 'the gateway refused both forged replies')
+    // A genuine reply comes down the same list behind the forged ones (the gateway reads it in
+    // order): once its play is answered, the forged replies have been read.
+    t.equal((await behind.play('"behind"')).output, 'behind', 'a genuine reply behind the forged ones was delivered')
+    behind.close()
+    t.equal(await metric(node1.admin!, 'circles_cross_node_refused_total'), before1 + 2, 'reply-MAC check: the gateway refused both forged replies')
     t.ok(node1.events.some((e) => e['code'] === 'QUEUE_MESSAGE_INVALID'), 'and logged them with their code')
   })
 

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { FAULT_MARKER } from '../../src/faults/index.js'
 import { acquireDatabaseLock } from '../../src/storage/index.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode } from '../helpers/launched.js'
 import { openSocket } from '../helpers/raw-socket.js'
 
 t.test('a host whose thread hangs ends itself when its node is killed -9, freeing the database path', { timeout: 60_000 }, async (t) => {
@@ -23,7 +23,7 @@ t.test('a host whose thread hangs ends itself when its node is killed -9, freein
   })
   const [host] = node.hostPids
   t.ok(host !== undefined && existsSync(`/proc/${host}`), 'the node runs one sandbox host')
-  const socket = await openSocket(node.circles.get('open')!.url)
+  const socket = await openSocket(node.circles['open']!.url)
   socket.send({ jsonrpc: '2.0', id: 1, method: 'play', params: { script: `"${FAULT_MARKER}"` } })
   // The fault says so on the host's stderr, which the node logs.
   await node.waitFor((line) => line.msg === 'sandbox host stderr' && String(line['line']).includes('host-hang'))

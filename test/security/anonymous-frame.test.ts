@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { openSocket } from '../helpers/raw-socket.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode } from '../helpers/launched.js'
 import { DEFAULTS } from '../../src/config/index.js'
 
 const HEAVY = 'for (let i = 0; i < 3e6; i++) print(); "\\ud800".repeat(149000)'
@@ -18,7 +18,7 @@ t.test('one anonymous frame cannot take the node down', { timeout: 180_000 }, as
     // The same node proves the last-resort handler below (the marker is in no other script).
     env: { CIRCLES_TEST_FAULTS: 'answer-uncaught' },
   })
-  const board = node.circles.get('board')!
+  const board = node.circles['board']!
   const socket = await openSocket(board.url)
   t.match(await socket.call('play', { script: '"warm"' }), { result: { output: 'warm' } }, 'the node serves before the attack')
   const before = node.memory()

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '../../src/identity/index.js'
 import { openSocket } from '../helpers/raw-socket.js'
 import { startNode } from '../helpers/node.js'
-import { processMemory } from '../helpers/launched-node.js'
+import { processMemory } from '../helpers/launched.js'
 import { busyScript } from '../helpers/sandbox.js'
 
 const MiB = 1024 * 1024

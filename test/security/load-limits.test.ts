@@ -10,7 +10,7 @@ import { SimulatedClock } from 'xstate'
 import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/identity/index.js'
 import { authenticate, openSocket, type RawSocket } from '../helpers/raw-socket.js'
 import { startNode } from '../helpers/node.js'
-import { launchNode } from '../helpers/launched-node.js'
+import { launchNode } from '../helpers/launched.js'
 import { scrape, valueOf } from '../helpers/prometheus-text.js'
 
 interface Refusal {
@@ -144,7 +144,7 @@ t.test('circles launch takes the load limits from its command line', { timeout: 
     circles: [{ name: 'board', port: 0, policy: { run: 'anonymous' } }],
     args: ['--limits-loopback', '--connections-per-address', '1', '--plays-per-second', '2', '--trusted-proxy', '127.0.0.51'],
   })
-  const url = node.circles.get('board')!.url
+  const url = node.circles['board']!.url
   const socket = await openSocket(url, { localAddress: '127.0.0.50' })
   t.match(await tryOpen(url, '127.0.0.50'), { status: 429, body: { code: 'RATE_LIMITED' } }, '--connections-per-address 1')
   const proxied = new WebSocket(url, { localAddress: '127.0.0.51', headers: { 'x-forwarded-for': '203.0.113.9' } })

@@ -84,4 +84,6 @@ t.test('a real write: fsync(temp) before the rename, fsync(data dir) after it an
   const events: TraceEvent[] = parseStrace(readFileSync(traceFile, 'utf8'))
   const report = checkDurableWrites(events, join(root, 'data'))
   t.same(report, { renames: 2, unlinks: 1, violations: [] }, 'two renames and one unlink, each durable in order')
+  t.same(checkDurableWrites(events, join(root, 'config')), { renames: 1, unlinks: 0, violations: [] }, 'the policy file: fsynced before its rename, its directory after')
+  t.same(checkDurableWrites(events, join(dir, 'keys')), { renames: 1, unlinks: 0, violations: [] }, 'the key file: the same')
 })

@@ -143,6 +143,17 @@ t.test('Supervisor.startChildSync (children created on a hot path)', async (t) =
     await sup.stop()
   })
 
+  t.test('sees a child that exited before its start returned (its exit listener comes late)', async (t) => {
+    const { sup, events } = supervise({ dynamic: { restart: 'temporary' } })
+    await sup.start()
+    const handle = handleFor(async () => {})
+    handle.exit({ type: 'error', error: new Error('closed during the handshake') })
+    t.same(sup.startChildSync({ id: 'conn-2', restart: 'temporary', shutdown: 100, start: () => handle }), { ok: true })
+    t.same(sup.whichChildren(), [], 'forgotten, not left running')
+    t.match(events.events.at(-1), { type: 'child_exited', id: 'conn-2', reason: { type: 'error', error: { message: 'closed during the handshake' } } })
+    await sup.stop()
+  })
+
   t.test('refuses duplicates, a stopped supervisor, a start that throws, and an asynchronous start', async (t) => {
     const sup = new Supervisor()
     await sup.start()
@@ -310,10 +321,14 @@ t.test('Supervisor termination kinds', async (t) => {
   t.test('a child that cannot restart counts as another failure', async (t) => {
     const h = harness()
     let failing = false
-    const { sup, exited } = supervise({ flags: { intensity: 2, periodMs: 10_000 }, children: [h.spec('f', 'permanent', 1000, { failStart: () => failing })] })
+    const { sup, events, exited } = supervise({ flags: { intensity: 2, periodMs: 10_000 }, children: [h.spec('f', 'permanent', 1000, { failStart: () => failing })] })
     await sup.start()
     failing = true
     h.crash('f')
+    // The escalation, or a third restart (one more than the intensity): whichever comes first.
+    const restarts = () => events.events.filter((e) => e.type === 'child_restarted' && e.id === 'f').length
+    const next = await events.next((e) => e.type === 'escalated' || (e.type === 'child_restarted' && e.id === 'f' && restarts() > 2))
+    if (!t.equal(next.type, 'escalated', 'restart intensity: failed starts count, and the third failure escalates')) return sup.kill()
     t.match(await exited, { type: 'error', error: { message: /restart intensity exceeded \(2 in 10000 ms\); last: f: f cannot start/ } })
     t.same(h.log, ['start f', 'fail-start f', 'fail-start f'])
   })
@@ -330,6 +345,9 @@ t.test('Supervisor restart intensity', async (t) => {
     await events.started('b', 2)
     t.equal(sup.running, true, 'two restarts are within intensity')
     h.crash('b')
+    // Whichever comes first: the escalation, or the restart that would break the invariant.
+    const third = await events.next((e) => e.type === 'escalated' || (e.type === 'child_started' && e.id === 'b' && e.restarts === 3))
+    if (!t.equal(third.type, 'escalated', 'restart intensity: a third restart within the period escalates instead of restarting')) return sup.kill()
     t.match(await exited, { type: 'error', error: { message: /restart intensity exceeded \(2 in 10000 ms\); last: b: b crashed/ } })
     t.same(events.brief().filter((e) => !e.startsWith('child_started')), [
       'child_exited b',
@@ -358,7 +376,8 @@ t.test('Supervisor restart intensity', async (t) => {
     h.crash('a')
     await events.started('a', 4)
     h.crash('a')
-    await events.next((e) => e.type === 'escalated')
+    const next = await events.next((e) => e.type === 'escalated' || (e.type === 'child_started' && e.id === 'a' && e.restarts === 5))
+    if (!t.equal(next.type, 'escalated', 'restart intensity: a second restart within one period escalates')) return sup.kill()
     t.equal(sup.running, false, 'two restarts within one period do')
   })
 
@@ -380,11 +399,14 @@ t.test('Supervisor restart intensity', async (t) => {
     await events.started('host-0', 6)
     t.equal(sup.running, true, 'the first infrastructure failure is within intensity 1')
     h.crash('host-0')
+    const next = await events.next((e) => e.type === 'escalated' || (e.type === 'child_started' && e.id === 'host-0' && e.restarts === 7))
+    if (!t.equal(next.type, 'escalated', 'restart intensity: the second counted failure escalates')) return sup.kill()
     t.match(await exited, { type: 'error', error: { message: /restart intensity exceeded \(1 in 60000 ms\); last: host-0/ } })
   })
 
   t.test('nests: a child supervisor that escalates is restarted by its parent', async (t) => {
     const h = harness()
+    const inside = recorder()
     const { sup: parent, events } = supervise({
       children: [
         {
@@ -393,7 +415,7 @@ t.test('Supervisor restart intensity', async (t) => {
           restart: 'permanent',
           shutdown: 1000,
           start: async () => {
-            const inner = new Supervisor({ id: 'inner', flags: { intensity: 0, periodMs: 1000 }, children: [h.spec('leaf')] })
+            const inner = new Supervisor({ id: 'inner', flags: { intensity: 0, periodMs: 1000 }, children: [h.spec('leaf')], onEvent: inside.onEvent })
             await inner.start()
             return inner
           },
@@ -402,7 +424,9 @@ t.test('Supervisor restart intensity', async (t) => {
     })
     await parent.start()
     h.crash('leaf')
-    await events.started('inner', 1)
+    // The parent's restart of inner, or inner restarting its leaf (past its intensity of 0).
+    const first = await Promise.race([events.started('inner', 1).then(() => 'inner restarted'), inside.next((e) => e.type === 'child_restarted').then(() => 'leaf restarted')])
+    if (!t.equal(first, 'inner restarted', 'restart intensity: inner escalates at its first restart, and its parent restarts it')) return parent.kill()
     t.same(h.log, ['start leaf', 'start leaf'], 'inner gave up at once; the parent started a new inner')
     t.match(events.events.find((e) => e.type === 'child_exited'), { id: 'inner', reason: { type: 'error', error: { message: /inner: restart intensity exceeded/ } } })
     t.same(parent.whichChildren(), [{ id: 'inner', status: 'running', restarts: 1 }])

@@ -1,7 +1,7 @@
 import { createActor, type Actor } from 'xstate'
 import { randomBytes } from 'node:crypto'
 import type { WebSocket } from 'ws'
-import { circlesError, isCirclesError, type CirclesError } from '../../errors/index.js'
+import { circlesError, closeCodeOf, isCirclesError, type CirclesError } from '../../errors/index.js'
 import { FAULT_MARKER, type Faults } from '../../faults/index.js'
 import type { Claimant, PublicKeyHex } from '../../identity/index.js'
 import type { ClientAddress, ClientAddresses, Clock, LoadLimits, SendAccount, SendBudget, SendBudgetName } from '../../limits/index.js'
@@ -19,7 +19,7 @@ import {
   type JsonRpcId,
   type MethodParams,
 } from '../../protocol/index.js'
-import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
+import { ExitListeners, type ChildHandle, type ExitReason } from '../../supervisor/index.js'
 import type { ContextSubscription, PeerHost, PlayOutcome, PlayRequest } from '../peer/index.js'
 import type { Verifier } from '../../verifier/index.js'
 import { BatchAnswer } from './batch-answer.js'
@@ -158,8 +158,7 @@ export class GatewayConnection implements ChildHandle {
   private readonly authWaiters = new Map<number, { id: JsonRpcId | undefined; resolve: (text: string | undefined) => void }>()
   /** A failed authenticate (or auth abuse): take no more frames, close once what is in flight is answered. */
   private closeAfterAnswer: { readonly code: string; readonly wsCode: number } | undefined
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
-  private closed = false
+  private readonly exits = new ExitListeners()
   private readonly subscriptions = new Map<string, SocketSubscription>()
   private nextSubscription = 1
   /** Subscriptions created by the frame being handled: their notifications wait for its answer. */
@@ -210,12 +209,7 @@ export class GatewayConnection implements ChildHandle {
     services.metrics.connection()
   }
 
-  /** Requests being handled. */
-  get pending(): number {
-    return this.inFlight
-  }
-
-  /** ChildHandle: drain (finish what is in flight, then close with 1001). */
+  /** ChildHandle: drain (finish what is in flight, then close with SHUTTING_DOWN's close code). */
   stop(): Promise<void> {
     return this.shutdown(this.services.limits.drainTimeoutMs)
   }
@@ -226,11 +220,10 @@ export class GatewayConnection implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    if (this.closed) return
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
-  /** Stop taking requests, wait for those in flight (at most `timeoutMs`), then close with 1001. */
+  /** Stop taking requests, wait for those in flight (at most `timeoutMs`), then close with SHUTTING_DOWN's close code. */
   async shutdown(timeoutMs: number): Promise<void> {
     this.draining = true
     this.stopPinging()
@@ -261,8 +254,7 @@ export class GatewayConnection implements ChildHandle {
     this.actor.stop()
     for (const waiter of this.authWaiters.values()) waiter.resolve(undefined)
     this.authWaiters.clear()
-    this.closed = true
-    for (const listener of this.exitListeners.splice(0)) listener({ type: 'normal' })
+    this.exits.exit({ type: 'normal' })
   }
 
   private onTransition(snapshot: ReturnType<Actor<GatewayMachine>['getSnapshot']>): void {
@@ -328,7 +320,7 @@ export class GatewayConnection implements ChildHandle {
     metrics.sendBudgetCut(budget)
     log.warn({ remote: this.remoteAddress, budget, waiting_bytes: this.outbox.bytes }, 'connection cut: it does not read what is sent to it (SLOW_CONSUMER)')
     if (this.open) this.actor.send({ type: 'CUT', code: 'SLOW_CONSUMER' })
-    else this.closeNow('SLOW_CONSUMER', 1008)
+    else this.closeNow('SLOW_CONSUMER', closeCodeOf('SLOW_CONSUMER'))
   }
 
   /** Stop reading the socket for `why`, or (`on` false) read again once nothing else holds it. */
@@ -393,7 +385,7 @@ export class GatewayConnection implements ChildHandle {
       const refused = this.services.load.invalidFrame(this.key, this.origin)
       if (refused !== undefined) {
         this.services.metrics.limited('invalid_frames')
-        this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: 1008 }
+        this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: closeCodeOf('RATE_LIMITED') }
         this.send(this.fail(null, refused))
         return
       }
@@ -498,7 +490,7 @@ export class GatewayConnection implements ChildHandle {
   /** Refuse a request over a load limit; auth abuse also closes the socket. */
   private limited(error: CirclesError): never {
     this.services.metrics.limited(String(error.details?.['limit'] ?? 'unknown'))
-    if (error.details?.['limit'] === 'failed_auth') this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: 1008 }
+    if (error.details?.['limit'] === 'failed_auth') this.closeAfterAnswer = { code: 'RATE_LIMITED', wsCode: closeCodeOf('RATE_LIMITED') }
     throw error
   }
 

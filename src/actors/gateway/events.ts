@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../../errors/index.js'
+import type { ClosingErrorCode, ErrorCode } from '../../errors/index.js'
 import type { Claimant, PublicKeyHex, SignatureCheck } from '../../identity/index.js'
 import type { JsonRpcId } from '../../protocol/index.js'
 
@@ -13,8 +13,8 @@ export type GatewayEvent =
   | { readonly type: 'AUTHENTICATE'; readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string }
   /** Neither a frame nor a flushed answer for the idle timeout. */
   | { readonly type: 'IDLE' }
-  /** The socket went over a budget (SLOW_CONSUMER): it is closed with that code (1008). */
-  | { readonly type: 'CUT'; readonly code: ErrorCode }
+  /** The socket went over a budget (SLOW_CONSUMER): it is closed with that code. */
+  | { readonly type: 'CUT'; readonly code: ClosingErrorCode }
   /** The node is draining. */
   | { readonly type: 'SHUTDOWN' }
   /** The socket closed (either side). */
@@ -39,7 +39,7 @@ export interface GatewayContext {
   /** The outstanding sign-in message (see NONCE_ISSUED): single use, for one key or address. */
   readonly nonce: { readonly value: string; readonly claimant: Claimant } | null
   /** The authenticate request being verified. */
-  readonly pending: { readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string; readonly nonce: string } | null
+  readonly verifying: { readonly requestId: JsonRpcId; readonly claimant: Claimant; readonly signature: string; readonly nonce: string } | null
   /** The authenticated caller: the key the signature recovered (for an address claim too). */
   readonly caller: PublicKeyHex | null
   /** Set on success: the authenticate request to answer `{ authenticated: true }`. */

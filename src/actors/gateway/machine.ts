@@ -1,11 +1,7 @@
 import { assign, fromPromise, setup } from 'xstate'
-import { isCirclesError, type ErrorCode } from '../../errors/index.js'
+import { closeCodeOf, isCirclesError, type ClosingErrorCode } from '../../errors/index.js'
 import { sameClaimant } from '../../identity/index.js'
 import type { GatewayContext, GatewayEvent, GatewayInput, VerifyOutput, VerifyRequest } from './events.js'
-
-const WS_POLICY_VIOLATION = 1008
-const WS_GOING_AWAY = 1001
-const WS_TRY_AGAIN_LATER = 1013
 
 /**
  * A connection's auth lifecycle (docs/protocol.md, "A connection's life"):
@@ -16,9 +12,9 @@ const WS_TRY_AGAIN_LATER = 1013
  *        │                          open.verifying ──valid──▶ open.authenticated
  *        └── AUTHENTICATE / invalid / expired ──▶ closing ──SOCKET_CLOSED──▶ closed
  *
- * Every authenticate attempt consumes the nonce; every failed one closes the connection (1008).
- * From any `open` state, IDLE and SHUTDOWN close it (1001), and CUT (a send budget was over) with
- * its code (1008).
+ * Every authenticate attempt consumes the nonce; every failed one closes the connection. From
+ * any `open` state, IDLE and SHUTDOWN close it, and CUT (a send budget was over) with its code.
+ * Each close carries the close code the error registry gives its error code (closeCodeOf).
  * The machine is pure: signature checks run in the `verifySignature` actor, through the `verify`
  * function its input carries (the verifier thread, in the wiring).
  */
@@ -46,7 +42,7 @@ export const gatewayMachine = setup({
       nonce: ({ event }) => (event.type === 'NONCE_ISSUED' ? { value: event.nonce, claimant: event.claimant } : null),
     }),
     startVerifying: assign({
-      pending: ({ context, event }) =>
+      verifying: ({ context, event }) =>
         event.type === 'AUTHENTICATE' && context.nonce !== null
           ? { requestId: event.requestId, claimant: event.claimant, signature: event.signature, nonce: context.nonce.value }
           : null,
@@ -55,34 +51,37 @@ export const gatewayMachine = setup({
     // The caller is the key the signature recovered: for an address claim, the only key known.
     authenticate: assign({
       caller: (_, params: { output: VerifyOutput }) => (params.output.ok ? params.output.publicKey : null),
-      answered: ({ context }) => context.pending?.requestId,
-      pending: null,
+      answered: ({ context }) => context.verifying?.requestId,
+      verifying: null,
     }),
     failWith: assign({
-      close: ({ context, event }, params: { code: ErrorCode }) => ({
+      close: ({ context, event }, params: { code: ClosingErrorCode }) => ({
         code: params.code,
-        wsCode: WS_POLICY_VIOLATION,
-        requestId: event.type === 'AUTHENTICATE' ? event.requestId : context.pending?.requestId,
+        wsCode: closeCodeOf(params.code),
+        requestId: event.type === 'AUTHENTICATE' ? event.requestId : context.verifying?.requestId,
       }),
       nonce: null,
-      pending: null,
+      verifying: null,
     }),
     failVerification: assign({
       close: ({ context }, params: { error: unknown }) => {
-        const overloaded = isCirclesError(params.error) && params.error.code === 'OVERLOADED'
+        const code = isCirclesError(params.error) && params.error.code === 'OVERLOADED' ? 'OVERLOADED' : 'INTERNAL_ERROR'
         return {
-          code: overloaded ? ('OVERLOADED' as const) : ('INTERNAL_ERROR' as const),
-          wsCode: overloaded ? WS_TRY_AGAIN_LATER : WS_POLICY_VIOLATION,
-          requestId: context.pending?.requestId,
+          code,
+          wsCode: closeCodeOf(code),
+          requestId: context.verifying?.requestId,
         }
       },
-      pending: null,
+      verifying: null,
     }),
     goAway: assign({
-      close: (_, params: { code: ErrorCode }) => ({ code: params.code, wsCode: WS_GOING_AWAY }),
+      close: (_, params: { code: ClosingErrorCode }) => ({ code: params.code, wsCode: closeCodeOf(params.code) }),
     }),
     cut: assign({
-      close: ({ event }) => ({ code: event.type === 'CUT' ? event.code : ('SLOW_CONSUMER' as const), wsCode: WS_POLICY_VIOLATION }),
+      close: ({ event }) => {
+        const code = event.type === 'CUT' ? event.code : 'SLOW_CONSUMER'
+        return { code, wsCode: closeCodeOf(code) }
+      },
     }),
   },
 }).createMachine({
@@ -91,7 +90,7 @@ export const gatewayMachine = setup({
     nonceTtlMs: input.nonceTtlMs,
     verify: input.verify,
     nonce: null,
-    pending: null,
+    verifying: null,
     caller: null,
     answered: undefined,
     close: null,
@@ -141,9 +140,9 @@ export const gatewayMachine = setup({
             src: 'verifySignature',
             input: ({ context }) => ({
               verify: context.verify,
-              nonce: context.pending?.nonce ?? '',
-              claimant: context.pending?.claimant ?? { type: 'pubkey', pubkey: '' },
-              signature: context.pending?.signature ?? '',
+              nonce: context.verifying?.nonce ?? '',
+              claimant: context.verifying?.claimant ?? { type: 'pubkey', pubkey: '' },
+              signature: context.verifying?.signature ?? '',
             }),
             onDone: [
               {

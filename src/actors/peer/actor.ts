@@ -7,7 +7,7 @@ import { canCall, canRun, canWrite, runRefusal, type Policy } from '../../policy
 import { failedRun, type RunOutcome, type RunReceipt } from '../../protocol/index.js'
 import type { CallPort, RunLimits, RunOptions, RunRequest, SandboxContextRef, SandboxPool } from '../../sandbox/index.js'
 import type { StorageQuota } from '../../storage/index.js'
-import type { ChildHandle, ExitReason } from '../../supervisor/index.js'
+import { ExitListeners, type ChildHandle, type ExitReason } from '../../supervisor/index.js'
 import { peerMachine, type PeerMachine } from './machine.js'
 
 /** Everything a peer context needs to run. */
@@ -119,13 +119,12 @@ export class PeerActor implements ChildHandle {
   /** Resolves the running drain once the mailbox is empty and every run has answered. */
   private drained: (() => void) | undefined
   private lingerTimer: NodeJS.Timeout | undefined
-  /** When a run was last dispatched or answered: the drain lingers from there. */
+  /** When a run was last started or answered: the drain lingers from there. */
   private lastActiveAt = 0
-  /** stop() was called: dispatch nothing more. */
+  /** stop() was called: start nothing more. */
   private stopping = false
   private ended = false
-  private termination: PeerTermination | undefined
-  private readonly exitListeners: ((reason: ExitReason) => void)[] = []
+  private readonly exits = new ExitListeners()
   private readonly done: Promise<void>
   private markDone: () => void = () => {}
 
@@ -145,7 +144,7 @@ export class PeerActor implements ChildHandle {
       next: (snapshot) => {
         // A task that arrived between the drain's end and the machine settling in idle sent its
         // WORK to `processing`, where it is ignored: pick it up here.
-        if (snapshot.value === 'idle' && this.pending > 0) {
+        if (snapshot.value === 'idle' && this.queued > 0) {
           this.actor.send({ type: 'WORK' })
           return
         }
@@ -159,13 +158,13 @@ export class PeerActor implements ChildHandle {
   }
 
   /** Tasks waiting in the mailbox. */
-  get pending(): number {
+  get queued(): number {
     return this.queue.length - this.head
   }
 
   /** Tasks waiting or running. */
   get load(): number {
-    return this.pending + this.inFlight
+    return this.queued + this.inFlight
   }
 
   /** The machine state, for tests and metrics. */
@@ -201,7 +200,7 @@ export class PeerActor implements ChildHandle {
         reject,
       })
       if (this.drained !== undefined) this.pump()
-      else if (this.pending === 1) this.actor.send({ type: 'WORK' })
+      else if (this.queued === 1) this.actor.send({ type: 'WORK' })
     })
   }
 
@@ -220,12 +219,12 @@ export class PeerActor implements ChildHandle {
 
   private pump(): void {
     const max = this.settings.maxRunsInFlight
-    while (!this.stopping && !this.ended && this.pending > 0 && this.inFlight - this.waitingRuns < max) {
+    while (!this.stopping && !this.ended && this.queued > 0 && this.inFlight - this.waitingRuns < max) {
       const task = this.queue[this.head]!
       // The slot lets go of the task: its settled promise holds the run's outcome (up to the
       // output limit), and the slots before `head` live until the next compaction.
       this.queue[this.head++] = undefined as unknown as Task
-      this.dispatch(task)
+      this.startRun(task)
     }
     if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head)
@@ -233,7 +232,7 @@ export class PeerActor implements ChildHandle {
     }
     if (this.inFlight !== 0) return
     if (this.stopping || this.ended) this.endDrain()
-    else if (this.pending === 0 && this.lingerTimer === undefined && this.drained !== undefined) {
+    else if (this.queued === 0 && this.lingerTimer === undefined && this.drained !== undefined) {
       // A busy context empties its mailbox between every round trip of its callers: ending the
       // drain each time would cost a machine transition per request. It ends once the mailbox
       // has stayed empty for a moment.
@@ -243,7 +242,7 @@ export class PeerActor implements ChildHandle {
 
   private readonly lingered = (): void => {
     this.lingerTimer = undefined
-    if (this.inFlight !== 0 || this.pending !== 0 || this.drained === undefined) return
+    if (this.inFlight !== 0 || this.queued !== 0 || this.drained === undefined) return
     // Busy since the timer was set (a context whose callers wait on each answer is empty most
     // of the time, between runs): wait out the rest of the linger from its last activity, or
     // a context with steady traffic would end and restart its drain every 20 ms.
@@ -260,7 +259,7 @@ export class PeerActor implements ChildHandle {
     drained?.()
   }
 
-  private dispatch(task: Task): void {
+  private startRun(task: Task): void {
     const started = performance.now()
     if (task.request.signal?.aborted === true) {
       // Its sender was cut, or its calling run ended: the sandbox's time goes to those still listening.
@@ -368,21 +367,19 @@ export class PeerActor implements ChildHandle {
   }
 
   onExit(listener: (reason: ExitReason) => void): void {
-    if (this.termination !== undefined) return
-    this.exitListeners.push(listener)
+    this.exits.add(listener)
   }
 
   private end(reason: PeerTermination, error: CirclesError): void {
     if (this.ended) return
     this.ended = true
-    this.termination = reason
     for (let i = this.head; i < this.queue.length; i++) fail(this.queue[i]!, error)
     // Runs already in the sandbox are answered by it when they finish (or by their host's death).
     this.queue = []
     this.head = 0
     this.endDrain()
     const exit: ExitReason = reason === 'crashed' ? { type: 'error', error: new Error(`peer ${this.settings.pubkey} ${error.message}`) } : { type: 'normal' }
-    for (const listener of this.exitListeners.splice(0)) listener(exit)
+    this.exits.exit(exit)
     this.markDone()
   }
 }
