@@ -50,7 +50,7 @@ function ownExports(path) {
   const names = new Set()
   const source = text.get(path) ?? ''
   for (const m of source.matchAll(/^export\s+(?:declare\s+)?(?:default\s+)?(?:async\s+)?(?:abstract\s+)?(?:function\*?|class|const|let|var|interface|type|enum)\s+([A-Za-z_$][\w$]*)/gm)) names.add(m[1])
-  for (const m of source.matchAll(/^export\s+(?:type\s+)?\{([^}]*)\}\s*(?!from)/gm)) {
+  for (const m of source.matchAll(/^export\s+(?:type\s+)?\{([^}]*)\}(?!\s*from)/gm)) {
     for (const part of m[1].split(',')) {
       const name = part.trim().replace(/^type\s+/, '').split(/\s+as\s+/).pop()?.trim()
       if (name) names.add(name)
@@ -83,7 +83,8 @@ const tests = files('test').filter((p) => /\.(ts|mts|mjs|js)$/.test(p))
 const used = new Set()
 for (const test of tests) {
   const source = read(test)
-  for (const m of source.matchAll(/import\s+(?:type\s+)?(?:[\w$]+\s*,\s*)?\{([^}]*)\}\s*from\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
+  // Named imports, and a helper's named re-exports (`export { a } from '…'`).
+  for (const m of source.matchAll(/(?:import|export)\s+(?:type\s+)?(?:[\w$]+\s*,\s*)?\{([^}]*)\}\s*from\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
     const target = resolve(test, m[2])
     if (!text.has(target)) continue
     for (const part of m[1].split(',')) {
