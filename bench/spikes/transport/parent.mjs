@@ -18,7 +18,9 @@ import { HEADER_BYTES, RING_BYTES, Ring, W, loadAddon, mappingBytes } from './ri
 const [transport, batchText, secondsText] = process.argv.slice(2)
 const batch = Number(batchText)
 const seconds = Number(secondsText)
-const pin = process.argv.includes('--pin')
+// --pin: this process is on core 0 (the caller's taskset) and the host on core 1; --pin-same: the host on core 0 too
+const pin = process.argv.includes('--pin') || process.argv.includes('--pin-same')
+const hostCore = process.argv.includes('--pin-same') ? '0' : '1'
 const WARMUP_MS = 700
 const childPath = fileURLToPath(new URL('./child.mjs', import.meta.url))
 
@@ -47,7 +49,7 @@ function cpu(pid) {
 }
 
 const command = pin ? 'taskset' : process.execPath
-const prefix = pin ? ['-c', '1', process.execPath] : []
+const prefix = pin ? ['-c', hostCore, process.execPath] : []
 let child
 let send // (frameOfRuns) => void
 const seqBase = 0
@@ -188,7 +190,7 @@ function finish(now) {
   const result = {
     transport,
     batch,
-    pinned: pin,
+    pinned: pin ? (hostCore === '0' ? 'same' : 'split') : 'no',
     messages: counted,
     seconds: (now - start) / 1000,
     messagesPerSecond: Math.round(counted / ((now - start) / 1000)),
