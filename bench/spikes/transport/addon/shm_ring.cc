@@ -6,6 +6,9 @@
 //   watch(buffer, offset, callback)   a thread that futex-waits on the word and, each time it
 //                                     changes, wakes the event loop (uv_async) to call callback
 //   unwatch(handle)
+//   sealedMemfd(bytes) -> fd          an anonymous memfd of that size, sealed against shrinking,
+//                                     growing and further seals (a host holding it cannot
+//                                     ftruncate it under the node's mapping: no SIGBUS)
 // Both processes map the same pages; the futex words live in them (a shared futex keys on the
 // page, so a wake in one process reaches a waiter in the other — Atomics.wait cannot).
 #include <node_api.h>
@@ -19,6 +22,8 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <thread>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define CHECK(call)                                                    \
@@ -192,6 +197,25 @@ static napi_value WatchStop(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+static napi_value SealedMemfd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  int64_t bytes;
+  CHECK(napi_get_value_int64(env, argv[0], &bytes));
+  int fd = memfd_create("circles-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 || ftruncate(fd, bytes) != 0 ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    int error = errno;
+    if (fd >= 0) close(fd);
+    napi_throw_error(env, nullptr, strerror(error));
+    return nullptr;
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mapFd", nullptr, MapFd, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -199,6 +223,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"futexWake", nullptr, FutexWake, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"watch", nullptr, WatchStart, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unwatch", nullptr, WatchStop, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sealedMemfd", nullptr, SealedMemfd, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
