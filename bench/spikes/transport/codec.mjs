@@ -78,12 +78,12 @@ export function readBinaryRun(buf, start, end) {
 
 // ---- host → node: wire.ts's OUTCOME ------------------------------------------------------------
 //   u32 length of the rest | u8 OUTCOME | u32 seq | u16 code | u8 flags | f64 runMs | f64 cpuMs
-//   | f64 callsMs | u32 message bytes | message | body          (~100 bytes with the body below)
+//   | f64 callsMs | u32 message bytes | message | body          (~100 bytes with the body below: 40 + ~60)
 
 export const OUTCOME_HEADER = 4 + 1 + 4 + 2 + 1 + 8 + 8 + 8 + 4
 
 export function outcomeBody(seq) {
-  return `{"output":null,"result":${seq % 1000},"logs":[]}`
+  return `{"output":null,"result":${seq % 1000},"logs":["one log line of the run"]}`
 }
 
 /** wire.ts encodeOutcome: one Buffer per outcome. */
