@@ -52,7 +52,6 @@ const command = pin ? 'taskset' : process.execPath
 const prefix = pin ? ['-c', hostCore, process.execPath] : []
 let child
 let send // (frameOfRuns) => void
-const seqBase = 0
 let ctx = 0
 
 // ---- the transports, node side --------------------------------------------------------------
