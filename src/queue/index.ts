@@ -27,3 +27,5 @@ export {
   type TaskAnswer,
   type TaskRecord,
 } from './task-codec.js'
+export { FeedRelay, type FeedRelayOptions } from './feed-relay.js'
+export { encodeFeedMessage, decodeFeedMessage, type FeedMessage, type FeedNotice } from './feed-codec.js'
