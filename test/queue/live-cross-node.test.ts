@@ -6,7 +6,8 @@ import { Redis } from 'ioredis'
 import { generateKeyPair, type KeyPair } from '../../src/identity/index.js'
 import { silentLogger } from '../../src/log/index.js'
 import { CircleNode } from '../../src/node/index.js'
-import { QueueKeys, parseRedisTarget } from '../../src/queue/index.js'
+import { QueueKeys, encodeFeedMessage, parseRedisTarget } from '../../src/queue/index.js'
+import { metric } from '../helpers/cli-node.js'
 import { authenticate, openSocket, type RawSocket } from '../helpers/raw-socket.js'
 import { startRedis, testPrefix } from '../helpers/redis-server.js'
 import { waitUntil } from '../helpers/wait.js'
@@ -26,6 +27,7 @@ async function startNode(t: { teardown(fn: () => unknown): void }, redisUrl: str
     sandbox: { processes: 1 },
     logger: silentLogger(),
     redis: { target: parseRedisTarget([redisUrl]), secret: SECRET, prefix },
+    admin: { port: 0 },
   })
   t.teardown(async () => {
     await node.close()
@@ -120,6 +122,17 @@ t.test('subscriptions through another node', { timeout: 120_000 }, async (t) => 
       [],
       "every PUBLISH is on the watched context's channel (or the watch channel)",
     )
+  })
+
+  await t.test("a notice without the cluster's MAC is refused", async (t) => {
+    const channel = `${prefix}feed:{${board.publicKey}}`
+    const body = JSON.stringify({ k: 'n', c: board.publicKey, e: subscribed.epoch, l: [[seq + 1, { type: 'changed', name: 'p/forged', op: 'save', value: '1' }]] })
+    const forged = encodeFeedMessage('not the cluster secret', JSON.parse(body))
+    t.equal(await redis.publish(channel, forged), 1, 'node A reads the channel')
+    t.equal(await redis.publish(channel, `AAAA ${body}`), 1)
+    await ok(writer, 'play', { script: 'save_data("p/real", 1)' })
+    t.match(await watcher.next(), { method: 'changed', params: { seq: ++seq, name: 'p/real' } }, 'only the owner\'s notice arrives')
+    t.equal(await metric(nodeA.adminUrl!, 'circles_cross_node_refused_total'), 2, 'both refused and counted')
   })
 
   await t.test("a policy change on B ends the subscriptions on A that it refuses", async (t) => {
