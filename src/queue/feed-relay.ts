@@ -334,13 +334,15 @@ export class FeedRelay {
       mirror.synced = true
       mirror.repairing = undefined
     } else if (repair === undefined || state.r === repair) {
+      mirror.repairing = undefined
       if (state.q > position.seq) {
         const fill = (state.x ?? []).filter(([seq]) => seq > position.seq)
         if (fill.length > 0 && fill[0]![0] === position.seq + 1 && fill.at(-1)![0] === state.q) feed.publish(fill.map(([, notice]) => notice))
-        // What was missed is lost: the subscribers read again from the owner's position.
+        // The owner is past the copy and this state does not carry the difference: ask for it.
+        else if (repair === undefined) this.repair(mirror)
+        // Asked, and the owner's log no longer holds it: the subscribers read again from its position.
         else feed.restart({ epoch: state.e, seq: state.q })
       }
-      mirror.repairing = undefined
     }
     mirror.policy = state.p
     feed.endWhere((subscriber) =>

@@ -124,6 +124,22 @@ t.test('subscriptions through another node', { timeout: 120_000 }, async (t) => 
     )
   })
 
+  await t.test('a subscriber that comes back resumes from its position: what it missed comes from the owner', async (t) => {
+    const socket = await peer(viaA(quiet.publicKey), alice)
+    t.teardown(() => socket.close())
+    const first = await ok(socket, 'subscribe', {})
+    t.equal(first.seq, 100, "the quiet context's position: its 50 runs wrote and emitted")
+    // Its last subscriber on A goes: A stops watching, and holds nothing of the context.
+    t.same(await ok(socket, 'unsubscribe', { subscription: first.subscription }), { unsubscribed: true })
+    for (let n = 0; n < 3; n++) await ok(quietWriter, 'play', { script: `save_data("missed/${n}", ${n})` })
+    const back = await ok(socket, 'subscribe', { prefix: 'missed/', after: { epoch: first.epoch, seq: first.seq } })
+    t.match(back, { epoch: first.epoch, seq: 103 })
+    for (let n = 0; n < 3; n++) t.match(await socket.next(), { method: 'changed', params: { subscription: back.subscription, epoch: first.epoch, seq: 101 + n, name: `missed/${n}` } })
+    await ok(quietWriter, 'play', { script: 'save_data("missed/live", 1)' })
+    t.match(await socket.next(), { method: 'changed', params: { seq: 104, name: 'missed/live' } }, 'then live')
+    t.match(await socket.call('subscribe', { after: { epoch: '0123456789abcdef', seq: 1 } }), { error: { data: { code: 'RESYNC_REQUIRED', epoch: first.epoch, seq: 104 } } }, 'another epoch: RESYNC_REQUIRED')
+  })
+
   await t.test("a notice without the cluster's MAC is refused", async (t) => {
     const channel = `${prefix}feed:{${board.publicKey}}`
     const body = JSON.stringify({ k: 'n', c: board.publicKey, e: subscribed.epoch, l: [[seq + 1, { type: 'changed', name: 'p/forged', op: 'save', value: '1' }]] })
