@@ -388,7 +388,8 @@ export class FeedRelay {
   }
 
   private startRelay(context: PublicKeyHex): Relay | undefined {
-    const relay = { context, watchers: new Map(), pending: [], scheduled: false } as unknown as Relay
+    // Its handle is set below, before anything reads it: the subscriber's callbacks need the relay.
+    const relay: Relay = { context, handle: undefined as unknown as Relay['handle'], epoch: '', watchers: new Map(), pending: [], scheduled: false }
     const subscriber: Subscriber = {
       id: 'relay',
       caller: context,

@@ -138,6 +138,30 @@ t.test('subscriptions through another node', { timeout: 120_000 }, async (t) => 
     await ok(quietWriter, 'play', { script: 'save_data("missed/live", 1)' })
     t.match(await socket.next(), { method: 'changed', params: { seq: 104, name: 'missed/live' } }, 'then live')
     t.match(await socket.call('subscribe', { after: { epoch: '0123456789abcdef', seq: 1 } }), { error: { data: { code: 'RESYNC_REQUIRED', epoch: first.epoch, seq: 104 } } }, 'another epoch: RESYNC_REQUIRED')
+    t.equal(nodeB.peers.subscribersOf(quiet.publicKey), 1, "B relays the context: one subscriber to its feed, whatever A's count")
+
+    // Its last subscriber on A goes: B stops publishing it.
+    socket.close()
+    await waitUntil(() => nodeB.peers.subscribersOf(quiet.publicKey) === 0, 'B no longer relays the context')
+    const base = new Redis(server.url)
+    const monitor = await base.monitor()
+    t.teardown(() => {
+      monitor.disconnect()
+      base.disconnect()
+    })
+    const commands: string[][] = []
+    monitor.on('monitor', (_time: string, args: string[]) => commands.push(args))
+    await redis.ping('monitor-on-again')
+    await waitUntil(() => commands.some((c) => c[1] === 'monitor-on-again'), 'MONITOR shows the ping')
+    for (let n = 0; n < 5; n++) await ok(quietWriter, 'play', { script: `save_data("missed/after-${n}", ${n})` })
+    await ok(writer, 'play', { script: 'save_data("p/after-unwatch", 1)' })
+    t.match(await watcher.next(), { method: 'changed', params: { seq: ++seq, name: 'p/after-unwatch' } })
+    await waitUntil(() => commands.some((c) => c[0]?.toLowerCase() === 'publish' && c[1] === `${prefix}feed:{${board.publicKey}}`), 'MONITOR shows the watched context published')
+    t.same(
+      commands.filter((c) => c.some((arg) => arg.includes(quiet.publicKey)) && !(c[0]?.toLowerCase() === 'set' && c[1] === keys.lease(quiet.publicKey))),
+      [],
+      'nothing names the context once nobody watches it',
+    )
   })
 
   await t.test("a notice without the cluster's MAC is refused", async (t) => {
