@@ -289,7 +289,13 @@ export class CircleNode {
       live: () => {
         const peers = this.peerHost
         if (peers === undefined) return { subscriptions: 0, notifications: 0, logsLost: 0 }
-        return { subscriptions: peers.subscriptions, notifications: peers.counters.notifications, logsLost: peers.counters.logsLost }
+        // Through other nodes: the gateway's subscribers count, the owner's relays do not.
+        const relay = this.relay ?? { relayed: 0, subscriptions: 0, counters: { notifications: 0, relayedNotices: 0 } }
+        return {
+          subscriptions: peers.subscriptions - relay.relayed + relay.subscriptions,
+          notifications: peers.counters.notifications - relay.counters.relayedNotices + relay.counters.notifications,
+          logsLost: peers.counters.logsLost,
+        }
       },
       sendWaiting: () => this.sendBudget.bytes,
       crossNode: () => (this.bridge === undefined ? undefined : { ...this.bridge.counters, ...this.bridge.depth, connected: this.bridge.connected }),

@@ -95,8 +95,12 @@ export class FeedRelay {
   private readonly pending = new Map<string, Pending>()
   private readonly relays = new Map<string, Relay>()
   private timer: NodeJS.Timeout | undefined
-  /** Messages published (owner side: notices and states), for tests and the bench. */
-  readonly counters = { published: 0, received: 0 }
+  /**
+   * For metrics: messages published and received; notifications delivered to this gateway's
+   * subscribers (replays included); notices handed to the relays (owner side: they are counted
+   * by the feeds as deliveries, though no socket received them).
+   */
+  readonly counters = { published: 0, received: 0, notifications: 0, relayedNotices: 0 }
 
   constructor(options: FeedRelayOptions) {
     this.options = options
@@ -242,7 +246,11 @@ export class FeedRelay {
     channel.catch(() => {})
     const mirror: Mirror = {
       context,
-      feed: new ContextFeed({ log: this.options.live.log, maxSubscribers: this.options.live.maxSubscriptionsPerContext }),
+      feed: new ContextFeed({
+        log: this.options.live.log,
+        maxSubscribers: this.options.live.maxSubscriptionsPerContext,
+        onDelivered: (count) => (this.counters.notifications += count),
+      }),
       synced: false,
       policy: undefined,
       repairing: undefined,
@@ -288,8 +296,16 @@ export class FeedRelay {
       if (rest === undefined) throw resync()
       accepted = feed.subscribe(subscriber)
       const quoted = JSON.stringify(subscriber.id)
-      for (const [seq, notice] of early) if (matches(subscriber.filter, notice)) subscriber.deliver(notificationText(quoted, logNotice(notice, { epoch: position.epoch, seq }, 0)))
-      for (const logged of rest) if (matches(subscriber.filter, logged.notice)) subscriber.deliver(notificationText(quoted, logged))
+      for (const [seq, notice] of early) {
+        if (!matches(subscriber.filter, notice)) continue
+        subscriber.deliver(notificationText(quoted, logNotice(notice, { epoch: position.epoch, seq }, 0)))
+        this.counters.notifications++
+      }
+      for (const logged of rest) {
+        if (!matches(subscriber.filter, logged.notice)) continue
+        subscriber.deliver(notificationText(quoted, logged))
+        this.counters.notifications++
+      }
     }
     return {
       ...accepted,
@@ -396,6 +412,7 @@ export class FeedRelay {
       filter: {},
       deliver: () => {},
       relay: (logged: LoggedNotice) => {
+        this.counters.relayedNotices++
         relay.pending.push([logged.seq, logged.notice])
         if (relay.scheduled) return
         relay.scheduled = true
@@ -484,9 +501,16 @@ export class FeedRelay {
     }
   }
 
-  /** Contexts this node publishes now (owner side). */
+  /** Contexts this node publishes now (owner side): each is one subscriber of its context's feed. */
   get relayed(): number {
     return this.relays.size
+  }
+
+  /** Subscriptions this gateway's sockets hold to contexts other nodes host. */
+  get subscriptions(): number {
+    let n = 0
+    for (const mirror of this.mirrors.values()) n += mirror.feed.size
+    return n
   }
 
   stop(): void {

@@ -89,6 +89,11 @@ t.test('subscriptions through another node', { timeout: 120_000 }, async (t) => 
     seq++
     await ok(writer, 'play', { script: 'save_data("p/last", true)' })
     t.match(await watcher.next(), { method: 'changed', params: { seq: ++seq, name: 'p/last' } }, 'the filter applies on A')
+    // The gateway counts its subscribers and what they received; the owner, no socket of its own.
+    t.equal(await metric(nodeA.adminUrl!, 'circles_subscriptions'), 1)
+    t.equal(await metric(nodeA.adminUrl!, 'circles_notifications_total'), 201)
+    t.equal(await metric(nodeB.adminUrl!, 'circles_subscriptions'), 0)
+    t.equal(await metric(nodeB.adminUrl!, 'circles_notifications_total'), 0)
   })
 
   await t.test('nothing is published for a context nobody subscribes to (MONITOR)', async (t) => {
