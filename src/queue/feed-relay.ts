@@ -528,8 +528,20 @@ export class FeedRelay {
       relay.handle.cancel()
       this.relays.delete(relay.context)
     }
-    this.cmd?.disconnect()
-    this.sub?.disconnect()
+    // The owners stop publishing what this node watched now rather than when its watches lapse.
+    const unwatched =
+      this.cmd === undefined
+        ? []
+        : [...this.mirrors.keys()].map((c) => this.cmd.publish(this.watchChannel, encodeFeedMessage(this.options.secret, { k: 'u', c, g: this.options.nodeId })).catch(() => 0))
+    this.mirrors.clear()
+    const disconnect = () => {
+      clearTimeout(timer)
+      this.cmd?.disconnect()
+      this.sub?.disconnect()
+    }
+    // A Redis that does not answer does not hold the node: its watches lapse by themselves.
+    const timer = setTimeout(disconnect, 1_000)
+    void Promise.allSettled(unwatched).then(disconnect)
   }
 }
 
