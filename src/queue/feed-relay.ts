@@ -136,7 +136,9 @@ export class FeedRelay {
     for (const resolve of this.firstUp.splice(0)) resolve()
     // A new owner (a standby taking over, a restart) learns of the gateways watching its
     // contexts; a gateway back from a blip asks for what it missed.
-    this.publish(this.watchChannel, { k: 'o', g: this.options.nodeId })
+    this.publish(this.watchChannel, { k: 'o', g: this.options.nodeId }).catch(() => {
+      // The connection went again: its next ready says it.
+    })
     this.rewatch()
   }
 
@@ -147,7 +149,9 @@ export class FeedRelay {
       const id = requestId()
       mirror.repairing = id
       const { epoch, seq } = mirror.feed.position
-      this.publish(this.watchChannel, { k: 'w', c: mirror.context, g: this.options.nodeId, r: id, a: [epoch, seq] })
+      this.publish(this.watchChannel, { k: 'w', c: mirror.context, g: this.options.nodeId, r: id, a: [epoch, seq] }).catch(() => {
+        // Redis went again: the next connection, or the next renewal (tick), asks again.
+      })
     }
   }
 
@@ -173,7 +177,12 @@ export class FeedRelay {
     if (channel === this.watchChannel) {
       if (message.k === 'w') this.onWatch(message)
       else if (message.k === 'u') this.onUnwatch(message)
-      else if (message.k === 'o' && message.g !== this.options.nodeId) this.rewatch()
+      else if (message.k === 'o') {
+        if (message.g !== this.options.nodeId) this.rewatch()
+      } else {
+        this.options.onRefused?.()
+        this.options.log.warn({ code: 'QUEUE_MESSAGE_INVALID', channel }, 'a live-update message on the wrong channel was refused')
+      }
       return
     }
     if ((message.k !== 'n' && message.k !== 's') || channel !== this.channelOf(message.c)) {
