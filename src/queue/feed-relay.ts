@@ -45,6 +45,8 @@ interface Mirror {
   repairing: string | undefined
   /** Subscribes waiting on the owner: the mirror is kept for them. */
   users: number
+  /** The owner's state asked for by subscribes from no position, while it is on its way. */
+  asking: Promise<Extract<FeedMessage, { k: 's' }>> | undefined
   /** Resolves once its channel is subscribed. */
   readonly channel: Promise<void>
 }
@@ -225,8 +227,9 @@ export class FeedRelay {
       let replay: readonly FeedNotice[] | null = null
       const local = mirror.synced && mirror.repairing === undefined && (after === undefined || mirror.feed.since(after) !== undefined)
       if (!local) {
-        const state = await this.request(mirror, after)
-        replay = state.x
+        // Subscribes from no position share one question: a thousand at once ask the owner once.
+        const asking = after === undefined ? (mirror.asking ??= this.request(mirror, undefined).finally(() => (mirror.asking = undefined))) : this.request(mirror, after)
+        replay = (await asking).x
       }
       if (!canSubscribe(mirror.policy!, subscriber.caller as PublicKeyHex | '', pubkey)) throw refusal(subscriber.caller as PublicKeyHex | '', 'subscribe')
       return this.attach(mirror, subscriber, after, replay)
@@ -264,6 +267,7 @@ export class FeedRelay {
       policy: undefined,
       repairing: undefined,
       users: 0,
+      asking: undefined,
       channel,
     }
     this.mirrors.set(context, mirror)
