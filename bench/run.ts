@@ -11,6 +11,7 @@
  *   npm run bench -- --hostile-only      # just the hostile-neighbours rows
  *   npm run bench -- --server-old-space-mb 256   # servers run with --max-old-space-size=256
  *   npm run bench -- --live-only         # just the live-update rows (one writer, 1,000 subscribers)
+ *   npm run bench -- --live-cross-node-only   # live updates through another node (writer on B, 1,000 subscribers on A; Redis as for --cross-node-only)
  *
  * Servers and the load generator run in separate processes. Results: a table on stdout, a JSON
  * file and an SVG chart under bench/results/.
@@ -39,6 +40,7 @@ const BAD_AUTH_SOCKETS = 1000
 const onlyCrossNode = argv.includes('--cross-node-only')
 const onlyHostile = argv.includes('--hostile-only')
 const onlyLive = argv.includes('--live-only')
+const onlyLiveCrossNode = argv.includes('--live-cross-node-only')
 /** Sockets watching the writer's context in the live rows. */
 const LIVE_SUBSCRIBERS = 1000
 /** The paced live row: one write per this many ms (50 a second: 50,000 notifications a second). */
@@ -524,6 +526,134 @@ async function liveOnly(): Promise<void> {
   writeResult(quick ? 'bench-live-quick' : 'bench-live', { kind: 'live', quick, date: new Date().toISOString(), machine: machineInfo(), parameters: { ...PLAN, sandbox_processes: sandboxProcesses, subscribers: LIVE_SUBSCRIBERS }, live })
 }
 
+/** What INFO says of Redis's CPU (µs, user + sys), memory, and its PUBLISH calls so far. */
+async function redisInfo(redis: Redis): Promise<{ cpu_us: number; used_memory: number; publish_calls: number; publish_usec: number }> {
+  const text = await redis.info('all')
+  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(text)?.[1] ?? 0)
+  const publish = /^cmdstat_publish:calls=(\d+),usec=(\d+)/m.exec(text)
+  return {
+    cpu_us: (field('used_cpu_user') + field('used_cpu_sys')) * 1e6,
+    used_memory: field('used_memory'),
+    publish_calls: Number(publish?.[1] ?? 0),
+    publish_usec: Number(publish?.[2] ?? 0),
+  }
+}
+
+interface LiveCrossNodeRow {
+  /** The writer on node B (the owner), writing in a closed loop while the subscribers watch through node A. */
+  readonly writer: LoadResult
+  /** The LIVE_SUBSCRIBERS subscribers on node A: notifications/s received, commit → receipt. */
+  readonly subscribers: LoadResult
+  /** The same with the writer paced (LIVE_PACED_MS between writes): latency while the subscribers keep up. */
+  readonly paced: LoadResult
+  /** Redis over the writer's run (warm-up included): CPU, PUBLISH calls, memory before and after. */
+  readonly redis: {
+    readonly cpu_us: number
+    readonly publish_calls: number
+    readonly publish_usec: number
+    readonly cpu_us_per_publish: number
+    readonly cpu_us_per_notification_received: number
+    readonly used_memory_before: number
+    readonly used_memory_after: number
+  }
+}
+
+/**
+ * Live updates through another node: the writer saves in a closed loop on a context node B
+ * hosts, connected to B; LIVE_SUBSCRIBERS sockets watch it through node A (the gateway). Redis
+ * carries one message per turn of B's event loop to A, whatever the number of subscribers.
+ */
+async function measureLiveCrossNode(say: (what: string) => void): Promise<LiveCrossNodeRow | { available: false; reason: string }> {
+  let server: PrivateRedis | undefined
+  if (GIVEN_REDIS_URL === undefined) {
+    try {
+      server = await startPrivateRedis()
+    } catch (error) {
+      return { available: false, reason: `no $BENCH_REDIS_URL, and no private redis-server: ${(error as Error).message}` }
+    }
+  }
+  const REDIS_URL = GIVEN_REDIS_URL ?? server!.url
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 0 })
+  const prefix = `circles-bench:${process.pid}:`
+  const env = { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix }
+  const owner = await startServer('./servers/circles-server.js', env)
+  const front = await startServer('./servers/circles-server.js', env)
+  const board = ((await owner.command({ cmd: 'board' })) as { url: string }).url
+  const key = board.slice(board.lastIndexOf('/') + 1)
+  const timed = { durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, connections: 1 }
+  say(`live through another node: one writer on B, ${LIVE_SUBSCRIBERS} subscribers on A`)
+  const watching = watch({ mode: 'watch', url: `${front.info['url']!}${key}`, ...timed, connections: LIVE_SUBSCRIBERS, subscribers: LIVE_SUBSCRIBERS })
+  await watching.ready
+  const before = await redisInfo(redis)
+  const writer = await load({ mode: 'live', url: board, ...timed, durationMs: timed.durationMs + 500 })
+  const after = await redisInfo(redis)
+  const subscribers = await watching.result
+  say(`live through another node: one writer on B every ${LIVE_PACED_MS} ms, ${LIVE_SUBSCRIBERS} subscribers on A`)
+  const pacedBoard = ((await owner.command({ cmd: 'board' })) as { url: string }).url
+  const pacing = watch({ mode: 'watch', url: `${front.info['url']!}${pacedBoard.slice(pacedBoard.lastIndexOf('/') + 1)}`, ...timed, connections: LIVE_SUBSCRIBERS, subscribers: LIVE_SUBSCRIBERS })
+  await pacing.ready
+  await load({ mode: 'live', url: pacedBoard, ...timed, durationMs: timed.durationMs + 500, rate: 1000 / LIVE_PACED_MS })
+  const paced = await pacing.result
+  await front.stop()
+  await owner.stop()
+  redis.disconnect()
+  await server?.stop()
+  const cpu = after.cpu_us - before.cpu_us
+  const publishes = after.publish_calls - before.publish_calls
+  return {
+    writer,
+    subscribers,
+    paced,
+    redis: {
+      cpu_us: cpu,
+      publish_calls: publishes,
+      publish_usec: after.publish_usec - before.publish_usec,
+      cpu_us_per_publish: cpu / publishes,
+      // Notifications received over the writer's whole run, warm-up included (as the CPU is).
+      cpu_us_per_notification_received: cpu / (writer.total_requests * LIVE_SUBSCRIBERS),
+      used_memory_before: before.used_memory,
+      used_memory_after: after.used_memory,
+    },
+  }
+}
+
+async function liveCrossNodeOnly(): Promise<void> {
+  let step = 0
+  const row = await measureLiveCrossNode((what) => progress(`[${++step}/2] ${what}`))
+  progressDone()
+  if ('available' in row) {
+    console.log(`live through another node: not measured (${row.reason})`)
+    return
+  }
+  const { p50, p99, max } = row.subscribers.latency_ms
+  console.log(
+    table(
+      [`live through another node (writer on B, ${row.subscribers.connections} subscribers on A)`, 'value'],
+      [
+        ['writer on B: plays/s, p50 / p99 ms', `${formatNumber(row.writer.per_second)}, ${formatNumber(row.writer.latency_ms.p50)} / ${formatNumber(row.writer.latency_ms.p99)}`],
+        ['notifications received/s on A', formatNumber(row.subscribers.per_second)],
+        ['commit → receipt p50 / p99 / max ms (receivers saturated)', `${formatNumber(p50)} / ${formatNumber(p99)} / ${formatNumber(max)}`],
+        [
+          `writer paced to one save per ${LIVE_PACED_MS} ms: notifications/s, commit → receipt p50 / p99 ms`,
+          `${formatNumber(row.paced.per_second)}, ${formatNumber(row.paced.latency_ms.p50)} / ${formatNumber(row.paced.latency_ms.p99)}`,
+        ],
+        ['Redis PUBLISH calls (writer run, warm-up included)', formatNumber(row.redis.publish_calls)],
+        ['Redis time in PUBLISH per call (commandstats, µs)', formatNumber(row.redis.publish_usec / row.redis.publish_calls)],
+        ['Redis CPU (all of it, INFO cpu) per PUBLISH / per notification received (µs)', `${formatNumber(row.redis.cpu_us_per_publish)} / ${formatNumber(row.redis.cpu_us_per_notification_received)}`],
+        ['Redis used_memory before / after (bytes)', `${formatNumber(row.redis.used_memory_before)} / ${formatNumber(row.redis.used_memory_after)}`],
+      ],
+    ),
+  )
+  writeResult(quick ? 'bench-live-cross-node-quick' : 'bench-live-cross-node', {
+    kind: 'live-cross-node',
+    quick,
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    parameters: { ...PLAN, sandbox_processes: sandboxProcesses, subscribers: LIVE_SUBSCRIBERS },
+    live_cross_node: row,
+  })
+}
+
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
@@ -830,4 +960,4 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${path}\nchart:   ${chartPath}\n(${((performance.now() - started) / 1000).toFixed(0)} s)`)
 }
 
-await (onlyCrossNode ? crossNodeOnly() : onlyHostile ? hostileOnly() : onlyLive ? liveOnly() : main())
+await (onlyCrossNode ? crossNodeOnly() : onlyHostile ? hostileOnly() : onlyLive ? liveOnly() : onlyLiveCrossNode ? liveCrossNodeOnly() : main())

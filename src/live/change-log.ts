@@ -23,17 +23,23 @@ export interface ChangeLogLimits {
  * log.since('another epoch', 0)                                  // undefined: read again
  */
 export class ChangeLog {
-  readonly epoch = randomBytes(8).toString('hex')
-  private last = 0
+  readonly epoch: string
+  private last: number
   private entries: LoggedNotice[] = []
   private head = 0
   private bytes = 0
   private readonly limits: ChangeLogLimits
   private readonly now: () => number
 
-  constructor(limits: ChangeLogLimits, now: () => number = () => performance.now()) {
+  /**
+   * `start`: continue another node's log from that position (a gateway's copy of a context an
+   * owner node hosts, see src/queue/feed-relay.ts); by default a new random epoch from seq 0.
+   */
+  constructor(limits: ChangeLogLimits, now: () => number = () => performance.now(), start?: Position) {
     this.limits = limits
     this.now = now
+    this.epoch = start?.epoch ?? randomBytes(8).toString('hex')
+    this.last = start?.seq ?? 0
   }
 
   /** The last notice's position (seq 0: none yet). */

@@ -19,6 +19,11 @@ export interface Subscriber {
   deliver(text: string): void
   /** The feed ended the subscription (after delivering `subscription_ended`). */
   ended(): void
+  /**
+   * Take the notices themselves instead of their notification text (an owner node's relay to
+   * other nodes, src/queue/feed-relay.ts): when present, notices go here, not to `deliver`.
+   */
+  relay?(logged: LoggedNotice): void
 }
 
 export interface ContextFeedOptions {
@@ -107,13 +112,19 @@ export class ContextFeed {
       let delivered = 0
       for (const logged of missed) {
         if (!matches(subscriber.filter, logged.notice)) continue
-        subscriber.deliver(notificationText(quotedId, logged))
+        if (subscriber.relay !== undefined) subscriber.relay(logged)
+        else subscriber.deliver(notificationText(quotedId, logged))
         delivered++
       }
       this.options.onDelivered?.(delivered)
     }
     this.subscribers.set(subscriber, { quotedId, from: this.log.position.seq })
     return this.log.position
+  }
+
+  /** What came after `seq` of `epoch`, oldest first; undefined when the log cannot tell (see ChangeLog.since). */
+  since(after: Position): readonly LoggedNotice[] | undefined {
+    return this.log.since(after.epoch, after.seq)
   }
 
   unsubscribe(subscriber: Subscriber): boolean {
@@ -144,7 +155,8 @@ export class ContextFeed {
         const [subscriber, entry] = targets[this.cursor++]!
         // Gone since (unsubscribed, ended) or subscribed after this notice: not for it.
         if (logged.seq <= entry.from || this.subscribers.get(subscriber) !== entry || !matches(subscriber.filter, logged.notice)) continue
-        subscriber.deliver(notificationText(entry.quotedId, logged))
+        if (subscriber.relay !== undefined) subscriber.relay(logged)
+        else subscriber.deliver(notificationText(entry.quotedId, logged))
         delivered++
       }
       if (this.cursor < targets.length) break
@@ -161,10 +173,12 @@ export class ContextFeed {
 
   /**
    * The log was lost (a run crashed in the context, or reported more than it may): a new epoch
-   * begins, and every subscription ends with RESYNC_REQUIRED and the new position.
+   * begins, and every subscription ends with RESYNC_REQUIRED and the new position. `at`: the
+   * position the new log starts from (a gateway's copy following its owner's log), by default a
+   * new random epoch from seq 0.
    */
-  restart(): void {
-    this.log = new ChangeLog(this.options.log, this.options.now)
+  restart(at?: Position): void {
+    this.log = new ChangeLog(this.options.log, this.options.now, at)
     this.unsent = []
     this.targets = undefined
     this.cursor = 0

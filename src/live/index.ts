@@ -1,5 +1,5 @@
 export { EffectRecorder, WriteLedger, encodeEffects, decodeEffects, type RunEffect, type RunEffects, type EffectLimits } from './effects.js'
-export { noticesOf, notificationText, endedText, type Notice, type LoggedNotice, type Position } from './notices.js'
+export { noticesOf, notificationText, logNotice, endedText, type Notice, type LoggedNotice, type Position } from './notices.js'
 export { ChangeLog, type ChangeLogLimits } from './change-log.js'
 export { ContextFeed, matches, type ContextFeedOptions, type Subscriber, type SubscriptionFilter } from './context-feed.js'
 export { AddressSubscriptions } from './address-subscriptions.js'

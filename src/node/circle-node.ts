@@ -12,7 +12,7 @@ import { playResultOf, type PlayResult } from '../protocol/index.js'
 import type { GatewayLimits, GatewayServices } from '../actors/gateway/index.js'
 import type { Policy } from '../policy/index.js'
 import { DEFAULT_LIMITS, SandboxPool, type SandboxContextRef, type SandboxPoolOptions } from '../sandbox/index.js'
-import { callThrough, DEFAULT_PREFIX, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
+import { callThrough, DEFAULT_PREFIX, FeedRelay, isValidPrefix, RedisBridge, type RedisTarget } from '../queue/index.js'
 import { AdminServer, CircleServer, parseDomains, parseOrigins, type Domain, type PublicHealth, type TlsCredentials } from '../server/index.js'
 import { Supervisor, type ChildSpec, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
 import { acquireDatabaseLock, type DatabaseLock, type DatabaseLockHolder } from '../storage/index.js'
@@ -154,6 +154,8 @@ export class CircleNode {
   private verifierInstance!: Verifier
   private peerHost!: PeerHost
   private bridge: RedisBridge | undefined
+  /** Live updates across nodes (src/queue/feed-relay.ts), with the bridge. */
+  private relay: FeedRelay | undefined
   private readonly servers = new Map<string, () => CircleServer>()
   private admin: AdminServer | undefined
   private closing: Promise<void> | undefined
@@ -283,7 +285,13 @@ export class CircleNode {
       live: () => {
         const peers = this.peerHost
         if (peers === undefined) return { subscriptions: 0, notifications: 0, logsLost: 0 }
-        return { subscriptions: peers.subscriptions, notifications: peers.counters.notifications, logsLost: peers.counters.logsLost }
+        // Through other nodes: the gateway's subscribers count, the owner's relays do not.
+        const relay = this.relay ?? { relayed: 0, subscriptions: 0, counters: { notifications: 0, relayedNotices: 0 } }
+        return {
+          subscriptions: peers.subscriptions - relay.relayed + relay.subscriptions,
+          notifications: peers.counters.notifications - relay.counters.relayedNotices + relay.counters.notifications,
+          logsLost: peers.counters.logsLost,
+        }
       },
       sendWaiting: () => this.sendBudget.bytes,
       crossNode: () => (this.bridge === undefined ? undefined : { ...this.bridge.counters, ...this.bridge.depth, connected: this.bridge.connected }),
@@ -296,9 +304,8 @@ export class CircleNode {
       limits: this.limits,
       subscriptions: new AddressSubscriptions(positiveIntegerOption(maxSubscriptionsPerAddress, DEFAULTS.SUBSCRIPTIONS_PER_ADDRESS, 'live.maxSubscriptionsPerAddress')),
       subscribe: (pubkey, subscriber, after) => {
-        if (!this.peerHost.has(pubkey) && this.bridge !== undefined) {
-          throw circlesError('UNKNOWN_CIRCLE', 'That context is not hosted on this node: subscribe on the node that hosts it')
-        }
+        // A context another node hosts is watched through Redis.
+        if (!this.peerHost.has(pubkey) && this.relay !== undefined) return this.relay.subscribe(pubkey, subscriber, after)
         return this.peerHost.subscribe(pubkey, subscriber, after)
       },
       metrics: this.metrics,
@@ -352,7 +359,10 @@ export class CircleNode {
             onSupervisorEvent,
             onRegistered: (pubkey) => this.bridge?.claim(pubkey),
             live,
-            onPolicyChanged: (pubkey) => this.bridge?.advertise(pubkey),
+            onPolicyChanged: (pubkey) => {
+              this.relay?.policyChanged(pubkey)
+              return this.bridge?.advertise(pubkey)
+            },
             // A script a run passes to `call` is held to the size of a play's.
             defaults: { ...options.peers, limits: { maxScriptBytes: this.limits.maxScriptBytes, ...options.peers?.limits } },
             calls: {
@@ -396,6 +406,19 @@ export class CircleNode {
                 })
                 bridge.start()
                 this.bridge = bridge
+                const relay = new FeedRelay({
+                  target: redis.target,
+                  prefix: redis.prefix ?? DEFAULT_PREFIX,
+                  secret: redis.secret,
+                  nodeId: bridge.nodeId,
+                  log: log.child({ part: 'feeds' }),
+                  peers: () => this.peerHost,
+                  live: this.peerHost.liveLimits,
+                  onRefused: () => bridge.counters.refused++,
+                })
+                relay.start()
+                this.relay = relay
+                bridge.onExit(() => relay.stop())
                 return bridge
               },
             } satisfies ChildSpec,

@@ -28,3 +28,5 @@ export {
   type TaskRecord,
 } from './task-codec.js'
 export { callThrough, readCall, MAX_TASK_CHAIN, type TaskCall, type CallGateway } from './remote-calls.js'
+export { FeedRelay, type FeedRelayOptions } from './feed-relay.js'
+export { encodeFeedMessage, decodeFeedMessage, type FeedMessage, type FeedNotice } from './feed-codec.js'

@@ -112,3 +112,11 @@ t.test('run effects', async (t) => {
     t.same(uncertain.take(), { lost: true, list: [] })
   })
 })
+
+t.test("a log that continues another node's (a gateway's copy of its owner's log)", async (t) => {
+  const log = new ChangeLog({ maxEntries: 10, maxAgeMs: 1000, maxBytes: 1 << 20 }, undefined, { epoch: '0123456789abcdef', seq: 41 })
+  t.same(log.position, { epoch: '0123456789abcdef', seq: 41 }, "the owner's epoch and seq")
+  t.equal(log.append(change('a')).seq, 42, 'numbered on from there')
+  t.same(log.since('0123456789abcdef', 41)?.map((l) => l.seq), [42])
+  t.equal(log.since('0123456789abcdef', 40), undefined, 'before it started: it cannot tell')
+})

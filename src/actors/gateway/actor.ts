@@ -57,7 +57,8 @@ export interface GatewayServices {
   /** Whether a key names a context a connection may target: hosted here, or anywhere when clustered. */
   readonly reaches: (pubkey: PublicKeyHex) => boolean
   /** Subscribe to a context's changes and events (coded errors when refused). */
-  readonly subscribe: (pubkey: PublicKeyHex, subscriber: Subscriber, after?: Position) => ContextSubscription
+  /** Subscribe on the node (a context it hosts), or through Redis (another node's: answered later). */
+  readonly subscribe: (pubkey: PublicKeyHex, subscriber: Subscriber, after?: Position) => ContextSubscription | Promise<ContextSubscription>
   /** Subscriptions held per remote address, across the node. */
   readonly subscriptions: AddressSubscriptions
   readonly verifier: Verifier
@@ -88,6 +89,9 @@ export type GatewayTarget =
 const ERROR_CLOSE_GRACE_MS = 5_000
 
 const BINARY_REFUSED = circlesError('INVALID_REQUEST', 'Invalid Request: binary frames are not accepted; send text frames')
+
+/** What a `subscribe` answers: the subscription's id and its position. */
+type Subscribed = { subscription: string } & Position
 
 /** Why a socket is not read from now: its answers wait in the node, or its address spent its frame budget. */
 type Hold = 'answers' | 'frames'
@@ -559,6 +563,7 @@ export class GatewayConnection implements ChildHandle {
       case 'subscribe': {
         if (this.target.type === 'unknown') throw this.unknownCircle()
         const result = this.subscribe(this.target.pubkey, call.params)
+        if (result instanceof Promise) return result.then((done) => (id === undefined ? undefined : encodeSuccess(id, JSON.stringify(done))))
         return id === undefined ? undefined : encodeSuccess(id, JSON.stringify(result))
       }
       case 'unsubscribe': {
@@ -569,7 +574,7 @@ export class GatewayConnection implements ChildHandle {
   }
 
   /** `subscribe`: a subscription of this socket to its target context, answered with its id and position. */
-  private subscribe(pubkey: PublicKeyHex, params: MethodParams['subscribe']): { subscription: string } & Position {
+  private subscribe(pubkey: PublicKeyHex, params: MethodParams['subscribe']): Subscribed | Promise<Subscribed> {
     const { limits, subscriptions } = this.services
     if (this.subscriptions.size >= limits.maxSubscriptions) {
       throw circlesError('TOO_MANY_SUBSCRIPTIONS', `This connection holds ${limits.maxSubscriptions} subscriptions already`, {
@@ -593,18 +598,39 @@ export class GatewayConnection implements ChildHandle {
         if (this.subscriptions.size === 0) this.stopPinging()
       },
     })
-    let accepted: ContextSubscription
+    let accepted: ContextSubscription | Promise<ContextSubscription>
     try {
       accepted = this.services.subscribe(pubkey, subscription, params.after)
     } catch (error) {
       subscriptions.release(this.origin)
       throw error
     }
-    subscription.cancel = accepted.cancel
-    this.subscriptions.set(id, subscription)
-    this.frameSubscriptions?.push(subscription)
-    if (this.pingTimer === undefined) this.pingTimer = this.clock.setTimeout(this.onPingTimer, limits.pingIntervalMs)
-    return { subscription: id, epoch: accepted.epoch, seq: accepted.seq }
+    const frame = this.frameSubscriptions
+    const settle = (done: ContextSubscription): Subscribed => {
+      subscription.cancel = done.cancel
+      this.subscriptions.set(id, subscription)
+      frame?.push(subscription)
+      if (this.pingTimer === undefined) this.pingTimer = this.clock.setTimeout(this.onPingTimer, limits.pingIntervalMs)
+      return { subscription: id, epoch: done.epoch, seq: done.seq }
+    }
+    if (!(accepted instanceof Promise)) return settle(accepted)
+    // Answered by another node: the socket may have closed meanwhile.
+    return accepted.then(
+      (done) => {
+        if (!this.outbox.accepting) {
+          subscription.discard()
+          done.cancel()
+          subscriptions.release(this.origin)
+          return { subscription: id, epoch: done.epoch, seq: done.seq }
+        }
+        return settle(done)
+      },
+      (error: unknown) => {
+        subscription.discard()
+        subscriptions.release(this.origin)
+        throw error
+      },
+    )
   }
 
   private unsubscribe(id: string): boolean {

@@ -306,6 +306,35 @@ export class PeerHost {
     }
   }
 
+  /**
+   * Watch a hosted context for other nodes (src/queue/feed-relay.ts): a subscriber the policy is
+   * not checked against (it is the node itself; each gateway checks its own subscribers against
+   * the policy the owner sends it). Answers the position, what the log holds since a position,
+   * and how to stop. Throws UNKNOWN_CIRCLE, SHUTTING_DOWN.
+   */
+  watch(pubkey: PublicKeyHex, subscriber: Subscriber): ContextSubscription & { since(after: Position): ReturnType<ContextFeed['since']>; position(): Position } {
+    const entry = this.entries.get(pubkey)
+    if (entry === undefined) throw circlesError('UNKNOWN_CIRCLE', `No circle ${pubkey} is served here`)
+    if (this.stopping) throw circlesError('SHUTTING_DOWN')
+    this.activate(entry)
+    const feed = entry.feed!
+    const position = feed.subscribe(subscriber)
+    return {
+      ...position,
+      since: (after) => feed.since(after),
+      position: () => feed.position,
+      cancel: () => {
+        feed.unsubscribe(subscriber)
+        if (entry.feed === feed && feed.size === 0 && entry.actor === undefined) entry.feed = undefined
+      },
+    }
+  }
+
+  /** The change log bounds and per-context subscription cap of this host's contexts. */
+  get liveLimits(): { readonly log: ChangeLogLimits; readonly maxSubscriptionsPerContext: number } {
+    return this.live
+  }
+
   /** Subscriptions to a context now. */
   subscribersOf(pubkey: PublicKeyHex): number {
     return this.entries.get(pubkey)?.feed?.size ?? 0
