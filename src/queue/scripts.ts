@@ -60,13 +60,16 @@ end
 /**
  * circlesEnqueue — queue tasks for one or more contexts (of one hash slot on a cluster), each if
  * a node serves it and its lease's run hint does not refuse the caller.
- * KEYS         per context: its queue, its processing list, its lease, then its task hashes in order
+ * KEYS         per context: its queue, its processing list, its lease, then its task hashes in
+ *              order; after the last context, the completion records the caller has read (its
+ *              answered tasks, of this slot), which are deleted
  * ARGV[1]      now (unix ms)
- * ARGV[2]      how long a task record is kept after its deadline (ms)
+ * ARGV[2]      how long a task record is kept after its deadline (ms): 0, nothing outlives it
  * ARGV[3]      what every node's list names start with (`<prefix>node:{`) on one server, where
  *              the script hands tasks to their owner itself; '' on a cluster (the nodes' lists
  *              are in other slots: the caller wakes the owners)
- * ARGV[4]      how long a node's wake list lives after a push (ms)
+ * ARGV[4]      how long a node's wake list lives after a push of a context key (ms); a hand-off
+ *              makes it live until the deadline of the latest task in it
  * ARGV[5]      the node that waits for the replies (the caller's node id), kept in each task hash
  * ARGV[6..]    per context: its key, its number of tasks n, then n × 4 values: task_id, deadline
  *              (unix ms), caller ('' when anonymous), and the task as its owner reads it: one
@@ -84,6 +87,7 @@ end
  * - otherwise each id is appended to the queue (status `pending`) and, on one server, the
  *   context's key onto the owner's wake list (the owner takes the queue).
  * Queues and processing lists expire once their last task would have.
+ * The completion records after the contexts' keys are deleted last: their gateway has read them.
  * Returns per context {lease, verdicts}: the lease as read (false: none; '': a key of the wrong
  * type, nothing written), and one character per task — `q` queued, `A` refused as anonymous,
  * `F` refused as not the owner.
@@ -148,10 +152,15 @@ while a <= #ARGV do
         end
       end
       if latest > 0 then
-        if handoff then extend(processing, latest + retention) else extend(queue, latest + retention) end
-        if wake then
-          if not handoff then redis.call('RPUSH', wake, context) end
-          redis.call('PEXPIRE', wake, wakeTtl)
+        if handoff then
+          extend(processing, latest + retention)
+          extend(wake, latest + retention)
+        else
+          extend(queue, latest + retention)
+          if wake then
+            redis.call('RPUSH', wake, context)
+            extend(wake, tonumber(now) + wakeTtl)
+          end
         end
       end
     end
@@ -160,6 +169,8 @@ while a <= #ARGV do
   k = k + n
   a = a + n * 4
 end
+-- Answered tasks whose completion records the gateway has read: nothing keeps them now.
+if k <= #KEYS then redis.call('DEL', unpack(KEYS, k, #KEYS)) end
 return out
 `
 
@@ -246,29 +257,31 @@ return out
 /**
  * circlesComplete — record tasks' results, reply, and take them off their processing lists, for
  * one or more contexts (of one hash slot on a cluster).
- * KEYS         per context: its processing list, then per task its hash and its reply list
+ * KEYS         per context: its processing list, then per task its hash
  * ARGV[1]      now (unix ms)
- * ARGV[2]      how long a reply is kept after the task's deadline (ms)
+ * ARGV[2]      how long a completion record is kept after the task's deadline (ms): 0
  * ARGV[3]      what every node's list names start with (`<prefix>node:{`) on one server, where the
  *              script pushes each reply to its gateway node's list; '' on a cluster (the caller
  *              pushes the replies, whose lists are in other slots)
- * ARGV[4]      how long a node's reply list lives after a push (ms)
+ * ARGV[4]      unused (kept for the argument layout; a reply list lives until its latest task's deadline)
  * ARGV[5..]    per context: its key, its number of tasks n, then n × 5 values: task_id, status
  *              (completed | error | repeat), answer (empty: nobody waits, e.g. an expired task),
  *              deadline (unix ms), reply_to (a node id, or empty)
- * The task hash keeps the answer (the completion record a re-delivered task is answered from)
- * and loses its script (`task`: nothing runs it again, and the bytes it held go back); the
- * task's reply list gets the answer too, expiring with the task; with ARGV[3] the answer is
- * pushed to the waiting node's reply list as `<context> <task_id> <answer>`. The id leaves the
- * processing list last. A `repeat` — a task its owner had already started — only leaves the
- * processing list: its record stays as it was. Returns how many writes met a key of the wrong
- * type (skipped).
+ * The task hash becomes the completion record: everything but what its gateway may still read
+ * is dropped (the script, the caller's fields, the timestamps) and it keeps `status`, `answer`,
+ * `deadline` and `reply_to`, until its gateway has read the answer and deletes it (with its next
+ * circlesEnqueue, or alone) and at most until the task's deadline. A task answered with nothing
+ * (expired, refused on read) or completed past its deadline leaves no record and no reply. With ARGV[3] the answer is pushed to the waiting
+ * node's reply list as `<context> <task_id> <answer>`; that list lives until the deadline of the
+ * latest task answered in it (a gateway that died leaves nothing past its tasks' deadlines). The
+ * id leaves the processing list last. A `repeat` — a task its owner had already started — only
+ * leaves the processing list: its record stays as it was. Returns how many writes met a key of
+ * the wrong type (skipped).
  */
 export const COMPLETE = `${PRELUDE}
 local now = ARGV[1]
 local retention = tonumber(ARGV[2])
 local nodes = ARGV[3]
-local repliesTtl = tonumber(ARGV[4])
 local k = 1
 local a = 5
 while a <= #ARGV do
@@ -279,28 +292,32 @@ while a <= #ARGV do
   k = k + 1
   for i = 0, n - 1 do
     local b = a + i * 5
-    local task = KEYS[k + i * 2]
-    local reply = KEYS[k + i * 2 + 1]
+    local task = KEYS[k + i]
     local status = ARGV[b + 1]
     local answer = ARGV[b + 2]
+    local expiry = tonumber(ARGV[b + 3]) + retention
+    -- Past its deadline nobody reads an answer: nothing is written for it.
+    if expiry <= tonumber(now) then answer = '' end
     if status ~= 'repeat' then
-      if redis.call('EXISTS', task) == 1 then
-        local _, bad = try('HSET', task, 'status', status, 'answer', answer, 'completed_at', now)
-        if not bad then redis.call('HDEL', task, 'task') end
-      end
-      if answer ~= '' then
-        local _, bad = try('RPUSH', reply, answer)
-        if not bad then redis.call('PEXPIREAT', reply, tonumber(ARGV[b + 3]) + retention) end
-        if nodes ~= '' and ARGV[b + 4] ~= '' then
-          local list = nodes .. ARGV[b + 4] .. '}:replies'
-          local _, bad2 = try('RPUSH', list, context .. ' ' .. ARGV[b] .. ' ' .. answer)
-          if not bad2 then redis.call('PEXPIRE', list, repliesTtl) end
+      local kind, bad = try('TYPE', task)
+      if not bad and kind ~= nil and kind.ok == 'hash' then
+        redis.call('DEL', task)
+        if answer ~= '' then
+          redis.call('HSET', task, 'status', status, 'answer', answer, 'deadline', ARGV[b + 3], 'reply_to', ARGV[b + 4])
+          redis.call('PEXPIREAT', task, expiry)
         end
+      elseif kind ~= nil and kind.ok ~= 'none' then
+        poisoned = poisoned + 1
+      end
+      if answer ~= '' and nodes ~= '' and ARGV[b + 4] ~= '' then
+        local list = nodes .. ARGV[b + 4] .. '}:replies'
+        local _, bad2 = try('RPUSH', list, context .. ' ' .. ARGV[b] .. ' ' .. answer)
+        if not bad2 and redis.call('PEXPIRETIME', list) < expiry then redis.call('PEXPIREAT', list, expiry) end
       end
     end
     try('LREM', processing, 1, ARGV[b])
   end
-  k = k + n * 2
+  k = k + n
   a = a + n * 5
 end
 return poisoned
