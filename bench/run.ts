@@ -477,13 +477,14 @@ function crossNodeTable(cross: CrossNodeFigures): string {
     formatNumber(r.latency_ms.p50),
     formatNumber(r.latency_ms.p99),
     r.redis_cpu_us === undefined ? '—' : formatNumber(r.redis_cpu_us),
+    r.redis_calls === undefined ? '—' : `${r.redis_calls.all.toFixed(2)} (${r.redis_calls.scripts.toFixed(2)})`,
     memory === undefined ? '—' : `${formatNumber(memory.redis_bytes_per_answer)} (${memory.redis_memory.after.keys - memory.redis_memory.before.keys} keys)`,
     r.process_cpu_us === undefined ? '—' : Object.entries(r.process_cpu_us).filter(([k]) => k !== 'all').map(([k, v]) => `${k} ${formatNumber(v)}`).join(', '),
     cpu(r, 'all'),
     r.errors,
   ]
   return table(
-    ['run (50 connections, trivial)', 'answers/s', '÷ BullMQ', 'p50 ms', 'p99 ms', 'Redis CPU µs/answer', 'Redis bytes kept/answer', 'CPU µs/answer by process', 'all processes µs', 'errors'],
+    ['run (50 connections, trivial)', 'answers/s', '÷ BullMQ', 'p50 ms', 'p99 ms', 'Redis CPU µs/answer', 'Redis commands/answer (scripts)', 'Redis bytes kept/answer', 'CPU µs/answer by process', 'all processes µs', 'errors'],
     [
       line('BullMQ request/reply (anchor)', cross.bullmq, '1×', cross.bullmq),
       line('local play on the owner node', cross.local, '—'),

@@ -28,3 +28,16 @@ export async function redisMemory(redis: Redis): Promise<RedisMemory> {
   const info = await redis.info('memory')
   return { used_memory: field(info, 'used_memory'), keys: await redis.dbsize() }
 }
+
+/** Commands the Redis server has run so far (INFO commandstats): all of them, and the scripts (EVAL, EVALSHA, FCALL) among them. */
+export async function redisCalls(redis: Redis): Promise<{ readonly all: number; readonly scripts: number }> {
+  const info = await redis.info('commandstats')
+  let all = 0
+  let scripts = 0
+  for (const match of info.matchAll(/^cmdstat_([a-z|_-]+):calls=(\d+)/gm)) {
+    const calls = Number(match[2])
+    all += calls
+    if (/^(eval|evalsha|eval_ro|evalsha_ro|fcall|fcall_ro)$/.test(match[1]!)) scripts += calls
+  }
+  return { all, scripts }
+}

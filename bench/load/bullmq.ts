@@ -12,7 +12,7 @@
  */
 import { Queue, QueueEvents, Worker } from 'bullmq'
 import { Redis } from 'ioredis'
-import { redisCpuUs } from '../lib/redis-info.js'
+import { redisCalls, redisCpuUs } from '../lib/redis-info.js'
 import { sampleThreads } from '../lib/thread-cpu.js'
 import type { LoadResult } from './load-generator.js'
 
@@ -88,6 +88,7 @@ if (role === 'worker') {
   const redis = new Redis(config.redisUrl)
   const pids = { ...config.processes, load: process.pid }
   const redisBefore = await redisCpuUs(redis)
+  const callsBefore = await redisCalls(redis)
   const before = cpuNs(pids)
   recording = true
   const started = performance.now()
@@ -95,6 +96,7 @@ if (role === 'worker') {
   recording = false
   const after = cpuNs(pids)
   const redisAfter = await redisCpuUs(redis)
+  const callsAfter = await redisCalls(redis)
   const seconds = (performance.now() - started) / 1000
   running = false
   // Loops still waiting now (an event never read) are reported, not waited for.
@@ -123,6 +125,7 @@ if (role === 'worker') {
     latency_ms: { p50: at(50), p90: at(90), p99: at(99), max: sorted[sorted.length - 1] ?? Number.NaN, mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length) },
     process_cpu_us: processCpu,
     redis_cpu_us: Math.round(((redisAfter - redisBefore) / count) * 100) / 100,
+    redis_calls: { all: Math.round(((callsAfter.all - callsBefore.all) / count) * 1000) / 1000, scripts: Math.round(((callsAfter.scripts - callsBefore.scripts) / count) * 1000) / 1000 },
     codes: stuck > 0 ? { waiting_at_end: stuck } : {},
   }
   redis.disconnect()

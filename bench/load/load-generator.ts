@@ -23,7 +23,7 @@
 import { WebSocket } from 'ws'
 import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/identity/index.js'
 import { Redis } from 'ioredis'
-import { redisCpuUs } from '../lib/redis-info.js'
+import { redisCalls, redisCpuUs } from '../lib/redis-info.js'
 import { cpuPerRequest, sampleThreads, type CpuPerRequest, type MeasuredProcesses } from '../lib/thread-cpu.js'
 import { HOSTILE_MODES, runHostile, type HostileMode } from './hostile.js'
 
@@ -72,6 +72,8 @@ export interface LoadResult {
   readonly process_cpu_us?: Record<string, number>
   /** Redis CPU µs per request over the same window (INFO cpu; when `redisUrl` was given). */
   readonly redis_cpu_us?: number
+  /** Redis commands per request over the same window (INFO commandstats): all, and scripts among them. */
+  readonly redis_calls?: { readonly all: number; readonly scripts: number }
   /** Error answers by `data.code` (play mode). */
   readonly codes: Record<string, number>
 }
@@ -263,6 +265,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, config.warmupMs ?? 500))
   const redis = config.redisUrl === undefined ? undefined : new Redis(config.redisUrl, { maxRetriesPerRequest: 1 })
   const redisBefore = redis === undefined ? undefined : await redisCpuUs(redis)
+  const callsBefore = redis === undefined ? undefined : await redisCalls(redis)
   const processesBefore = config.processes === undefined ? undefined : processNs(config.processes)
   const cpuBefore = config.cpu === undefined ? undefined : sampleThreads(config.cpu)
   recording = true
@@ -272,6 +275,7 @@ async function main(): Promise<void> {
   const cpuAfter = config.cpu === undefined ? undefined : sampleThreads(config.cpu)
   const processesAfter = config.processes === undefined ? undefined : processNs(config.processes)
   const redisAfter = redis === undefined ? undefined : await redisCpuUs(redis)
+  const callsAfter = redis === undefined ? undefined : await redisCalls(redis)
   redis?.disconnect()
   const seconds = (performance.now() - started) / 1000
   running = false
@@ -296,10 +300,16 @@ async function main(): Promise<void> {
     ...(cpuBefore === undefined ? {} : { cpu_us: cpuPerRequest(cpuBefore, cpuAfter!, config.cpu!, count) }),
     ...(processesBefore === undefined ? {} : { process_cpu_us: perRequest(processesBefore, processesAfter!, count) }),
     ...(redisBefore === undefined ? {} : { redis_cpu_us: count > 0 ? Math.round(((redisAfter! - redisBefore) / count) * 100) / 100 : Number.NaN }),
+    ...(callsBefore === undefined ? {} : { redis_calls: perCall(callsBefore, callsAfter!, count) }),
     codes,
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exit(0)
+}
+
+function perCall(before: { all: number; scripts: number }, after: { all: number; scripts: number }, requests: number): { all: number; scripts: number } {
+  const per = (n: number) => (requests > 0 ? Math.round((n / requests) * 1000) / 1000 : Number.NaN)
+  return { all: per(after.all - before.all), scripts: per(after.scripts - before.scripts) }
 }
 
 /** Nanoseconds on CPU of each role's processes (all their threads), the load generator included as `load`. */

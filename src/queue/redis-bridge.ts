@@ -200,6 +200,8 @@ export class RedisBridge implements ChildHandle {
   private readonly waiting = new Map<string, Waiter>()
   private outbox = new Map<string, Outgoing[]>()
   private outboxScheduled = false
+  /** Enqueue scripts in flight: while there are, the tasks dispatched meanwhile wait to go together in the next. */
+  private enqueuing = 0
   private wakes = new Map<string, Set<string>>()
   private wakesScheduled = false
   /** Completion records read here (their keys), by hash slot (0 on one server): deleted with the next enqueue of their slot. */
@@ -217,6 +219,8 @@ export class RedisBridge implements ChildHandle {
   private running = 0
   private completions: Completion[] = []
   private completionsScheduled = false
+  /** Complete scripts in flight: while there are, the results of later turns wait to go together in the next. */
+  private completing = 0
   private retry: Completion[] = []
   /** Scripts in flight that a stop (and the first "serving") waits for: completions, pushes, takes and recoveries. */
   private readonly writes = new Set<Promise<unknown>>()
@@ -430,6 +434,9 @@ export class RedisBridge implements ChildHandle {
    */
   private readonly flushOutbox = (): void => {
     this.outboxScheduled = false
+    // Batches across turns: one enqueue at a time; what is dispatched meanwhile leaves, in as few
+    // scripts as its slots need, as soon as it returns (see afterEnqueue).
+    if (this.enqueuing > 0 || this.outbox.size === 0) return
     const outbox = this.outbox
     this.outbox = new Map()
     const now = Date.now()
@@ -446,14 +453,31 @@ export class RedisBridge implements ChildHandle {
       }
       // The completion records of this slot read since the last enqueue go with it (deleted last).
       keys.push(...this.takeAcks(this.slotOf(group[0]![0])))
-      this.cmd.circlesEnqueue(keys.length, ...keys, ...args).then(
-        (results) => group.forEach(([pubkey, tasks], i) => this.enqueued(pubkey, tasks, Array.isArray(results) ? results[i] : undefined)),
-        (error: Error) => {
-          this.log.warn({ err: error.message, contexts: group.length }, 'could not queue cross-node tasks')
-          for (const [, tasks] of group) for (const { task } of tasks) this.fail(task.taskId, unavailable('the task could not be queued'))
-        },
-      )
+      this.enqueuing++
+      this.cmd
+        .circlesEnqueue(keys.length, ...keys, ...args)
+        .then(
+          (results) => group.forEach(([pubkey, tasks], i) => this.enqueued(pubkey, tasks, Array.isArray(results) ? results[i] : undefined)),
+          (error: Error) => {
+            this.log.warn({ err: error.message, contexts: group.length }, 'could not queue cross-node tasks')
+            for (const [, tasks] of group) for (const { task } of tasks) this.fail(task.taskId, unavailable('the task could not be queued'))
+          },
+        )
+        .finally(this.afterEnqueue)
     }
+  }
+
+  /** An enqueue returned: the tasks dispatched while it was in flight leave now, together. */
+  private readonly afterEnqueue = (): void => {
+    if (--this.enqueuing > 0 || this.outbox.size === 0) return
+    if (!this.up || this.stopping) {
+      // Redis went away meanwhile (or the node stops): they cannot be queued.
+      const outbox = this.outbox
+      this.outbox = new Map()
+      for (const tasks of outbox.values()) for (const { task } of tasks) this.fail(task.taskId, unavailable('the task could not be queued'))
+      return
+    }
+    this.flushOutbox()
   }
 
   /** What circlesEnqueue did with one context's tasks: {lease, verdicts} (see scripts.ts). */
@@ -881,6 +905,9 @@ export class RedisBridge implements ChildHandle {
    */
   private readonly flushCompletions = (): void => {
     this.completionsScheduled = false
+    // Batches across turns: one complete at a time; results of later turns leave together as soon
+    // as it returns (see afterComplete).
+    if (this.completing > 0 || this.completions.length === 0) return
     const all = this.completions
     this.completions = []
     if (!this.up) {
@@ -907,6 +934,7 @@ export class RedisBridge implements ChildHandle {
           written.push(c)
         }
       }
+      this.completing++
       this.track(
         this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
           (poisoned) => {
@@ -923,7 +951,7 @@ export class RedisBridge implements ChildHandle {
             this.log.warn({ err: error.message, tasks: written.length }, 'could not record completed tasks')
             for (const c of written) if (c.status !== 'repeat') this.active.delete(c.taskId)
           },
-        ),
+        ).finally(this.afterComplete),
       )
     }
     if (this.single) return
@@ -935,6 +963,11 @@ export class RedisBridge implements ChildHandle {
       entries.push(encodeReplyEntry(c.pubkey, c.taskId, c.answer))
     }
     for (const [node, entries] of byNode) this.push(this.keys.replies(node), entries)
+  }
+
+  /** A complete returned: the results recorded while it was in flight leave now, together. */
+  private readonly afterComplete = (): void => {
+    if (--this.completing === 0 && this.completions.length > 0) this.flushCompletions()
   }
 
   private track(write: Promise<unknown>): void {
@@ -952,7 +985,8 @@ export class RedisBridge implements ChildHandle {
     // Completion records read here and not yet deleted: deleted now rather than at their deadlines.
     if (this.ackTimer !== undefined) clearTimeout(this.ackTimer)
     this.flushAcks()
-    await Promise.allSettled([...this.writes])
+    // A write that returns may start the next (batches across turns): wait until none is left.
+    while (this.writes.size > 0) await Promise.allSettled([...this.writes])
     if (this.up) {
       await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
       await this.cmd.del(this.keys.alive(this.nodeId)).catch(() => 0)

@@ -24,6 +24,13 @@ async function usedMemory(redis: Redis): Promise<number> {
   return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))![1])
 }
 
+/** The bytes of every key (MEMORY USAGE, every element counted): what Redis stores, without its buffers. */
+async function stored(redis: Redis): Promise<number> {
+  let bytes = 0
+  for (const key of await keysUnder(redis, '')) bytes += (await redis.memory('USAGE', key, 'SAMPLES', 0)) ?? 0
+  return bytes
+}
+
 t.test(`${PLAYS} answered cross-node plays leave at most ${BYTES_PER_PLAY} bytes each in Redis, and nothing past their deadlines`, { timeout: 110_000 }, async (t) => {
   const server = await startRedis(t)
   const redis = new Redis(server.url)
@@ -34,6 +41,8 @@ t.test(`${PLAYS} answered cross-node plays leave at most ${BYTES_PER_PLAY} bytes
   const front = await startNode(t, { redis: redisOptions })
   await owner.node.redis!.whenServing()
   await front.node.redis!.whenServing()
+  const context = owner.circle.publicKey
+  const storedAtStart = await stored(redis)
   const sockets = await Promise.all(
     Array.from({ length: SOCKETS }, async () => {
       const socket = await openSocket(`${front.url}${owner.circle.publicKey}`)
@@ -75,15 +84,19 @@ t.test(`${PLAYS} answered cross-node plays leave at most ${BYTES_PER_PLAY} bytes
     if (expiry === -1 || expiry > latestDeadline) t.fail(`${key} is kept past the deadlines (expiry ${expiry}, latest deadline ${latestDeadline})`)
   }
 
-  // Once every deadline has passed (Redis's clock says so and the key count is back), Redis holds
-  // what it held before the plays.
+  // Once every deadline has passed (Redis's clock says so, and no key of a task is left), Redis
+  // stores what it stored before the plays.
+  const taskKeys = async () => (await keysUnder(redis, '')).filter((key) => key.includes(`{${context}}`) && !key.includes('lease:'))
   for (;;) {
     const [seconds, micros] = await redis.time()
-    if (Number(seconds) * 1000 + Number(micros) / 1000 > latestDeadline && (await redis.dbsize()) <= keysBefore) break
+    if (Number(seconds) * 1000 + Number(micros) / 1000 > latestDeadline && (await taskKeys()).length === 0) break
     await redis.blpop('never', 0.1)
   }
   const settled = await usedMemory(redis)
-  t.comment(`after their deadlines: used_memory ${settled - before >= 0 ? '+' : ''}${settled - before} bytes, keys ${await redis.dbsize()}`)
-  t.ok(settled - before <= 10 * PLAYS, 'Redis memory is back to what it was (within 10 bytes per play: allocator and buffers)')
+  const storedAtEnd = await stored(redis)
+  t.comment(`after their deadlines: used_memory ${settled - before >= 0 ? '+' : ''}${settled - before} bytes, keys ${await redis.dbsize()}, stored ${storedAtStart} → ${storedAtEnd} bytes`)
+  t.same(await taskKeys(), [], "no key of the context's tasks is left (queue, processing list, task hashes, records)")
+  t.ok(storedAtEnd <= storedAtStart + 200, 'the keys left store what they stored before the plays (leases, alive keys, the check value)')
+  t.ok(settled - before <= BYTES_PER_PLAY * PLAYS, `used_memory, buffers included, stays within ${BYTES_PER_PLAY} bytes per play of what it was`)
   t.equal(front.node.redis!.counters.expired, 0, 'no play expired')
 })
