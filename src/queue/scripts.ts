@@ -101,8 +101,14 @@ local replyTo = ARGV[5]
 local out = {}
 local k = 1
 local a = 6
+-- Owners' wake lists met (checked to be lists), and the latest expiry each needs.
+local wakes = {}
 local function extend(key, expiry)
   if redis.call('PEXPIRETIME', key) < expiry then redis.call('PEXPIREAT', key, expiry) end
+end
+-- One RPUSH per 1,000 values (Lua's unpack has a stack limit).
+local function pushAll(key, values)
+  for i = 1, #values, 1000 do redis.call('RPUSH', key, unpack(values, i, math.min(i + 999, #values))) end
 end
 while a <= #ARGV do
   local context = ARGV[a]
@@ -122,12 +128,17 @@ while a <= #ARGV do
     local queued, bad1 = try('LLEN', queue)
     local _, bad2 = try('LLEN', processing)
     local bad3 = false
-    if wake then _, bad3 = try('LLEN', wake) end
+    if wake and wakes[wake] == nil then
+      _, bad3 = try('LLEN', wake)
+      if not bad3 then wakes[wake] = 0 end
+    end
     if bad1 or bad2 or bad3 then
       owner = ''
     else
       local handoff = wake ~= nil and queued == 0
       local latest = 0
+      -- The ids and hand-offs of this context, pushed in one RPUSH each after the loop.
+      local ids, entries = {}, {}
       for i = 0, n - 1 do
         local b = a + i * 4
         local caller = ARGV[b + 2]
@@ -142,24 +153,23 @@ while a <= #ARGV do
           if handoff then status = 'processing' end
           redis.call('HSET', KEYS[k + i], 'task', ARGV[b + 3], 'status', status, 'deadline', ARGV[b + 1], 'created_at', now, 'owner', owner, 'reply_to', replyTo)
           redis.call('PEXPIREAT', KEYS[k + i], deadline + retention)
-          if handoff then
-            redis.call('RPUSH', processing, ARGV[b])
-            redis.call('RPUSH', wake, ARGV[b + 3])
-          else
-            redis.call('RPUSH', queue, ARGV[b])
-          end
+          ids[#ids + 1] = ARGV[b]
+          if handoff then entries[#entries + 1] = ARGV[b + 3] end
           if deadline > latest then latest = deadline end
         end
       end
       if latest > 0 then
         if handoff then
+          pushAll(processing, ids)
+          pushAll(wake, entries)
           extend(processing, latest + retention)
-          extend(wake, latest + retention)
+          if wakes[wake] < latest + retention then wakes[wake] = latest + retention end
         else
+          pushAll(queue, ids)
           extend(queue, latest + retention)
           if wake then
             redis.call('RPUSH', wake, context)
-            extend(wake, tonumber(now) + wakeTtl)
+            if wakes[wake] < tonumber(now) + wakeTtl then wakes[wake] = tonumber(now) + wakeTtl end
           end
         end
       end
@@ -169,8 +179,12 @@ while a <= #ARGV do
   k = k + n
   a = a + n * 4
 end
+-- Each owner's wake list written lives until its latest expiry (checked and extended once per script).
+for wake, expiry in pairs(wakes) do
+  if expiry > 0 then extend(wake, expiry) end
+end
 -- Answered tasks whose completion records the gateway has read: nothing keeps them now.
-if k <= #KEYS then redis.call('DEL', unpack(KEYS, k, #KEYS)) end
+for i = k, #KEYS, 1000 do redis.call('DEL', unpack(KEYS, i, math.min(i + 999, #KEYS))) end
 return out
 `
 
@@ -268,8 +282,8 @@ return out
  *              (completed | error | repeat), answer (empty: nobody waits, e.g. an expired task),
  *              deadline (unix ms), reply_to (a node id, or empty)
  * The task hash becomes the completion record: everything but what its gateway may still read
- * is dropped (the script, the caller's fields, the timestamps) and it keeps `status`, `answer`,
- * `deadline` and `reply_to`, until its gateway has read the answer and deletes it (with its next
+ * is dropped (the script, the lease it was queued for, the timestamps) and it keeps `status`,
+ * `answer`, `deadline` and `reply_to` — and the expiry circlesEnqueue gave it, its deadline — until its gateway has read the answer and deletes it (with its next
  * circlesEnqueue, or alone) and at most until the task's deadline. A task answered with nothing
  * (expired, refused on read) or completed past its deadline leaves no record and no reply. With ARGV[3] the answer is pushed to the waiting
  * node's reply list as `<context> <task_id> <answer>`; that list lives until the deadline of the
@@ -279,11 +293,13 @@ return out
  * the wrong type (skipped).
  */
 export const COMPLETE = `${PRELUDE}
-local now = ARGV[1]
+local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
 local nodes = ARGV[3]
 local k = 1
 local a = 5
+-- Each reply list written, and the latest deadline of what was pushed onto it (its expiry).
+local lists = {}
 while a <= #ARGV do
   local context = ARGV[a]
   local n = tonumber(ARGV[a + 1])
@@ -297,28 +313,28 @@ while a <= #ARGV do
     local answer = ARGV[b + 2]
     local expiry = tonumber(ARGV[b + 3]) + retention
     -- Past its deadline nobody reads an answer: nothing is written for it.
-    if expiry <= tonumber(now) then answer = '' end
+    if expiry <= now then answer = '' end
     if status ~= 'repeat' then
-      local kind, bad = try('TYPE', task)
-      if not bad and kind ~= nil and kind.ok == 'hash' then
-        redis.call('DEL', task)
-        if answer ~= '' then
-          redis.call('HSET', task, 'status', status, 'answer', answer, 'deadline', ARGV[b + 3], 'reply_to', ARGV[b + 4])
-          redis.call('PEXPIREAT', task, expiry)
-        end
-      elseif kind ~= nil and kind.ok ~= 'none' then
-        poisoned = poisoned + 1
+      if answer == '' then
+        try('DEL', task)
+      elseif redis.call('EXISTS', task) == 1 then
+        -- The hash expires at the deadline already (circlesEnqueue): it becomes the record.
+        local _, bad = try('HSET', task, 'status', status, 'answer', answer)
+        if not bad then redis.call('HDEL', task, 'task', 'owner', 'created_at', 'started_at') end
       end
       if answer ~= '' and nodes ~= '' and ARGV[b + 4] ~= '' then
         local list = nodes .. ARGV[b + 4] .. '}:replies'
         local _, bad2 = try('RPUSH', list, context .. ' ' .. ARGV[b] .. ' ' .. answer)
-        if not bad2 and redis.call('PEXPIRETIME', list) < expiry then redis.call('PEXPIREAT', list, expiry) end
+        if not bad2 and (lists[list] or 0) < expiry then lists[list] = expiry end
       end
     end
     try('LREM', processing, 1, ARGV[b])
   end
   k = k + n
   a = a + n * 5
+end
+for list, expiry in pairs(lists) do
+  if redis.call('PEXPIRETIME', list) < expiry then redis.call('PEXPIREAT', list, expiry) end
 end
 return poisoned
 `
