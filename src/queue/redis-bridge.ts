@@ -140,24 +140,28 @@ const NODE_LIST_TTL_MS = 60_000
  *
  * Gateway side: a `play` for a context this node does not host is queued for the context's
  * owner. The tasks of one event-loop turn go in one script per hash slot (one per turn on one
- * server), which reads each context's lease in the same atomic step: with no lease nothing is
+ * server) — and, while one is in flight, those of every turn until it returns go together in the
+ * next — which reads each context's lease in the same atomic step: with no lease nothing is
  * queued and the play answers UNKNOWN_CIRCLE. On one server the script also hands the tasks to
  * their owner: straight onto its processing list and its wake list (the owner runs them without
  * taking them). On a cluster (the owner's list is in another slot) the tasks go to the context's
  * queue and the bridge wakes the owner, which takes them. Replies come back on this node's
- * reply list, read by the same blocking reader, and are checked (MAC) before use. A task not
- * answered by its deadline (the run's wall limit plus the queueing allowance) is answered
- * TASK_EXPIRED; while Redis is away, cross-node plays fail at once with UNAVAILABLE.
+ * reply list, read by the same blocking reader, and are checked (MAC) before use; the completion
+ * records read are deleted with the next enqueue script of their slot (or a DEL of their own).
+ * A task not answered by its deadline (the run's wall limit plus the queueing allowance) is
+ * answered TASK_EXPIRED, after one last lookup of its completion record shortly before; while
+ * Redis is away, cross-node plays fail at once with UNAVAILABLE.
  *
  * Owner side: the node holds a lease for every context it hosts, naming its id, the epoch of
  * its connection and a hint of the context's run rule (which the enqueue script uses to refuse,
  * without storing anything, what the owner would refuse; it is written again whenever the
  * policy changes). Tasks handed to it, or taken from a queue (queue → processing list, one
  * script per slot), run through the peer actor (same policy, limits and order as a local run);
- * their results are recorded with one script per slot per turn — result into the task hash (the
- * completion record, which drops the script), reply list written, reply pushed to the gateway
- * node (on one server; else one push per gateway node), then off the processing list: a task
- * leaves the processing list only once its reply is written. A node that starts serving a
+ * their results are recorded with one script per slot per turn (one in flight at a time: the
+ * results of the turns meanwhile go together in the next) — the task hash becomes the completion
+ * record (the answer; the script is dropped), reply pushed to the gateway node (on one server;
+ * else one push per gateway node), then off the processing list: a task leaves the processing
+ * list only once its record is written. A node that starts serving a
  * context (or reconnects) first re-delivers the context's processing list: tasks with a
  * completion record are answered from it, never run again; the others run again (at-least-once
  * for a run that was cut off), unless their deadline has passed.
@@ -428,9 +432,10 @@ export class RedisBridge implements ChildHandle {
   }
 
   /**
-   * Queue this turn's tasks: one script per hash slot (per turn on one server) that reads each
-   * context's lease, queues the tasks its run hint does not refuse if it has an owner, and — on
-   * one server — wakes the owner.
+   * Queue the tasks dispatched since the last enqueue: one script per hash slot (one on one
+   * server) that reads each context's lease, queues the tasks its run hint does not refuse if it
+   * has an owner, — on one server — wakes the owner, and deletes the completion records this
+   * node has read.
    */
   private readonly flushOutbox = (): void => {
     this.outboxScheduled = false
@@ -896,8 +901,8 @@ export class RedisBridge implements ChildHandle {
   }
 
   /**
-   * Record this turn's results: one script per hash slot (per turn on one server) writes each
-   * completion record and reply, takes the tasks off their processing lists and — on one server
+   * Record the results since the last complete: one script per hash slot (one on one server)
+   * writes each completion record, takes the tasks off their processing lists and — on one server
    * — pushes each reply to its gateway node's list. On a cluster the bridge pushes the replies
    * itself, one push per gateway node, in the same write; the push may then overtake the record,
    * which only means a task whose owner dies right then runs again (at-least-once), never that a
