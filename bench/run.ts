@@ -351,6 +351,10 @@ interface CrossNodeFigures {
   readonly available: true
   /** BullMQ request/reply on the same Redis, just before the cross-node rows: the anchor. */
   readonly bullmq: RedisLoadResult
+  /** The same, just after them (a shared machine's load moves within a run). */
+  readonly bullmq_after: RedisLoadResult
+  /** The mean of the two BullMQ rows' round trips/s: what the cross-node rows are divided by. */
+  readonly bullmq_per_second: number
   /** Local play on the owner node, measured right before (the ratio's denominator). */
   readonly local: LoadResult
   readonly one_context: RedisLoadResult
@@ -388,9 +392,10 @@ async function withRedisMemory(redis: Redis, measure: () => Promise<LoadResult>)
 /**
  * Cross-node: two nodes joined through Redis; clients on node 1 (the gateway), contexts on node 2
  * (the owner) — one context for every connection, then 50 contexts (connection i → context
- * i mod 50) — and, for the ratios, the same load as local plays on node 2 and, first, BullMQ
- * request/reply on the same Redis (50 loops of add + waitUntilFinished, a Worker of concurrency
- * 50 in a process of its own). Every row reports CPU per answer by process (all threads) and
+ * i mod 50) — and, for the ratios, the same load as local plays on node 2 and BullMQ
+ * request/reply on the same Redis, before the cross-node rows and again after them (50 loops of
+ * add, then the job's completed event; a Worker of concurrency 50 in a process of its own): the
+ * cross-node rows are divided by the mean of the two. Every row reports CPU per answer by process (all threads) and
  * Redis's (INFO cpu), and what Redis keeps per answer (used_memory).
  */
 async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeFigures | { available: false; reason: string }> {
@@ -413,14 +418,18 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
   }
   const prefix = `circles-bench:${process.pid}:`
   const redisPid: Record<string, number> = server === undefined ? {} : { redis: server.pid }
-  say('cross-node: BullMQ request/reply on the same Redis, 50 loops (the anchor)')
   const queueName = `circles-bench-bullmq-${process.pid}`
-  const worker = await bullmq('worker', { redisUrl: REDIS_URL, queue: queueName })
-  const bull = await withRedisMemory(redis, () =>
-    bullmq('client', { redisUrl: REDIS_URL, queue: queueName, loops: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, processes: { worker: worker.pid, ...redisPid } }),
-  )
-  await worker.stop()
-  await deleteUnder(redis, `bull:${queueName}:`)
+  const measureBullmq = async () => {
+    const worker = await bullmq('worker', { redisUrl: REDIS_URL, queue: queueName })
+    const result = await withRedisMemory(redis, () =>
+      bullmq('client', { redisUrl: REDIS_URL, queue: queueName, loops: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, processes: { worker: worker.pid, ...redisPid } }),
+    )
+    await worker.stop()
+    await deleteUnder(redis, `bull:${queueName}:`)
+    return result
+  }
+  say('cross-node: BullMQ request/reply on the same Redis, 50 loops (the anchor, before the cross-node rows)')
+  const bull = await measureBullmq()
   const env = { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix }
   const owner = await startServer('./servers/circles-server.js', { ...env, BENCH_CONTEXTS: '50' })
   const front = await startServer('./servers/circles-server.js', env)
@@ -443,18 +452,23 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
   await front.stop()
   await owner.stop()
   await deleteUnder(redis, prefix)
+  say('cross-node: BullMQ request/reply again, after the cross-node rows')
+  const bullAfter = await measureBullmq()
+  const bullPerSecond = (bull.per_second + bullAfter.per_second) / 2
   redis.disconnect()
   await server?.stop()
   return {
     available: true,
     bullmq: bull,
+    bullmq_after: bullAfter,
+    bullmq_per_second: bullPerSecond,
     local,
     one_context: one,
     fifty_contexts: fifty,
     ratio_one_context: one.per_second / local.per_second,
     ratio_fifty_contexts: fifty.per_second / local.per_second,
-    vs_bullmq_one_context: one.per_second / bull.per_second,
-    vs_bullmq_fifty_contexts: fifty.per_second / bull.per_second,
+    vs_bullmq_one_context: one.per_second / bullPerSecond,
+    vs_bullmq_fifty_contexts: fifty.per_second / bullPerSecond,
   }
 }
 
@@ -484,19 +498,20 @@ function crossNodeTable(cross: CrossNodeFigures): string {
     r.errors,
   ]
   return table(
-    ['run (50 connections, trivial)', 'answers/s', '÷ BullMQ', 'p50 ms', 'p99 ms', 'Redis CPU µs/answer', 'Redis commands/answer (scripts)', 'Redis bytes kept/answer', 'CPU µs/answer by process', 'all processes µs', 'errors'],
+    ['run (50 connections, trivial)', 'answers/s', '÷ BullMQ (mean of both rows)', 'p50 ms', 'p99 ms', 'Redis CPU µs/answer', 'Redis commands/answer (scripts)', 'Redis bytes kept/answer', 'CPU µs/answer by process', 'all processes µs', 'errors'],
     [
-      line('BullMQ request/reply (anchor)', cross.bullmq, '1×', cross.bullmq),
+      line('BullMQ request/reply (anchor), before', cross.bullmq, `${(cross.bullmq.per_second / cross.bullmq_per_second).toFixed(2)}×`, cross.bullmq),
       line('local play on the owner node', cross.local, '—'),
       line('cross-node, 1 context', cross.one_context, `${cross.vs_bullmq_one_context.toFixed(2)}×`, cross.one_context),
       line('cross-node, 50 contexts', cross.fifty_contexts, `${cross.vs_bullmq_fifty_contexts.toFixed(2)}×`, cross.fifty_contexts),
+      line('BullMQ request/reply (anchor), after', cross.bullmq_after, `${(cross.bullmq_after.per_second / cross.bullmq_per_second).toFixed(2)}×`, cross.bullmq_after),
     ],
   )
 }
 
 async function crossNodeOnly(): Promise<void> {
   let step = 0
-  const cross = await measureCrossNode((what) => progress(`[${++step}/4] ${what}`))
+  const cross = await measureCrossNode((what) => progress(`[${++step}/5] ${what}`))
   progressDone()
   if (!cross.available) {
     console.log(`cross-node: not measured (${cross.reason})`)
@@ -598,7 +613,7 @@ async function liveOnly(): Promise<void> {
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 21 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 22 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
