@@ -132,7 +132,11 @@ const BLOCK_SECONDS = 1
 const READ_BATCH = 1_024
 /** Most entries one circlesPush carries (Lua's unpack has a stack limit). */
 const PUSH_BATCH = 1_000
-/** A node's wake and reply lists expire this long after their last push unless read. */
+/**
+ * A node's wake list expires this long after a context key is pushed onto it, and a reply list
+ * this long after a push on a cluster, unless read; on one server the scripts make a list that
+ * holds tasks or answers live until the latest of their deadlines instead.
+ */
 const NODE_LIST_TTL_MS = 60_000
 
 /**

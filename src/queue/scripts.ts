@@ -79,14 +79,15 @@ end
  * refuses — an anonymous caller where the hint is not `a`, or a caller other than the context
  * itself where it is `o` — is not written at all: a refused play costs Redis nothing. For a
  * context with no lease nothing is written. Otherwise the task hashes are written, expiring
- * `retention` after their deadline, and:
+ * `retention` (0) after their deadline, and:
  * - hand-off (ARGV[3] set, the queue empty): each task goes straight to the processing list
  *   (status `processing`, `owner` = the lease) and onto the owner's wake list of that epoch, so
  *   the owner runs it without taking it — one round trip less; the processing list is what a
  *   later owner re-delivers from, as for a taken task;
  * - otherwise each id is appended to the queue (status `pending`) and, on one server, the
  *   context's key onto the owner's wake list (the owner takes the queue).
- * Queues and processing lists expire once their last task would have.
+ * Queues and processing lists expire once their last task would have; on a hand-off the owner's
+ * wake list too (a context key pushed onto it keeps it ARGV[4] longer).
  * The completion records after the contexts' keys are deleted last: their gateway has read them.
  * Returns per context {lease, verdicts}: the lease as read (false: none; '': a key of the wrong
  * type, nothing written), and one character per task — `q` queued, `A` refused as anonymous,
@@ -194,7 +195,7 @@ return out
  * KEYS         per context: its queue, its processing list
  * ARGV[1]      most entries to pop per context
  * ARGV[2]      now (unix ms)
- * ARGV[3]      how long a task record is kept after its deadline (ms)
+ * ARGV[3]      how long a task record is kept after its deadline (ms): 0
  * ARGV[4]      the largest task or answer handed on (bytes)
  * ARGV[5..]    per context: its task key prefix
  * Pops up to ARGV[1] ids of each context from its queue. An id that is not a task id, names a key
