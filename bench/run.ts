@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { renderChart } from './lib/chart.js'
 import { startPrivateRedis, type PrivateRedis } from './lib/private-redis.js'
+import { redisMemory, type RedisMemory } from './lib/redis-info.js'
 import { formatNumber, machineInfo, progress, progressDone, table, writeResult } from './lib/report.js'
 import { callingScript, SCRIPTS } from './lib/scripts.js'
 import type { EngineFigure } from './engine.bench.js'
@@ -340,23 +341,67 @@ async function authLag(): Promise<void> {
   writeResult('bench-auth-lag', { kind: 'auth-lag', date: new Date().toISOString(), machine: machineInfo(), sockets: BAD_AUTH_SOCKETS, ...figures })
 }
 
+/** A cross-node or BullMQ row with what Redis kept once it was answered. */
+type RedisLoadResult = LoadResult & {
+  /** Redis used_memory and key count before the row and right after its last answer. */
+  readonly redis_memory: { readonly before: RedisMemory; readonly after: RedisMemory }
+  /** (used_memory after − before) ÷ answers of the row (warm-up included): what Redis keeps per answered play. */
+  readonly redis_bytes_per_answer: number
+}
+
 interface CrossNodeFigures {
   readonly available: true
+  /** BullMQ request/reply on the same Redis, just before the cross-node rows: the anchor. */
+  readonly bullmq: RedisLoadResult
+  /** The same, just after them (a shared machine's load moves within a run). */
+  readonly bullmq_after: RedisLoadResult
+  /** The mean of the two BullMQ rows' round trips/s: what the cross-node rows are divided by. */
+  readonly bullmq_per_second: number
   /** Local play on the owner node, measured right before (the ratio's denominator). */
   readonly local: LoadResult
-  readonly one_context: LoadResult
-  readonly fifty_contexts: LoadResult
+  readonly one_context: RedisLoadResult
+  readonly fifty_contexts: RedisLoadResult
   readonly ratio_one_context: number
   readonly ratio_fifty_contexts: number
   /** A play whose script calls another context: on the owner node (both contexts there), then from node 1 to a context of node 2. */
   readonly call_local: LoadResult
   readonly call_cross_node: LoadResult
+  readonly vs_bullmq_one_context: number
+  readonly vs_bullmq_fifty_contexts: number
+}
+
+/** A BullMQ process (bench/load/bullmq.ts): a worker, ready once it prints; or the measuring client. */
+function bullmq(role: 'worker', config: Record<string, unknown>): Promise<{ pid: number; stop: () => Promise<void> }>
+function bullmq(role: 'client', config: Record<string, unknown>): Promise<LoadResult>
+function bullmq(role: 'worker' | 'client', config: Record<string, unknown>): Promise<unknown> {
+  if (role === 'client') return runJson<LoadResult>([here('./load/bullmq.js'), 'client', JSON.stringify(config)])
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [here('./load/bullmq.js'), 'worker', JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const onExit = (code: number | null) => reject(new Error(`bullmq worker exited with ${code}`))
+    child.once('exit', onExit)
+    createInterface({ input: child.stdout }).once('line', () => {
+      child.off('exit', onExit)
+      resolve({ pid: child.pid!, stop: () => new Promise<void>((done) => (child.once('exit', () => done()), child.kill('SIGTERM'))) })
+    })
+  })
+}
+
+/** Run `measure`, reading what Redis holds before and right after it. */
+async function withRedisMemory(redis: Redis, measure: () => Promise<LoadResult>): Promise<RedisLoadResult> {
+  const before = await redisMemory(redis)
+  const result = await measure()
+  const after = await redisMemory(redis)
+  return { ...result, redis_memory: { before, after }, redis_bytes_per_answer: Math.round((after.used_memory - before.used_memory) / Math.max(1, result.total_requests)) }
 }
 
 /**
  * Cross-node: two nodes joined through Redis; clients on node 1 (the gateway), contexts on node 2
  * (the owner) — one context for every connection, then 50 contexts (connection i → context
- * i mod 50) — and, for the ratio, the same load as local plays on node 2.
+ * i mod 50) — and, for the ratios, the same load as local plays on node 2 and BullMQ
+ * request/reply on the same Redis, before the cross-node rows and again after them (50 loops of
+ * add, then the job's completed event; a Worker of concurrency 50 in a process of its own): the
+ * cross-node rows are divided by the mean of the two. Every row reports CPU per answer by process (all threads) and
+ * Redis's (INFO cpu), and what Redis keeps per answer (used_memory).
  */
 async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeFigures | { available: false; reason: string }> {
   let server: PrivateRedis | undefined
@@ -377,63 +422,116 @@ async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeF
     return { available: false, reason: `no Redis at ${REDIS_URL}: ${(error as Error).message}` }
   }
   const prefix = `circles-bench:${process.pid}:`
+  const redisPid: Record<string, number> = server === undefined ? {} : { redis: server.pid }
+  const queueName = `circles-bench-bullmq-${process.pid}`
+  const measureBullmq = async () => {
+    const worker = await bullmq('worker', { redisUrl: REDIS_URL, queue: queueName })
+    const result = await withRedisMemory(redis, () =>
+      bullmq('client', { redisUrl: REDIS_URL, queue: queueName, loops: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, processes: { worker: worker.pid, ...redisPid } }),
+    )
+    await worker.stop()
+    await deleteUnder(redis, `bull:${queueName}:`)
+    return result
+  }
+  say('cross-node: BullMQ request/reply on the same Redis, 50 loops (the anchor, before the cross-node rows)')
+  const bull = await measureBullmq()
   const env = { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix }
   const owner = await startServer('./servers/circles-server.js', { ...env, BENCH_CONTEXTS: '50' })
   const front = await startServer('./servers/circles-server.js', env)
   const via = (key: string) => `${front.info['url']!}${key}`
   const common = { mode: 'play', connections: 50, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script: SCRIPTS.trivial } as const
+  const roles: Record<string, number | number[]> = {
+    gateway: [front.info.pid ?? front.child.pid!, ...(front.info.host_pids ?? [])],
+    owner: owner.info.pid ?? owner.child.pid!,
+    owner_hosts: owner.info.host_pids ?? [],
+    ...redisPid,
+  }
+  const measured = { processes: roles, redisUrl: REDIS_URL }
   say('cross-node: local play on the owner node, 50 connections (for the ratio)')
-  const local = await loadWithCpu(owner, { ...common, url: owner.info['url']! })
+  const local = await loadWithCpu(owner, { ...common, url: owner.info['url']!, processes: roles })
   say('cross-node: 1 context on node 2, clients on node 1, 50 connections')
-  const one = await load({ ...common, url: via(owner.info['circle']!) })
+  const one = await withRedisMemory(redis, () => load({ ...common, url: via(owner.info['circle']!), ...measured }))
   say('cross-node: 50 contexts on node 2, clients on node 1, 50 connections')
   const contexts = owner.info.contexts ?? []
-  const fifty = await load({ ...common, url: via(contexts[0]!), urls: contexts.map(via) })
+  const fifty = await withRedisMemory(redis, () => load({ ...common, url: via(contexts[0]!), urls: contexts.map(via), ...measured }))
   // Calls: a play in a context whose script calls another (two runs and a call per request).
   say('cross-node: a play that calls another context, both on node 2, 50 connections')
-  const callLocal = await load({ ...common, url: `${owner.info['url']!}${owner.info['caller']!}`, script: callingScript(owner.info['callee']!) })
+  const callLocal = await load({ ...common, ...measured, url: `${owner.info['url']!}${owner.info['caller']!}`, script: callingScript(owner.info['callee']!) })
   say('cross-node: a play on node 1 that calls a context of node 2, 50 connections')
-  const callCross = await load({ ...common, url: via(front.info['caller']!), script: callingScript(owner.info['callee']!) })
+  const callCross = await load({ ...common, ...measured, url: via(front.info['caller']!), script: callingScript(owner.info['callee']!) })
   await front.stop()
   await owner.stop()
+  await deleteUnder(redis, prefix)
+  say('cross-node: BullMQ request/reply again, after the cross-node rows')
+  const bullAfter = await measureBullmq()
+  const bullPerSecond = (bull.per_second + bullAfter.per_second) / 2
+  redis.disconnect()
+  await server?.stop()
+  return {
+    available: true,
+    bullmq: bull,
+    bullmq_after: bullAfter,
+    bullmq_per_second: bullPerSecond,
+    local,
+    one_context: one,
+    fifty_contexts: fifty,
+    ratio_one_context: one.per_second / local.per_second,
+    ratio_fifty_contexts: fifty.per_second / local.per_second,
+    vs_bullmq_one_context: one.per_second / bullPerSecond,
+    vs_bullmq_fifty_contexts: fifty.per_second / bullPerSecond,
+    call_local: callLocal,
+    call_cross_node: callCross,
+  }
+}
+
+async function deleteUnder(redis: Redis, prefix: string): Promise<void> {
   let cursor = '0'
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
     cursor = next
     if (keys.length > 0) await redis.del(...keys)
   } while (cursor !== '0')
-  redis.disconnect()
-  await server?.stop()
-  return {
-    available: true,
-    local,
-    one_context: one,
-    fifty_contexts: fifty,
-    ratio_one_context: one.per_second / local.per_second,
-    ratio_fifty_contexts: fifty.per_second / local.per_second,
-    call_local: callLocal,
-    call_cross_node: callCross,
-  }
+}
+
+/** The cross-node table: throughput beside BullMQ, latency, CPU per answer by process, what Redis keeps. */
+function crossNodeTable(cross: CrossNodeFigures): string {
+  const cpu = (r: LoadResult, role: string) => (r.process_cpu_us?.[role] === undefined ? '—' : formatNumber(r.process_cpu_us[role]))
+  const line = (label: string, r: LoadResult, ratio: string, memory?: RedisLoadResult): (string | number)[] => [
+    label,
+    formatNumber(r.per_second),
+    ratio,
+    formatNumber(r.latency_ms.p50),
+    formatNumber(r.latency_ms.p99),
+    r.redis_cpu_us === undefined ? '—' : formatNumber(r.redis_cpu_us),
+    r.redis_calls === undefined ? '—' : `${r.redis_calls.all.toFixed(2)} (${r.redis_calls.scripts.toFixed(2)})`,
+    memory === undefined ? '—' : `${formatNumber(memory.redis_bytes_per_answer)} (${memory.redis_memory.after.keys - memory.redis_memory.before.keys} keys)`,
+    r.process_cpu_us === undefined ? '—' : Object.entries(r.process_cpu_us).filter(([k]) => k !== 'all').map(([k, v]) => `${k} ${formatNumber(v)}`).join(', '),
+    cpu(r, 'all'),
+    r.errors,
+  ]
+  return table(
+    ['run (50 connections, trivial)', 'answers/s', '÷ BullMQ (mean of both rows)', 'p50 ms', 'p99 ms', 'Redis CPU µs/answer', 'Redis commands/answer (scripts)', 'Redis bytes kept/answer', 'CPU µs/answer by process', 'all processes µs', 'errors'],
+    [
+      line('BullMQ request/reply (anchor), before', cross.bullmq, `${(cross.bullmq.per_second / cross.bullmq_per_second).toFixed(2)}×`, cross.bullmq),
+      line('local play on the owner node', cross.local, '—'),
+      line('cross-node, 1 context', cross.one_context, `${cross.vs_bullmq_one_context.toFixed(2)}×`, cross.one_context),
+      line('cross-node, 50 contexts', cross.fifty_contexts, `${cross.vs_bullmq_fifty_contexts.toFixed(2)}×`, cross.fifty_contexts),
+      line('a play that calls, both contexts on node 2', cross.call_local, '—'),
+      line('a play on node 1 that calls node 2', cross.call_cross_node, `${(cross.call_cross_node.per_second / cross.bullmq_per_second).toFixed(2)}×`),
+      line('BullMQ request/reply (anchor), after', cross.bullmq_after, `${(cross.bullmq_after.per_second / cross.bullmq_per_second).toFixed(2)}×`, cross.bullmq_after),
+    ],
+  )
 }
 
 async function crossNodeOnly(): Promise<void> {
   let step = 0
-  const cross = await measureCrossNode((what) => progress(`[${++step}/5] ${what}`))
+  const cross = await measureCrossNode((what) => progress(`[${++step}/7] ${what}`))
   progressDone()
   if (!cross.available) {
     console.log(`cross-node: not measured (${cross.reason})`)
     return
   }
-  const headers = ['run', 'conns', 'req/s', '÷ local', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors']
-  console.log(
-    table(headers, [
-      row('local play on the owner node', cross.local),
-      row('cross-node, 1 context', cross.one_context, cross.local.per_second),
-      row('cross-node, 50 contexts', cross.fifty_contexts, cross.local.per_second),
-      row('a play that calls, both contexts on node 2', cross.call_local, cross.local.per_second),
-      row('a play on node 1 that calls node 2', cross.call_cross_node, cross.local.per_second),
-    ]),
-  )
+  console.log(crossNodeTable(cross))
   writeResult(quick ? 'bench-cross-node-quick' : 'bench-cross-node', { kind: 'cross-node', quick, date: new Date().toISOString(), machine: machineInfo(), parameters: { ...PLAN, sandbox_processes: sandboxProcesses }, cross_node: cross })
 }
 
@@ -657,7 +755,7 @@ async function liveCrossNodeOnly(): Promise<void> {
 async function main(): Promise<void> {
   if (authLagOnly) return authLag()
   const started = performance.now()
-  const steps = PLAN.connections.length * 3 + 20 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
+  const steps = PLAN.connections.length * 3 + 22 + HOSTILE_ATTACKS.length + (canPin ? 5 : 0)
   let step = 0
   const say = (what: string) => progress(`[${++step}/${steps}] ${what}`)
   const timed = (connections: number, script: string = SCRIPTS.trivial) => ({ connections, durationMs: PLAN.durationMs, warmupMs: PLAN.warmupMs, script })
@@ -866,6 +964,10 @@ async function main(): Promise<void> {
   }
   console.log(table(headers, rows))
   console.log('')
+  if (cross.available) {
+    console.log(crossNodeTable(cross))
+    console.log('')
+  }
   const cpuRows: (string | number)[][] = [
     ...ceilingA.map((r) => cpuRow('ceiling A: ws echo', r)),
     ...local.trivial.map((r) => cpuRow('Circles local, trivial', r)),
@@ -927,6 +1029,7 @@ async function main(): Promise<void> {
                 'cross-node calls/s, p50 / p99 (ms), beside a call on one node (50 connections)',
                 `${formatNumber(cross.call_cross_node.per_second)}, ${formatNumber(cross.call_cross_node.latency_ms.p50)} / ${formatNumber(cross.call_cross_node.latency_ms.p99)} beside ${formatNumber(cross.call_local.per_second)}, ${formatNumber(cross.call_local.latency_ms.p50)} / ${formatNumber(cross.call_local.latency_ms.p99)}`,
               ] as [string, string],
+              ['cross-node ÷ BullMQ request/reply (same run, same Redis), 1 / 50 contexts', `${cross.vs_bullmq_one_context.toFixed(2)}× / ${cross.vs_bullmq_fifty_contexts.toFixed(2)}×`] as [string, string],
             ]
           : [['cross-node', `not measured: ${cross.reason}`] as [string, string]]),
       ],

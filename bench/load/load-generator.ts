@@ -22,6 +22,8 @@
  */
 import { WebSocket } from 'ws'
 import { generateKeyPair, signPersonalMessage, type KeyPair } from '../../src/identity/index.js'
+import { Redis } from 'ioredis'
+import { redisCalls, redisCpuUs } from '../lib/redis-info.js'
 import { cpuPerRequest, sampleThreads, type CpuPerRequest, type MeasuredProcesses } from '../lib/thread-cpu.js'
 import { HOSTILE_MODES, runHostile, type HostileMode } from './hostile.js'
 
@@ -36,6 +38,14 @@ export interface LoadConfig {
   readonly script?: string
   /** Processes whose CPU per request, by thread, is read over the measured window (same machine). */
   readonly cpu?: MeasuredProcesses
+  /**
+   * Processes by role (pid, or several pids summed, e.g. a node and its sandbox hosts) whose CPU
+   * per request, all threads, is read over the measured window; the load generator adds itself
+   * as `load`.
+   */
+  readonly processes?: Record<string, number | readonly number[]>
+  /** A Redis whose CPU (INFO cpu) per request is read over the measured window. */
+  readonly redisUrl?: string
   /** `play`, `live`: requests a second per connection at most (paced); absent: as fast as answers come. */
   readonly rate?: number
   /** Connection i binds addresses[i % addresses.length] (loopback aliases: limits count per address). */
@@ -58,6 +68,12 @@ export interface LoadResult {
   readonly latency_ms: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number }
   /** CPU µs per request by thread, over the same window (when `cpu` was given). */
   readonly cpu_us?: CpuPerRequest
+  /** CPU µs per request by process role, all threads, over the same window (when `processes` was given); `all` sums every role, `load` included. */
+  readonly process_cpu_us?: Record<string, number>
+  /** Redis CPU µs per request over the same window (INFO cpu; when `redisUrl` was given). */
+  readonly redis_cpu_us?: number
+  /** Redis commands per request over the same window (INFO commandstats): all, and scripts among them. */
+  readonly redis_calls?: { readonly all: number; readonly scripts: number }
   /** Error answers by `data.code` (play mode). */
   readonly codes: Record<string, number>
 }
@@ -247,12 +263,20 @@ async function main(): Promise<void> {
     for (let i = 0; i < config.connections; i++) loops.push(handshakes(config.url, config.mode === 'handshake'))
   }
   await new Promise((r) => setTimeout(r, config.warmupMs ?? 500))
+  const redis = config.redisUrl === undefined ? undefined : new Redis(config.redisUrl, { maxRetriesPerRequest: 1 })
+  const redisBefore = redis === undefined ? undefined : await redisCpuUs(redis)
+  const callsBefore = redis === undefined ? undefined : await redisCalls(redis)
+  const processesBefore = config.processes === undefined ? undefined : processNs(config.processes)
   const cpuBefore = config.cpu === undefined ? undefined : sampleThreads(config.cpu)
   recording = true
   const started = performance.now()
   await new Promise((r) => setTimeout(r, config.durationMs))
   recording = false
   const cpuAfter = config.cpu === undefined ? undefined : sampleThreads(config.cpu)
+  const processesAfter = config.processes === undefined ? undefined : processNs(config.processes)
+  const redisAfter = redis === undefined ? undefined : await redisCpuUs(redis)
+  const callsAfter = redis === undefined ? undefined : await redisCalls(redis)
+  redis?.disconnect()
   const seconds = (performance.now() - started) / 1000
   running = false
   const sorted = samples.slice(0, Math.min(count, MAX_SAMPLES)).sort()
@@ -274,10 +298,42 @@ async function main(): Promise<void> {
       mean: sorted.length > 0 ? sum / sorted.length : Number.NaN,
     },
     ...(cpuBefore === undefined ? {} : { cpu_us: cpuPerRequest(cpuBefore, cpuAfter!, config.cpu!, count) }),
+    ...(processesBefore === undefined ? {} : { process_cpu_us: perRequest(processesBefore, processesAfter!, count) }),
+    ...(redisBefore === undefined ? {} : { redis_cpu_us: count > 0 ? Math.round(((redisAfter! - redisBefore) / count) * 100) / 100 : Number.NaN }),
+    ...(callsBefore === undefined ? {} : { redis_calls: perCall(callsBefore, callsAfter!, count) }),
     codes,
   }
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exit(0)
+}
+
+function perCall(before: { all: number; scripts: number }, after: { all: number; scripts: number }, requests: number): { all: number; scripts: number } {
+  const per = (n: number) => (requests > 0 ? Math.round((n / requests) * 1000) / 1000 : Number.NaN)
+  return { all: per(after.all - before.all), scripts: per(after.scripts - before.scripts) }
+}
+
+/** Nanoseconds on CPU of each role's processes (all their threads), the load generator included as `load`. */
+function processNs(roles: Record<string, number | readonly number[]>): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const [role, pids] of Object.entries({ ...roles, load: process.pid })) {
+    let ns = 0
+    for (const pid of typeof pids === 'number' ? [pids] : pids) for (const t of sampleThreads({ server: pid }).values()) ns += t.ns
+    out.set(role, ns)
+  }
+  return out
+}
+
+function perRequest(before: Map<string, number>, after: Map<string, number>, requests: number): Record<string, number> {
+  const out: Record<string, number> = {}
+  const per = (ns: number) => (requests > 0 ? Math.round(ns / requests / 10) / 100 : Number.NaN)
+  let all = 0
+  for (const [role, ns] of after) {
+    const spent = ns - (before.get(role) ?? 0)
+    all += spent
+    out[role] = per(spent)
+  }
+  out['all'] = per(all)
+  return out
 }
 
 await main()

@@ -1,19 +1,19 @@
 /**
  * Every Redis key Circles uses, built here and nowhere else. The layout keeps the original
- * names (`<prefix><pubkey>` queue, task hash by task id, `<prefix>reply:<task_id>`) with Redis
- * Cluster hash tags (`{…}`) so that the keys of one multi-key operation share a hash slot:
+ * names (`<prefix><pubkey>` queue, task hash by task id) with Redis Cluster hash tags (`{…}`) so
+ * that the keys of one multi-key operation share a hash slot:
  *
  *   <prefix>{<pubkey>}                     list   the context's task queue (task ids, oldest first)
- *   <prefix>{<pubkey>}:<task_id>           hash   a task: its request, status, result
+ *   <prefix>{<pubkey>}:<task_id>           hash   a task: its request and status; once completed, its
+ *                                                 completion record (the answer) until its gateway reads it
  *   <prefix>{<pubkey>}:processing          list   tasks taken by the context's owner, not completed
- *   <prefix>reply:{<pubkey>}:<task_id>     list   the task's reply (for tooling; expires)
  *   <prefix>lease:{<pubkey>}               string the node that owns the context: <node_id>.<epoch>.<run hint>
  *   <prefix>node:{<node_id>}:wake:<epoch>  list   new tasks for that node (owner side), or contexts to take
  *   <prefix>node:{<node_id>}:replies       list   replies for tasks that node queued (gateway side)
  *   <prefix>node:{<node_id>}:alive         string present while the node lives (expires)
  *   <prefix>cluster:secret-check           string a MAC made with the cluster secret (expires unless refreshed)
  *
- * The first five share the context's slot (queueing, taking and completing a task are single
+ * The first four share the context's slot (queueing, taking and completing a task are single
  * Lua scripts); a node's wake and reply lists share the node's slot, so one blocking BLMPOP
  * reads both.
  */
@@ -35,10 +35,6 @@ export class QueueKeys {
 
   processing(pubkey: string): string {
     return `${this.prefix}{${pubkey}}:processing`
-  }
-
-  reply(pubkey: string, taskId: string): string {
-    return `${this.prefix}reply:{${pubkey}}:${taskId}`
   }
 
   lease(pubkey: string): string {

@@ -77,7 +77,8 @@ interface Waiter {
   readonly pubkey: string
   readonly resolve: (outcome: PlayOutcome) => void
   readonly reject: (error: CirclesError) => void
-  readonly timer: NodeJS.Timeout
+  /** The last lookup, then the deadline. */
+  timer: NodeJS.Timeout
   /** The caller's address and the task's bytes, charged to the queued-bytes budgets. */
   readonly origin: string
   readonly bytes: number
@@ -106,8 +107,24 @@ const LEASE_TTL_MS = 60_000
 const ALIVE_TTL_MS = 15_000
 /** The secret's check value outlives the last node that refreshed it by this much. */
 const CHECK_TTL_MS = 60_000
-/** A task record (and its reply) is kept this long after its deadline, for re-delivery and tooling. */
-const RETENTION_MS = 60_000
+/**
+ * How long a task's keys are kept after its deadline: nothing outlives it. A completion record
+ * is deleted sooner, once its gateway has read the answer (see ACK_DELAY_MS).
+ */
+const KEPT_PAST_DEADLINE_MS = 0
+/**
+ * The gateway's last lookup of a task's completion record happens this long before the deadline
+ * (at most a quarter of the wait): a reply popped from the reply list but lost with the
+ * connection, or (on a cluster) never pushed, is read from the record while it still exists.
+ */
+const LAST_LOOKUP_MS = 1_000
+/**
+ * Completion records a gateway has read are deleted by its next circlesEnqueue of the same hash
+ * slot, or, when none leaves within this many ms, by a DEL of their own.
+ */
+const ACK_DELAY_MS = 20
+/** Most records one circlesEnqueue or one DEL deletes (Lua's unpack has a stack limit). */
+const ACK_BATCH = 1_000
 /** Most tasks one circlesTake moves at a time. */
 const MAX_TAKE = 256
 /** How long one BLMPOP blocks before it is issued again (lets a stopping node leave promptly). */
@@ -116,7 +133,11 @@ const BLOCK_SECONDS = 1
 const READ_BATCH = 1_024
 /** Most entries one circlesPush carries (Lua's unpack has a stack limit). */
 const PUSH_BATCH = 1_000
-/** A node's wake and reply lists expire this long after their last push unless read. */
+/**
+ * A node's wake list expires this long after a context key is pushed onto it, and a reply list
+ * this long after a push on a cluster, unless read; on one server the scripts make a list that
+ * holds tasks or answers live until the latest of their deadlines instead.
+ */
 const NODE_LIST_TTL_MS = 60_000
 
 /**
@@ -124,24 +145,28 @@ const NODE_LIST_TTL_MS = 60_000
  *
  * Gateway side: a `play` for a context this node does not host is queued for the context's
  * owner. The tasks of one event-loop turn go in one script per hash slot (one per turn on one
- * server), which reads each context's lease in the same atomic step: with no lease nothing is
+ * server) — and, while one is in flight, those of every turn until it returns go together in the
+ * next — which reads each context's lease in the same atomic step: with no lease nothing is
  * queued and the play answers UNKNOWN_CIRCLE. On one server the script also hands the tasks to
  * their owner: straight onto its processing list and its wake list (the owner runs them without
  * taking them). On a cluster (the owner's list is in another slot) the tasks go to the context's
  * queue and the bridge wakes the owner, which takes them. Replies come back on this node's
- * reply list, read by the same blocking reader, and are checked (MAC) before use. A task not
- * answered by its deadline (the run's wall limit plus the queueing allowance) is answered
- * TASK_EXPIRED; while Redis is away, cross-node plays fail at once with UNAVAILABLE.
+ * reply list, read by the same blocking reader, and are checked (MAC) before use; the completion
+ * records read are deleted with the next enqueue script of their slot (or a DEL of their own).
+ * A task not answered by its deadline (the run's wall limit plus the queueing allowance) is
+ * answered TASK_EXPIRED, after one last lookup of its completion record shortly before; while
+ * Redis is away, cross-node plays fail at once with UNAVAILABLE.
  *
  * Owner side: the node holds a lease for every context it hosts, naming its id, the epoch of
  * its connection and a hint of the context's run rule (which the enqueue script uses to refuse,
  * without storing anything, what the owner would refuse; it is written again whenever the
  * policy changes). Tasks handed to it, or taken from a queue (queue → processing list, one
  * script per slot), run through the peer actor (same policy, limits and order as a local run);
- * their results are recorded with one script per slot per turn — result into the task hash (the
- * completion record, which drops the script), reply list written, reply pushed to the gateway
- * node (on one server; else one push per gateway node), then off the processing list: a task
- * leaves the processing list only once its reply is written. A node that starts serving a
+ * their results are recorded with one script per slot per turn (one in flight at a time: the
+ * results of the turns meanwhile go together in the next) — the task hash becomes the completion
+ * record (the answer; the script is dropped), reply pushed to the gateway node (on one server;
+ * else one push per gateway node), then off the processing list: a task leaves the processing
+ * list only once its record is written. A node that starts serving a
  * context (or reconnects) first re-delivers the context's processing list: tasks with a
  * completion record are answered from it, never run again; the others run again (at-least-once
  * for a run that was cut off), unless their deadline has passed.
@@ -184,8 +209,13 @@ export class RedisBridge implements ChildHandle {
   private readonly waiting = new Map<string, Waiter>()
   private outbox = new Map<string, Outgoing[]>()
   private outboxScheduled = false
+  /** Enqueue scripts in flight: while there are, the tasks dispatched meanwhile wait to go together in the next. */
+  private enqueuing = 0
   private wakes = new Map<string, Set<string>>()
   private wakesScheduled = false
+  /** Completion records read here (their keys), by hash slot (0 on one server): deleted with the next enqueue of their slot. */
+  private acks = new Map<number, string[]>()
+  private ackTimer: NodeJS.Timeout | undefined
   // Owner side.
   private readonly claimed = new Set<string>()
   private toTake = new Set<string>()
@@ -198,6 +228,8 @@ export class RedisBridge implements ChildHandle {
   private running = 0
   private completions: Completion[] = []
   private completionsScheduled = false
+  /** Complete scripts in flight: while there are, the results of later turns wait to go together in the next. */
+  private completing = 0
   private retry: Completion[] = []
   /** Scripts in flight that a stop (and the first "serving") waits for: completions, pushes, takes and recoveries. */
   private readonly writes = new Set<Promise<unknown>>()
@@ -207,7 +239,6 @@ export class RedisBridge implements ChildHandle {
   private readonly queued: QueuedBytes
   /** Tasks this process has started: never run twice before their deadline. */
   private readonly started = new StartedTasks(DEFAULTS.CLOCK_SKEW_ALLOWANCE_MS)
-  private readonly releases = new Set<NodeJS.Timeout>()
   private markServing: () => void = () => {}
   private refuseServing: (error: CirclesError) => void = () => {}
   private readonly servingOnce = new Promise<void>((resolve, reject) => {
@@ -395,7 +426,8 @@ export class RedisBridge implements ChildHandle {
     const overloaded = this.queued.charge(task.origin, bytes)
     if (overloaded !== undefined) return Promise.reject(overloaded)
     return new Promise<PlayOutcome>((resolve, reject) => {
-      const timer = setTimeout(() => void this.expire(taskId), waitMs)
+      const lead = Math.min(LAST_LOOKUP_MS, Math.floor(waitMs / 4))
+      const timer = setTimeout(() => void this.lastLookup(taskId, lead), waitMs - lead)
       this.waiting.set(taskId, { pubkey, resolve, reject, timer, origin: task.origin, bytes })
       let tasks = this.outbox.get(pubkey)
       if (tasks === undefined) this.outbox.set(pubkey, (tasks = []))
@@ -408,18 +440,22 @@ export class RedisBridge implements ChildHandle {
   }
 
   /**
-   * Queue this turn's tasks: one script per hash slot (per turn on one server) that reads each
-   * context's lease, queues the tasks its run hint does not refuse if it has an owner, and — on
-   * one server — wakes the owner.
+   * Queue the tasks dispatched since the last enqueue: one script per hash slot (one on one
+   * server) that reads each context's lease, queues the tasks its run hint does not refuse if it
+   * has an owner, — on one server — wakes the owner, and deletes the completion records this
+   * node has read.
    */
   private readonly flushOutbox = (): void => {
     this.outboxScheduled = false
+    // Batches across turns: one enqueue at a time; what is dispatched meanwhile leaves, in as few
+    // scripts as its slots need, as soon as it returns (see afterEnqueue).
+    if (this.enqueuing > 0 || this.outbox.size === 0) return
     const outbox = this.outbox
     this.outbox = new Map()
     const now = Date.now()
     for (const group of this.bySlot(outbox)) {
       const keys: string[] = []
-      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS, this.nodeId]
+      const args: (string | number)[] = [now, KEPT_PAST_DEADLINE_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS, this.nodeId]
       for (const [pubkey, tasks] of group) {
         keys.push(this.keys.queue(pubkey), this.keys.processing(pubkey), this.keys.lease(pubkey))
         args.push(pubkey, tasks.length)
@@ -428,14 +464,33 @@ export class RedisBridge implements ChildHandle {
           args.push(task.taskId, task.deadline, task.caller, entry)
         }
       }
-      this.cmd.circlesEnqueue(keys.length, ...keys, ...args).then(
-        (results) => group.forEach(([pubkey, tasks], i) => this.enqueued(pubkey, tasks, Array.isArray(results) ? results[i] : undefined)),
-        (error: Error) => {
-          this.log.warn({ err: error.message, contexts: group.length }, 'could not queue cross-node tasks')
-          for (const [, tasks] of group) for (const { task } of tasks) this.fail(task.taskId, unavailable('the task could not be queued'))
-        },
-      )
+      // The completion records of this slot read since the last enqueue go with it (deleted last).
+      keys.push(...this.takeAcks(this.slotOf(group[0]![0])))
+      this.enqueuing++
+      this.cmd
+        .circlesEnqueue(keys.length, ...keys, ...args)
+        .then(
+          (results) => group.forEach(([pubkey, tasks], i) => this.enqueued(pubkey, tasks, Array.isArray(results) ? results[i] : undefined)),
+          (error: Error) => {
+            this.log.warn({ err: error.message, contexts: group.length }, 'could not queue cross-node tasks')
+            for (const [, tasks] of group) for (const { task } of tasks) this.fail(task.taskId, unavailable('the task could not be queued'))
+          },
+        )
+        .finally(this.afterEnqueue)
     }
+  }
+
+  /** An enqueue returned: the tasks dispatched while it was in flight leave now, together. */
+  private readonly afterEnqueue = (): void => {
+    if (--this.enqueuing > 0 || this.outbox.size === 0) return
+    if (!this.up || this.stopping) {
+      // Redis went away meanwhile (or the node stops): they cannot be queued.
+      const outbox = this.outbox
+      this.outbox = new Map()
+      for (const tasks of outbox.values()) for (const { task } of tasks) this.fail(task.taskId, unavailable('the task could not be queued'))
+      return
+    }
+    this.flushOutbox()
   }
 
   /** What circlesEnqueue did with one context's tasks: {lease, verdicts} (see scripts.ts). */
@@ -461,12 +516,46 @@ export class RedisBridge implements ChildHandle {
     if (queued > 0 && !this.single) this.wake(this.keys.wake(token.nodeId, token.epoch), pubkey)
   }
 
+  /** The hash slot of a context's keys (0 on one server: every key is served together). */
+  private slotOf(pubkey: string): number {
+    return this.single ? 0 : hashSlot(this.keys.queue(pubkey))
+  }
+
+  /** The gateway read task `taskId`'s answer: its completion record goes with the next enqueue of its slot (or alone, soon). */
+  private ack(pubkey: string, taskId: string): void {
+    const slot = this.slotOf(pubkey)
+    let keys = this.acks.get(slot)
+    if (keys === undefined) this.acks.set(slot, (keys = []))
+    keys.push(this.keys.task(pubkey, taskId))
+    this.ackTimer ??= setTimeout(this.flushAcks, ACK_DELAY_MS)
+  }
+
+  /** Up to ACK_BATCH record keys of `slot` to delete now. */
+  private takeAcks(slot: number): string[] {
+    const keys = this.acks.get(slot)
+    if (keys === undefined) return []
+    if (keys.length <= ACK_BATCH) {
+      this.acks.delete(slot)
+      return keys
+    }
+    return keys.splice(0, ACK_BATCH)
+  }
+
+  /** Records no enqueue took within ACK_DELAY_MS: one DEL per slot (and per ACK_BATCH keys). */
+  private readonly flushAcks = (): void => {
+    this.ackTimer = undefined
+    if (!this.up) return // Left to expire at their deadlines.
+    for (const slot of [...this.acks.keys()]) {
+      for (let keys = this.takeAcks(slot); keys.length > 0; keys = this.takeAcks(slot)) this.track(this.cmd.del(...keys).catch(() => 0))
+    }
+  }
+
   /** Entries by context, split into the groups one script may serve: all of them on one server, one hash slot each on a cluster. */
   private bySlot<T>(byContext: Map<string, T>): [string, T][][] {
     if (this.single) return byContext.size === 0 ? [] : [[...byContext]]
     const groups = new Map<number, [string, T][]>()
     for (const entry of byContext) {
-      const slot = hashSlot(this.keys.queue(entry[0]))
+      const slot = this.slotOf(entry[0])
       let group = groups.get(slot)
       if (group === undefined) groups.set(slot, (group = []))
       group.push(entry)
@@ -500,44 +589,46 @@ export class RedisBridge implements ChildHandle {
   }
 
   /**
-   * The waiter of a task, no longer waiting. Its bytes go back to the budgets at once, or — for a
-   * task that may still be stored (`stored`: unanswered by its deadline) — once its record expires.
+   * The waiter of a task, no longer waiting. Its bytes go back to the budgets: answered, its owner
+   * dropped the script; unanswered by its deadline, every key of the task expires then.
    */
-  private settleWaiter(taskId: string, stored = false): Waiter | undefined {
+  private settleWaiter(taskId: string): Waiter | undefined {
     const waiter = this.waiting.get(taskId)
     if (waiter === undefined) return undefined
     this.waiting.delete(taskId)
     clearTimeout(waiter.timer)
-    if (!stored) this.queued.release(waiter.origin, waiter.bytes)
-    else {
-      const release = setTimeout(() => {
-        this.releases.delete(release)
-        this.queued.release(waiter.origin, waiter.bytes)
-      }, RETENTION_MS)
-      release.unref()
-      this.releases.add(release)
-    }
+    this.queued.release(waiter.origin, waiter.bytes)
     return waiter
   }
 
-  private fail(taskId: string, error: CirclesError, stored = false): void {
-    this.settleWaiter(taskId, stored)?.reject(error)
+  private fail(taskId: string, error: CirclesError): void {
+    this.settleWaiter(taskId)?.reject(error)
   }
 
-  /** The deadline passed: look once for a reply whose push was lost, else answer TASK_EXPIRED. */
-  private async expire(taskId: string): Promise<void> {
+  /**
+   * Shortly before the deadline (`lead` ms): look once at the task's completion record, for an
+   * answer whose reply was lost (popped with a connection that dropped; on a cluster, a push that
+   * never came) while the record still exists; then wait for the deadline.
+   */
+  private async lastLookup(taskId: string, lead: number): Promise<void> {
     const waiter = this.waiting.get(taskId)
     if (waiter === undefined) return
     let text: string | null = null
-    if (this.up) text = await this.cmd.lindex(this.keys.reply(waiter.pubkey, taskId), 0).catch(() => null)
-    if (text !== null && this.deliver(taskId, text)) return
+    if (this.up) text = await this.cmd.hget(this.keys.task(waiter.pubkey, taskId), 'answer').catch(() => null)
+    if (text !== null && text !== '' && this.deliver(waiter.pubkey, taskId, text)) return
+    if (this.waiting.get(taskId) !== waiter) return
+    waiter.timer = setTimeout(() => this.expire(taskId), lead)
+  }
+
+  /** The deadline passed with no answer: TASK_EXPIRED. */
+  private expire(taskId: string): void {
     if (!this.waiting.has(taskId)) return
     this.counters.expired++
-    this.fail(taskId, circlesError('TASK_EXPIRED', 'No node answered this task by its deadline; it may or may not have run', { task_id: taskId }), true)
+    this.fail(taskId, circlesError('TASK_EXPIRED', 'No node answered this task by its deadline; it may or may not have run', { task_id: taskId }))
   }
 
   /** Check a reply and hand it to its waiter, if one still waits. False when the reply is refused. */
-  private deliver(taskId: string, text: string): boolean {
+  private deliver(pubkey: string, taskId: string, text: string): boolean {
     let answer: TaskAnswer
     try {
       answer = decodeAnswer(this.options.secret, taskId, withinCap(text, 'reply'))
@@ -545,7 +636,8 @@ export class RedisBridge implements ChildHandle {
       this.refuse(error)
       return false
     }
-    // Answered: its owner has dropped the script from Redis.
+    // Read: its completion record is no longer needed (its owner has dropped the script already).
+    this.ack(pubkey, taskId)
     const waiter = this.settleWaiter(taskId)
     if (waiter === undefined) return true
     if (answer.type === 'run') waiter.resolve({ outcome: answer.outcome, taskId, queuedMs: answer.queuedMs })
@@ -587,7 +679,7 @@ export class RedisBridge implements ChildHandle {
         for (const entry of entries) {
           try {
             const reply = decodeReplyEntry(withinCap(entry, 'reply'))
-            this.deliver(reply.taskId, reply.answer)
+            this.deliver(reply.context, reply.taskId, reply.answer)
           } catch (error) {
             this.refuse(error)
           }
@@ -688,7 +780,7 @@ export class RedisBridge implements ChildHandle {
       const pubkeys = group.map(([pubkey]) => pubkey)
       const keys = pubkeys.flatMap((pubkey) => [this.keys.queue(pubkey), this.keys.processing(pubkey)])
       const prefixes = pubkeys.map((pubkey) => this.keys.taskPrefix(pubkey))
-      const taking = this.cmd.circlesTake(keys.length, ...keys, MAX_TAKE, Date.now(), RETENTION_MS, DEFAULTS.MAX_QUEUE_ENTRY_BYTES, ...prefixes).then((result) => {
+      const taking = this.cmd.circlesTake(keys.length, ...keys, MAX_TAKE, Date.now(), KEPT_PAST_DEADLINE_MS, DEFAULTS.MAX_QUEUE_ENTRY_BYTES, ...prefixes).then((result) => {
         const [poisoned, ...all] = Array.isArray(result) ? (result as unknown[]) : []
         this.poisoned(poisoned, pubkeys.length === 1 ? pubkeys[0]! : undefined)
         pubkeys.forEach((pubkey, i) => {
@@ -819,8 +911,8 @@ export class RedisBridge implements ChildHandle {
   }
 
   /**
-   * Record this turn's results: one script per hash slot (per turn on one server) writes each
-   * completion record and reply, takes the tasks off their processing lists and — on one server
+   * Record the results since the last complete: one script per hash slot (one on one server)
+   * writes each completion record, takes the tasks off their processing lists and — on one server
    * — pushes each reply to its gateway node's list. On a cluster the bridge pushes the replies
    * itself, one push per gateway node, in the same write; the push may then overtake the record,
    * which only means a task whose owner dies right then runs again (at-least-once), never that a
@@ -828,6 +920,9 @@ export class RedisBridge implements ChildHandle {
    */
   private readonly flushCompletions = (): void => {
     this.completionsScheduled = false
+    // Batches across turns: one complete at a time; results of later turns leave together as soon
+    // as it returns (see afterComplete).
+    if (this.completing > 0 || this.completions.length === 0) return
     const all = this.completions
     this.completions = []
     if (!this.up) {
@@ -843,17 +938,18 @@ export class RedisBridge implements ChildHandle {
     const now = Date.now()
     for (const group of this.bySlot(byContext)) {
       const keys: string[] = []
-      const args: (string | number)[] = [now, RETENTION_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS]
+      const args: (string | number)[] = [now, KEPT_PAST_DEADLINE_MS, this.single ? this.keys.nodePrefix() : '', NODE_LIST_TTL_MS]
       const written: Completion[] = []
       for (const [pubkey, list] of group) {
         keys.push(this.keys.processing(pubkey))
         args.push(pubkey, list.length)
         for (const c of list) {
-          keys.push(this.keys.task(pubkey, c.taskId), this.keys.reply(pubkey, c.taskId))
+          keys.push(this.keys.task(pubkey, c.taskId))
           args.push(c.taskId, c.status, c.answer, c.deadline, c.replyTo)
           written.push(c)
         }
       }
+      this.completing++
       this.track(
         this.cmd.circlesComplete(keys.length, ...keys, ...args).then(
           (poisoned) => {
@@ -870,7 +966,7 @@ export class RedisBridge implements ChildHandle {
             this.log.warn({ err: error.message, tasks: written.length }, 'could not record completed tasks')
             for (const c of written) if (c.status !== 'repeat') this.active.delete(c.taskId)
           },
-        ),
+        ).finally(this.afterComplete),
       )
     }
     if (this.single) return
@@ -882,6 +978,11 @@ export class RedisBridge implements ChildHandle {
       entries.push(encodeReplyEntry(c.pubkey, c.taskId, c.answer))
     }
     for (const [node, entries] of byNode) this.push(this.keys.replies(node), entries)
+  }
+
+  /** A complete returned: the results recorded while it was in flight leave now, together. */
+  private readonly afterComplete = (): void => {
+    if (--this.completing === 0 && this.completions.length > 0) this.flushCompletions()
   }
 
   private track(write: Promise<unknown>): void {
@@ -896,7 +997,11 @@ export class RedisBridge implements ChildHandle {
     this.stopping = true
     if (this.running > 0) await new Promise<void>((resolve) => (this.idle = resolve))
     await new Promise((resolve) => setImmediate(resolve))
-    await Promise.allSettled([...this.writes])
+    // Completion records read here and not yet deleted: deleted now rather than at their deadlines.
+    if (this.ackTimer !== undefined) clearTimeout(this.ackTimer)
+    this.flushAcks()
+    // A write that returns may start the next (batches across turns): wait until none is left.
+    while (this.writes.size > 0) await Promise.allSettled([...this.writes])
     if (this.up) {
       await Promise.all([...this.claimed].map((pubkey) => this.cmd.circlesRelease(1, this.keys.lease(pubkey), this.nodeId).catch(() => 0)))
       await this.cmd.del(this.keys.alive(this.nodeId)).catch(() => 0)
@@ -919,8 +1024,8 @@ export class RedisBridge implements ChildHandle {
   private shutdown(): void {
     this.up = false
     for (const timer of this.timers) clearInterval(timer)
-    for (const timer of this.releases) clearTimeout(timer)
-    this.releases.clear()
+    if (this.ackTimer !== undefined) clearTimeout(this.ackTimer)
+    this.ackTimer = undefined
     for (const taskId of [...this.waiting.keys()]) {
       this.fail(taskId, circlesError('UNAVAILABLE', 'The node stopped before the reply came', { reason: 'shutdown' }))
     }

@@ -60,13 +60,16 @@ end
 /**
  * circlesEnqueue — queue tasks for one or more contexts (of one hash slot on a cluster), each if
  * a node serves it and its lease's run hint does not refuse the caller.
- * KEYS         per context: its queue, its processing list, its lease, then its task hashes in order
+ * KEYS         per context: its queue, its processing list, its lease, then its task hashes in
+ *              order; after the last context, the completion records the caller has read (its
+ *              answered tasks, of this slot), which are deleted
  * ARGV[1]      now (unix ms)
- * ARGV[2]      how long a task record is kept after its deadline (ms)
+ * ARGV[2]      how long a task record is kept after its deadline (ms): 0, nothing outlives it
  * ARGV[3]      what every node's list names start with (`<prefix>node:{`) on one server, where
  *              the script hands tasks to their owner itself; '' on a cluster (the nodes' lists
  *              are in other slots: the caller wakes the owners)
- * ARGV[4]      how long a node's wake list lives after a push (ms)
+ * ARGV[4]      how long a node's wake list lives after a push of a context key (ms); a hand-off
+ *              makes it live until the deadline of the latest task in it
  * ARGV[5]      the node that waits for the replies (the caller's node id), kept in each task hash
  * ARGV[6..]    per context: its key, its number of tasks n, then n × 4 values: task_id, deadline
  *              (unix ms), caller ('' when anonymous), and the task as its owner reads it: one
@@ -76,14 +79,16 @@ end
  * refuses — an anonymous caller where the hint is not `a`, or a caller other than the context
  * itself where it is `o` — is not written at all: a refused play costs Redis nothing. For a
  * context with no lease nothing is written. Otherwise the task hashes are written, expiring
- * `retention` after their deadline, and:
+ * `retention` (0) after their deadline, and:
  * - hand-off (ARGV[3] set, the queue empty): each task goes straight to the processing list
  *   (status `processing`, `owner` = the lease) and onto the owner's wake list of that epoch, so
  *   the owner runs it without taking it — one round trip less; the processing list is what a
  *   later owner re-delivers from, as for a taken task;
  * - otherwise each id is appended to the queue (status `pending`) and, on one server, the
  *   context's key onto the owner's wake list (the owner takes the queue).
- * Queues and processing lists expire once their last task would have.
+ * Queues and processing lists expire once their last task would have; on a hand-off the owner's
+ * wake list too (a context key pushed onto it keeps it ARGV[4] longer).
+ * The completion records after the contexts' keys are deleted last: their gateway has read them.
  * Returns per context {lease, verdicts}: the lease as read (false: none; '': a key of the wrong
  * type, nothing written), and one character per task — `q` queued, `A` refused as anonymous,
  * `F` refused as not the owner.
@@ -97,8 +102,14 @@ local replyTo = ARGV[5]
 local out = {}
 local k = 1
 local a = 6
+-- Owners' wake lists met (checked to be lists), and the latest expiry each needs.
+local wakes = {}
 local function extend(key, expiry)
   if redis.call('PEXPIRETIME', key) < expiry then redis.call('PEXPIREAT', key, expiry) end
+end
+-- One RPUSH per 1,000 values (Lua's unpack has a stack limit).
+local function pushAll(key, values)
+  for i = 1, #values, 1000 do redis.call('RPUSH', key, unpack(values, i, math.min(i + 999, #values))) end
 end
 while a <= #ARGV do
   local context = ARGV[a]
@@ -118,12 +129,17 @@ while a <= #ARGV do
     local queued, bad1 = try('LLEN', queue)
     local _, bad2 = try('LLEN', processing)
     local bad3 = false
-    if wake then _, bad3 = try('LLEN', wake) end
+    if wake and wakes[wake] == nil then
+      _, bad3 = try('LLEN', wake)
+      if not bad3 then wakes[wake] = 0 end
+    end
     if bad1 or bad2 or bad3 then
       owner = ''
     else
       local handoff = wake ~= nil and queued == 0
       local latest = 0
+      -- The ids and hand-offs of this context, pushed in one RPUSH each after the loop.
+      local ids, entries = {}, {}
       for i = 0, n - 1 do
         local b = a + i * 4
         local caller = ARGV[b + 2]
@@ -138,20 +154,24 @@ while a <= #ARGV do
           if handoff then status = 'processing' end
           redis.call('HSET', KEYS[k + i], 'task', ARGV[b + 3], 'status', status, 'deadline', ARGV[b + 1], 'created_at', now, 'owner', owner, 'reply_to', replyTo)
           redis.call('PEXPIREAT', KEYS[k + i], deadline + retention)
-          if handoff then
-            redis.call('RPUSH', processing, ARGV[b])
-            redis.call('RPUSH', wake, ARGV[b + 3])
-          else
-            redis.call('RPUSH', queue, ARGV[b])
-          end
+          ids[#ids + 1] = ARGV[b]
+          if handoff then entries[#entries + 1] = ARGV[b + 3] end
           if deadline > latest then latest = deadline end
         end
       end
       if latest > 0 then
-        if handoff then extend(processing, latest + retention) else extend(queue, latest + retention) end
-        if wake then
-          if not handoff then redis.call('RPUSH', wake, context) end
-          redis.call('PEXPIRE', wake, wakeTtl)
+        if handoff then
+          pushAll(processing, ids)
+          pushAll(wake, entries)
+          extend(processing, latest + retention)
+          if wakes[wake] < latest + retention then wakes[wake] = latest + retention end
+        else
+          pushAll(queue, ids)
+          extend(queue, latest + retention)
+          if wake then
+            redis.call('RPUSH', wake, context)
+            if wakes[wake] < tonumber(now) + wakeTtl then wakes[wake] = tonumber(now) + wakeTtl end
+          end
         end
       end
     end
@@ -160,6 +180,12 @@ while a <= #ARGV do
   k = k + n
   a = a + n * 4
 end
+-- Each owner's wake list written lives until its latest expiry (checked and extended once per script).
+for wake, expiry in pairs(wakes) do
+  if expiry > 0 then extend(wake, expiry) end
+end
+-- Answered tasks whose completion records the gateway has read: nothing keeps them now.
+for i = k, #KEYS, 1000 do redis.call('DEL', unpack(KEYS, i, math.min(i + 999, #KEYS))) end
 return out
 `
 
@@ -169,7 +195,7 @@ return out
  * KEYS         per context: its queue, its processing list
  * ARGV[1]      most entries to pop per context
  * ARGV[2]      now (unix ms)
- * ARGV[3]      how long a task record is kept after its deadline (ms)
+ * ARGV[3]      how long a task record is kept after its deadline (ms): 0
  * ARGV[4]      the largest task or answer handed on (bytes)
  * ARGV[5..]    per context: its task key prefix
  * Pops up to ARGV[1] ids of each context from its queue. An id that is not a task id, names a key
@@ -246,31 +272,35 @@ return out
 /**
  * circlesComplete — record tasks' results, reply, and take them off their processing lists, for
  * one or more contexts (of one hash slot on a cluster).
- * KEYS         per context: its processing list, then per task its hash and its reply list
+ * KEYS         per context: its processing list, then per task its hash
  * ARGV[1]      now (unix ms)
- * ARGV[2]      how long a reply is kept after the task's deadline (ms)
+ * ARGV[2]      how long a completion record is kept after the task's deadline (ms): 0
  * ARGV[3]      what every node's list names start with (`<prefix>node:{`) on one server, where the
  *              script pushes each reply to its gateway node's list; '' on a cluster (the caller
  *              pushes the replies, whose lists are in other slots)
- * ARGV[4]      how long a node's reply list lives after a push (ms)
+ * ARGV[4]      unused (kept for the argument layout; a reply list lives until its latest task's deadline)
  * ARGV[5..]    per context: its key, its number of tasks n, then n × 5 values: task_id, status
  *              (completed | error | repeat), answer (empty: nobody waits, e.g. an expired task),
  *              deadline (unix ms), reply_to (a node id, or empty)
- * The task hash keeps the answer (the completion record a re-delivered task is answered from)
- * and loses its script (`task`: nothing runs it again, and the bytes it held go back); the
- * task's reply list gets the answer too, expiring with the task; with ARGV[3] the answer is
- * pushed to the waiting node's reply list as `<context> <task_id> <answer>`. The id leaves the
- * processing list last. A `repeat` — a task its owner had already started — only leaves the
- * processing list: its record stays as it was. Returns how many writes met a key of the wrong
- * type (skipped).
+ * The task hash becomes the completion record: everything but what its gateway may still read
+ * is dropped (the script, the lease it was queued for, the timestamps) and it keeps `status`,
+ * `answer`, `deadline` and `reply_to` — and the expiry circlesEnqueue gave it, its deadline — until its gateway has read the answer and deletes it (with its next
+ * circlesEnqueue, or alone) and at most until the task's deadline. A task answered with nothing
+ * (expired, refused on read) or completed past its deadline leaves no record and no reply. With ARGV[3] the answer is pushed to the waiting
+ * node's reply list as `<context> <task_id> <answer>`; that list lives until the deadline of the
+ * latest task answered in it (a gateway that died leaves nothing past its tasks' deadlines). The
+ * id leaves the processing list last. A `repeat` — a task its owner had already started — only
+ * leaves the processing list: its record stays as it was. Returns how many writes met a key of
+ * the wrong type (skipped).
  */
 export const COMPLETE = `${PRELUDE}
-local now = ARGV[1]
+local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
 local nodes = ARGV[3]
-local repliesTtl = tonumber(ARGV[4])
 local k = 1
 local a = 5
+-- Each reply list written, and the latest deadline of what was pushed onto it (its expiry).
+local lists = {}
 while a <= #ARGV do
   local context = ARGV[a]
   local n = tonumber(ARGV[a + 1])
@@ -279,29 +309,33 @@ while a <= #ARGV do
   k = k + 1
   for i = 0, n - 1 do
     local b = a + i * 5
-    local task = KEYS[k + i * 2]
-    local reply = KEYS[k + i * 2 + 1]
+    local task = KEYS[k + i]
     local status = ARGV[b + 1]
     local answer = ARGV[b + 2]
+    local expiry = tonumber(ARGV[b + 3]) + retention
+    -- Past its deadline nobody reads an answer: nothing is written for it.
+    if expiry <= now then answer = '' end
     if status ~= 'repeat' then
-      if redis.call('EXISTS', task) == 1 then
-        local _, bad = try('HSET', task, 'status', status, 'answer', answer, 'completed_at', now)
-        if not bad then redis.call('HDEL', task, 'task') end
+      if answer == '' then
+        try('DEL', task)
+      elseif redis.call('EXISTS', task) == 1 then
+        -- The hash expires at the deadline already (circlesEnqueue): it becomes the record.
+        local _, bad = try('HSET', task, 'status', status, 'answer', answer)
+        if not bad then redis.call('HDEL', task, 'task', 'owner', 'created_at', 'started_at') end
       end
-      if answer ~= '' then
-        local _, bad = try('RPUSH', reply, answer)
-        if not bad then redis.call('PEXPIREAT', reply, tonumber(ARGV[b + 3]) + retention) end
-        if nodes ~= '' and ARGV[b + 4] ~= '' then
-          local list = nodes .. ARGV[b + 4] .. '}:replies'
-          local _, bad2 = try('RPUSH', list, context .. ' ' .. ARGV[b] .. ' ' .. answer)
-          if not bad2 then redis.call('PEXPIRE', list, repliesTtl) end
-        end
+      if answer ~= '' and nodes ~= '' and ARGV[b + 4] ~= '' then
+        local list = nodes .. ARGV[b + 4] .. '}:replies'
+        local _, bad2 = try('RPUSH', list, context .. ' ' .. ARGV[b] .. ' ' .. answer)
+        if not bad2 and (lists[list] or 0) < expiry then lists[list] = expiry end
       end
     end
     try('LREM', processing, 1, ARGV[b])
   end
-  k = k + n * 2
+  k = k + n
   a = a + n * 5
+end
+for list, expiry in pairs(lists) do
+  if redis.call('PEXPIRETIME', list) < expiry then redis.call('PEXPIREAT', list, expiry) end
 end
 return poisoned
 `

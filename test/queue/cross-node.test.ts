@@ -188,11 +188,15 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
   })
 
   await t.test('a task or a reply with a bad MAC is refused and counted', async (t) => {
-    /** The final status of a task's row: `completed` or `error`, whichever it settles as. */
-    const settled = async (key: string): Promise<string> => {
+    /**
+     * How a task's row settles: `refused` once the owner deleted it unrun (a refused task leaves no
+     * record), `ran` once it holds a completion record — so a broken check fails here by name.
+     */
+    const settled = async (key: string): Promise<'refused' | 'ran'> => {
       for (;;) {
         const status = await redis.hget(key, 'status')
-        if (status === 'completed' || status === 'error') return status
+        if (status === 'completed' || status === 'error') return 'ran'
+        if (status === null) return 'refused'
         await redis.blpop(`${prefix}never`, 0.05)
       }
     }
@@ -208,11 +212,11 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     // A forged task in the queue, and the owner woken to take it.
     await redis.rpush(keys.wake(ownerToken.nodeId, ownerToken.epoch), open.public_key)
     // The row settles either way — `error` refused, `completed` run — so a broken check fails here by name.
-    t.equal(await settled(keys.task(open.public_key, taskId)), 'error', 'task-MAC check: the forged task settled refused, not run')
+    t.equal(await settled(keys.task(open.public_key, taskId)), 'refused', 'task-MAC check: the forged task was refused, not run')
     t.equal(await metric(node2.admin!, 'circles_cross_node_refused_total'), before2 + 1, 'the owner refused the forged task')
     // The refusal takes it off the processing list, unanswered.
     while ((await redis.llen(keys.processing(open.public_key))) > 0) await redis.blpop(`${prefix}never`, 0.05)
-    t.match(await redis.hgetall(keys.task(open.public_key, taskId)), { status: 'error', answer: '' }, 'no answer was recorded')
+    t.same(await redis.hgetall(keys.task(open.public_key, taskId)), {}, 'no answer was recorded: a refused task leaves no record')
     const check = await connectedClient(open.url)
     await check.authenticate({ signer: secretKeySigner(caller.secretKey) })
     t.equal((await check.play('load_data("forged")')).result, null, 'and it did not run')
@@ -224,7 +228,7 @@ t.test('cross-node plays through Redis', { timeout: 90_000 }, async (t) => {
     await redis.hset(keys.task(open.public_key, handed.taskId), { task: encodeTask(handed, 'AAAA'), status: 'processing', deadline: String(deadline) })
     await redis.pexpire(keys.task(open.public_key, handed.taskId), 120_000)
     await redis.rpush(keys.wake(ownerToken.nodeId, ownerToken.epoch), encodeTask(handed, 'AAAA'))
-    t.equal(await settled(keys.task(open.public_key, handed.taskId)), 'error', 'task-MAC check: the forged hand-off settled refused, not run')
+    t.equal(await settled(keys.task(open.public_key, handed.taskId)), 'refused', 'task-MAC check: the forged hand-off was refused, not run')
     t.equal(await metric(node2.admin!, 'circles_cross_node_refused_total'), before2 + 2, 'the owner refused the forged hand-off')
     const check2 = await connectedClient(open.url)
     await check2.authenticate({ signer: secretKeySigner(caller.secretKey) })

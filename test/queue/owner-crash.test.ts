@@ -119,7 +119,7 @@ t.test('kill -9 of the owner with 200 tasks in flight, restart within the deadli
     const withoutExpiry: string[] = []
     for (const key of all) if ((await redis.pttl(key)) < 0) withoutExpiry.push(key)
     t.ok(all.some((k) => k.includes(':replies')), 'the dead gateway has an unread reply list')
-    t.ok(all.some((k) => k.includes('reply:')), 'and task reply lists are there')
+    t.ok(all.some((k) => k.startsWith(keys.task(context, '')) && /:[0-9a-f-]{36}$/.test(k)), 'and completion records are there, kept for the dead gateway until their deadlines')
     t.same(withoutExpiry, [], `none of the ${all.length} keys under the prefix lacks an expiry`)
   })
 

@@ -221,12 +221,11 @@ t.test('key layout', async (t) => {
   const keys = new QueueKeys('rhailib:')
   const id = randomUUID()
   t.same(
-    [keys.queue(context), keys.task(context, id), keys.processing(context), keys.reply(context, id), keys.lease(context), keys.wake('n1', 3), keys.replies('n1'), keys.alive('n1'), keys.secretCheck()],
+    [keys.queue(context), keys.task(context, id), keys.processing(context), keys.lease(context), keys.wake('n1', 3), keys.replies('n1'), keys.alive('n1'), keys.secretCheck()],
     [
       `rhailib:{${context}}`,
       `rhailib:{${context}}:${id}`,
       `rhailib:{${context}}:processing`,
-      `rhailib:reply:{${context}}:${id}`,
       `rhailib:lease:{${context}}`,
       'rhailib:node:{n1}:wake:3',
       'rhailib:node:{n1}:replies',
