@@ -131,10 +131,20 @@ t.test('a suspended run’s time and CPU go on counting across its slices', asyn
   t.match(engine.start(1, request(`(async () => { print('before'); await call('${CALLER}', '1') })()`, 5_000), context('02'.padEnd(66, 'a'))), { type: 'suspended' })
   t.match(engine.expire(1), { type: 'done', outcome: { code: 'SCRIPT_TIMEOUT', message: 'The script ran past its time limit (5000 ms)', body: '"logs":["before"]' } }, 'expired while waiting: its lines are kept')
   t.equal(engine.expire(1), undefined)
-  const busy = `(async () => { const s = Date.now(); while (Date.now() - s < 30) {} await call('${CALLER}', '1'); const t = Date.now(); while (Date.now() - t < 30) {} })()`
+  // Work measured in CPU, not wall-clock time (a loaded machine stretches the wall clock, never
+  // the CPU a loop needs): how many loop turns this isolate runs per CPU millisecond.
+  const loop = (turns: number) => `{ let x = 0; for (let i = 0; i < ${turns}; i++) x = (x + i * 7) % 1000003 }`
+  const calibration = engine.start(3, request(`${loop(2_000_000)}; 1`), context('02'.padEnd(66, 'c')))
+  const cpuMs = calibration.type === 'done' ? calibration.outcome.cpuMs : Number.NaN
+  t.ok(cpuMs > 0, `the calibration run used CPU (${cpuMs} ms)`)
+  const turnsPerMs = 2_000_000 / cpuMs
+  // 8 ms of CPU before the call, 80 ms after it, against a limit of 40: under it in the first slice,
+  // over it only when the slices are added up.
+  const busy = `(async () => { ${loop(Math.round(8 * turnsPerMs))}; await call('${CALLER}', '1'); ${loop(Math.round(80 * turnsPerMs))} })()`
   const ctx = { ...context('02'.padEnd(66, 'b')), cpuMs: 40 }
-  t.match(engine.start(2, request(busy), ctx), { type: 'suspended' })
-  t.match(engine.resume(2, 1, OK), { type: 'done', outcome: { code: 'SCRIPT_TIMEOUT', message: /CPU time limit \(40 ms\)/ } }, '30 ms + 30 ms of CPU is over 40')
+  const first = engine.start(2, request(busy), ctx)
+  t.match(first, { type: 'suspended' }, 'about 8 ms of CPU: under the limit of 40')
+  t.match(engine.resume(2, 1, OK), { type: 'done', outcome: { code: 'SCRIPT_TIMEOUT', message: /CPU time limit \(40 ms\)/ } }, '8 ms + 80 ms of CPU is over 40')
 })
 
 t.test('a run’s effects: every slice’s, in order, once, with its outcome however it ends', async (t) => {
