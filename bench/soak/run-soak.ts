@@ -52,6 +52,8 @@ export interface SoakResult {
   /** The node's log: lines by level, and its error and fatal lines (at most 20). */
   readonly log: { readonly byLevel: Record<string, number>; readonly errors: readonly string[] }
   readonly exitCode: number | null
+  /** Host restarts once the load stopped and every host was serving again (a crash answered last is restarted after its answer). */
+  readonly hostRestarts: number
 }
 
 /** RSS growth over the second half allowed for a pass. */
@@ -190,6 +192,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       before = now
     }
     await mix.stop()
+    // A host that a crash answered last is replaced after its answer: wait until every host serves
+    // again (/healthz says each host is up once its replacement is ready) before the final count.
+    for (let looks = 0; ; looks++) {
+      const health = (await fetch(`${admin}/healthz`).then((r) => r.json())) as { hosts?: { up: boolean }[] }
+      if ((health.hosts ?? []).every((h) => h.up)) break
+      if (looks === 600) throw new Error('soak: a sandbox host did not come back after the load stopped')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const hostRestarts = sum(Object.values(byLabel(await scrape(admin), 'circles_sandbox_host_restarts_total', 'host')))
     child.kill('SIGTERM')
     const exitCode = await exited
     const growth = rssGrowthSecondHalf(samples)
@@ -203,6 +214,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       unexpected: mix.unexpected(),
       log: { byLevel, errors },
       exitCode,
+      hostRestarts,
     }
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')

@@ -9,6 +9,10 @@ import { scriptThreadPool } from '../../src/sandbox/script-thread.js'
 import { ROOT, spawnCli } from '../helpers/cli-process.js'
 import { tsChildEnv } from '../helpers/ts-child.js'
 
+// 400 thread-pool rounds and 6 launches: about a minute on a quiet 2-core machine, past the
+// suite's 120 s per file when the machine is shared. A hang still fails, later.
+t.setTimeout(300_000)
+
 // Node 20's require() of an ES module aborts the whole process (a V8 fatal error, not an
 // exception) when the thread doing it is terminated while the module is being linked. piscina
 // require()s its task file, so a pool stopped right after it started killed the process that
