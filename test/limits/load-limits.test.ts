@@ -132,7 +132,7 @@ t.test('frames: counted and weighed per address; the longer wait names its budge
 })
 
 t.test('invalid frames: a per-socket budget; a closed socket forgets it', async (t) => {
-  const { clock, limits: l } = limits({ invalidFramesPerMinute: 2 })
+  const { limits: l } = limits({ invalidFramesPerMinute: 2 })
   t.equal(l.invalidFrame('s1', REMOTE), undefined)
   t.equal(l.invalidFrame('s1', REMOTE), undefined)
   const refused = l.invalidFrame('s1', REMOTE)

@@ -16,6 +16,17 @@ const fail: Fail = (field, rule) => {
   throw new ListError(field, rule)
 }
 
+/** What `fn` reported through `fail`, or undefined when it accepted the list. */
+function failure(fn: () => unknown): { field: string; rule: string } | undefined {
+  try {
+    fn()
+  } catch (e) {
+    if (e instanceof ListError) return { field: e.field, rule: e.rule }
+    throw e
+  }
+  return undefined
+}
+
 function request(host: string | undefined, remote: string, origin?: string): IncomingMessage {
   const headers: Record<string, string> = {}
   if (host !== undefined) headers['host'] = host
@@ -37,11 +48,11 @@ t.test('parseDomains: host names and addresses with optional port and scheme, lo
 t.test('parseDomains: a bad entry is named by its index', async (t) => {
   const bad = ['https://circle.example', 'circle.example/path', 'circle.example:0', 'circle.example:65536', '[not-ipv6]', '-circle.example', 'circle.example.', '', 'a b', 42, null, 'x'.repeat(301)]
   for (const entry of bad) {
-    t.throws(() => parseDomains(['ok.example', entry], 'domains', fail), { field: 'domains[1]' }, JSON.stringify(entry)?.slice(0, 40) ?? String(entry))
+    t.match(failure(() => parseDomains(['ok.example', entry], 'domains', fail)), { field: 'domains[1]' }, JSON.stringify(entry)?.slice(0, 40) ?? String(entry))
   }
-  t.throws(() => parseDomains('circle.example', 'domains', fail), { field: 'domains', rule: 'must be an array of strings' })
-  t.throws(() => parseDomains(['a.example', 'A.example'], '--domain', fail), { field: '--domain[1]', rule: 'lists a.example twice' })
-  t.throws(() => parseDomains(['ws://a.example', 'wss://a.example'], 'domains', fail), { field: 'domains[1]', rule: 'lists a.example twice' }, 'the same authority under two schemes')
+  t.match(failure(() => parseDomains('circle.example', 'domains', fail)), { field: 'domains', rule: 'must be an array of strings' })
+  t.match(failure(() => parseDomains(['a.example', 'A.example'], '--domain', fail)), { field: '--domain[1]', rule: 'lists a.example twice' })
+  t.match(failure(() => parseDomains(['ws://a.example', 'wss://a.example'], 'domains', fail)), { field: 'domains[1]', rule: 'lists a.example twice' }, 'the same authority under two schemes')
   t.same(parseDomains(['a.example', 'a.example:80'], 'domains', fail).length, 2, 'another port is another authority')
 })
 
@@ -53,9 +64,9 @@ t.test('parseOrigins: "*" or http(s)://host[:port], lowercased', async (t) => {
     'https://[::1]:8443',
   ])
   for (const entry of ['app.example', 'https://app.example/', 'https://app.example/path', 'ws://app.example', 'https://', 'https://app.example:99999', '**', 7]) {
-    t.throws(() => parseOrigins([entry], 'allowed_origins', fail), { field: 'allowed_origins[0]', rule: 'must be "*" or an origin: http(s)://host[:port], no path' }, String(entry))
+    t.match(failure(() => parseOrigins([entry], 'allowed_origins', fail)), { field: 'allowed_origins[0]', rule: 'must be "*" or an origin: http(s)://host[:port], no path' }, String(entry))
   }
-  t.throws(() => parseOrigins({}, 'allowed_origins', fail), { field: 'allowed_origins' })
+  t.match(failure(() => parseOrigins({}, 'allowed_origins', fail)), { field: 'allowed_origins' })
 })
 
 function rules(options: Partial<ConstructorParameters<typeof HostRules>[0]> = {}) {
