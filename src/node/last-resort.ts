@@ -7,13 +7,15 @@ let windowStart = 0
 let logged = 0
 let suppressed = 0
 let logging = false
+/** The clock the rate of logged errors is read from (a test steps its own: see installLastResort). */
+let now: () => number = () => performance.now()
 
 function report(error: unknown, what: string): void {
   // An error raised while logging one (a log destination that fails) is not logged again.
   if (logging) return
-  const now = performance.now()
-  if (now - windowStart > 1_000) {
-    windowStart = now
+  const t = now()
+  if (t - windowStart > 1_000) {
+    windowStart = t
     logged = 0
     if (suppressed > 0) {
       const count = suppressed
@@ -54,9 +56,11 @@ function onUnhandled(reason: unknown): void {
  * Install the process-wide last-resort handlers: an error nothing caught is logged (by every
  * node of the process) and the process keeps serving, instead of dying with every circle it
  * hosts. Every serving path has its own handler; this is the net under them. Returns the
- * function that uninstalls it (once the last node of the process has stopped).
+ * function that uninstalls it (once the last node of the process has stopped). `clock` replaces
+ * the process clock the rate limit of the log reads (tests step it).
  */
-export function installLastResort(log: Logger): () => void {
+export function installLastResort(log: Logger, clock?: () => number): () => void {
+  if (clock !== undefined) now = clock
   if (loggers.size === 0) {
     process.on('uncaughtException', onUncaught)
     process.on('unhandledRejection', onUnhandled)
