@@ -57,7 +57,12 @@ const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\
 
 function readTime(text: string): number | undefined {
   const ms = RFC3339_RE.test(text) ? Date.parse(text) : Number.NaN
-  return Number.isFinite(ms) ? ms : undefined
+  if (!Number.isFinite(ms)) return undefined
+  // Date.parse rolls a day that does not exist into the next month (2026-02-29 is March 1): the
+  // date written must be the date read (the offset does not change the calendar date of the text).
+  const offsetMs = /(?:Z|([+-])(\d{2}):(\d{2}))$/i.exec(text)
+  const shift = offsetMs?.[1] === undefined ? 0 : (offsetMs[1] === '-' ? -1 : 1) * (Number(offsetMs[2]) * 60 + Number(offsetMs[3])) * 60_000
+  return new Date(ms + shift).toISOString().slice(0, 10) === text.slice(0, 10) ? ms : undefined
 }
 
 /**

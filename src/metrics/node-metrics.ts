@@ -174,7 +174,7 @@ export class NodeMetrics {
         this.set({ role: 'owner' }, c.running)
       },
     })
-    new Gauge({
+    const redisConnected = new Gauge({
       name: 'circles_redis_connected',
       help: 'Whether the node reaches Redis (1) or not (0); absent when the node is not clustered',
       registers,
@@ -183,6 +183,13 @@ export class NodeMetrics {
         if (c !== undefined) this.set(c.connected ? 1 : 0)
       },
     })
+    // An unlabelled gauge always has a sample (0 until set): an unclustered node would report
+    // "Redis lost", the value an alert fires on. It has none until the node is clustered.
+    const read = redisConnected.get.bind(redisConnected)
+    redisConnected.get = async () => {
+      const metric = await read()
+      return sources.crossNode() === undefined ? { ...metric, values: [] } : metric
+    }
   }
 
   connection(): void {

@@ -108,10 +108,9 @@ t.test('times: issued within the skew, expiring after issue, not past, and equal
   t.equal(mismatch(past, Date.parse('2026-03-01T11:59:40.000Z') / 1000)?.field, undefined, 'expired 20 s ago, within the skew: allowed')
 })
 
-// Bug: readTime checks the RFC 3339 layout with a regular expression and then trusts Date.parse,
-// which rolls a day that does not exist over into the next month: "2026-02-29" (2026 is not a
-// leap year) is read as March 1, so a text naming a date that does not exist is signed.
-t.test('a date that does not exist is refused', { todo: 'readTime accepts 2026-02-29 as 2026-03-01 (Date.parse rolls invalid days over)' }, async (t) => {
+// Date.parse rolls a day that does not exist over into the next month: "2026-02-29" (2026 is not
+// a leap year) would be read as March 1, and a text naming a date that does not exist signed.
+t.test('a date that does not exist is refused', async (t) => {
   const text = message({ issuedAt: '2026-02-29T12:00:00.000Z', expirationTime: '2026-02-29T12:05:00.000Z' })
   t.equal(mismatch(text)?.field, 'issued at')
 })

@@ -39,8 +39,10 @@ export class BatchAnswer {
     let text = this.texts[index]
     this.texts[index] = undefined
     if (text === undefined) return
-    if (this.used + Buffer.byteLength(text) + 1 > this.budgetBytes) text = this.refusal(index)
-    this.used += Buffer.byteLength(text) + 1
+    // A separator comes before every part but the first.
+    const separator = this.parts.length === 0 ? 0 : 1
+    if (this.used + separator + Buffer.byteLength(text) > this.budgetBytes) text = this.refusal(index)
+    this.used += separator + Buffer.byteLength(text)
     this.parts.push(text)
   }
 }

@@ -101,10 +101,17 @@ t.test('BatchAnswer: an entry over the budget is refused in place; later ones ar
   t.same(over.answers, ['["refused 0"]'], '8 bytes of text (5 characters) do not fit')
 })
 
-// Bug (minor): each entry is charged one separator byte, the first included, so an answer of
-// exactly `budgetBytes` bytes is refused: "[abc]" is 5 bytes, charged as 6.
-t.test('BatchAnswer: an answer of exactly the budget fits', { todo: 'BatchAnswer charges a separator for the first entry too: the budget is one byte short' }, async (t) => {
+// A separator is charged between parts, not before the first: "[abc]" is 5 bytes, and fits 5.
+t.test('BatchAnswer: an answer of exactly the budget fits', async (t) => {
   const { b, answers } = batch(1, 5)
   b.set(0, 'abc')
   t.same(answers, ['[abc]'])
+  const two = batch(2, 8)
+  two.b.set(0, 'abc')
+  two.b.set(1, 'de')
+  t.same(two.answers, ['[abc,de]'], 'two parts and their separator: 8 bytes in 8')
+  const over = batch(2, 7)
+  over.b.set(0, 'abc')
+  over.b.set(1, 'de')
+  t.same(over.answers, ['[abc,"refused 1"]'], 'one byte short: the second part is refused')
 })
