@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
+import type { Faults } from '../faults/index.js'
 import type { Logger } from '../log/index.js'
 import { DEFAULT_POLICY, runRefusal } from '../policy/index.js'
 import { ExitListeners, type ChildHandle, type ExitReason } from '../supervisor/index.js'
@@ -51,6 +52,8 @@ export interface RedisBridgeOptions {
    * bridge has stopped and serves nothing; the node should stop too.
    */
   readonly onFatal?: (error: CirclesError) => void
+  /** Faults to inject (tests only): `bridge-crash` makes the bridge's own code fail. */
+  readonly faults?: Faults
 }
 
 /** Cross-node figures for metrics. */
@@ -292,7 +295,14 @@ export class RedisBridge implements ChildHandle {
       if (this.up) this.log.warn('redis connection lost: cross-node plays answer UNAVAILABLE until it returns')
       this.up = false
     })
-    this.loop = this.readLoop()
+    // A failure of the bridge's own code (not of Redis: an outage is ridden out) ends the bridge
+    // with that error, and its supervisor decides.
+    this.loop = this.readLoop().catch((error: unknown) => this.crash(error as Error))
+    // Tests only (src/faults): the seam through which a test makes the bridge's code fail.
+    this.exits.add(this.options.faults?.onTrigger('bridge-crash', () => {
+      this.crash(new Error('fault injected: bridge-crash'))
+      return true
+    }) ?? (() => {}))
     this.timers.push(
       setInterval(() => {
         if (!this.up) return
@@ -1019,6 +1029,15 @@ export class RedisBridge implements ChildHandle {
 
   onExit(listener: (reason: ExitReason) => void): void {
     this.exits.add(listener)
+  }
+
+  /** The bridge's own code failed: stop serving, and exit with the error. */
+  private crash(error: Error): void {
+    if (this.stopping) return
+    this.stopping = true
+    this.log.error({ err: error.message }, 'the redis bridge failed')
+    this.shutdown()
+    this.exit({ type: 'error', error })
   }
 
   private shutdown(): void {
