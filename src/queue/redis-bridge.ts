@@ -6,6 +6,7 @@ import type { Logger } from '../log/index.js'
 import { DEFAULT_POLICY, runRefusal } from '../policy/index.js'
 import { ExitListeners, type ChildHandle, type ExitReason } from '../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../actors/peer/index.js'
+import { TurnBatch } from '../turns/index.js'
 import { hashSlot } from './hash-slot.js'
 import { QueueKeys } from './keys.js'
 import { QueuedBytes } from './queued-bytes.js'
@@ -211,11 +212,11 @@ export class RedisBridge implements ChildHandle {
   // Gateway side.
   private readonly waiting = new Map<string, Waiter>()
   private outbox = new Map<string, Outgoing[]>()
-  private outboxScheduled = false
+  private readonly outboxBatch = new TurnBatch(() => this.flushOutbox())
   /** Enqueue scripts in flight: while there are, the tasks dispatched meanwhile wait to go together in the next. */
   private enqueuing = 0
   private wakes = new Map<string, Set<string>>()
-  private wakesScheduled = false
+  private readonly wakesBatch = new TurnBatch(() => this.flushWakes())
   /** Completion records read here (their keys), by hash slot (0 on one server): deleted with the next enqueue of their slot. */
   private acks = new Map<number, string[]>()
   private ackTimer: NodeJS.Timeout | undefined
@@ -225,12 +226,12 @@ export class RedisBridge implements ChildHandle {
   private toRecover = new Set<string>()
   /** Contexts being re-delivered: tasks handed to them meanwhile wait here, to keep queue order. */
   private readonly recovering = new Map<string, unknown[]>()
-  private takesScheduled = false
+  private readonly takesBatch = new TurnBatch(() => this.flushTakes())
   /** Tasks taken by this node whose completion Redis has not acknowledged: never handled twice. */
   private readonly active = new Set<string>()
   private running = 0
   private completions: Completion[] = []
-  private completionsScheduled = false
+  private readonly completionsBatch = new TurnBatch(() => this.flushCompletions())
   /** Complete scripts in flight: while there are, the results of later turns wait to go together in the next. */
   private completing = 0
   private retry: Completion[] = []
@@ -442,10 +443,7 @@ export class RedisBridge implements ChildHandle {
       let tasks = this.outbox.get(pubkey)
       if (tasks === undefined) this.outbox.set(pubkey, (tasks = []))
       tasks.push({ task, entry })
-      if (!this.outboxScheduled) {
-        this.outboxScheduled = true
-        setImmediate(this.flushOutbox)
-      }
+      this.outboxBatch.schedule()
     })
   }
 
@@ -456,7 +454,6 @@ export class RedisBridge implements ChildHandle {
    * node has read.
    */
   private readonly flushOutbox = (): void => {
-    this.outboxScheduled = false
     // Batches across turns: one enqueue at a time; what is dispatched meanwhile leaves, in as few
     // scripts as its slots need, as soon as it returns (see afterEnqueue).
     if (this.enqueuing > 0 || this.outbox.size === 0) return
@@ -578,14 +575,10 @@ export class RedisBridge implements ChildHandle {
     let contexts = this.wakes.get(list)
     if (contexts === undefined) this.wakes.set(list, (contexts = new Set()))
     contexts.add(pubkey)
-    if (!this.wakesScheduled) {
-      this.wakesScheduled = true
-      setImmediate(this.flushWakes)
-    }
+    this.wakesBatch.schedule()
   }
 
   private readonly flushWakes = (): void => {
-    this.wakesScheduled = false
     const wakes = this.wakes
     this.wakes = new Map()
     for (const [list, contexts] of wakes) this.push(list, [...contexts])
@@ -733,14 +726,10 @@ export class RedisBridge implements ChildHandle {
       // From now until the re-delivery is read, tasks handed to this context wait behind it.
       if (!this.recovering.has(pubkey)) this.recovering.set(pubkey, [])
     }
-    if (!this.takesScheduled) {
-      this.takesScheduled = true
-      setImmediate(this.flushTakes)
-    }
+    this.takesBatch.schedule()
   }
 
   private readonly flushTakes = (): void => {
-    this.takesScheduled = false
     const recover = this.toRecover
     const take = this.toTake
     this.toRecover = new Set()
@@ -914,10 +903,7 @@ export class RedisBridge implements ChildHandle {
 
   private enqueueCompletions(completions: readonly Completion[]): void {
     this.completions.push(...completions)
-    if (!this.completionsScheduled) {
-      this.completionsScheduled = true
-      setImmediate(this.flushCompletions)
-    }
+    this.completionsBatch.schedule()
   }
 
   /**
@@ -929,7 +915,6 @@ export class RedisBridge implements ChildHandle {
    * recorded one does.
    */
   private readonly flushCompletions = (): void => {
-    this.completionsScheduled = false
     // Batches across turns: one complete at a time; results of later turns leave together as soon
     // as it returns (see afterComplete).
     if (this.completing > 0 || this.completions.length === 0) return
