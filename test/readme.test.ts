@@ -118,6 +118,15 @@ t.test('README', async (t) => {
       await node.close()
       rmSync(dir, { recursive: true, force: true })
     })
-    t.same(drawn, draw(node.tree()))
+    const tree = node.tree()
+    t.same(drawn, draw(tree))
+    // docs/architecture.md draws the root's children one line each (a port as gateway:<name>):
+    // every child the node runs, in start order, redis included.
+    const architecture = /^# Architecture\n\n```\n([\s\S]*?)```/.exec(doc('architecture.md'))?.[1]
+    t.ok(architecture, 'the architecture drawing is there')
+    const names = architecture!.split('\n').flatMap((line) => /^[├└]── (\S+)/.exec(line)?.[1] ?? [])
+    const running = [...new Set(tree.children.map((c) => c.id.replace(/^gateway:.*/, 'gateway:<name>')))]
+    t.same(names, running, 'docs/architecture.md names every child of the root, in order')
+    t.ok(names.includes('redis'), 'redis included')
   })
 })

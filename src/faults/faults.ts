@@ -17,13 +17,15 @@
  * - `write-pause`: a sandbox host's thread blocks for good in the middle of writing a document
  *   whose name contains the marker — its new text fsynced in a temporary file, not yet renamed
  *   over the document — after saying so on stderr (a kill then lands mid-write for certain).
+ * - `bridge-crash`: `faults.trigger('bridge-crash', '')` makes the Redis bridge's own code fail
+ *   (its supervisor starts a new bridge, under a new node id).
  * - `listener-crash`: `faults.trigger('listener-crash', name)` makes the listener of circle `name`
  *   fail (its connections go with it; the gateway supervisor starts it again). Only a test that
  *   holds the node's `Faults` can pull it: no request to the node reaches it.
  */
-export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-crash-on-restart' | 'host-hang' | 'write-pause' | 'listener-crash'
+export type FaultName = 'answer-throw' | 'answer-uncaught' | 'host-crash-on-start' | 'host-crash-on-restart' | 'host-hang' | 'write-pause' | 'listener-crash' | 'bridge-crash'
 
-export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'host-crash-on-restart', 'host-hang', 'write-pause', 'listener-crash']
+export const FAULT_NAMES: readonly FaultName[] = ['answer-throw', 'answer-uncaught', 'host-crash-on-start', 'host-crash-on-restart', 'host-hang', 'write-pause', 'listener-crash', 'bridge-crash']
 
 /** The marker a script (or, for write-pause, a document name) carries to trigger a fault. */
 export const FAULT_MARKER = 'FAULT_ANSWER_THROW'

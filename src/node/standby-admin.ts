@@ -1,6 +1,7 @@
 import { VERSION } from '../config/index.js'
-import type { DatabaseLockHolder } from '../storage/index.js'
-import { AdminServer, type Domain } from '../server/index.js'
+import { acquireDatabaseLock, type DatabaseLock, type DatabaseLockHolder } from '../storage/index.js'
+import { AdminServer, parseDomains, type Domain } from '../server/index.js'
+import { optionFail, type CircleNodeOptions } from './node-options.js'
 
 const STANDBY_METRICS = [
   '# HELP circles_standby 1 while this process waits, as a standby, for its database path\'s lock',
@@ -25,4 +26,28 @@ export async function startStandbyAdmin(admin: { readonly host?: string; readonl
   })
   await server.listen()
   return server
+}
+
+/**
+ * Take the exclusive lock on the node's database path: `fail` refuses at once while another
+ * process holds it (DB_LOCKED); `wait` waits for the holder to go, as a standby whose admin
+ * listener answers meanwhile — then hands its port to the node's (the options returned name it).
+ */
+export async function acquireNodeLock(options: CircleNodeOptions): Promise<{ dbLock: DatabaseLock; options: CircleNodeOptions }> {
+  const log = options.logger
+  let holder: DatabaseLockHolder | undefined
+  const standby = options.lock === 'wait' && options.admin !== undefined ? await startStandbyAdmin(options.admin, parseDomains(options.domains, 'domains', optionFail), options.dbPath, () => holder) : undefined
+  let dbLock: DatabaseLock
+  try {
+    dbLock = await acquireDatabaseLock(options.dbPath, {
+      wait: options.lock === 'wait',
+      onWaiting: (found) => {
+        holder = found
+        log?.info({ db_path: options.dbPath, holder_pid: found.pid ?? null, admin: standby?.url ?? null }, 'waiting for the database lock (standby)')
+      },
+    })
+  } finally {
+    await standby?.stop()
+  }
+  return { dbLock, options: standby === undefined ? options : { ...options, admin: { ...options.admin!, port: standby.port } } }
 }

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../config/index.js'
 import { circlesError, isCirclesError, type CirclesError } from '../errors/index.js'
+import type { Faults } from '../faults/index.js'
 import type { Logger } from '../log/index.js'
 import { DEFAULT_POLICY, runRefusal } from '../policy/index.js'
 import { ExitListeners, type ChildHandle, type ExitReason } from '../supervisor/index.js'
 import type { PeerHost, PlayOutcome, PlayRequest } from '../actors/peer/index.js'
+import { TurnBatch } from '../turns/index.js'
 import { hashSlot } from './hash-slot.js'
 import { QueueKeys } from './keys.js'
 import { QueuedBytes } from './queued-bytes.js'
@@ -51,6 +53,8 @@ export interface RedisBridgeOptions {
    * bridge has stopped and serves nothing; the node should stop too.
    */
   readonly onFatal?: (error: CirclesError) => void
+  /** Faults to inject (tests only): `bridge-crash` makes the bridge's own code fail. */
+  readonly faults?: Faults
 }
 
 /** Cross-node figures for metrics. */
@@ -208,11 +212,11 @@ export class RedisBridge implements ChildHandle {
   // Gateway side.
   private readonly waiting = new Map<string, Waiter>()
   private outbox = new Map<string, Outgoing[]>()
-  private outboxScheduled = false
+  private readonly outboxBatch = new TurnBatch(() => this.flushOutbox())
   /** Enqueue scripts in flight: while there are, the tasks dispatched meanwhile wait to go together in the next. */
   private enqueuing = 0
   private wakes = new Map<string, Set<string>>()
-  private wakesScheduled = false
+  private readonly wakesBatch = new TurnBatch(() => this.flushWakes())
   /** Completion records read here (their keys), by hash slot (0 on one server): deleted with the next enqueue of their slot. */
   private acks = new Map<number, string[]>()
   private ackTimer: NodeJS.Timeout | undefined
@@ -222,12 +226,12 @@ export class RedisBridge implements ChildHandle {
   private toRecover = new Set<string>()
   /** Contexts being re-delivered: tasks handed to them meanwhile wait here, to keep queue order. */
   private readonly recovering = new Map<string, unknown[]>()
-  private takesScheduled = false
+  private readonly takesBatch = new TurnBatch(() => this.flushTakes())
   /** Tasks taken by this node whose completion Redis has not acknowledged: never handled twice. */
   private readonly active = new Set<string>()
   private running = 0
   private completions: Completion[] = []
-  private completionsScheduled = false
+  private readonly completionsBatch = new TurnBatch(() => this.flushCompletions())
   /** Complete scripts in flight: while there are, the results of later turns wait to go together in the next. */
   private completing = 0
   private retry: Completion[] = []
@@ -292,7 +296,14 @@ export class RedisBridge implements ChildHandle {
       if (this.up) this.log.warn('redis connection lost: cross-node plays answer UNAVAILABLE until it returns')
       this.up = false
     })
-    this.loop = this.readLoop()
+    // A failure of the bridge's own code (not of Redis: an outage is ridden out) ends the bridge
+    // with that error, and its supervisor decides.
+    this.loop = this.readLoop().catch((error: unknown) => this.crash(error as Error))
+    // Tests only (src/faults): the seam through which a test makes the bridge's code fail.
+    this.exits.add(this.options.faults?.onTrigger('bridge-crash', () => {
+      this.crash(new Error('fault injected: bridge-crash'))
+      return true
+    }) ?? (() => {}))
     this.timers.push(
       setInterval(() => {
         if (!this.up) return
@@ -432,10 +443,7 @@ export class RedisBridge implements ChildHandle {
       let tasks = this.outbox.get(pubkey)
       if (tasks === undefined) this.outbox.set(pubkey, (tasks = []))
       tasks.push({ task, entry })
-      if (!this.outboxScheduled) {
-        this.outboxScheduled = true
-        setImmediate(this.flushOutbox)
-      }
+      this.outboxBatch.schedule()
     })
   }
 
@@ -446,7 +454,6 @@ export class RedisBridge implements ChildHandle {
    * node has read.
    */
   private readonly flushOutbox = (): void => {
-    this.outboxScheduled = false
     // Batches across turns: one enqueue at a time; what is dispatched meanwhile leaves, in as few
     // scripts as its slots need, as soon as it returns (see afterEnqueue).
     if (this.enqueuing > 0 || this.outbox.size === 0) return
@@ -568,14 +575,10 @@ export class RedisBridge implements ChildHandle {
     let contexts = this.wakes.get(list)
     if (contexts === undefined) this.wakes.set(list, (contexts = new Set()))
     contexts.add(pubkey)
-    if (!this.wakesScheduled) {
-      this.wakesScheduled = true
-      setImmediate(this.flushWakes)
-    }
+    this.wakesBatch.schedule()
   }
 
   private readonly flushWakes = (): void => {
-    this.wakesScheduled = false
     const wakes = this.wakes
     this.wakes = new Map()
     for (const [list, contexts] of wakes) this.push(list, [...contexts])
@@ -723,14 +726,10 @@ export class RedisBridge implements ChildHandle {
       // From now until the re-delivery is read, tasks handed to this context wait behind it.
       if (!this.recovering.has(pubkey)) this.recovering.set(pubkey, [])
     }
-    if (!this.takesScheduled) {
-      this.takesScheduled = true
-      setImmediate(this.flushTakes)
-    }
+    this.takesBatch.schedule()
   }
 
   private readonly flushTakes = (): void => {
-    this.takesScheduled = false
     const recover = this.toRecover
     const take = this.toTake
     this.toRecover = new Set()
@@ -904,10 +903,7 @@ export class RedisBridge implements ChildHandle {
 
   private enqueueCompletions(completions: readonly Completion[]): void {
     this.completions.push(...completions)
-    if (!this.completionsScheduled) {
-      this.completionsScheduled = true
-      setImmediate(this.flushCompletions)
-    }
+    this.completionsBatch.schedule()
   }
 
   /**
@@ -919,7 +915,6 @@ export class RedisBridge implements ChildHandle {
    * recorded one does.
    */
   private readonly flushCompletions = (): void => {
-    this.completionsScheduled = false
     // Batches across turns: one complete at a time; results of later turns leave together as soon
     // as it returns (see afterComplete).
     if (this.completing > 0 || this.completions.length === 0) return
@@ -1019,6 +1014,15 @@ export class RedisBridge implements ChildHandle {
 
   onExit(listener: (reason: ExitReason) => void): void {
     this.exits.add(listener)
+  }
+
+  /** The bridge's own code failed: stop serving, and exit with the error. */
+  private crash(error: Error): void {
+    if (this.stopping) return
+    this.stopping = true
+    this.log.error({ err: error.message }, 'the redis bridge failed')
+    this.shutdown()
+    this.exit({ type: 'error', error })
   }
 
   private shutdown(): void {

@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads'
 import { positiveIntegerOption } from '../config/index.js'
 import { circlesError } from '../errors/index.js'
 import { failedRun, type RunOutcome } from '../protocol/index.js'
-import { ExitListeners, Supervisor, type ChildHandle, type ChildSpec, type ExitReason, type SupervisorEvent } from '../supervisor/index.js'
+import { ExitListeners, Supervisor, type ChildHandle, type ChildSpec, type ExitReason, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
 import { openHost, type HostExit, type HostLink, type SandboxIsolation } from './host-link.js'
 import type { RunRequest, SandboxContext } from './run.js'
 import {
@@ -322,6 +322,37 @@ export class SandboxPool {
       children: this.slots.map((slot) => this.hostSpec(slot)),
       ...(this.hooks.onSupervisorEvent === undefined ? {} : { onEvent: this.hooks.onSupervisorEvent }),
     })
+  }
+
+  /**
+   * The pool as a child of a node: its hosts' supervisor and its watchdog. Stopped, it stops the
+   * hosts and answers whatever is still queued; should the hosts' supervisor give up, the child
+   * exits with its error and the queues wait for the next start (its parent decides).
+   */
+  async startChild(): Promise<ChildHandle & { tree(): SupervisorTree }> {
+    const supervisor = this.supervisor()
+    await supervisor.start()
+    const exits = new ExitListeners()
+    let stopping = false
+    supervisor.onExit((reason) => {
+      if (!stopping) exits.exit(reason)
+    })
+    return {
+      stop: async () => {
+        stopping = true
+        await supervisor.stop()
+        this.shutDown()
+        exits.exit({ type: 'normal' })
+      },
+      kill: () => {
+        stopping = true
+        supervisor.kill()
+        this.shutDown()
+        exits.exit({ type: 'error', error: new Error('sandbox killed') })
+      },
+      onExit: (listener) => exits.add(listener),
+      tree: () => supervisor.tree(),
+    }
   }
 
   /** Start the hosts under a supervisor of the pool's own (for a pool used outside a node). */

@@ -1,3 +1,5 @@
+import type { SupervisorTree } from './supervisor.js'
+
 /** How a child is restarted when it exits (Erlang/OTP semantics). */
 export type Restart = 'permanent' | 'transient' | 'temporary'
 /** How a child is stopped: killed at once, or given this many milliseconds to stop cleanly. */
@@ -28,6 +30,8 @@ export interface ChildHandle {
   kill(): void
   /** Register the exit listener (called once, for exits the supervisor did not ask for too). */
   onExit(listener: (reason: ExitReason) => void): void
+  /** A child that is a supervisor, or owns one (the sandbox pool, the peer host), shows it in the tree. */
+  tree?(): SupervisorTree
 }
 
 /** A child described as data. */

@@ -24,6 +24,8 @@ interface Entry {
   stopping: boolean
   /** Added after construction (startChild): listed by count in the tree when the supervisor has `dynamic`. */
   readonly added: boolean
+  /** The handle being stopped (a drain in progress): still found by `child()` until it has stopped. */
+  draining?: ChildHandle | undefined
 }
 
 export type StartChildResult =
@@ -245,10 +247,10 @@ export class Supervisor implements ChildHandle {
     return this.entries.size
   }
 
-  /** The running handle of a child, if any. */
+  /** The handle of a child running, or being stopped (draining), if any. */
   child(id: string): ChildHandle | undefined {
     const entry = this.entries.get(id)
-    return entry?.status === 'running' ? entry.handle : undefined
+    return entry?.status === 'running' ? entry.handle : entry?.draining
   }
 
   /** This supervisor and its children, nested supervisors included, as they are now. */
@@ -260,8 +262,9 @@ export class Supervisor implements ChildHandle {
         dynamicCount++
         continue
       }
-      if (e.handle instanceof Supervisor) {
-        children.push({ ...e.handle.tree(), type: 'supervisor', restart: e.spec.restart, status: e.status, restarts: e.restarts })
+      const sub = e.handle?.tree?.()
+      if (sub !== undefined) {
+        children.push({ ...sub, type: 'supervisor', restart: e.spec.restart, status: e.status, restarts: e.restarts })
       } else {
         children.push({ type: 'worker', id: e.spec.id, restart: e.spec.restart, status: e.status, restarts: e.restarts })
       }
@@ -401,9 +404,11 @@ export class Supervisor implements ChildHandle {
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), shutdown)
     })
+    entry.draining = handle
     const outcome = await Promise.race([handle.stop().then(() => 'stopped' as const, () => 'stopped' as const), timedOut])
     clearTimeout(timer)
     if (outcome === 'timeout') handle.kill()
+    if (entry.draining === handle) entry.draining = undefined
   }
 
   private async onChildExit(entry: Entry, reason: ExitReason): Promise<void> {

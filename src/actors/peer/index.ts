@@ -3,6 +3,7 @@ export type { PeerEvent, PeerContext, PeerInput } from './events.js'
 export { PeerActor, type PeerHooks, type PeerSettings, type PlayRequest, type PlayOutcome, type TaskStatus, type PeerTermination } from './actor.js'
 export {
   PeerHost,
+  type PeerHostChild,
   DEFAULT_QUOTA,
   type PeerHostOptions,
   type SpawnPeerOptions,

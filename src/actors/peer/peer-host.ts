@@ -9,7 +9,7 @@ import { canSubscribe, parsePolicy, readPolicy, refusal, writePolicy, type Polic
 import { playResultOf, type PlayResult, type RunOutcome } from '../../protocol/index.js'
 import { DEFAULT_LIMITS, type RunLimits, type SandboxContextRef, type SandboxPool } from '../../sandbox/index.js'
 import { listNamespaces, namespacePath, NAMESPACE_DIRS, type StorageQuota } from '../../storage/index.js'
-import { Supervisor, type SupervisorEvent } from '../../supervisor/index.js'
+import { Supervisor, type ChildHandle, type SupervisorEvent, type SupervisorTree } from '../../supervisor/index.js'
 import { PeerActor, type PeerSettings, type PlayOutcome, type PlayRequest } from './actor.js'
 
 /** Settings a peer can override; the rest come from the host's defaults. */
@@ -86,6 +86,12 @@ export interface PeerRef {
   readonly limits: RunLimits
   /** Run a script in this context (activating it if it was passivated). */
   play(request: PlayRequest): Promise<PlayResult>
+}
+
+/** A peer host as its supervisor holds it ({@link PeerHost.asChild}). */
+export interface PeerHostChild extends ChildHandle {
+  readonly host: PeerHost
+  tree(): SupervisorTree
 }
 
 /**
@@ -363,6 +369,24 @@ export class PeerHost {
     if (actor === undefined) return false
     actor.kill()
     return true
+  }
+
+  /**
+   * The peer host as a child of a node: stopping it drains (stopped actors are not passivations),
+   * killing it kills every actor, and it exits when its supervisor does — with an error should
+   * the supervisor's own code fail.
+   */
+  asChild(): PeerHostChild {
+    return {
+      host: this,
+      stop: () => this.stop(),
+      kill: () => {
+        this.stopping = true
+        this.supervisor.kill()
+      },
+      onExit: (listener) => this.supervisor.onExit(listener),
+      tree: () => this.supervisor.tree(),
+    }
   }
 
   /** Drain: every live actor finishes its running scripts; queued tasks are answered SHUTTING_DOWN. */
