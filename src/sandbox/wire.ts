@@ -488,7 +488,7 @@ class LengthPrefixedReader {
       const rest = Buffer.from(buf.subarray(at))
       this.chunks = [rest]
       this.buffered = rest.length
-      if (rest.length >= 4) this.needed = 4 + rest.readUInt32LE(0)
+      if (rest.length >= 4) this.needed = 4 + this.check(rest.readUInt32LE(0))
     }
   }
 

@@ -114,6 +114,18 @@ t.test('a host that sends malformed replies is broken: every length and field is
     t.throws(() => reader.push(bytes, (r) => replies.push(r)), error, what)
     t.same(replies, [], `${what}: nothing is taken from it`)
   }
+  // An announced length past the bound is refused as soon as its prefix is in, whatever follows.
+  const prefix = Buffer.alloc(4)
+  prefix.writeUInt32LE(MAX_REPLY_BYTES + 1, 0)
+  for (const cut of [1, 3, 4]) {
+    const reader = new ReplyReader()
+    const seen: HostReply[] = []
+    t.throws(() => {
+      reader.push(Buffer.concat([ok, prefix.subarray(0, cut)]), (r) => seen.push(r))
+      reader.push(prefix.subarray(cut), (r) => seen.push(r))
+    }, /more than/, `a prefix past the bound, cut after ${cut} bytes`)
+    t.equal(seen.length, 1, 'the reply before it was taken')
+  }
   // The unedited replies decode, so the cases above fail on the field each one changed.
   const replies: HostReply[] = []
   new ReplyReader().push(Buffer.concat([ok, withEffects]), (r) => replies.push(r))
