@@ -5,7 +5,7 @@ import type { Worker } from 'node:worker_threads'
 import { FAULTS_ENV } from '../faults/index.js'
 import { workerModule } from '../threads/index.js'
 import { createMarker } from './progress-marker.js'
-import { CLOSE_FRAME, ReplyReader, type HostReply } from './wire.js'
+import { CLOSE_FRAME, ReplyReader, type FrameWriter, type HostReply } from './wire.js'
 import { scriptThreadPool } from './script-thread.js'
 
 /**
@@ -40,7 +40,8 @@ export interface HostLink {
   readonly pid: number
   /** The host's worker threads when they live in this process (`thread` isolation). */
   readonly threads: () => readonly Worker[]
-  send(frame: string): void
+  /** A frame from the node's {@link FrameWriter} (its length prefix included). */
+  send(frame: Buffer): void
   /** The host's progress marker now: the sequence number of the run it last started. */
   progress(): number | undefined
   /** Finish what was sent, then stop; resolves once stopped (killed after `graceMs`). */
@@ -153,7 +154,7 @@ function threadHost(events: HostLinkEvents): HostLink {
     reader.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength), events.onReply)
   }
   const progress = new SharedArrayBuffer(4)
-  const pool = scriptThreadPool<string, number>({ sink: { type: 'channel', name }, marker: { type: 'shared', buffer: progress } })
+  const pool = scriptThreadPool<Uint8Array, number>({ sink: { type: 'channel', name }, marker: { type: 'shared', buffer: progress } })
   const started = () => Atomics.load(new Int32Array(progress), 0)
   let exited = false
   const exit = (why: string) => {
@@ -174,7 +175,9 @@ function threadHost(events: HostLinkEvents): HostLink {
     progress: started,
     send(frame) {
       if (exited) return
-      pool.run(frame).catch((error: unknown) => exit(`sandbox thread stopped: ${(error as Error).message}`))
+      // The records alone, in a buffer of their own: it moves to the thread instead of being copied.
+      const records = new Uint8Array(frame.subarray(4))
+      pool.run(records, { transferList: [records.buffer] }).catch((error: unknown) => exit(`sandbox thread stopped: ${(error as Error).message}`))
     },
     async close() {
       if (exited) return

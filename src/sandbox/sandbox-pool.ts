@@ -6,16 +6,7 @@ import { failedRun, type RunOutcome } from '../protocol/index.js'
 import { ExitListeners, Supervisor, type ChildHandle, type ChildSpec, type ExitReason, type SupervisorEvent, type SupervisorTree } from '../supervisor/index.js'
 import { openHost, type HostExit, type HostLink, type SandboxIsolation } from './host-link.js'
 import type { RunRequest, SandboxContext } from './run.js'
-import {
-  encodeContextMessage,
-  encodeExpireMessage,
-  encodeFrame,
-  encodeResumeMessage,
-  encodeRunMessage,
-  FLAG_DETACHED,
-  FLAG_REBUILT,
-  type HostReply,
-} from './wire.js'
+import { FLAG_DETACHED, FLAG_REBUILT, FRAME_SOFT_BYTES, FrameWriter, type Continuation, type HostReply } from './wire.js'
 
 /** What the pool reports about a run it could not complete, and asks before sending one again. */
 export interface RunSource {
@@ -147,8 +138,8 @@ interface PendingRun {
  */
 interface Slice {
   readonly run: PendingRun
-  /** The encoded RESUME or EXPIRE; undefined for the RUN (encoded when sent, with the context's facts). */
-  readonly message: string | undefined
+  /** What continues the run (a RESUME or an EXPIRE); undefined for its start (RUN). Encoded when sent. */
+  readonly next: Continuation | undefined
   seq: number
 }
 
@@ -259,6 +250,8 @@ export class SandboxPool {
   private readonly watchdogGraceMs: number
   private watchdog: NodeJS.Timeout | undefined
   private watchdogAt = 0
+  /** Encodes every frame to the hosts (one at a time: a frame is copied out when sent). */
+  private readonly frameWriter = new FrameWriter()
 
   constructor(options: SandboxPoolOptions = {}) {
     const processes = positiveIntegerOption(options.processes, Math.min(availableParallelism(), DEFAULT_MAX_HOSTS), 'processes')
@@ -427,7 +420,7 @@ export class SandboxPool {
     if (ctx === undefined) return Promise.resolve(failedRun('INTERNAL_ERROR', 'The context is not registered with the sandbox'))
     return new Promise((resolve) => {
       const run: PendingRun = { ctx, request, origin, options, resolve, seq: -1, done: false, slices: 1, waiting: false, expiry: undefined, calls: undefined }
-      this.slots[ref.host]!.queue.push({ run, message: undefined, seq: -1 })
+      this.slots[ref.host]!.queue.push({ run, next: undefined, seq: -1 })
       this.schedule()
     })
   }
@@ -446,14 +439,14 @@ export class SandboxPool {
   }
 
   /** Queue a continuation of `run` on its host. */
-  private continueRun(run: PendingRun, message: string): void {
+  private continueRun(run: PendingRun, next: Continuation): void {
     if (run.done) return
     run.slices++
     if (run.waiting) {
       run.waiting = false
       run.options.calls?.waiting(false)
     }
-    this.slots[run.ctx.ref.host]!.queue.push({ run, message, seq: -1 })
+    this.slots[run.ctx.ref.host]!.queue.push({ run, next, seq: -1 })
     this.schedule()
   }
 
@@ -465,13 +458,13 @@ export class SandboxPool {
       run.options.calls?.waiting(true)
     }
     clearTimeout(run.expiry)
-    run.expiry = setTimeout(() => this.continueRun(run, encodeExpireMessage(run.seq)), Math.max(0, reply.remainingMs))
+    run.expiry = setTimeout(() => this.continueRun(run, 'expire'), Math.max(0, reply.remainingMs))
     run.expiry.unref()
     for (const [callId, peer, script, timeoutMs] of reply.calls) {
       const port = run.options.calls
       if (port === undefined) {
         // Only a host that ignored the run's flags starts a call for it.
-        this.continueRun(run, encodeResumeMessage(run.seq, callId, failedRun('FORBIDDEN', 'This run may not call other contexts')))
+        this.continueRun(run, { callId, settled: failedRun('FORBIDDEN', 'This run may not call other contexts') })
         continue
       }
       const controller = new AbortController()
@@ -479,7 +472,7 @@ export class SandboxPool {
       void port.call({ peer, script, timeoutMs, remainingMs: reply.remainingMs }, controller.signal).then((outcome) => {
         if (run.done) return
         run.calls!.delete(callId)
-        this.continueRun(run, encodeResumeMessage(run.seq, callId, outcome))
+        this.continueRun(run, { callId, settled: outcome })
       })
     }
   }
@@ -619,7 +612,7 @@ export class SandboxPool {
         if (!expected) this.hooks.onCrash?.(sourceOf(run))
         continue
       }
-      if (slice.message !== undefined) {
+      if (slice.next !== undefined) {
         lost.push(run)
         continue
       }
@@ -695,36 +688,41 @@ export class SandboxPool {
   }
 
   private sendFrame(slot: HostSlot): void {
-    const count = Math.min(slot.queue.length, MAX_RUNS_PER_FRAME)
-    const slices = count === slot.queue.length ? slot.queue : slot.queue.slice(0, count)
-    slot.queue = count === slot.queue.length ? [] : slot.queue.slice(count)
-    const messages: string[] = []
+    const frame = this.frameWriter
+    frame.begin()
+    let taken = 0
     let sent = 0
-    for (const slice of slices) {
+    // Up to MAX_RUNS_PER_FRAME slices, and past FRAME_SOFT_BYTES the frame ends with the slice
+    // that passed it (what one crash sends again, and what the host buffers, stay bounded).
+    while (taken < slot.queue.length && taken < MAX_RUNS_PER_FRAME && frame.bytes < FRAME_SOFT_BYTES) {
+      const slice = slot.queue[taken++]!
       const { run } = slice
       if (run.done) continue
-      if (slice.message !== undefined) messages.push(slice.message)
-      else if (run.options.signal?.aborted === true) {
+      if (slice.next !== undefined) {
+        if (slice.next === 'expire') frame.expire(run.seq)
+        else frame.resume(run.seq, slice.next.callId, slice.next.settled)
+      } else if (run.options.signal?.aborted === true) {
         this.finish(run, failedRun('CALL_CANCELLED'))
         continue
       } else {
         const { ctx } = run
         if (slot.known.get(ctx.ref.id) !== ctx.version) {
-          messages.push(encodeContextMessage(ctx.ref.id, ctx.facts))
+          frame.context(ctx.ref.id, ctx.facts)
           slot.known.set(ctx.ref.id, ctx.version)
         }
-        messages.push(encodeRunMessage(ctx.ref.id, run.request))
+        frame.run(ctx.ref.id, run.request)
         run.seq = slot.seq
       }
       slice.seq = slot.seq++
       slot.sent.push(slice)
       sent++
     }
+    slot.queue = taken === slot.queue.length ? [] : slot.queue.slice(taken)
     if (sent === 0) return
     if (slot.inFlight === sent) slot.progressAt = performance.now()
     slot.frames.push(sent)
     slot.framesSent++
-    slot.link!.send(encodeFrame(messages))
+    slot.link!.send(frame.end())
   }
 }
 

@@ -28,18 +28,18 @@ import { NamespaceStore } from '../storage/index.js'
 import { nameThisThread, THREAD_NAMES } from '../threads/index.js'
 import { Engine, type RunContext, type RunStore, type Slice } from './engine.js'
 import { openMarkerForWriting } from './progress-marker.js'
-import { DEFAULT_LIMITS, type SandboxContext } from './run.js'
+import { DEFAULT_LIMITS, type RunRequest, type SandboxContext } from './run.js'
 import {
-  CLOSE_FRAME,
-  encodeOutcome,
-  encodeReady,
-  encodeSkipped,
-  encodeSuspended,
+  decodeFrame,
   FLAG_DETACHED,
   FLAG_REBUILT,
   FrameReader,
   MESSAGE,
-  RUN_FLAG,
+  RecordWriter,
+  writeOutcome,
+  writeReady,
+  writeSkipped,
+  writeSuspended,
   type HostMessage,
 } from './wire.js'
 
@@ -78,14 +78,16 @@ function mark(seq: number): void {
   writeSync(markerFd!, markerBytes, 0, 4, 0)
 }
 
-/** Outcomes not written yet (runs that changed nothing), written at the end of the frame. */
-let pending: Buffer[] = []
+/**
+ * Outcomes not written yet (runs that changed nothing), written at the end of the frame: encoded
+ * one after the other into one buffer, reused from frame to frame.
+ */
+const pending = new RecordWriter()
 
 function flush(): void {
-  if (pending.length === 0) return
-  const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending)
-  pending = []
-  emit(buf)
+  if (pending.at === 0) return
+  emit(pending.buf.subarray(0, pending.at))
+  pending.reset()
 }
 const hangFault = faultsFromEnv().includes('host-hang')
 /** Tests only: a write of a document named with the marker stops before its rename, for good. */
@@ -101,7 +103,8 @@ const storeOptions = faultsFromEnv().includes('write-pause')
 
 function emit(buf: Buffer): void {
   if (channel !== undefined) {
-    channel.postMessage(buf)
+    // A copy of its own: a view would carry the whole reused buffer across.
+    channel.postMessage(new Uint8Array(buf))
     return
   }
   const fd = (sinkSpec as { fd: number }).fd
@@ -202,11 +205,8 @@ function touch(ctxId: number, open: OpenContext): void {
   }
 }
 
-type RunMessage = Extract<HostMessage, readonly [typeof MESSAGE.RUN, ...unknown[]]>
-
-/** Start the run of a RUN message (its seq names it from then on). */
-function startRun(runSeq: number, message: RunMessage): void {
-  const [, ctxId, script, caller, flags, timeoutMs, chain] = message
+/** Start the run of a RUN record (its seq names it from then on). */
+function startRun(runSeq: number, ctxId: number, request: RunRequest): void {
   const open = contexts.get(ctxId)
   if (open === undefined) return reply(runSeq, undefined, 0, { type: 'done', outcome: failedRun('INTERNAL_ERROR', 'The sandbox does not know this context') })
   touch(ctxId, open)
@@ -218,7 +218,6 @@ function startRun(runSeq: number, message: RunMessage): void {
   }
   const engine = engineFor(open.facts)
   const rebuilds = engine.rebuilds
-  const request = { script, caller, canWrite: (flags & RUN_FLAG.WRITE) !== 0, canCall: (flags & RUN_FLAG.CALL) !== 0, timeoutMs, ...(chain === undefined ? {} : { chain }) }
   reply(runSeq, { engine, open }, rebuilds, engine.start(runSeq, request, ctx))
 }
 
@@ -244,21 +243,21 @@ function reply(runSeq: number, held: { readonly engine: Engine; readonly open: O
   const engine = held?.engine
   const flags = engine !== undefined && engine.rebuilds !== rebuilds ? FLAG_REBUILT : 0
   let urgent = engine?.changed === true
-  if (slice === undefined) pending.push(encodeSkipped(seq))
+  if (slice === undefined) writeSkipped(pending, seq)
   else if (slice.type === 'done') {
     release(runSeq)
-    pending.push(encodeOutcome(seq, slice.outcome, flags))
+    writeOutcome(pending, seq, slice.outcome, flags)
   } else {
     if (!suspended.has(runSeq)) {
       suspended.set(runSeq, held!)
       held!.open.waiting++
     }
-    pending.push(encodeSuspended(seq, slice.remainingMs, slice.calls.map((c) => [c.id, c.peer, c.script, c.timeoutMs] as const)))
+    writeSuspended(pending, seq, slice.remainingMs, slice.calls.map((c) => [c.id, c.peer, c.script, c.timeoutMs] as const))
     urgent = true
   }
   for (const [key, outcome] of engine?.takeInterrupted() ?? []) {
     release(key)
-    pending.push(encodeOutcome(key, outcome, FLAG_DETACHED))
+    writeOutcome(pending, key, outcome, FLAG_DETACHED)
     urgent = true
   }
   if (urgent) flush()
@@ -277,52 +276,66 @@ function remember(ctxId: number, sent: SandboxContext): void {
   contexts.set(ctxId, { facts, run: undefined, waiting: 0 })
 }
 
-/** Run one frame of messages from the node. */
-export default function handle(frame: string): number {
-  const messages = JSON.parse(frame) as HostMessage[]
-  let runs = 0
-  for (const message of messages) {
-    switch (message[0]) {
-      case MESSAGE.CONTEXT:
-        remember(message[1], message[2])
-        break
-      case MESSAGE.RUN: {
-        mark(seq)
-        // Tests only: a hang no time limit can interrupt (the pool's watchdog must see it).
-        if (hangFault && message[2].includes(FAULT_MARKER)) {
-          writeSync(2, `sandbox host: fault injected: host-hang (run ${seq})\n`)
-          Atomics.wait(waitCell, 0, 0)
-        }
-        startRun(seq, message)
-        seq++
-        runs++
-        break
+/** Set by a CLOSE record: the node asks this thread to finish what it was sent and stop. */
+let closeSeen = false
+let runs = 0
+
+function onMessage(message: HostMessage): void {
+  switch (message.type) {
+    case MESSAGE.CONTEXT:
+      remember(message.ctxId, message.context)
+      break
+    case MESSAGE.RUN: {
+      mark(seq)
+      // Tests only: a hang no time limit can interrupt (the pool's watchdog must see it).
+      if (hangFault && message.request.script.includes(FAULT_MARKER)) {
+        writeSync(2, `sandbox host: fault injected: host-hang (run ${seq})\n`)
+        Atomics.wait(waitCell, 0, 0)
       }
-      case MESSAGE.RESUME: {
-        mark(seq)
-        const [, runSeq, callId, code, text, body] = message
-        continueRun(runSeq, (engine) => engine.resume(runSeq, callId, { code, message: text, body }))
-        seq++
-        runs++
-        break
-      }
-      case MESSAGE.EXPIRE: {
-        mark(seq)
-        const runSeq = message[1]
-        continueRun(runSeq, (engine) => engine.expire(runSeq))
-        seq++
-        runs++
-        break
-      }
-      case MESSAGE.CLOSE:
-        break
+      startRun(seq, message.ctxId, message.request)
+      seq++
+      runs++
+      break
     }
+    case MESSAGE.RESUME: {
+      mark(seq)
+      const { runSeq, callId, settled } = message
+      continueRun(runSeq, (engine) => engine.resume(runSeq, callId, settled))
+      seq++
+      runs++
+      break
+    }
+    case MESSAGE.EXPIRE: {
+      mark(seq)
+      const { runSeq } = message
+      continueRun(runSeq, (engine) => engine.expire(runSeq))
+      seq++
+      runs++
+      break
+    }
+    case MESSAGE.CLOSE:
+      closeSeen = true
+      break
   }
-  flush()
+}
+
+/**
+ * Run one frame of records from the node (without its length prefix). A malformed record ends
+ * this thread (and its host) with an error, after the outcomes of the slices before it are
+ * written: the node answers those, and sends the slices not answered to the host that replaces
+ * this one.
+ */
+export default function handle(frame: Uint8Array): number {
+  const records = Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
+  runs = 0
+  try {
+    decodeFrame(records, onMessage)
+  } finally {
+    flush()
+  }
   return runs
 }
 
-const CLOSE_TEXT = CLOSE_FRAME.slice(0, -1)
 const READ_CHUNK_BYTES = 256 * 1024
 
 /**
@@ -335,13 +348,10 @@ const READ_CHUNK_BYTES = 256 * 1024
 export function serve(fd: number): 'closed' | 'eof' {
   const reader = new FrameReader()
   const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES)
-  let closed = false
-  const onFrame = (frame: string): void => {
-    if (closed) return
-    if (frame === CLOSE_TEXT) closed = true
-    else handle(frame)
+  const onFrame = (frame: Buffer): void => {
+    if (!closeSeen) handle(frame)
   }
-  while (!closed) {
+  while (!closeSeen) {
     let read: number
     try {
       read = readSync(fd, chunk, 0, chunk.length, null)
@@ -371,4 +381,5 @@ engineFor({
   limits: DEFAULT_LIMITS,
 })
 mark(-1)
-emit(encodeReady())
+writeReady(pending)
+flush()

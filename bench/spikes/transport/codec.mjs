@@ -1,4 +1,4 @@
-// Spike (issue #26): the encodings measured. `json` mimics src/sandbox/wire.ts as it is today
+// Spike (issue #26): the encodings measured. `json` mimics src/sandbox/wire.ts as it was before binary records
 // (newline-framed JSON node → host, length-prefixed binary outcomes back, one Buffer per outcome
 // and a Buffer.concat per frame); `binary` carries the same fields length-prefixed both ways and
 // writes a frame's records into one buffer.
@@ -12,7 +12,7 @@ const ERROR_CODES = ['INVALID_PARAMS', 'TIMEOUT', 'WORKER_CRASHED', 'SCRIPT_ERRO
 
 // ---- node → host, today: JSON text ------------------------------------------------------------
 
-/** wire.ts encodeRunMessage: the script is the only string that needs escaping. */
+/** the former wire.ts encodeRunMessage: the script is the only string that needs escaping. */
 export function jsonRunMessage(ctxId, script, caller, flags, timeoutMs) {
   return `[1,${ctxId},${JSON.stringify(script)},"${caller}",${flags},${timeoutMs}]`
 }
@@ -86,7 +86,7 @@ export function outcomeBody(seq) {
   return `{"output":null,"result":${seq % 1000},"logs":["one log line of the run"]}`
 }
 
-/** wire.ts encodeOutcome: one Buffer per outcome. */
+/** the former wire.ts encodeOutcome: one Buffer per outcome. */
 export function encodeOutcome(seq, outcome, flags) {
   const messageBytes = Buffer.byteLength(outcome.message)
   const bodyBytes = Buffer.byteLength(outcome.body)
