@@ -12,7 +12,10 @@
  *                     the facts of a context, sent once per host (and again when they change)
  *   RUN:     u32 ctxId | u8 flags | f64 timeoutMs | u16 caller bytes | caller
  *            | u16 chain entries (0: the chain is [caller]) | per entry: u16 bytes | text
- *            | script (UTF-8, the rest)          flags: 1 may write, 2 may call
+ *            | script (the rest: UTF-8, or UTF-16LE with flag 4)
+ *                                              flags: 1 may write, 2 may call, 4 the script is
+ *                                              UTF-16LE (it is not well-formed Unicode: a lone
+ *                                              surrogate has no UTF-8 form, and must reach the isolate)
  *   RESUME:  u32 runSeq | u32 callId | u16 code (0 = success, else 1 + index in ERROR_CODES)
  *            | u32 message bytes | message | body (the rest)
  *                     call `callId` of suspended run `runSeq` settled (success: body holds the
@@ -51,7 +54,7 @@ export const FLAG_DETACHED = 2
 /** Outcome flag: the run's effects (for its context's watchers) follow the message. */
 const FLAG_EFFECTS = 4
 /** RUN flags. */
-export const RUN_FLAG = { WRITE: 1, CALL: 2 } as const
+export const RUN_FLAG = { WRITE: 1, CALL: 2, UTF16: 4 } as const
 /**
  * The largest frame a host accepts. The node ends a frame once it passes FRAME_SOFT_BYTES, so a
  * frame is larger only by its last record: a script (MAX_SCRIPT_BYTES, a circle may raise it) or
@@ -137,6 +140,14 @@ export class RecordWriter {
     return bytes
   }
 
+  /** Write `text` as UTF-16LE code units (lone surrogates kept); returns its bytes. */
+  utf16(text: string): number {
+    this.reserve(text.length * 2)
+    const bytes = this.buf.write(text, this.at, 'utf16le')
+    this.at += bytes
+    return bytes
+  }
+
   /** `u16 bytes | text`, for short texts (keys); a longer one is refused. */
   shortText(text: string): void {
     const start = this.at
@@ -196,14 +207,18 @@ export class FrameWriter {
     const { w } = this
     const r = this.record(MESSAGE.RUN)
     w.u32(ctxId)
-    w.u8((run.canWrite ? RUN_FLAG.WRITE : 0) | (run.canCall ? RUN_FLAG.CALL : 0))
+    // A script with a lone surrogate has no UTF-8 form (it would arrive with U+FFFD in its place):
+    // it crosses as UTF-16 code units, as it was written.
+    const utf16 = !(run.script as string & { isWellFormed(): boolean }).isWellFormed()
+    w.u8((run.canWrite ? RUN_FLAG.WRITE : 0) | (run.canCall ? RUN_FLAG.CALL : 0) | (utf16 ? RUN_FLAG.UTF16 : 0))
     w.f64(run.timeoutMs)
     w.shortText(run.caller)
     const chain = run.chain ?? []
     if (chain.length > 0xffff) throw new RangeError('a call chain of more than 65,535 entries')
     w.u16(chain.length)
     for (const entry of chain) w.shortText(entry)
-    w.text(run.script)
+    if (utf16) w.utf16(run.script)
+    else w.text(run.script)
     w.close(r)
   }
 
@@ -322,7 +337,7 @@ function decodeRecord(buf: Buffer, start: number, end: number): HostMessage {
       const flags = buf.readUInt8(recAt)
       const timeoutMs = buf.readDoubleLE(recAt + 1)
       recAt += 9
-      if ((flags & ~(RUN_FLAG.WRITE | RUN_FLAG.CALL)) !== 0) throw new MalformedRecord(`a run with unknown flags ${flags}`)
+      if ((flags & ~(RUN_FLAG.WRITE | RUN_FLAG.CALL | RUN_FLAG.UTF16)) !== 0) throw new MalformedRecord(`a run with unknown flags ${flags}`)
       if (!(timeoutMs >= 0)) throw new MalformedRecord('a run whose time limit is not a number of 0 or more')
       const caller = readText(readU16())
       const entries = readU16()
@@ -331,7 +346,8 @@ function decodeRecord(buf: Buffer, start: number, end: number): HostMessage {
         chain = []
         for (let i = 0; i < entries; i++) chain.push(readText(readU16()))
       }
-      const script = buf.toString('utf8', recAt, end)
+      if ((flags & RUN_FLAG.UTF16) !== 0 && (end - recAt) % 2 !== 0) throw new MalformedRecord('a UTF-16 script of an odd number of bytes')
+      const script = buf.toString((flags & RUN_FLAG.UTF16) !== 0 ? 'utf16le' : 'utf8', recAt, end)
       const request: RunRequest =
         chain === undefined
           ? { script, caller, canWrite: (flags & RUN_FLAG.WRITE) !== 0, canCall: (flags & RUN_FLAG.CALL) !== 0, timeoutMs }

@@ -154,3 +154,10 @@ t.test('a promise the script rejects and never handles ends the run with SCRIPT_
   const after = await run(pool, ctx, 'load_data("kept")')
   t.equal(after.type === 'ok' && after.output, '1', 'the context serves its data after an unhandled rejection')
 })
+
+t.test('a script that is not well-formed Unicode reaches the isolate as written', async (t) => {
+  const ctx = context(t.testdir())
+  // The script's text holds a lone surrogate itself (not an escape): it has no UTF-8 form.
+  const r = await run(pool, ctx, "['\ud800'.charCodeAt(0), '\udfff'.length, '\ud83d\ude00'.codePointAt(0)]")
+  t.same(r.type === 'ok' && r.result, [0xd800, 1, 0x1f600])
+})

@@ -151,11 +151,14 @@ function decodeStream(stream: Buffer, size: number): HostMessage[][] {
 t.test('frames to a host decode to what the node encoded, however the stream cuts them', async (t) => {
   const play: RunRequest = { script: `"${'€'.repeat(50_000)}"`, caller: '02'.padEnd(66, 'b'), canWrite: true, canCall: false, timeoutMs: 1500 }
   const call: RunRequest = { script: '1 + 1', caller: '', canWrite: false, canCall: true, timeoutMs: 812.25, chain: ['02'.padEnd(66, 'c'), 'ctx-a', 'ctx-€'] }
+  // A lone surrogate has no UTF-8 form: the script crosses as UTF-16, as written (a pair and € too).
+  const lone: RunRequest = { script: "'\ud800' + '\udfff' + '\ud83d\ude00€'", caller: 'ab', canWrite: false, canCall: false, timeoutMs: 5 }
   const w = new FrameWriter()
   w.begin()
   w.context(3, facts)
   w.run(3, play)
   w.run(3, call)
+  w.run(3, lone)
   const first = w.end()
   w.begin()
   w.resume(1, 4, { code: null, message: '', body: '"value":2' })
@@ -168,6 +171,7 @@ t.test('frames to a host decode to what the node encoded, however the stream cut
       { type: MESSAGE.CONTEXT, ctxId: 3, context: facts },
       { type: MESSAGE.RUN, ctxId: 3, request: play },
       { type: MESSAGE.RUN, ctxId: 3, request: call },
+      { type: MESSAGE.RUN, ctxId: 3, request: lone },
     ],
     [
       { type: MESSAGE.RESUME, runSeq: 1, callId: 4, settled: { code: null, message: '', body: '"value":2' } },
@@ -200,7 +204,8 @@ t.test('a host refuses malformed records from the node: every length and field i
     ['a record longer than its frame', edit(run, (b) => b.writeUInt32LE(run.length, 0)), /bytes with \d+ left/],
     ['an empty record', Buffer.concat([record([]), Buffer.from([0])]), /bytes with/],
     ['an unknown type', record([42]), /unknown type 42/],
-    ['unknown run flags', edit(run, (b) => b.writeUInt8(4, 9)), /unknown flags 4/],
+    ['unknown run flags', edit(run, (b) => b.writeUInt8(8, 9)), /unknown flags 8/],
+    ['a UTF-16 script of an odd number of bytes', edit(run, (b) => b.writeUInt8(4, 9)), /odd number of bytes/],
     ['a time limit that is not a number', edit(run, (b) => b.writeDoubleLE(Number.NaN, 10)), /time limit/],
     ['a negative time limit', edit(run, (b) => b.writeDoubleLE(-1, 10)), /time limit/],
     ['a caller longer than the record', edit(run, (b) => b.writeUInt16LE(500, 18)), /truncated record of type 1/],
