@@ -1,1 +1,0 @@
-cmd_Release/obj.target/shm_ring.node := g++ -o Release/obj.target/shm_ring.node -shared -pthread -rdynamic -m64  -Wl,-soname=shm_ring.node -Wl,--start-group Release/obj.target/shm_ring/shm_ring.o -Wl,--end-group 

@@ -1,1 +1,0 @@
-cmd_Release/shm_ring.node := ln -f "Release/obj.target/shm_ring.node" "Release/shm_ring.node" 2>/dev/null || (rm -rf "Release/shm_ring.node" && cp -af "Release/obj.target/shm_ring.node" "Release/shm_ring.node")
