@@ -65,6 +65,22 @@ t.test('subscriptions through another node', { timeout: 120_000 }, async (t) => 
   redis.on('error', () => {})
   await waitUntil(async () => (await redis.exists(keys.lease(board.publicKey), keys.lease(quiet.publicKey))) === 2, 'node B holds its leases')
 
+  /** Every command Redis runs from now on (MONITOR on a connection of its own, ended at teardown). */
+  async function monitorCommands(t: { teardown(fn: () => unknown): void }, mark: string): Promise<string[][]> {
+    const base = new Redis(server.url)
+    const monitor = await base.monitor()
+    t.teardown(() => {
+      monitor.disconnect()
+      base.disconnect()
+    })
+    const commands: string[][] = []
+    monitor.on('monitor', (_time: string, args: string[]) => commands.push(args))
+    // MONITOR shows what comes after it: a first command proves it is on.
+    await redis.ping(mark)
+    await waitUntil(() => commands.some((c) => c[1] === mark), 'MONITOR shows the ping')
+    return commands
+  }
+
   const urlOnB = (name: string) => nodeB.served.find((c) => c.name === name)!.url
   const viaA = (key: string) => `${nodeA.served[0]!.url}${key}`
   const alice = generateKeyPair()
@@ -97,17 +113,7 @@ t.test('subscriptions through another node', { timeout: 120_000 }, async (t) => 
   })
 
   await t.test('nothing is published for a context nobody subscribes to (MONITOR)', async (t) => {
-    const base = new Redis(server.url)
-    const monitor = await base.monitor()
-    t.teardown(() => {
-      monitor.disconnect()
-      base.disconnect()
-    })
-    const commands: string[][] = []
-    monitor.on('monitor', (_time: string, args: string[]) => commands.push(args))
-    // MONITOR shows what comes after it: a first command proves it is on.
-    await redis.ping('monitor-on')
-    await waitUntil(() => commands.some((c) => c[1] === 'monitor-on'), 'MONITOR shows the ping')
+    const commands = await monitorCommands(t, 'monitor-on')
     for (let n = 0; n < 50; n++) await ok(quietWriter, 'play', { script: `save_data("p/${n}", ${n}); emit("news", ${n})` })
     // A write to the watched context after them: its notice goes through the same connection,
     // so once it is published, anything the quiet context's writes published went before it.
@@ -148,16 +154,7 @@ t.test('subscriptions through another node', { timeout: 120_000 }, async (t) => 
     // Its last subscriber on A goes: B stops publishing it.
     socket.close()
     await waitUntil(() => nodeB.peers.subscribersOf(quiet.publicKey) === 0, 'B no longer relays the context')
-    const base = new Redis(server.url)
-    const monitor = await base.monitor()
-    t.teardown(() => {
-      monitor.disconnect()
-      base.disconnect()
-    })
-    const commands: string[][] = []
-    monitor.on('monitor', (_time: string, args: string[]) => commands.push(args))
-    await redis.ping('monitor-on-again')
-    await waitUntil(() => commands.some((c) => c[1] === 'monitor-on-again'), 'MONITOR shows the ping')
+    const commands = await monitorCommands(t, 'monitor-on-again')
     for (let n = 0; n < 5; n++) await ok(quietWriter, 'play', { script: `save_data("missed/after-${n}", ${n})` })
     await ok(writer, 'play', { script: 'save_data("p/after-unwatch", 1)' })
     t.match(await watcher.next(), { method: 'changed', params: { seq: ++seq, name: 'p/after-unwatch' } })

@@ -24,6 +24,21 @@ const reply = (write: (w: RecordWriter) => void): Buffer => {
   return w.take()
 }
 
+/** A copy of `from` with `change` made to it. */
+const edit = (from: Buffer, change: (b: Buffer) => void): Buffer => {
+  const copy = Buffer.from(from)
+  change(copy)
+  return copy
+}
+
+/** `body` behind its u32 length prefix: a reply, or a record of a frame. */
+const framed = (body: number[]): Buffer => {
+  const b = Buffer.alloc(4 + body.length)
+  b.writeUInt32LE(body.length, 0)
+  Buffer.from(body).copy(b, 4)
+  return b
+}
+
 t.test('ReplyReader reassembles replies however the stream cuts them', async (t) => {
   const big = { code: null, message: '', body: `"output":"${'€'.repeat(100_000)}","logs":[]`, runMs: 1.5, cpuMs: 1.25, callsMs: 0.5 }
   const small = { code: 'SCRIPT_ERROR' as const, message: 'Error: x', body: '"logs":["a"]', runMs: 0, cpuMs: 0, callsMs: 0 }
@@ -81,17 +96,6 @@ t.test('a host that sends malformed replies is broken: every length and field is
   const withEffects = reply((w) =>
     writeOutcome(w, 7, { code: null, message: '', body: '', runMs: 1, cpuMs: 1, callsMs: 0, effects: { lost: false, list: [{ kind: 'emit', topic: 't', value: '1' }] } }, 0),
   )
-  const edit = (from: Buffer, change: (b: Buffer) => void): Buffer => {
-    const copy = Buffer.from(from)
-    change(copy)
-    return copy
-  }
-  const framed = (body: number[]): Buffer => {
-    const b = Buffer.alloc(4 + body.length)
-    b.writeUInt32LE(body.length, 0)
-    Buffer.from(body).copy(b, 4)
-    return b
-  }
   const cases: Array<[string, Buffer, RegExp]> = [
     ['a length past the bound', edit(ok, (b) => b.writeUInt32LE(MAX_REPLY_BYTES + 1, 0)), /more than/],
     ['an empty reply', framed([]), /empty reply/],
@@ -188,38 +192,27 @@ t.test('a host refuses malformed records from the node: every length and field i
   w.run(1, { script: 'x', caller: 'ab', canWrite: false, canCall: false, timeoutMs: 10 })
   const run = w.end().subarray(4)
   // RUN record: u32 length | u8 type @4 | u32 ctxId @5 | u8 flags @9 | f64 timeoutMs @10 | u16 caller bytes @18 | caller @20 | u16 chain @22 | script @24
-  const edit = (from: Buffer, change: (b: Buffer) => void): Buffer => {
-    const copy = Buffer.from(from)
-    change(copy)
-    return copy
-  }
-  const record = (body: number[]): Buffer => {
-    const b = Buffer.alloc(4 + body.length)
-    b.writeUInt32LE(body.length, 0)
-    Buffer.from(body).copy(b, 4)
-    return b
-  }
   const cases: Array<[string, Buffer, RegExp]> = [
     ['a record shorter than its header', Buffer.from([1, 0, 0]), /shorter than its header/],
     ['a record longer than its frame', edit(run, (b) => b.writeUInt32LE(run.length, 0)), /bytes with \d+ left/],
-    ['an empty record', Buffer.concat([record([]), Buffer.from([0])]), /bytes with/],
-    ['an unknown type', record([42]), /unknown type 42/],
+    ['an empty record', Buffer.concat([framed([]), Buffer.from([0])]), /bytes with/],
+    ['an unknown type', framed([42]), /unknown type 42/],
     ['unknown run flags', edit(run, (b) => b.writeUInt8(8, 9)), /unknown flags 8/],
     ['a UTF-16 script of an odd number of bytes', edit(run, (b) => b.writeUInt8(4, 9)), /odd number of bytes/],
     ['a time limit that is not a number', edit(run, (b) => b.writeDoubleLE(Number.NaN, 10)), /time limit/],
     ['a negative time limit', edit(run, (b) => b.writeDoubleLE(-1, 10)), /time limit/],
     ['a caller longer than the record', edit(run, (b) => b.writeUInt16LE(500, 18)), /truncated record of type 1/],
     ['a chain longer than the record', edit(run, (b) => b.writeUInt16LE(3, 22)), /truncated record of type 1/],
-    ['a truncated run', record([1, 0, 0]), /truncated record of type 1/],
-    ['a resume with an unknown error code', record([3, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0]), /unknown error code 65535/],
-    ['a resume whose message is longer than the record', record([3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0]), /truncated record of type 3/],
-    ['an expiry with trailing bytes', record([4, 0, 0, 0, 0, 1]), /trailing bytes/],
-    ['a short expiry', record([4, 0, 0]), /truncated record of type 4/],
-    ['a close with trailing bytes', record([2, 0]), /trailing bytes/],
-    ['context facts that are not JSON', Buffer.concat([record([0, 1, 0, 0, 0, 0x7b])]), /not JSON/],
+    ['a truncated run', framed([1, 0, 0]), /truncated record of type 1/],
+    ['a resume with an unknown error code', framed([3, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0]), /unknown error code 65535/],
+    ['a resume whose message is longer than the record', framed([3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0]), /truncated record of type 3/],
+    ['an expiry with trailing bytes', framed([4, 0, 0, 0, 0, 1]), /trailing bytes/],
+    ['a short expiry', framed([4, 0, 0]), /truncated record of type 4/],
+    ['a close with trailing bytes', framed([2, 0]), /trailing bytes/],
+    ['context facts that are not JSON', Buffer.concat([framed([0, 1, 0, 0, 0, 0x7b])]), /not JSON/],
     ['context facts of the wrong shape', (() => {
       const text = Buffer.from(JSON.stringify({ ...facts, limits: { memoryMb: 'a lot' } }))
-      return record([0, 1, 0, 0, 0, ...text])
+      return framed([0, 1, 0, 0, 0, ...text])
     })(), /wrong shape/],
   ]
   for (const [what, records, error] of cases) {
@@ -234,7 +227,7 @@ t.test('a host refuses malformed records from the node: every length and field i
   }
   // The records before a malformed one are handed over first (they run before the host stops).
   const messages: HostMessage[] = []
-  t.throws(() => decodeFrame(Buffer.concat([run, record([42])]), (m) => messages.push(m)), /unknown type/)
+  t.throws(() => decodeFrame(Buffer.concat([run, framed([42])]), (m) => messages.push(m)), /unknown type/)
   t.same(messages.map((m) => m.type), [MESSAGE.RUN])
   // A frame announced past the bound is refused before any of it is buffered.
   const huge = Buffer.alloc(4)
