@@ -394,6 +394,17 @@ async function withRedisMemory(redis: Redis, measure: () => Promise<LoadResult>)
   return { ...result, redis_memory: { before, after }, redis_bytes_per_answer: Math.round((after.used_memory - before.used_memory) / Math.max(1, result.total_requests)) }
 }
 
+/** The Redis of the cross-node rows: $BENCH_REDIS_URL's, or a private redis-server (`server`, to stop). */
+async function benchRedis(): Promise<{ url: string; server?: PrivateRedis } | { reason: string }> {
+  if (GIVEN_REDIS_URL !== undefined) return { url: GIVEN_REDIS_URL }
+  try {
+    const server = await startPrivateRedis()
+    return { url: server.url, server }
+  } catch (error) {
+    return { reason: `no $BENCH_REDIS_URL, and no private redis-server: ${(error as Error).message}` }
+  }
+}
+
 /**
  * Cross-node: two nodes joined through Redis; clients on node 1 (the gateway), contexts on node 2
  * (the owner) — one context for every connection, then 50 contexts (connection i → context
@@ -404,15 +415,9 @@ async function withRedisMemory(redis: Redis, measure: () => Promise<LoadResult>)
  * Redis's (INFO cpu), and what Redis keeps per answer (used_memory).
  */
 async function measureCrossNode(say: (what: string) => void): Promise<CrossNodeFigures | { available: false; reason: string }> {
-  let server: PrivateRedis | undefined
-  if (GIVEN_REDIS_URL === undefined) {
-    try {
-      server = await startPrivateRedis()
-    } catch (error) {
-      return { available: false, reason: `no $BENCH_REDIS_URL, and no private redis-server: ${(error as Error).message}` }
-    }
-  }
-  const REDIS_URL = GIVEN_REDIS_URL ?? server!.url
+  const given = await benchRedis()
+  if ('reason' in given) return { available: false, reason: given.reason }
+  const { server, url: REDIS_URL } = given
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   try {
     await redis.connect()
@@ -662,15 +667,9 @@ interface LiveCrossNodeRow {
  * carries one message per turn of B's event loop to A, whatever the number of subscribers.
  */
 async function measureLiveCrossNode(say: (what: string) => void): Promise<LiveCrossNodeRow | { available: false; reason: string }> {
-  let server: PrivateRedis | undefined
-  if (GIVEN_REDIS_URL === undefined) {
-    try {
-      server = await startPrivateRedis()
-    } catch (error) {
-      return { available: false, reason: `no $BENCH_REDIS_URL, and no private redis-server: ${(error as Error).message}` }
-    }
-  }
-  const REDIS_URL = GIVEN_REDIS_URL ?? server!.url
+  const given = await benchRedis()
+  if ('reason' in given) return { available: false, reason: given.reason }
+  const { server, url: REDIS_URL } = given
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 0 })
   const prefix = `circles-bench:${process.pid}:`
   const env = { BENCH_SANDBOX_PROCESSES: String(sandboxProcesses), BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_PREFIX: prefix }
